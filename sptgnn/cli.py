@@ -1,0 +1,164 @@
+"""Command line: ``sptgnn evaluate``, ``sptgnn train``, ``sptgnn datasets``.
+
+Every known failure ends with one line on stderr saying what to do, exit code 2, and no partial output: results are
+written to a temporary folder beside ``--out`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sptgnn.config import Config, ConfigError, load_config
+from sptgnn.data.datasets import available_datasets, load_dataset
+from sptgnn.data.limesoda import DatasetError
+from sptgnn.data.samples import SamplesError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, FileExistsError, FileNotFoundError)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
+    overrides: dict = {}
+    if dataset:
+        overrides["data"] = {"dataset": dataset}
+    if members is not None:
+        overrides["train"] = {"members": members}
+    return load_config(config if config is not None else DEFAULT_CONFIG, overrides)
+
+
+def _check_out(out: Path, default: bool) -> None:
+    if out.exists():
+        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
+    if not default and not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist; create it or pass another --out")
+
+
+@contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` renamed to ``out`` when the block succeeds, removed when it fails."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=False)
+
+
+def _table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
+    cols = [("r2", "R²", 3), ("rmse", "RMSE", 3), ("mae", "MAE", 3), ("mape", "MAPE %", 1), ("nll", "NLL", 3),
+            ("crps", "CRPS", 3), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3), ("fit_seconds", "fit s", 1)]
+    table.add_column("model")
+    for _, label, _ in cols:
+        table.add_column(label, justify="right")
+    for model, m in metrics.items():
+        table.add_row(model, *["—" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in cols])
+    return table
+
+
+@app.command()
+def evaluate(
+    config: Optional[Path] = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150."),
+    members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/evaluate-<dataset>-<time>."),
+) -> None:
+    """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json and
+    predictions.csv."""
+    from sptgnn.evaluate.crossval import cross_validate
+
+    try:
+        cfg = _config(config, dataset, members)
+        default_out = out is None
+        if default_out:
+            out = Path("runs") / f"evaluate-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _check_out(out, default_out)
+        samples = load_dataset(cfg.data.dataset)
+        samples.target(cfg.data.target)
+        n_folds = len(set(samples.folds)) if samples.folds is not None else 0
+        total = n_folds * (cfg.train.members + len(cfg.evaluate.baselines))
+        with _progress() as bar:
+            task = bar.add_task(f"{cfg.data.dataset}: folds × members", total=total)
+            result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
+        metrics = {
+            "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples), "folds": cfg.data.folds,
+            "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(), "models": result.metrics,
+        }
+        with atomic_dir(out) as tmp:
+            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            result.predictions.to_csv(tmp / "predictions.csv", index=False)
+            (tmp / "config.yaml").write_text(cfg.to_yaml())
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds)", result.metrics))
+    console.print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config."),
+    out: Path = typer.Option(..., "--out", help="Run folder to create (must not exist)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Override data.dataset."),
+    members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members."),
+) -> None:
+    """Train the ensemble on every sample of the dataset and save a run folder that `DeepEnsemble.load` reads back."""
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    try:
+        cfg = _config(config, dataset, members)
+        _check_out(out, default=False)
+        samples = load_dataset(cfg.data.dataset)
+        samples.target(cfg.data.target)
+        with _progress() as bar:
+            task = bar.add_task("members", total=cfg.train.members)
+            ens = DeepEnsemble(cfg).fit(samples, progress=lambda m: bar.update(task, advance=1))
+        with atomic_dir(out) as tmp:
+            ens.write_into(tmp)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    console.print(f"trained {cfg.train.members} members on {len(samples)} samples in {ens.fit_seconds:.1f} s; run saved to {out}")
+
+
+@app.command()
+def datasets() -> None:
+    """List the named datasets `--dataset` accepts."""
+    for name in available_datasets():
+        console.print(name, highlight=False)
+
+
+def _version() -> str:
+    from sptgnn import __version__
+
+    return __version__
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(sys.argv[1:])

@@ -1,0 +1,150 @@
+"""Build the heterogeneous sample graph as a torch_geometric :class:`~torch_geometric.data.HeteroData`.
+
+Node type ``"sample"``; labelled nodes come first (``0 … num_labelled-1``), query nodes after them. Edge types
+``("sample", RELATION, "sample")`` for each configured relation. Edges run labelled → labelled (never a self loop) and
+labelled → query; no edge leaves a query node and none joins two query nodes (rule 1 of DESIGN.md), so a query node's
+prediction depends only on labelled nodes and its own features. Feature statistics, edge-distance scales and kNN indices
+come from the labelled nodes passed to :meth:`GraphBuilder.fit`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from sptgnn.config import GraphConfig
+from sptgnn.data.samples import SoilSamples, chord_to_great_circle_m
+from sptgnn.graph.features import NodeFeatureTransform
+from sptgnn.graph.relations import Edges, elevation_edges, knn_edges
+
+NODE = "sample"
+
+
+def edge_type(relation: str) -> tuple[str, str, str]:
+    """The HeteroData edge type of a relation, e.g. ``("sample", "spatial", "sample")``."""
+    return (NODE, relation, NODE)
+
+
+class GraphBuilder:
+    """Fits on labelled samples, then builds graphs that attach query samples to them.
+
+    Args:
+        config: Relations and k per relation.
+
+    Attributes:
+        transform: Node feature transform fitted on the labelled samples.
+        relations: Relations actually built (``elevation`` is dropped when samples carry no elevation).
+        distance_scale: Median labelled→labelled edge distance per relation (its unit: m, or standardised units for
+            ``spectral``), used to scale edge attributes.
+    """
+
+    def __init__(self, config: GraphConfig):
+        self.config = config
+        self.transform = NodeFeatureTransform()
+        self.relations: list[str] = []
+        self.distance_scale: dict[str, float] = {}
+        self.labelled: SoilSamples | None = None
+
+    # -- fitting --------------------------------------------------------------------------------------------------
+    def fit(self, labelled: SoilSamples) -> "GraphBuilder":
+        """Fit feature statistics and edge scales on the labelled samples.
+
+        Raises:
+            ValueError: Fewer than two labelled samples.
+        """
+        if len(labelled) < 2:
+            raise ValueError(f"need at least 2 labelled samples to build a graph, got {len(labelled)}")
+        self.labelled = labelled
+        self.transform.fit(labelled)
+        self.relations = list(self.config.relations)
+        if "elevation" in self.relations and labelled.elevation is None:
+            warnings.warn(f"{labelled.name} has no elevation: the elevation relation is left out", stacklevel=2)
+            self.relations.remove("elevation")
+        for rel in self.relations:
+            _, _, dist = self._edges(rel, labelled, exclude_self=True)
+            med = float(np.median(dist)) if len(dist) else 1.0
+            self.distance_scale[rel] = med if med > 0 else 1.0
+        return self
+
+    def with_labelled(self, labelled: SoilSamples) -> "GraphBuilder":
+        """A builder over another labelled set (e.g. the fit part of a training fold) that reuses this builder's
+        fitted feature transform, relations and edge scales, so node inputs mean the same in both graphs."""
+        if self.labelled is None:
+            raise RuntimeError("GraphBuilder.with_labelled called before fit")
+        other = GraphBuilder(self.config)
+        other.transform, other.relations, other.distance_scale = self.transform, list(self.relations), dict(self.distance_scale)
+        other.labelled = labelled
+        return other
+
+    # -- neighbour search -------------------------------------------------------------------------------------------
+    def spectral_space(self, samples: SoilSamples) -> np.ndarray:
+        """Standardised features of the spectral relation: imagery, or environment when there is no imagery."""
+        stream = "imagery" if self.transform.columns.get("imagery") else "environment"
+        return self.transform.stream(samples, stream)
+
+    def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
+        lab, cfg = self.labelled, self.config
+        if relation == "spatial":
+            src, dst, dist = knn_edges(lab.metric_coords(), targets.metric_coords(), cfg.k_spatial, exclude_self)
+            if lab.crs.is_geographic:
+                dist = chord_to_great_circle_m(dist)
+            return src, dst, dist
+        if relation == "spectral":
+            return knn_edges(self.spectral_space(lab), self.spectral_space(targets), cfg.k_spectral, exclude_self)
+        if relation == "elevation":
+            return elevation_edges(
+                lab.metric_coords(), lab.elevation_m(), targets.metric_coords(), targets.elevation_m(),
+                cfg.k_elevation, cfg.elevation_candidates, exclude_self,
+            )
+        raise ValueError(f"unknown relation '{relation}'")
+
+    # -- building ---------------------------------------------------------------------------------------------------
+    def build(self, query: SoilSamples | None = None, target: str | None = None) -> HeteroData:
+        """The graph of the fitted labelled samples plus ``query`` samples attached to them.
+
+        Args:
+            query: Samples to predict (test fold, validation part or prediction locations), or ``None``.
+            target: Target column stored as ``y`` (labelled nodes only; query nodes get NaN).
+
+        Returns:
+            HeteroData with node store ``"sample"``: ``x_imagery`` ``(N, F_img)``, ``x_environment`` ``(N, F_env)``,
+            ``pos`` ``(N, d)`` offsets from the labelled centroid in units of the labelled spread, ``time`` ``(N, 3)``, ``y`` ``(N,)``, ``labelled``
+            ``(N,)`` bool; and per relation ``edge_index`` ``(2, E)`` and ``edge_attr`` ``(E, 1)`` =
+            ``log1p(distance / distance_scale)``.
+
+        Raises:
+            RuntimeError: The builder was not fitted.
+        """
+        if self.labelled is None:
+            raise RuntimeError("GraphBuilder.build called before fit")
+        lab = self.labelled
+        n_lab, n_q = len(lab), 0 if query is None else len(query)
+        data = HeteroData()
+        store = data[NODE]
+        parts = [lab] + ([query] if n_q else [])
+        t = self.transform
+        store.x_imagery = _cat([t.stream(p, "imagery") for p in parts])
+        store.x_environment = _cat([t.stream(p, "environment") for p in parts])
+        store.pos = _cat([t.position(p) for p in parts])
+        store.time = _cat([t.time(p) for p in parts])
+        y = np.full(n_lab + n_q, np.nan)
+        y[:n_lab] = lab.target(target)
+        store.y = torch.tensor(y, dtype=torch.float32)
+        store.labelled = torch.arange(n_lab + n_q) < n_lab
+        store.num_nodes = n_lab + n_q
+        for rel in self.relations:
+            src, dst, dist = self._edges(rel, lab, exclude_self=True)
+            if n_q:
+                qs, qd, qdist = self._edges(rel, query, exclude_self=False)
+                src, dst, dist = np.r_[src, qs], np.r_[dst, qd + n_lab], np.r_[dist, qdist]
+            es = data[edge_type(rel)]
+            es.edge_index = torch.tensor(np.vstack([src, dst]), dtype=torch.long)
+            es.edge_attr = torch.tensor(np.log1p(dist / self.distance_scale[rel])[:, None], dtype=torch.float32)
+        return data
+
+
+def _cat(arrays: list[np.ndarray]) -> torch.Tensor:
+    return torch.tensor(np.concatenate(arrays, axis=0), dtype=torch.float32)

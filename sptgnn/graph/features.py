@@ -1,0 +1,83 @@
+"""Node feature transforms fitted on labelled nodes only (rule 1 of DESIGN.md).
+
+:class:`NodeFeatureTransform` standardises the imagery and environment streams, centres the metric coordinates of the
+position stream and turns sampling dates into the time stream. Statistics come from the labelled nodes passed to
+:meth:`NodeFeatureTransform.fit`; query nodes are only transformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sptgnn.data.samples import STREAMS, SoilSamples
+
+TIME_FEATURES = 3  # (year - reference year) / 10, sin and cos of day of year
+
+
+@dataclass
+class NodeFeatureTransform:
+    """Standardisation of node streams, fitted on labelled nodes.
+
+    Attributes:
+        mean: Per-stream feature means, ``{stream: (num_features,)}``.
+        scale: Per-stream feature standard deviations (1 where constant).
+        centre_m: Centroid of the labelled nodes' metric coordinates, shape ``(d,)``.
+        spread_m: Root-mean-square distance (m) of the labelled nodes from their centroid; positions are expressed in
+            this unit so that positional length scales mean the same on a field and on a continent.
+        reference_year: Mean sampling year of the labelled nodes (0 when dates are unknown).
+        columns: Feature columns per stream, as fitted.
+    """
+
+    mean: dict[str, np.ndarray] = field(default_factory=dict)
+    scale: dict[str, np.ndarray] = field(default_factory=dict)
+    centre_m: np.ndarray | None = None
+    spread_m: float = 1.0
+    reference_year: float = 0.0
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    fitted_ids: np.ndarray | None = None
+
+    def fit(self, labelled: SoilSamples) -> "NodeFeatureTransform":
+        """Fit means, scales, the coordinate centre and the reference year on labelled samples only."""
+        for stream in STREAMS:
+            values = labelled.stream(stream)
+            self.columns[stream] = list(labelled.feature_groups.get(stream, []))
+            self.mean[stream] = values.mean(0) if values.size else np.zeros(values.shape[1])
+            sd = values.std(0) if values.size else np.ones(values.shape[1])
+            self.scale[stream] = np.where(sd > 0, sd, 1.0)
+        coords = labelled.metric_coords()
+        self.centre_m = coords.mean(0)
+        spread = float(np.sqrt(((coords - self.centre_m) ** 2).sum(1).mean()))
+        self.spread_m = spread if spread > 0 else 1.0
+        dates = labelled.dates()
+        self.reference_year = float(dates.dt.year.mean()) if dates is not None else 0.0
+        self.fitted_ids = labelled.sample_ids.copy()
+        return self
+
+    def stream(self, samples: SoilSamples, stream: str) -> np.ndarray:
+        """Standardised stream features, shape ``(num_samples, num_stream_features)``.
+
+        Raises:
+            ValueError: The samples' columns differ from those fitted.
+        """
+        cols = list(samples.feature_groups.get(stream, []))
+        if cols != self.columns[stream]:
+            raise ValueError(f"{stream} features {cols} differ from the fitted ones {self.columns[stream]}")
+        return (samples.stream(stream) - self.mean[stream]) / self.scale[stream]
+
+    def position(self, samples: SoilSamples) -> np.ndarray:
+        """Coordinates relative to the labelled centroid in units of :attr:`spread_m`, shape ``(num_samples, d)``."""
+        return (samples.metric_coords() - self.centre_m) / self.spread_m
+
+    def time(self, samples: SoilSamples) -> np.ndarray:
+        """Time stream, shape ``(num_samples, 3)``: decades since the reference year, sin and cos of the day of year.
+
+        Zeros when the samples have no sampling date.
+        """
+        dates = samples.dates()
+        if dates is None:
+            return np.zeros((len(samples), TIME_FEATURES))
+        doy = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
+        years = (dates.dt.year.to_numpy() - self.reference_year) / 10.0
+        return np.c_[years, np.sin(doy), np.cos(doy)]

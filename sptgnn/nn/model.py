@@ -1,0 +1,104 @@
+"""SpTGNN, one ensemble member: stream encoders → sparse top-k MoE → relational attention → heteroscedastic head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from sptgnn.config import ModelConfig
+from sptgnn.encoders import PointBandEncoder, PositionalEncoder, TemporalEncoder
+from sptgnn.graph.builder import NODE, edge_type
+from sptgnn.nn.heads import HeteroscedasticHead
+from sptgnn.nn.mlp import MLP
+from sptgnn.nn.moe import SparseMoE
+from sptgnn.nn.relational_attention import RelationalAttentionLayer
+
+_STREAM_ATTR = {"imagery": "x_imagery", "environment": "x_environment", "position": "pos", "time": "time"}
+
+
+@dataclass
+class ModelOutput:
+    """Output of one forward pass.
+
+    Attributes:
+        mean: Predicted mean, standardised target units, ``(num_nodes,)``.
+        var: Predicted aleatoric variance, standardised units², ``(num_nodes,)``.
+        balance_loss: MoE load-balancing loss (scalar).
+        gates: MoE gate weights, ``(num_nodes, E)``.
+    """
+
+    mean: Tensor
+    var: Tensor
+    balance_loss: Tensor
+    gates: Tensor
+
+
+class SpTGNN(nn.Module):
+    """One member of the SpTGNN ensemble.
+
+    Args:
+        config: Model section of the run config.
+        relations: Relations present in the graphs it will see.
+        stream_dims: Input width per stream, e.g. ``{"imagery": 12, "environment": 5, "position": 2, "time": 3}``;
+            streams of width 0 or not in ``config.streams`` are left out.
+        seed: Seed of the positional encoder's random frequencies.
+
+    Label inputs (``config.label_inputs``): each node gets ``[y · v, v]`` with ``v = 1`` where its standardised label
+    is visible and ``0`` otherwise, embedded and added to the fused streams, so labels reach neighbours through the
+    attention layers. The trainer hides the labels of the nodes it scores (masked label prediction, Shi et al. 2021,
+    UniMP), and query nodes never show a label, which keeps rule 2 of DESIGN.md.
+
+    Shapes:
+        graph with ``N`` nodes, ``label_value`` ``(N,)`` (NaN where hidden) → :class:`ModelOutput` with ``(N,)`` tensors.
+    """
+
+    def __init__(self, config: ModelConfig, relations: list[str], stream_dims: dict[str, int], seed: int = 0):
+        super().__init__()
+        d = config.hidden
+        self.config = config
+        self.relations = list(relations)
+        self.streams = [s for s in config.streams if stream_dims.get(s, 0) > 0]
+        if not self.streams:
+            raise ValueError(f"no stream has features: configured {config.streams}, widths {stream_dims}")
+        enc: dict[str, nn.Module] = {}
+        for s in self.streams:
+            if s == "imagery":
+                enc[s] = PointBandEncoder(stream_dims[s], d, config.dropout)
+            elif s == "environment":
+                enc[s] = MLP(stream_dims[s], d, d, layers=2, dropout=config.dropout)
+            elif s == "position":
+                enc[s] = PositionalEncoder(stream_dims[s], d, config.position_frequencies, config.position_scales, seed)
+            elif s == "time":
+                enc[s] = TemporalEncoder(d)
+        self.encoders = nn.ModuleDict(enc)
+        self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout)
+        self.label_encoder = nn.Linear(2, d) if config.label_inputs else None
+        self.layers = nn.ModuleList(
+            RelationalAttentionLayer(d, self.relations, config.heads, config.dropout) for _ in range(config.num_layers)
+        )
+        self.head = HeteroscedasticHead(d, config.var_floor, config.dropout)
+
+    def embed(self, data: HeteroData, label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""
+        store = data[NODE]
+        parts = [self.encoders[s](store[_STREAM_ATTR[s]]) for s in self.streams]
+        h, balance = self.moe(torch.cat(parts, dim=-1))
+        if self.label_encoder is not None:
+            if label_value is None:
+                label_value = torch.full((store.num_nodes,), float("nan"), device=h.device)
+            visible = ~torch.isnan(label_value)
+            lab = torch.stack([torch.where(visible, label_value, 0.0), visible.to(h.dtype)], dim=-1)
+            h = h + self.label_encoder(lab)
+        return h, balance, self.moe.last_gates
+
+    def forward(self, data: HeteroData, label_value: Tensor | None = None) -> ModelOutput:
+        h, balance, gates = self.embed(data, label_value)
+        edge_index = {edge_type(r): data[edge_type(r)].edge_index for r in self.relations}
+        edge_attr = {edge_type(r): data[edge_type(r)].edge_attr for r in self.relations}
+        for layer in self.layers:
+            h = layer(h, edge_index, edge_attr)
+        mean, var = self.head(h)
+        return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates)

@@ -1,0 +1,67 @@
+"""Target space: optional ``log1p`` then standardisation, and the exact back-transform of Gaussian predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TargetTransform:
+    """Maps targets (e.g. SOC in g/kg) to standardised model space and predictions back.
+
+    Attributes:
+        kind: ``"none"`` or ``"log1p"``.
+        mean: Mean of the (log1p-)targets of the labelled nodes.
+        scale: Their standard deviation.
+    """
+
+    kind: str = "none"
+    mean: float = 0.0
+    scale: float = 1.0
+
+    def fit(self, y: np.ndarray) -> "TargetTransform":
+        """Fit mean and scale on labelled targets, shape ``(num_labelled,)``.
+
+        Raises:
+            ValueError: ``log1p`` with a target ≤ −1 (no logarithm), or non-finite targets.
+        """
+        z = self._forward(np.asarray(y, dtype=np.float64))
+        self.mean = float(z.mean())
+        sd = float(z.std())
+        self.scale = sd if sd > 0 else 1.0
+        return self
+
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        if not np.isfinite(y).all():
+            raise ValueError("targets must be finite")
+        if self.kind == "log1p":
+            if (y <= -1).any():
+                raise ValueError(f"log1p target transform needs targets > -1; minimum is {y.min():g}")
+            return np.log1p(y)
+        return y
+
+    def transform(self, y: np.ndarray) -> np.ndarray:
+        """Standardised model-space targets, same shape as ``y``."""
+        return (self._forward(np.asarray(y, dtype=np.float64)) - self.mean) / self.scale
+
+    def inverse(self, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance in target units of a Gaussian ``N(mean, var)`` given in standardised model space.
+
+        ``none``: ``μ = m·s + c``, ``σ² = v·s²``. ``log1p``: ``log(1 + Y) ~ N(m', v')`` with ``m' = m·s + c``,
+        ``v' = v·s²``, so ``1 + Y`` is lognormal: ``E[Y] = exp(m' + v'/2) − 1`` and
+        ``Var[Y] = (exp(v') − 1) · exp(2m' + v')`` (lognormal moments; Aitchison & Brown 1957).
+
+        Shapes:
+            ``mean``, ``var``: ``(num_nodes,)`` → two arrays ``(num_nodes,)``.
+        """
+        m = np.asarray(mean, dtype=np.float64) * self.scale + self.mean
+        v = np.asarray(var, dtype=np.float64) * self.scale**2
+        if self.kind == "log1p":
+            return np.exp(m + v / 2) - 1.0, np.expm1(v) * np.exp(2 * m + v)
+        return m, v
+
+    def state(self) -> dict:
+        """Plain-dict state for saving."""
+        return {"kind": self.kind, "mean": self.mean, "scale": self.scale}

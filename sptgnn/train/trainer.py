@@ -1,0 +1,131 @@
+"""Full-batch training of one SpTGNN member with early stopping on a spatially held-out part of the training fold."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from sptgnn.config import Config
+from sptgnn.graph.builder import NODE, edge_type
+from sptgnn.losses import beta_nll, gaussian_nll, moran_penalty
+from sptgnn.nn.model import SpTGNN
+
+
+@dataclass
+class TrainResult:
+    """A trained member and its history.
+
+    Attributes:
+        model: The member at its best validation epoch, in eval mode.
+        best_epoch: Epoch of the best validation score.
+        history: Per-epoch ``train_loss`` and ``val_score`` (standardised target space).
+    """
+
+    model: SpTGNN
+    best_epoch: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed torch's global generator (initialisation, dropout, router noise) and return a generator for label masks."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def stream_dims(graph: HeteroData) -> dict[str, int]:
+    """Input width per stream of a built graph."""
+    s = graph[NODE]
+    return {"imagery": s.x_imagery.shape[1], "environment": s.x_environment.shape[1], "position": s.pos.shape[1], "time": s.time.shape[1]}
+
+
+def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Edges among ``keep`` nodes, renumbered to ``0 … keep.sum()-1``."""
+    new = torch.full((keep.numel(),), -1, dtype=torch.long)
+    new[keep] = torch.arange(int(keep.sum()))
+    both = keep[edge_index[0]] & keep[edge_index[1]]
+    return new[edge_index[:, both]]
+
+
+def _objective(config: Config, epoch: int, y, mean, var) -> torch.Tensor:
+    loss = config.loss
+    if loss.kind == "mse_warmup" and epoch < loss.warmup_epochs:
+        return ((y - mean) ** 2).mean()
+    if loss.kind == "beta_nll":
+        return beta_nll(y, mean, var, loss.beta)
+    return gaussian_nll(y, mean, var)
+
+
+def _validation_score(config: Config, y, mean, var) -> float:
+    if config.train.monitor == "nll":
+        return float(gaussian_nll(y, mean, var))
+    return float(((y - mean) ** 2).mean().sqrt())
+
+
+def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int) -> TrainResult:
+    """Train one member on a graph whose labelled nodes are the fit part and whose query nodes are the validation part.
+
+    Each epoch hides the labels of a random ``label_mask_rate`` share of the labelled nodes and scores the model on
+    them only (masked label prediction; with ``label_inputs`` off every labelled node is scored and no label is
+    shown). The loss is the configured NLL + ``moran_weight`` × squared Moran's I of the scored nodes' standardised
+    residuals over the spatial relation + ``balance_weight`` × the MoE balance loss. Early stopping watches the Gaussian
+    score (``train.monitor``: RMSE or Gaussian NLL) of the validation nodes, predicted with every labelled label visible, as at test time.
+
+    Args:
+        graph: Built graph (labelled = fit part, query = validation part).
+        y_std: Standardised targets of every node, shape ``(num_nodes,)``: the validation (query) nodes' targets are
+            used only to score early stopping, never shown to the model.
+        config: Run configuration.
+        seed: Member seed: initialisation, dropout, router noise and label masks.
+
+    Returns:
+        :class:`TrainResult` with the best-epoch model in eval mode.
+    """
+    gen = set_seed(seed)
+    model = SpTGNN(config.model, [r for r in config.graph.relations if edge_type(r) in graph.edge_types], stream_dims(graph), seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    labelled = graph[NODE].labelled
+    query = ~labelled
+    n_lab = int(labelled.sum())
+    visible_all = torch.where(labelled, y_std, torch.nan)
+    spatial = graph[edge_type("spatial")].edge_index if edge_type("spatial") in graph.edge_types else None
+    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(model.state_dict()), 0
+    history: dict[str, list[float]] = {"train_loss": [], "val_score": []}
+    for epoch in range(config.train.epochs):
+        model.train()
+        if config.model.label_inputs:
+            hidden = torch.zeros_like(labelled)
+            hidden[:n_lab] = torch.rand(n_lab, generator=gen) < config.model.label_mask_rate
+            if not hidden.any():
+                hidden[int(torch.randint(n_lab, (1,), generator=gen))] = True
+            label_value = torch.where(hidden, torch.nan, visible_all)
+        else:
+            hidden, label_value = labelled.clone(), None
+        out = model(graph, label_value)
+        yt, mu, var = y_std[hidden], out.mean[hidden], out.var[hidden]
+        loss = _objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
+        if config.loss.moran_weight > 0 and spatial is not None:
+            sub = _subgraph_edges(spatial, hidden)
+            loss = loss + config.loss.moran_weight * moran_penalty((yt - mu) / var.sqrt(), sub, int(hidden.sum()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            ev = model(graph, visible_all if config.model.label_inputs else None)
+            val = _validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
+        history["train_loss"].append(float(loss.detach()))
+        history["val_score"].append(val)
+        if val < best - 1e-4:
+            best, best_epoch, bad = val, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= config.train.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, best_epoch=best_epoch, history=history)

@@ -1,0 +1,143 @@
+"""Configuration: unknown keys are errors with a suggestion, invalid values are rejected, YAML round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sptgnn.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, content: dict | str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return path
+
+
+def test_defaults_without_a_file():
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.data.dataset == "limesoda:BB.250"
+    assert cfg.data.target == "soc_g_kg"
+
+
+@pytest.mark.parametrize(
+    ("content", "wrong", "right"),
+    [
+        ({"graph": {"k_spatail": 4}}, "graph.k_spatail", "k_spatial"),
+        ({"model": {"num_expert": 4}}, "model.num_expert", "num_experts"),
+        ({"trian": {"members": 2}}, "trian", "train"),
+    ],
+)
+def test_misspelt_key_names_the_key_and_suggests_the_right_one(tmp_path, content, wrong, right):
+    path = _write(tmp_path, content)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert f"'{wrong}'" in msg
+    assert f"did you mean '{right}'" in msg
+    assert str(path) in msg
+    assert "\n" not in msg
+
+
+def test_misspelt_key_without_close_match_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, {"loss": {"zzzzzz": 1}}))
+    msg = str(info.value)
+    assert "did you mean" not in msg
+    for key in ("kind", "beta", "moran_weight", "balance_weight"):
+        assert key in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ({"model": {"num_experts": 2, "top_k": 3}}, "top_k"),
+        ({"model": {"hidden": 30, "heads": 4}}, "divisible"),
+        ({"graph": {"k_elevation": 8, "elevation_candidates": 4}}, "elevation_candidates"),
+        ({"graph": {"relations": ["spatial", "spatial"]}}, "duplicates"),
+        ({"graph": {"relations": ["spatial", "temporal"]}}, "graph.relations"),
+        ({"graph": {"k_spatial": 0}}, "graph.k_spatial"),
+        ({"train": {"members": 0}}, "train.members"),
+        ({"train": {"val_fraction": 0.7}}, "train.val_fraction"),
+        ({"model": {"dropout": 1.0}}, "model.dropout"),
+        ({"loss": {"kind": "mae"}}, "loss.kind"),
+        ({"data": {"target_transform": "log"}}, "data.target_transform"),
+        ({"evaluate": {"baselines": ["lightgbm"]}}, "evaluate.baselines"),
+    ],
+)
+def test_invalid_values_raise(tmp_path, content, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(_write(tmp_path, content))
+
+
+def test_top_k_equal_to_num_experts_is_valid(tmp_path):
+    cfg = load_config(_write(tmp_path, {"model": {"num_experts": 3, "top_k": 3}}))
+    assert cfg.model.top_k == cfg.model.num_experts == 3
+
+
+def test_yaml_round_trip_is_equal(tmp_path, config_factory):
+    cfg = config_factory(
+        graph={"relations": ["spatial", "elevation"], "k_spatial": 5},
+        model={"streams": ["imagery", "position"], "position_scales": [0.25, 3.5], "label_inputs": False},
+        loss={"kind": "mse_warmup", "warmup_epochs": 7},
+        train={"monitor": "nll", "lr": 1.5e-4},
+        evaluate={"baselines": ["random_forest+xy", "xgboost"]},
+    )
+    assert cfg != Config()
+    loaded = load_config(_write(tmp_path, cfg.to_yaml()))
+    assert loaded == cfg
+    assert loaded.to_yaml() == cfg.to_yaml()
+
+
+def test_default_yaml_round_trip_is_equal(tmp_path):
+    assert load_config(_write(tmp_path, Config().to_yaml())) == Config()
+
+
+def test_overrides_merge_over_the_file(tmp_path):
+    path = _write(tmp_path, {"train": {"members": 3, "epochs": 11}, "data": {"dataset": "limesoda:G.150"}})
+    cfg = load_config(path, overrides={"train": {"members": 1}, "model": {"hidden": 32}})
+    assert cfg.train.members == 1
+    assert cfg.train.epochs == 11  # untouched keys of an overridden section survive
+    assert cfg.model.hidden == 32
+    assert cfg.data.dataset == "limesoda:G.150"
+
+
+def test_overrides_are_validated_too():
+    with pytest.raises(ConfigError, match="did you mean 'members'"):
+        load_config(overrides={"train": {"member": 2}})
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_raises(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(_write(tmp_path, "data: [unclosed\n  - : :"))
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(_write(tmp_path, "- data\n- graph\n"))
+
+
+def test_section_that_is_not_a_mapping_cannot_take_overrides(tmp_path):
+    with pytest.raises(ConfigError, match="section 'train' must be a mapping"):
+        load_config(_write(tmp_path, "train: 5\n"), overrides={"train": {"members": 1}})
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    assert load_config(_write(tmp_path, "")) == Config()
+
+
+@pytest.mark.parametrize("path", [REPO / "configs" / "limesoda_bb250.yaml", REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml"])
+def test_shipped_configs_are_valid(path):
+    cfg = load_config(path)
+    assert cfg.data.dataset == "limesoda:BB.250"
+    assert cfg.model.top_k <= cfg.model.num_experts

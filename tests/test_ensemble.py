@@ -1,0 +1,310 @@
+"""Deep ensemble: mixture moments, the lognormal back-transform, fit/predict and the run directory (save/load)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy import stats
+
+from sptgnn.data.samples import SoilSamples
+from sptgnn.train.ensemble import DeepEnsemble, Prediction, RunError
+from sptgnn.train.target import TargetTransform
+
+
+def _split(samples: SoilSamples):
+    query = np.zeros(len(samples), dtype=bool)
+    query[::4] = True
+    return samples.subset(~query), samples.subset(query)
+
+
+def _assert_same_prediction(a: Prediction, b: Prediction):
+    for attr in ("mean", "aleatoric_sd", "epistemic_sd", "member_mean", "member_var"):
+        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
+    np.testing.assert_array_equal(a.sd, b.sd)
+
+
+@pytest.fixture(scope="module")
+def data(samples_factory):
+    return _split(samples_factory(n=48, seed=11))
+
+
+@pytest.fixture(scope="module")
+def fitted(data, config_factory):
+    lab, _ = data
+    return DeepEnsemble(config_factory(model={"num_layers": 2})).fit(lab)
+
+
+@pytest.fixture(scope="module")
+def saved_run(fitted, tmp_path_factory):
+    return fitted.save(tmp_path_factory.mktemp("runs") / "run")
+
+
+# -- mixture moments ----------------------------------------------------------------------------------------------------
+def test_prediction_from_members_matches_hand_computation():
+    rng = np.random.default_rng(0)
+    M, n = 4, 7
+    means = rng.normal(20, 3, (M, n))
+    variances = rng.uniform(0.5, 4, (M, n))
+    p = Prediction.from_members(means, variances)
+    for i in range(n):
+        mu = sum(means[m, i] for m in range(M)) / M
+        alea = np.sqrt(sum(variances[m, i] for m in range(M)) / M)
+        epi = np.sqrt(sum((means[m, i] - mu) ** 2 for m in range(M)) / M)  # population sd
+        assert p.mean[i] == pytest.approx(mu, rel=1e-12)
+        assert p.aleatoric_sd[i] == pytest.approx(alea, rel=1e-12)
+        assert p.epistemic_sd[i] == pytest.approx(epi, rel=1e-12)
+        assert p.sd[i] == pytest.approx(np.sqrt(alea**2 + epi**2), rel=1e-12)
+    # the total variance is the variance of the equally weighted Gaussian mixture
+    mixture_var = (variances + means**2).mean(0) - p.mean**2
+    np.testing.assert_allclose(p.sd**2, mixture_var, rtol=1e-9)
+    np.testing.assert_array_equal(p.member_mean, means)
+    np.testing.assert_array_equal(p.member_var, variances)
+
+
+def test_single_member_has_no_epistemic_sd():
+    p = Prediction.from_members(np.array([[1.0, 2.0]]), np.array([[4.0, 9.0]]))
+    np.testing.assert_array_equal(p.epistemic_sd, [0.0, 0.0])
+    np.testing.assert_array_equal(p.sd, [2.0, 3.0])
+
+
+# -- target transform ---------------------------------------------------------------------------------------------------
+def test_target_transform_none_standardises_and_inverts():
+    y = np.array([3.0, 7.0, 11.0, 19.0])
+    tt = TargetTransform("none").fit(y)
+    z = tt.transform(y)
+    assert z.mean() == pytest.approx(0.0, abs=1e-12)
+    assert z.std() == pytest.approx(1.0, rel=1e-12)
+    m, v = tt.inverse(z, np.full(4, 0.25))
+    np.testing.assert_allclose(m, y, rtol=1e-12)
+    np.testing.assert_allclose(v, 0.25 * y.std() ** 2, rtol=1e-12)
+
+
+def test_target_transform_log1p_standardises_log1p():
+    y = np.array([5.0, 8.0, 12.0, 30.0, 9.5])
+    tt = TargetTransform("log1p").fit(y)
+    assert tt.mean == pytest.approx(np.log1p(y).mean(), rel=1e-12)
+    assert tt.scale == pytest.approx(np.log1p(y).std(), rel=1e-12)
+    np.testing.assert_allclose(tt.transform(y), (np.log1p(y) - np.log1p(y).mean()) / np.log1p(y).std(), rtol=1e-12)
+
+
+def test_log1p_inverse_equals_lognormal_moments():
+    y = np.array([5.0, 8.0, 12.0, 30.0, 9.5])
+    tt = TargetTransform("log1p").fit(y)
+    mean_std = np.array([-1.2, 0.0, 0.4, 1.7])
+    var_std = np.array([0.05, 0.3, 1.0, 2.5])
+    m, v = tt.inverse(mean_std, var_std)
+    for i in range(4):
+        mu_log = mean_std[i] * tt.scale + tt.mean
+        sd_log = np.sqrt(var_std[i]) * tt.scale
+        dist = stats.lognorm(s=sd_log, scale=np.exp(mu_log))  # distribution of 1 + Y
+        assert m[i] == pytest.approx(dist.mean() - 1.0, rel=1e-10)
+        assert v[i] == pytest.approx(dist.var(), rel=1e-10)
+
+
+def test_log1p_inverse_matches_monte_carlo():
+    tt = TargetTransform("log1p", mean=2.5, scale=0.4)
+    m, v = tt.inverse(np.array([0.3]), np.array([0.8]))
+    rng = np.random.default_rng(0)
+    z = rng.normal(0.3, np.sqrt(0.8), 2_000_000)
+    y = np.expm1(z * 0.4 + 2.5)
+    assert m[0] == pytest.approx(y.mean(), rel=2e-3)
+    assert v[0] == pytest.approx(y.var(), rel=2e-2)
+
+
+def test_target_transform_errors_and_constant_targets():
+    with pytest.raises(ValueError, match="> -1"):
+        TargetTransform("log1p").fit(np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        TargetTransform("none").fit(np.array([1.0, np.nan]))
+    tt = TargetTransform("none").fit(np.array([4.0, 4.0]))
+    assert tt.scale == 1.0 and tt.mean == 4.0
+    assert TargetTransform(**tt.state()) == tt
+
+
+# -- fit / predict ------------------------------------------------------------------------------------------------------
+def test_fit_and_predict(fitted, data):
+    lab, query = data
+    assert len(fitted.members) == 2 and len(fitted.best_epochs) == 2
+    assert all(0 <= e < 5 for e in fitted.best_epochs)
+    assert fitted.fit_seconds > 0
+    assert all(not m.training for m in fitted.members)
+    p = fitted.predict(query)
+    assert p.mean.shape == p.aleatoric_sd.shape == p.epistemic_sd.shape == (len(query),)
+    assert p.member_mean.shape == p.member_var.shape == (2, len(query))
+    assert np.isfinite(p.mean).all() and (p.aleatoric_sd > 0).all() and (p.epistemic_sd > 0).all()
+    # log1p back-transform: predictions are SOC in g/kg, above -1
+    assert (p.mean > -1).all()
+    _assert_same_prediction(p, fitted.predict(query))
+
+
+def test_member_moments_are_the_back_transformed_member_outputs(fitted, data):
+    lab, query = data
+    graph = fitted.builder.build(query, "soc_g_kg")
+    n_lab = len(lab)
+    labels = fitted._labelled_inputs(len(query))
+    assert torch.isnan(labels[n_lab:]).all()
+    np.testing.assert_allclose(labels[:n_lab].numpy(), fitted.target_transform.transform(lab.target()), rtol=1e-6)
+    p = fitted.predict(query)
+    with torch.no_grad():
+        out = fitted.members[1](graph, labels)
+    m, v = fitted.target_transform.inverse(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy())
+    np.testing.assert_allclose(p.member_mean[1], m, rtol=1e-6)
+    np.testing.assert_allclose(p.member_var[1], v, rtol=1e-6)
+
+
+def test_query_targets_are_never_used(fitted, data):
+    _, query = data
+    frame = query.frame.copy()
+    frame["soc_g_kg"] = 1e6
+    changed = SoilSamples(frame=frame, targets=query.targets, feature_groups=query.feature_groups, elevation=query.elevation,
+                          date_column=query.date_column, name=query.name)
+    _assert_same_prediction(fitted.predict(query), fitted.predict(changed))
+
+
+def test_a_query_is_predicted_the_same_alone_or_with_others(fitted, data):
+    _, query = data
+    together = fitted.predict(query)
+    for i in (0, 5):
+        alone = fitted.predict(query.subset(np.array([i])))
+        np.testing.assert_allclose(alone.mean, together.mean[i:i + 1], rtol=1e-6)
+        np.testing.assert_allclose(alone.sd, together.sd[i:i + 1], rtol=1e-6)
+
+
+def test_gates(fitted, data):
+    _, query = data
+    gates = fitted.gates(query)
+    assert gates.shape == (len(query), 3)
+    np.testing.assert_allclose(gates.sum(1), 1.0, rtol=1e-6)
+
+
+def test_predict_before_fit(config_factory, data):
+    with pytest.raises(RuntimeError, match="before fit"):
+        DeepEnsemble(config_factory()).predict(data[1])
+
+
+def test_same_seed_gives_identical_ensembles(data, config_factory):
+    lab, query = data
+    cfg = config_factory(train={"members": 1, "epochs": 3})
+    _assert_same_prediction(DeepEnsemble(cfg).fit(lab).predict(query), DeepEnsemble(cfg).fit(lab).predict(query))
+
+
+# -- run directory ------------------------------------------------------------------------------------------------------
+def test_save_then_load_gives_identical_predictions(fitted, saved_run, data):
+    _, query = data
+    assert sorted(p.name for p in saved_run.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg"]
+    loaded = DeepEnsemble.load(saved_run)
+    assert loaded.config == fitted.config
+    assert loaded.best_epochs == fitted.best_epochs
+    assert loaded.builder.relations == fitted.builder.relations
+    assert loaded.builder.distance_scale == fitted.builder.distance_scale
+    assert loaded.target_transform == fitted.target_transform
+    np.testing.assert_array_equal(loaded.builder.labelled.xy(), fitted.builder.labelled.xy())
+    _assert_same_prediction(fitted.predict(query), loaded.predict(query))
+    np.testing.assert_array_equal(fitted.gates(query), loaded.gates(query))
+
+
+@pytest.mark.parametrize("variant", ["no_dates_no_elevation", "no_label_inputs"])
+def test_save_load_variants(variant, samples_factory, config_factory, tmp_path):
+    if variant == "no_dates_no_elevation":
+        samples = samples_factory(n=36, seed=4, with_date=False, with_elevation=False)
+        cfg = config_factory(graph={"relations": ["spatial", "spectral"]}, data={"target_transform": "none"})
+    else:
+        samples = samples_factory(n=36, seed=4)
+        cfg = config_factory(model={"label_inputs": False}, train={"members": 1})
+    lab, query = _split(samples)
+    ens = DeepEnsemble(cfg).fit(lab)
+    loaded = DeepEnsemble.load(ens.save(tmp_path / "run"))
+    _assert_same_prediction(ens.predict(query), loaded.predict(query))
+
+
+def test_save_to_an_existing_path_raises(fitted, saved_run, tmp_path):
+    before = sorted(p.name for p in saved_run.iterdir())
+    with pytest.raises(RunError, match="already exists"):
+        fitted.save(saved_run)
+    assert sorted(p.name for p in saved_run.iterdir()) == before
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    with pytest.raises(RunError, match="already exists"):
+        fitted.save(existing)
+    assert list(existing.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folder left behind
+
+
+def test_save_overwrite_replaces(fitted, tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "stale.txt").write_text("old")
+    fitted.save(target, overwrite=True)
+    assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_save_into_missing_parent_raises(fitted, tmp_path):
+    with pytest.raises(RunError, match="does not exist"):
+        fitted.save(tmp_path / "nope" / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _copy(saved_run, tmp_path):
+    return shutil.copytree(saved_run, tmp_path / "copy")
+
+
+@pytest.mark.parametrize("missing", ["config.yaml", "ensemble.pt", "labelled.gpkg"])
+def test_load_with_a_missing_file(saved_run, tmp_path, missing):
+    run = _copy(saved_run, tmp_path)
+    (run / missing).unlink()
+    with pytest.raises(RunError) as info:
+        DeepEnsemble.load(run)
+    msg = str(info.value)
+    assert missing in msg and "sptgnn train" in msg
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(RunError, match="not a complete sptgnn run directory"):
+        DeepEnsemble.load(tmp_path / "nothing")
+
+
+def test_load_corrupt_checkpoint(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    (run / "ensemble.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(RunError, match="corrupt"):
+        DeepEnsemble.load(run)
+
+
+def test_load_truncated_checkpoint(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    data = (run / "ensemble.pt").read_bytes()
+    (run / "ensemble.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunError, match="corrupt"):
+        DeepEnsemble.load(run)
+
+
+@pytest.mark.parametrize(("state", "shown"), [({"format": 99}, "format 99"), ([1, 2, 3], "format ?"), ({}, "format None")])
+def test_load_wrong_format(saved_run, tmp_path, state, shown):
+    run = _copy(saved_run, tmp_path)
+    torch.save(state, run / "ensemble.pt")
+    with pytest.raises(RunError) as info:
+        DeepEnsemble.load(run)
+    assert shown in str(info.value) and "retrain" in str(info.value)
+
+
+def test_load_invalid_config(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["model"]["hiden"] = raw["model"].pop("hidden")
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RunError, match="did you mean 'hidden'"):
+        DeepEnsemble.load(run)
+
+
+def test_load_weights_that_do_not_match_the_config(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["model"]["hidden"] = 32
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RunError, match="do not match"):
+        DeepEnsemble.load(run)
