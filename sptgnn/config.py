@@ -140,6 +140,9 @@ class TrainConfig(_Section):
         val_blocks: Number of k-means spatial blocks the training fold is cut into for that hold-out.
         seed: Base seed; member ``m`` uses ``seed + m``.
         monitor: Early-stopping criterion on the validation part: ``rmse`` of the mean or Gaussian ``nll``.
+        refit: After early stopping, retrain each member on the whole training fold for the epochs found.
+        ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
+            weights).
     """
 
     members: int = Field(5, ge=1)
@@ -151,6 +154,8 @@ class TrainConfig(_Section):
     val_blocks: int = Field(20, ge=2)
     seed: int = 0
     monitor: Literal["rmse", "nll"] = "rmse"
+    refit: bool = False
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class EvaluateConfig(_Section):

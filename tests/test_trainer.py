@@ -235,9 +235,9 @@ def test_ensemble_trains_each_member_on_its_fit_part_with_the_holdout_as_queries
     seen = []
     original = trainer_mod.train_member
 
-    def record(graph, y_std, config, seed):
+    def record(graph, y_std, config, seed, epochs=None):
         seen.append((graph, y_std.clone(), seed))
-        return original(graph, y_std, config, seed)
+        return original(graph, y_std, config, seed, epochs)
 
     monkeypatch.setattr("sptgnn.train.ensemble.train_member", record)
     config = config_factory(train={"members": 2, "epochs": 2, "val_fraction": 0.2, "seed": 7})
@@ -252,3 +252,54 @@ def test_ensemble_trains_each_member_on_its_fit_part_with_the_holdout_as_queries
         assert torch.isnan(graph[NODE].y[n_fit:]).all()
         expected = tt.transform(np.r_[samples.target()[~held], samples.target()[held]])
         np.testing.assert_allclose(y_std.numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_fixed_epochs_trains_exactly_that_many_and_keeps_the_last_state(problem, config_factory):
+    graph, y_std, _, _ = problem
+    config = config_factory(train={"epochs": 50, "patience": 1})
+    result = train_member(graph, y_std, config, seed=0, epochs=7)
+    assert len(result.history["train_loss"]) == 7
+    assert result.best_epoch == 6
+    assert result.history["val_score"] == []
+
+
+def test_refit_retrains_each_member_on_the_whole_fold_for_the_epochs_found(samples, config_factory, monkeypatch):
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    calls = []
+    original = trainer_mod.train_member
+
+    def record(graph, y_std, config, seed, epochs=None):
+        result = original(graph, y_std, config, seed, epochs)
+        calls.append((int(graph[NODE].labelled.sum()), graph[NODE].num_nodes, epochs, result.best_epoch))
+        return result
+
+    monkeypatch.setattr("sptgnn.train.ensemble.train_member", record)
+    config = config_factory(train={"members": 2, "epochs": 6, "patience": 2, "refit": True})
+    DeepEnsemble(config).fit(samples)
+    assert len(calls) == 4
+    for (n_fit, n_all, ep_search, best), (n_lab, n_nodes, ep_refit, _) in zip(calls[::2], calls[1::2]):
+        assert ep_search is None and n_fit < n_all
+        assert n_lab == n_nodes == len(samples)  # refit graph: every training sample labelled, no query
+        assert ep_refit == best + 1
+
+
+def test_ema_weights_are_the_moving_average_of_the_trained_weights(problem, config_factory, monkeypatch):
+    graph, y_std, _, _ = problem
+    config = config_factory(train={"epochs": 3, "ema_decay": 0.5})
+    snapshots = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        snapshots.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    result = train_member(graph, y_std, config, seed=0, epochs=3)
+    # EMA with decay 0.5 seeded by the first update: a = w1, then a = 0.5 a + 0.5 w_t
+    expected = [s.clone() for s in snapshots[0]]
+    for snap in snapshots[1:]:
+        expected = [0.5 * e + 0.5 * s for e, s in zip(expected, snap)]
+    for got, want in zip(result.model.parameters(), expected):
+        torch.testing.assert_close(got, want)

@@ -99,6 +99,8 @@ class DeepEnsemble:
         """Train every member on ``samples`` (the labelled nodes).
 
         Each member holds out its own spatial block part of ``samples`` (``train.val_fraction``) for early stopping.
+        With ``train.refit`` the member is then retrained from the same seed on all of ``samples`` for the number of
+        epochs found there (full batch: one step per epoch either way), and the refitted model is kept.
 
         Args:
             samples: Training samples with the configured target.
@@ -122,6 +124,10 @@ class DeepEnsemble:
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
             y_std = torch.tensor(self.target_transform.transform(np.r_[fit_part.target(self.target), val_part.target(self.target)]), dtype=torch.float32)
             result = train_member(graph, y_std, self.config, seed)
+            if tc.refit:
+                full = self.builder.build(None, self.target)
+                y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
+                result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)
             self.members.append(result.model)
             self.best_epochs.append(result.best_epoch)
             if progress is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch_geometric.data import HeteroData
 
 from sptgnn.config import Config
@@ -65,7 +66,7 @@ def _validation_score(config: Config, y, mean, var) -> float:
     return float(((y - mean) ** 2).mean().sqrt())
 
 
-def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int) -> TrainResult:
+def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int, epochs: int | None = None) -> TrainResult:
     """Train one member on a graph whose labelled nodes are the fit part and whose query nodes are the validation part.
 
     Each epoch hides the labels of a random ``label_mask_rate`` share of the labelled nodes and scores the model on
@@ -80,6 +81,8 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
             used only to score early stopping, never shown to the model.
         config: Run configuration.
         seed: Member seed: initialisation, dropout, router noise and label masks.
+        epochs: Train exactly this many epochs and keep the last state (no early stopping), as when refitting on the
+            whole training fold with the epoch count found on the hold-out; ``None`` for early stopping.
 
     Returns:
         :class:`TrainResult` with the best-epoch model in eval mode.
@@ -92,9 +95,14 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
     n_lab = int(labelled.sum())
     visible_all = torch.where(labelled, y_std, torch.nan)
     spatial = graph[edge_type("spatial")].edge_index if edge_type("spatial") in graph.edge_types else None
-    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(model.state_dict()), 0
+    # Evaluated and returned weights: an exponential moving average of the trained ones (Polyak & Juditsky 1992),
+    # or the trained weights themselves when train.ema_decay is 0.
+    decay = config.train.ema_decay
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay > 0 else None
+    shadow = averaged.module if averaged is not None else model
+    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(shadow.state_dict()), 0
     history: dict[str, list[float]] = {"train_loss": [], "val_score": []}
-    for epoch in range(config.train.epochs):
+    for epoch in range(config.train.epochs if epochs is None else epochs):
         model.train()
         if config.model.label_inputs:
             hidden = torch.zeros_like(labelled)
@@ -113,19 +121,25 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         opt.zero_grad()
         loss.backward()
         opt.step()
-        model.eval()
-        with torch.no_grad():
-            ev = model(graph, visible_all if config.model.label_inputs else None)
-            val = _validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
+        if averaged is not None:
+            averaged.update_parameters(model)
         history["train_loss"].append(float(loss.detach()))
+        if epochs is not None:  # refit: a fixed number of epochs, keep the last state
+            best_epoch, best_state = epoch, None
+            continue
+        shadow.eval()
+        with torch.no_grad():
+            ev = shadow(graph, visible_all if config.model.label_inputs else None)
+            val = _validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
         history["val_score"].append(val)
         if val < best - 1e-4:
             best, best_epoch, bad = val, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(shadow.state_dict())
         else:
             bad += 1
             if bad >= config.train.patience:
                 break
-    model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(model=model, best_epoch=best_epoch, history=history)
+    if best_state is not None:
+        shadow.load_state_dict(best_state)
+    shadow.eval()
+    return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
