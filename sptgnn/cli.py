@@ -158,7 +158,3 @@ def _version() -> str:
     from sptgnn import __version__
 
     return __version__
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app(sys.argv[1:])
