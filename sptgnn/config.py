@@ -35,7 +35,7 @@ class DataConfig(_Section):
     dataset: str = "limesoda:BB.250"
     target: str = "soc_g_kg"
     folds: Literal["shipped"] = "shipped"
-    target_transform: Literal["none", "log1p"] = "log1p"
+    target_transform: Literal["none", "log1p"] = "none"
 
 
 class GraphConfig(_Section):
@@ -84,17 +84,17 @@ class ModelConfig(_Section):
         var_floor: Lower bound of the predicted variance (standardised target units).
     """
 
-    hidden: int = Field(64, ge=4)
+    hidden: int = Field(32, ge=4)
     num_experts: int = Field(4, ge=1)
     top_k: int = Field(2, ge=1)
     router_noise: float = Field(1.0, ge=0.0)
     num_layers: int = Field(2, ge=0)
     heads: int = Field(4, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
     streams: list[Literal["imagery", "environment", "position", "time"]] = Field(
         default_factory=lambda: ["imagery", "environment", "position", "time"]
     )
-    label_inputs: bool = True
+    label_inputs: bool = False
     label_mask_rate: float = Field(0.5, gt=0.0, lt=1.0)
     position_frequencies: int = Field(16, ge=1)
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
@@ -154,8 +154,8 @@ class TrainConfig(_Section):
     val_blocks: int = Field(20, ge=2)
     seed: int = 0
     monitor: Literal["rmse", "nll"] = "rmse"
-    refit: bool = False
-    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    refit: bool = True
+    ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
 
 
 class EvaluateConfig(_Section):

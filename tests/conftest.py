@@ -95,9 +95,9 @@ TINY = {
     "data": {"dataset": "limesoda:BB.30_2", "target": "soc_g_kg", "target_transform": "log1p"},
     "graph": {"k_spatial": 4, "k_spectral": 3, "k_elevation": 2, "elevation_candidates": 6},
     "model": {"hidden": 16, "num_experts": 3, "top_k": 2, "num_layers": 1, "heads": 2, "dropout": 0.0,
-              "position_frequencies": 4, "position_scales": [0.5, 2.0]},
+              "position_frequencies": 4, "position_scales": [0.5, 2.0], "label_inputs": True},
     "loss": {"kind": "beta_nll", "beta": 0.5, "moran_weight": 0.1, "balance_weight": 0.01},
-    "train": {"members": 2, "epochs": 5, "patience": 3, "val_blocks": 4, "seed": 0},
+    "train": {"members": 2, "epochs": 5, "patience": 3, "val_blocks": 4, "seed": 0, "refit": False, "ema_decay": 0.0},
     "evaluate": {"baselines": ["xgboost"], "moran_k": 4, "moran_permutations": 0},
 }
 

@@ -18,7 +18,7 @@ GCFG = GraphConfig(k_spatial=4, k_spectral=3, k_elevation=2, elevation_candidate
 
 def _model_config(**kw) -> ModelConfig:
     base = dict(hidden=16, num_experts=3, top_k=2, num_layers=2, heads=2, dropout=0.0, position_frequencies=4,
-                position_scales=[0.5, 2.0])
+                position_scales=[0.5, 2.0], label_inputs=True)
     base.update(kw)
     return ModelConfig(**base)
 
