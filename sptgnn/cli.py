@@ -47,11 +47,15 @@ def _config(config: Optional[Path], dataset: Optional[str], members: Optional[in
     return load_config(config if config is not None else DEFAULT_CONFIG, overrides)
 
 
-def _check_out(out: Path, default: bool) -> None:
+def _check_out(out: Path) -> None:
+    """Fail before any work when ``out`` cannot be created; missing parents are made only when the run succeeds."""
     if out.exists():
         raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
-    if not default and not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist; create it or pass another --out")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FileExistsError(f"{parent} is a file, not a folder; pass another --out")
+            break
 
 
 @contextmanager
@@ -89,7 +93,7 @@ def evaluate(
     config: Optional[Path] = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150."),
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/evaluate-<dataset>-<time>."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist; parents are created on success); default runs/evaluate-<dataset>-<time>."),
 ) -> None:
     """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json and
     predictions.csv."""
@@ -97,10 +101,9 @@ def evaluate(
 
     try:
         cfg = _config(config, dataset, members)
-        default_out = out is None
-        if default_out:
+        if out is None:
             out = Path("runs") / f"evaluate-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        _check_out(out, default_out)
+        _check_out(out)
         samples = load_dataset(cfg.data.dataset)
         samples.target(cfg.data.target)
         n_folds = len(set(samples.folds)) if samples.folds is not None else 0
@@ -134,7 +137,7 @@ def train(
 
     try:
         cfg = _config(config, dataset, members)
-        _check_out(out, default=False)
+        _check_out(out)
         samples = load_dataset(cfg.data.dataset)
         samples.target(cfg.data.target)
         with _progress() as bar:

@@ -178,10 +178,20 @@ def test_evaluate_into_an_existing_folder_fails(tmp_path, config_dict_factory):
     assert (existing / "keep.txt").read_text() == "mine"
 
 
-def test_evaluate_into_a_missing_parent_fails(tmp_path, config_dict_factory):
+def test_evaluate_creates_missing_parents_only_on_success(tmp_path, config_dict_factory):
     config = _write(tmp_path, _tiny(config_dict_factory))
+    bad = _invoke(["evaluate", config, "--dataset", "limesoda:CV.98", "--out", tmp_path / "a" / "b"])
+    _assert_user_error(bad, tmp_path, "no coordinates", ["config.yaml"])
+    good = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
+    assert good.exit_code == 0, good.output
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+
+
+def test_evaluate_into_a_parent_that_is_a_file_fails(tmp_path, config_dict_factory):
+    config = _write(tmp_path, _tiny(config_dict_factory))
+    (tmp_path / "a").write_text("not a folder")
     result = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
-    _assert_user_error(result, tmp_path, "does not exist", ["config.yaml"])
+    _assert_user_error(result, tmp_path, "is a file", ["a", "config.yaml"])
 
 
 def test_missing_config_file(tmp_path):
