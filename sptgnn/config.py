@@ -47,6 +47,8 @@ class GraphConfig(_Section):
         k_spectral: In-degree of the spectral relation (nearest in standardised imagery space).
         k_elevation: In-degree of the elevation relation.
         elevation_candidates: Spatial candidates among which the ``k_elevation`` closest in elevation are kept.
+        spectral_streams: Streams whose standardised features span the spectral relation's space (``imagery``, or
+            ``imagery`` and ``environment`` for neighbours in the whole covariate space).
     """
 
     relations: list[Literal["spatial", "spectral", "elevation"]] = Field(default_factory=lambda: list(RELATIONS))
@@ -54,6 +56,7 @@ class GraphConfig(_Section):
     k_spectral: int = Field(8, ge=1)
     k_elevation: int = Field(4, ge=1)
     elevation_candidates: int = Field(16, ge=1)
+    spectral_streams: list[Literal["imagery", "environment"]] = Field(default_factory=lambda: ["imagery"], min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> "GraphConfig":
@@ -82,6 +85,8 @@ class ModelConfig(_Section):
         position_scales: Length scales of the positional encoding's frequency bands, in units of the labelled nodes'
             RMS distance from their centroid (so ``1.0`` is about the size of the sampled area).
         var_floor: Lower bound of the predicted variance (standardised target units).
+        linear_skip: Add a linear read-out of the standardised imagery and environment features to the predicted mean
+            (the "wide" part of wide & deep models, Cheng et al. 2016).
     """
 
     hidden: int = Field(32, ge=4)
@@ -99,6 +104,7 @@ class ModelConfig(_Section):
     position_frequencies: int = Field(16, ge=1)
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
     var_floor: float = Field(1e-4, gt=0.0)
+    linear_skip: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

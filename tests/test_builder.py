@@ -351,3 +351,17 @@ def test_with_labelled_reuses_the_fitted_statistics(split):
     (src, dst), _ = _edges(graph, "spatial")
     assert (src < 30).all()
     np.testing.assert_array_equal(np.bincount(dst, minlength=30 + len(query)), K["spatial"])
+
+
+def test_spectral_relation_over_imagery_and_environment(split):
+    lab, query = split
+    builder = GraphBuilder(GraphConfig(k_spectral=3, spectral_streams=["imagery", "environment"])).fit(lab)
+    cols = lab.feature_groups["imagery"] + lab.feature_groups["environment"]
+    scaler = StandardScaler().fit(lab.frame[cols].to_numpy(float))
+    ref, tgt = scaler.transform(lab.frame[cols].to_numpy(float)), scaler.transform(query.frame[cols].to_numpy(float))
+    graph = builder.build(query, "soc_g_kg")
+    ei = graph[edge_type("spectral")].edge_index.numpy()
+    q_edges = ei[:, ei[1] >= len(lab)]
+    expected = np.argsort(cdist(tgt, ref), axis=1)[:, :3]
+    for i in range(len(query)):
+        assert set(q_edges[0, q_edges[1] == len(lab) + i]) == set(expected[i])

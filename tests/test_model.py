@@ -232,3 +232,21 @@ def test_gradients_reach_encoders_attention_and_head(setup):
                  "layers.0", "layers.1", "head", "moe.router"):
         grads = [p.grad for n, p in model.named_parameters() if n.startswith(name)]
         assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+def test_linear_skip_adds_a_linear_read_out_of_the_tabular_streams(setup):
+    builder, graph, lab, query = setup
+    model = _model(graph, builder, linear_skip=True)
+    labels = _labels(graph)
+    out = model(graph, labels)
+    store = graph[NODE]
+    x = torch.cat([store.x_imagery, store.x_environment], dim=-1)
+    h = model.embed(graph, labels)[0]
+    ei = {edge_type(r): graph[edge_type(r)].edge_index for r in model.relations}
+    ea = {edge_type(r): graph[edge_type(r)].edge_attr for r in model.relations}
+    for layer in model.layers:
+        h = layer(h, ei, ea)
+    head_mean, _ = model.head(h)
+    expected = head_mean + x @ model.linear_skip.weight[0] + model.linear_skip.bias[0]
+    torch.testing.assert_close(out.mean, expected)
+    assert _model(graph, builder).linear_skip is None

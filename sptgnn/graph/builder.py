@@ -81,9 +81,10 @@ class GraphBuilder:
 
     # -- neighbour search -------------------------------------------------------------------------------------------
     def spectral_space(self, samples: SoilSamples) -> np.ndarray:
-        """Standardised features of the spectral relation: imagery, or environment when there is no imagery."""
-        stream = "imagery" if self.transform.columns.get("imagery") else "environment"
-        return self.transform.stream(samples, stream)
+        """Standardised features of the spectral relation, ``(num_samples, F)``: the ``graph.spectral_streams``
+        that have columns, or the environment stream when none has (e.g. no imagery)."""
+        streams = [s for s in self.config.spectral_streams if self.transform.columns.get(s)] or ["environment"]
+        return np.concatenate([self.transform.stream(samples, s) for s in streams], axis=1)
 
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
         lab, cfg = self.labelled, self.config

@@ -80,6 +80,8 @@ class SpTGNN(nn.Module):
             RelationalAttentionLayer(d, self.relations, config.heads, config.dropout) for _ in range(config.num_layers)
         )
         self.head = HeteroscedasticHead(d, config.var_floor, config.dropout)
+        tabular = stream_dims.get("imagery", 0) + stream_dims.get("environment", 0)
+        self.linear_skip = nn.Linear(tabular, 1) if config.linear_skip and tabular else None
 
     def embed(self, data: HeteroData, label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""
@@ -101,4 +103,7 @@ class SpTGNN(nn.Module):
         for layer in self.layers:
             h = layer(h, edge_index, edge_attr)
         mean, var = self.head(h)
+        if self.linear_skip is not None:
+            store = data[NODE]
+            mean = mean + self.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
         return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates)
