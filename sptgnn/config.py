@@ -154,7 +154,7 @@ class TrainConfig(_Section):
     members: int = Field(5, ge=1)
     epochs: int = Field(400, ge=1)
     lr: float = Field(3e-3, gt=0.0)
-    weight_decay: float = Field(1e-3, ge=0.0)
+    weight_decay: float = Field(1e-2, ge=0.0)
     patience: int = Field(60, ge=1)
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     val_blocks: int = Field(20, ge=2)
