@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 from sptgnn.data.datasets import available_datasets, load_dataset
-from sptgnn.data.limesoda import DatasetError, _parse_month, has_target, limesoda_names, load_limesoda, sampling_date
+from sptgnn.data.limesoda import DatasetError, _parse_month, limesoda_names, load_limesoda, sampling_date
 from sptgnn.data.paths import data_dir
-from sptgnn.data.samples import SamplesError
 
 S2_BB250 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "NDVI", "GNDVI"]
 
@@ -146,7 +145,3 @@ def test_load_dataset_errors(name):
         load_dataset(name)
 
 
-def test_has_target(bb250):
-    has_target(bb250, "ph")
-    with pytest.raises(SamplesError, match="soc_g_kg, ph, clay_percent"):
-        has_target(bb250, "som_g_kg")

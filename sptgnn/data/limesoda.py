@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.data.paths import data_dir
-from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.data.samples import SoilSamples
 
 S2_COLUMN = re.compile(r"^(B(0[1-9]|1[0-2]|8A)|NDVI|GNDVI)$")
 _COORD = re.compile(r"^([xy])_(dummy_)?(\d{4,5})$")
@@ -153,10 +153,4 @@ def load_limesoda(name: str) -> SoilSamples:
     )
 
 
-def has_target(samples: SoilSamples, target: str) -> None:
-    """Raise :class:`SamplesError` naming the available targets when ``target`` is not one of them."""
-    if target not in samples.targets:
-        raise SamplesError(f"{samples.name} has no target '{target}'; available targets: {', '.join(samples.targets)}")
-
-
-__all__ = ["DatasetError", "load_limesoda", "limesoda_names", "sampling_date", "has_target"]
+__all__ = ["DatasetError", "load_limesoda", "limesoda_names", "sampling_date"]

@@ -117,6 +117,8 @@ class DeepEnsemble:
         coords = samples.metric_coords()
         self.members, self.best_epochs = [], []
         tc = self.config.train
+        full = self.builder.build(None, self.target) if tc.refit else None
+        y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
         for m in range(tc.members):
             seed = tc.seed + m
             held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
@@ -124,9 +126,7 @@ class DeepEnsemble:
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
             y_std = torch.tensor(self.target_transform.transform(np.r_[fit_part.target(self.target), val_part.target(self.target)]), dtype=torch.float32)
             result = train_member(graph, y_std, self.config, seed)
-            if tc.refit:
-                full = self.builder.build(None, self.target)
-                y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
+            if full is not None:
                 result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)
             self.members.append(result.model)
             self.best_epochs.append(result.best_epoch)
@@ -174,7 +174,8 @@ class DeepEnsemble:
         """MoE gate weights of the query nodes averaged over members, ``(num_query, E)``."""
         graph = self.builder.build(query, self.target)
         n_lab = len(self.builder.labelled)
-        return np.mean([m.embed(graph, self._labelled_inputs(len(query)))[2][n_lab:].numpy() for m in self.members], axis=0)
+        labels = self._labelled_inputs(len(query))
+        return np.mean([m.embed(graph, labels)[2][n_lab:].numpy() for m in self.members], axis=0)
 
     # -- persistence ------------------------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
