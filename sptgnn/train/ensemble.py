@@ -124,7 +124,7 @@ class DeepEnsemble:
             held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
             fit_part, val_part = samples.subset(~held), samples.subset(held)
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
-            y_std = torch.tensor(self.target_transform.transform(np.r_[fit_part.target(self.target), val_part.target(self.target)]), dtype=torch.float32)
+            y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
             if full is not None:
                 result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)

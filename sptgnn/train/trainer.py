@@ -124,8 +124,7 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         if averaged is not None:
             averaged.update_parameters(model)
         history["train_loss"].append(float(loss.detach()))
-        if epochs is not None:  # refit: a fixed number of epochs, keep the last state
-            best_epoch, best_state = epoch, None
+        if epochs is not None:  # refit: a fixed number of epochs, the last state is kept
             continue
         shadow.eval()
         with torch.no_grad():
@@ -139,7 +138,9 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
             bad += 1
             if bad >= config.train.patience:
                 break
-    if best_state is not None:
+    if epochs is None:
         shadow.load_state_dict(best_state)
+    else:
+        best_epoch = epochs - 1
     shadow.eval()
     return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
