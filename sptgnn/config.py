@@ -149,8 +149,6 @@ class TrainConfig(_Section):
         refit: After early stopping, retrain each member on the whole training fold for the epochs found.
         ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
             weights).
-        subsample: Share of the labelled nodes each member is scored on (drawn per member without replacement; the
-            rest stay in the graph as neighbours): subsampled bagging for member diversity (Breiman 1996). 1 scores all.
     """
 
     members: int = Field(5, ge=1)
@@ -164,7 +162,6 @@ class TrainConfig(_Section):
     monitor: Literal["rmse", "nll"] = "rmse"
     refit: bool = True
     ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
-    subsample: float = Field(1.0, gt=0.0, le=1.0)
 
 
 class EvaluateConfig(_Section):

@@ -189,20 +189,6 @@ def test_at_least_one_label_is_hidden_even_at_a_tiny_mask_rate(problem, config_f
     assert all(len(y) == 1 for y in scored)
 
 
-def test_subsample_scores_each_member_on_its_own_fixed_bag(problem, config_factory, monkeypatch):
-    graph, y_std, _, n_lab = problem
-    config = config_factory(model={"label_inputs": False}, train={"epochs": 3, "patience": 100, "subsample": 0.5})
-    bags = []
-    for seed in (0, 0, 1):
-        calls, scored, _ = _record(monkeypatch)
-        train_member(graph, y_std, config, seed=seed)
-        assert len(scored) == 3 and all(torch.equal(y, scored[0]) for y in scored)  # one bag for every epoch
-        assert len(scored[0]) == round(0.5 * n_lab)
-        bags.append(scored[0])
-    assert torch.equal(bags[0], bags[1])  # seeded
-    assert not torch.equal(bags[0], bags[2])  # another member, another bag
-
-
 # -- pieces ---------------------------------------------------------------------------------------------------------------
 def test_subgraph_edges_keep_and_renumber():
     edge_index = torch.tensor([[0, 1, 2, 3, 4, 1], [1, 2, 3, 4, 0, 4]])

@@ -51,18 +51,6 @@ def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tenso
     return new[edge_index[:, both]]
 
 
-def _bag(labelled: torch.Tensor, share: float, seed: int) -> torch.Tensor | None:
-    """The labelled nodes a member is scored on: a seeded ``share`` of them without replacement, or ``None`` for all."""
-    if share >= 1.0:
-        return None
-    idx = torch.nonzero(labelled).flatten()
-    n = max(1, int(round(share * idx.numel())))
-    pick = idx[torch.randperm(idx.numel(), generator=torch.Generator().manual_seed(10_000 + seed))[:n]]
-    mask = torch.zeros_like(labelled)
-    mask[pick] = True
-    return mask
-
-
 def _objective(config: Config, epoch: int, y, mean, var) -> torch.Tensor:
     loss = config.loss
     if loss.kind == "mse_warmup" and epoch < loss.warmup_epochs:
@@ -105,7 +93,6 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
     labelled = graph[NODE].labelled
     query = ~labelled
     n_lab = int(labelled.sum())
-    scored = _bag(labelled, config.train.subsample, seed)
     visible_all = torch.where(labelled, y_std, torch.nan)
     spatial = graph[edge_type("spatial")].edge_index if edge_type("spatial") in graph.edge_types else None
     # Evaluated and returned weights: an exponential moving average of the trained ones (Polyak & Juditsky 1992),
@@ -125,7 +112,6 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
             label_value = torch.where(hidden, torch.nan, visible_all)
         else:
             hidden, label_value = labelled.clone(), None
-        hidden = hidden & scored if scored is not None and (hidden & scored).any() else hidden
         out = model(graph, label_value)
         yt, mu, var = y_std[hidden], out.mean[hidden], out.var[hidden]
         loss = _objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
