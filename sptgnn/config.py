@@ -21,21 +21,87 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class TableConfig(_Section):
+    """A point table (CSV, GeoPackage or Parquet) read by :func:`sptgnn.data.tables.load_table` instead of a named dataset.
+
+    The target column is ``data.target``. Relative paths are read under the data directory (``$SPTGNN_DATA_DIR``).
+
+    Attributes:
+        path: Table file: ``.csv`` (optionally ``.gz``), ``.gpkg`` (or any OGR vector file) or ``.parquet``.
+        layer: Layer of a GeoPackage with several layers.
+        x: Column of x or longitude; ``None`` uses the file's point geometry (GeoPackage, GeoParquet).
+        y: Column of y or latitude.
+        crs: CRS of ``x``/``y`` (e.g. ``EPSG:4326`` for lon/lat); required with ``x``/``y``, overrides the file's CRS.
+        id: Column of unique sample identifiers; ``None`` numbers the rows.
+        date: Column of sampling dates (parsed with pandas), or ``None``.
+        imagery: Table columns of the imagery stream.
+        environment: Table columns of the environment stream.
+        elevation: Column (of the table or a raster feature) with elevation in metres for the elevation relation.
+        units: Unit of the target, kept in the run's metadata (e.g. ``"%"``, ``"g/kg"``).
+        drop_missing: Drop rows whose target or a feature is missing (NaN, nodata at the point, off the rasters) and
+            report how many; ``False`` makes such rows an error that names them.
+    """
+
+    path: str
+    layer: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str | None = None
+    id: str | None = None
+    date: str | None = None
+    imagery: list[str] = Field(default_factory=list)
+    environment: list[str] = Field(default_factory=list)
+    elevation: str | None = None
+    units: str | None = None
+    drop_missing: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "TableConfig":
+        if (self.x is None) != (self.y is None):
+            raise ValueError("data.table: give both x and y columns, or neither to use the file's point geometry")
+        return self
+
+
+class RasterSourceConfig(_Section):
+    """Covariate raster(s) sampled at the points and read window by window for maps (:mod:`sptgnn.data.rasters`).
+
+    Attributes:
+        path: GeoTIFF path or glob (``vindum/vindum_cov_*.tif``); relative paths are read under the data directory.
+        bands: ``{feature: band}``, band a description or a 1-based index; default: every band, named by its
+            description, else the file stem (single band), else ``STEM_bN``.
+        strip: Prefix removed from automatic band names (``vindum_cov_`` turns ``vindum_cov_ECa`` into ``ECa``).
+        stream: Stream the bands feed: ``environment`` (covariates) or ``imagery``.
+        resampling: Resampling when the raster is aligned on the first raster's grid: ``nearest`` (categorical
+            codes), ``bilinear``, ``cubic`` or ``average``.
+    """
+
+    path: str
+    bands: dict[str, str | int] | None = None
+    strip: str = ""
+    stream: Literal["environment", "imagery"] = "environment"
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = "nearest"
+
+
 class DataConfig(_Section):
     """Where the samples come from and what is predicted.
 
     Attributes:
-        dataset: Named dataset, ``"limesoda:NAME"`` (see ``sptgnn datasets``).
+        dataset: Named dataset, ``"limesoda:NAME"`` (see ``sptgnn datasets``); ignored when ``table`` is set.
         target: Target column of the loaded samples, e.g. ``"soc_g_kg"`` (SOC in g/kg).
         folds: ``"shipped"`` uses the folds the dataset ships with.
         target_transform: ``"log1p"`` models ``log(1 + y)`` (SOC is right-skewed) and back-transforms with lognormal
             moments; ``"none"`` models ``y`` directly.
+        table: A point table to read instead of ``dataset`` (see :class:`TableConfig`).
+        rasters: Covariate rasters sampled at the table's points; their bands join the streams (see
+            :class:`RasterSourceConfig`) and ``sptgnn predict --raster`` maps them.
     """
 
     dataset: str = "limesoda:BB.250"
     target: str = "soc_g_kg"
     folds: Literal["shipped"] = "shipped"
     target_transform: Literal["none", "log1p"] = "none"
+    table: TableConfig | None = None
+    rasters: list[RasterSourceConfig] = Field(default_factory=list)
 
 
 class GraphConfig(_Section):
@@ -332,11 +398,27 @@ class ConfigError(ValueError):
 def _valid_keys(loc: tuple) -> list[str]:
     model: type[BaseModel] = Config
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list section (data.rasters.0.path)
+            continue
         field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        annotation = _section_type(field.annotation) if field is not None else None
+        if annotation is None:
             return []
-        model = field.annotation
+        model = annotation
     return list(model.model_fields)
+
+
+def _section_type(annotation) -> type[BaseModel] | None:
+    """The section model of a field annotation: ``Section``, ``Section | None`` or ``list[Section]``."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def format_config_error(err: ValidationError, source: str = "config") -> str:
