@@ -244,13 +244,29 @@ class EvaluateConfig(_Section):
         baselines: Baselines trained on the same folds and features.
         moran_k: Neighbours of the kNN weights used for Moran's I of residuals.
         moran_permutations: Permutations of the Moran's I p-value.
+        split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
+            block K-fold: square blocks of ``block_size_km`` on a metric grid, whole blocks assigned to folds by a
+            seeded balanced assignment; see :mod:`sptgnn.data.splits`).
+        n_folds: ``K`` of ``random`` and ``blocks``.
+        block_size_km: Side of a spatial block in km (``blocks``).
+        buffer_km: Buffered leave-block-out: training samples closer than this (km) to any test sample are left out
+            of that fold's training set (0: no buffer).
+        seed: Seed of the random and block fold assignments.
+        regression_kriging_neighbours: Residual points used by the ordinary kriging of the ``regression_kriging``
+            baseline at each prediction point (moving-window kriging).
     """
 
-    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy"]] = Field(
+    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging"]] = Field(
         default_factory=lambda: ["xgboost", "random_forest", "xgboost+xy"]
     )
     moran_k: int = Field(8, ge=1)
     moran_permutations: int = Field(199, ge=0)
+    split: Literal["shipped", "random", "blocks"] = "shipped"
+    n_folds: int = Field(5, ge=2)
+    block_size_km: float = Field(100.0, gt=0.0)
+    buffer_km: float = Field(0.0, ge=0.0)
+    seed: int = 0
+    regression_kriging_neighbours: int = Field(64, ge=2)
 
 
 class ChipSourceConfig(_Section):
