@@ -1,6 +1,7 @@
 """La Libertad (Colombia) SOC 0-30 cm: point values vs random-convolution chips vs both, 5-fold spatial block CV.
 
-Usage: python scripts/libertad_chips.py [configs/libertad_chips.yaml] [--members M] [--out benchmarks/results/libertad_chips.json]
+Usage: python scripts/libertad_chips.py [configs/libertad_chips.yaml] [--members M] [--split blocks|random]
+       [--out benchmarks/results/libertad_chips.json]
 
 The samples are read from data.table with the 17-band stack sampled at the points (data.rasters, the "point values");
 CO30 (SOC, %) is converted to g/kg (x 10) as ``soc_g_kg``. Three variants differ only in the imagery stream:
@@ -65,7 +66,7 @@ def with_features(samples: SoilSamples, names: list[str], values: np.ndarray) ->
 
 def baseline_cv(samples: SoilSamples, cfg) -> dict:
     ev = cfg.evaluate
-    rows = {b: [] for b in BASELINES}
+    rows = {b: [] for b in BASELINES + ["training mean"]}
     for fold in splits.make_folds(samples, ev.split, ev.n_folds, ev.block_size_km, ev.buffer_km, ev.seed):
         train, test = samples.subset(fold.train), samples.subset(fold.test)
         if cfg.imagery.encoder == "columns":
@@ -81,6 +82,10 @@ def baseline_cv(samples: SoilSamples, cfg) -> dict:
             res = fit_predict_baseline(b, tr, te, "soc_g_kg", seed=cfg.train.seed)
             rows[b].append(pd.DataFrame({"sample_id": test.sample_ids, "y": test.target("soc_g_kg"), "mean": res.mean,
                                          "sd": np.nan if res.sd is None else res.sd}))
+        # null model: the training fold's mean and sd (what R² = 0 means under pooled out-of-fold scoring)
+        y_tr = train.target("soc_g_kg")
+        rows["training mean"].append(pd.DataFrame({"sample_id": test.sample_ids, "y": test.target("soc_g_kg"),
+                                                   "mean": y_tr.mean(), "sd": y_tr.std(ddof=1)}))
     coords = dict(zip(samples.sample_ids, samples.metric_coords()))
     out = {}
     for b, parts in rows.items():
@@ -95,9 +100,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", nargs="?", default="configs/libertad_chips.yaml")
     ap.add_argument("--members", type=int, default=None)
+    ap.add_argument("--split", choices=["blocks", "random"], default=None,
+                    help="override evaluate.split (random K-fold is reported beside the spatial blocks, never instead)")
     ap.add_argument("--out", default="benchmarks/results/libertad_chips.json")
     args = ap.parse_args()
-    base = load_config(args.config, {"train": {"members": args.members}} if args.members else None)
+    overrides = {}
+    if args.members:
+        overrides["train"] = {"members": args.members}
+    if args.split:
+        overrides["evaluate"] = {"split": args.split}
+    base = load_config(args.config, overrides or None)
     base.data.target = "soc_g_kg"
     samples = load_libertad(base)
     print(f"{len(samples)} samples, imagery columns {len(samples.feature_groups['imagery'])}, "
@@ -115,7 +127,8 @@ def main() -> None:
               + ", ".join(f"{b} R2 {results[name][b]['r2']:.3f}" for b in BASELINES)
               + f" ({results[name]['seconds']} s)", flush=True)
     meta = {"dataset": "la-libertad-colombia libertad_soc_0_30cm.csv (118 points), libertad_covariates_30m.tif (17 bands, 30 m)",
-            "target": "soc_g_kg = CO30 (%) x 10", "split": "5-fold spatial blocks of 1 km (evaluate.split: blocks)",
+            "target": "soc_g_kg = CO30 (%) x 10", "split": f"{base.evaluate.n_folds}-fold {base.evaluate.split}"
+            + (f" ({base.evaluate.block_size_km} km blocks)" if base.evaluate.split == "blocks" else ""),
             "config": args.config, "members": base.train.members, "seconds_total": round(time.perf_counter() - start_all, 1),
             "loadavg_end": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +137,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for name, res in results.items():
-        for model in ["sptgnn"] + BASELINES:
+        for model in ["sptgnn"] + BASELINES + (["training mean"] if name == "point values" else []):
             m = res[model]
-            print(f"| {name} | {model} | {fmt(m['r2'])} | {fmt(m['rmse'])} | {fmt(m['mae'])} | {fmt(m.get('crps'))} | "
+            print(f"| {name if model != 'training mean' else '(none)'} | {model} | {fmt(m['r2'])} | {fmt(m['rmse'])} | {fmt(m['mae'])} | {fmt(m.get('crps'))} | "
                   f"{fmt(m.get('picp90'))} | {fmt(m.get('morans_i'))} |")
     print(f"\nload average at the end: {os.getloadavg()}; wrote {args.out}")
 

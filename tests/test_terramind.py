@@ -148,3 +148,20 @@ def test_bad_modalities_and_chips(mock_build, ckpt):
         enc.fit(_chips(size=20))
     with pytest.raises(TerraMindError, match="unknown TerraMind backbone"):
         TerraMindEncoder("terramind_v2_huge", ckpt, MODS)
+
+
+def test_finetuning_updates_the_backbone_with_its_own_learning_rate(mock_build, ckpt):
+    enc = TerraMindEncoder("terramind_v1_tiny", ckpt, MODS, finetune=True)
+    head = nn.Linear(DIM, 1)
+    opt = torch.optim.SGD([{"params": head.parameters(), "lr": 0.1}, *enc.parameter_groups(lr=0.0)])
+    before = {k: v.clone() for k, v in enc.backbone.state_dict().items()}
+    inputs = enc.normalise(_chips(n=2))
+    loss = head(enc(inputs)).pow(2).mean()
+    loss.backward()
+    assert all(p.grad is not None for p in enc.backbone.parameters())
+    opt.step()
+    # backbone lr 0: unchanged; with its own positive lr it moves
+    assert all(torch.equal(before[k], v) for k, v in enc.backbone.state_dict().items())
+    opt = torch.optim.SGD(enc.parameter_groups(lr=1e-2))
+    opt.step()
+    assert not all(torch.equal(before[k], v) for k, v in enc.backbone.state_dict().items())
