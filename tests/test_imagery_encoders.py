@@ -207,3 +207,46 @@ def test_missing_source_file_is_a_clear_error(samples_factory, config_factory):
     imagery = _imagery(sources=[{"path": "nowhere/s2.tif"}])
     with pytest.raises(ChipError, match="nowhere/s2.tif not found"):
         GraphBuilder(config_factory().graph, imagery)
+
+
+def test_series_encoder_from_config_with_cloud_mask(samples_factory, config_factory):
+    s = _chip_samples(samples_factory)
+    imagery = ImageryConfig.model_validate({
+        "encoder": "series", "chip_size": 3,
+        "sources": [{"path": str(DATA / "ndvi_series.tif"), "name": "ndvi", "dates": "descriptions"},
+                    {"path": str(DATA / "s2.tif"), "bands": ["B04"]},
+                    {"path": str(DATA / "clouds.tif"), "dates": "descriptions", "kind": "cloud_mask", "resampling": "nearest"}],
+        "random_conv": {"num_filters": 3, "patch_size": 2},
+        "series": {"pooling": "harmonic", "harmonics": 1},
+    })
+    builder = GraphBuilder(config_factory().graph, imagery).fit(s)
+    x = builder.build(None, "soc_g_kg")[NODE].x_imagery
+    assert x.shape == (len(s), 2 * 3 * 3) and np.isfinite(x.numpy()).all()
+    assert builder.transform.stream_names("imagery")[:3] == ["rcf_000_c0", "rcf_000_cos1", "rcf_000_sin1"]
+
+
+def test_terramind_encoder_from_config_with_a_mocked_backbone(samples_factory, config_factory, monkeypatch, tmp_path):
+    import torch
+    from torch import nn
+
+    import sptgnn.encoders.terramind as tm
+
+    class Mock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(256, 384)
+
+        def forward(self, x):
+            v = x["DEM"]
+            return [self.proj(v.unfold(2, 16, 16).unfold(3, 16, 16).reshape(v.shape[0], -1, 256))]
+
+    monkeypatch.setattr(tm, "_build_backbone", lambda name, mods: Mock())
+    torch.save(Mock().state_dict(), tmp_path / "w.pt")
+    imagery = ImageryConfig.model_validate({
+        "encoder": "terramind", "chip_size": 16, "crs": "EPSG:32633", "resolution": 10.0,
+        "sources": [{"path": str(DATA / "dem_lonlat.tif"), "name": "dem"}],
+        "terramind": {"backbone": "terramind_v1_small", "ckpt_path": str(tmp_path / "w.pt"), "modalities": {"DEM": ["dem:DEM"]}},
+    })
+    s = _chip_samples(samples_factory)
+    x = GraphBuilder(config_factory().graph, imagery).fit(s).build(None, "soc_g_kg")[NODE].x_imagery
+    assert x.shape == (len(s), 384) and np.isfinite(x.numpy()).all()

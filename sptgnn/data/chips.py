@@ -453,7 +453,10 @@ class ChipExtractor:
             path = Path(s.path)
             if not path.is_file():
                 raise ChipError(f"chip source {path} not found; check imagery.sources[].path")
-            parts.append({**_file_key(path), "bands": s.bands, "name": s.label, "dates": str(s.dates), "kind": s.kind,
+            dates = str(s.dates)
+            if isinstance(s.dates, (str, Path)) and s.dates != "descriptions" and Path(s.dates).is_file():
+                dates = _file_key(Path(s.dates))          # a timestamps file: its identity, like the raster's
+            parts.append({**_file_key(path), "bands": s.bands, "name": s.label, "dates": dates, "kind": s.kind,
                           "resampling": s.resampling})
         key = {"format": CACHE_FORMAT, "sources": parts, "size": self.size, "crs": self.crs, "resolution": self.resolution}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
