@@ -168,3 +168,19 @@ def test_point_outside_every_raster_is_named():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ChipError, match="not found"):
         ChipExtractor([ChipSource(tmp_path / "nope.tif")], cache_dir=tmp_path).extract(["a"], np.zeros((1, 2)), "EPSG:32633")
+
+
+
+def test_a_source_that_misses_a_point_is_masked_there_not_an_error(tmp_path):
+    from rasterio.transform import from_origin
+
+    half = tmp_path / "left_half.tif"           # covers cols 0-9 of the s2.tif grid only
+    with rasterio.open(half, "w", driver="GTiff", height=16, width=10, count=1, dtype="float32", crs="EPSG:32633",
+                       transform=from_origin(X0, Y0, RES, RES)) as dst:
+        dst.write(np.full((1, 16, 10), 7.0, np.float32))
+        dst.set_band_description(1, "L")
+    ex = ChipExtractor([ChipSource(DATA / "s2.tif", bands=("B02",)), ChipSource(half)], size=3)
+    chips = ex.extract(["left", "right"], np.array([_centre(8, 3), _centre(8, 15)]), "EPSG:32633")
+    assert chips.mask[:, 0].all()                       # s2 covers both
+    assert chips.mask[0, 1].all() and (chips.values[0, 1] == 7.0).all()
+    assert not chips.mask[1, 1].any()                    # the half raster does not reach the right point

@@ -275,9 +275,6 @@ class _Reader:
             self.vrt.close()
         self.ds.close()
 
-    def nbytes(self) -> int:
-        return self.shape[0] * self.shape[1] * len(self.op.band_index) * 4
-
     def _clean(self, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         valid = valid & np.isfinite(values)
         if self.op.nodata is not None and np.isfinite(self.op.nodata):
@@ -401,8 +398,9 @@ class ChipExtractor:
         crs: CRS of the common grid (default: the first data source's).
         resolution: Pixel size of the common grid in its units (default: the first data source's).
         cache_dir: Folder of the on-disk cache, or ``None`` for no cache.
-        max_memory_mb: A source (on the grid) up to this size is read whole and chips are sliced from memory; a
-            larger one is read window by window, one chip at a time.
+        max_memory_mb: When the part of a source the chips touch (the bounding window of all chips, on the grid) is
+            at most this size it is read at once and chips are sliced from memory; otherwise each chip is read with
+            its own window.
 
     Attributes:
         opens: Number of raster files opened by this extractor (a fully cached call adds none).
@@ -523,9 +521,19 @@ class ChipExtractor:
                 nr, nc = reader.shape
                 r, c = rows - reader.offset[0], cols - reader.offset[1]
                 inside = (r >= 0) & (r < nr) & (c >= 0) & (c < nc)
-                if reader.nbytes() <= self.max_memory_mb * 2**20:
-                    values, valid = reader.read()
-                    v, m = _cut(values, valid, reader.offset, rows, cols, size)
+                # the part of the raster the chips touch: read it at once when it fits in memory
+                half = size // 2
+                r0, r1 = max(int(r.min()) - half, 0), min(int(r.max()) - half + size, nr)
+                c0, c1 = max(int(c.min()) - half, 0), min(int(c.max()) - half + size, nc)
+                nbytes = max(r1 - r0, 0) * max(c1 - c0, 0) * len(op.band_index) * 4
+                if r1 <= r0 or c1 <= c0:
+                    nb = len(op.band_index)
+                    v, m = np.zeros((n, nb, size, size), np.float32), np.zeros((n, nb, size, size), bool)
+                elif nbytes <= self.max_memory_mb * 2**20:
+                    from rasterio.windows import Window
+
+                    values, valid = reader.read(Window(c0, r0, c1 - c0, r1 - r0))
+                    v, m = _cut(values, valid, (reader.offset[0] + r0, reader.offset[1] + c0), rows, cols, size)
                     del values, valid
                 else:
                     v, m = _cut_windowed(reader, rows, cols, size)
