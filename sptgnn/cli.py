@@ -24,13 +24,15 @@ from rich.table import Table
 from sptgnn.config import Config, ConfigError, load_config
 from sptgnn.data.datasets import available_datasets, load_dataset
 from sptgnn.data.limesoda import DatasetError
+from sptgnn.data.rasters import RasterError
 from sptgnn.data.samples import SamplesError
+from sptgnn.data.tables import load_samples
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, RasterError, FileExistsError, FileNotFoundError)
 
 
 def _fail(message: str) -> None:
@@ -138,7 +140,7 @@ def train(
     try:
         cfg = _config(config, dataset, members)
         _check_out(out)
-        samples = load_dataset(cfg.data.dataset)
+        samples = load_samples(cfg.data)
         samples.target(cfg.data.target)
         with _progress() as bar:
             task = bar.add_task("members", total=cfg.train.members)

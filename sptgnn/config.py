@@ -21,21 +21,87 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class TableConfig(_Section):
+    """A point table (CSV, GeoPackage or Parquet) read by :func:`sptgnn.data.tables.load_table` instead of a named dataset.
+
+    The target column is ``data.target``. Relative paths are read under the data directory (``$SPTGNN_DATA_DIR``).
+
+    Attributes:
+        path: Table file: ``.csv`` (optionally ``.gz``), ``.gpkg`` (or any OGR vector file) or ``.parquet``.
+        layer: Layer of a GeoPackage with several layers.
+        x: Column of x or longitude; ``None`` uses the file's point geometry (GeoPackage, GeoParquet).
+        y: Column of y or latitude.
+        crs: CRS of ``x``/``y`` (e.g. ``EPSG:4326`` for lon/lat); required with ``x``/``y``, overrides the file's CRS.
+        id: Column of unique sample identifiers; ``None`` numbers the rows.
+        date: Column of sampling dates (parsed with pandas), or ``None``.
+        imagery: Table columns of the imagery stream.
+        environment: Table columns of the environment stream.
+        elevation: Column (of the table or a raster feature) with elevation in metres for the elevation relation.
+        units: Unit of the target, kept in the run's metadata (e.g. ``"%"``, ``"g/kg"``).
+        drop_missing: Drop rows whose target or a feature is missing (NaN, nodata at the point, off the rasters) and
+            report how many; ``False`` makes such rows an error that names them.
+    """
+
+    path: str
+    layer: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str | None = None
+    id: str | None = None
+    date: str | None = None
+    imagery: list[str] = Field(default_factory=list)
+    environment: list[str] = Field(default_factory=list)
+    elevation: str | None = None
+    units: str | None = None
+    drop_missing: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "TableConfig":
+        if (self.x is None) != (self.y is None):
+            raise ValueError("data.table: give both x and y columns, or neither to use the file's point geometry")
+        return self
+
+
+class RasterSourceConfig(_Section):
+    """Covariate raster(s) sampled at the points and read window by window for maps (:mod:`sptgnn.data.rasters`).
+
+    Attributes:
+        path: GeoTIFF path or glob (``vindum/vindum_cov_*.tif``); relative paths are read under the data directory.
+        bands: ``{feature: band}``, band a description or a 1-based index; default: every band, named by its
+            description, else the file stem (single band), else ``STEM_bN``.
+        strip: Prefix removed from automatic band names (``vindum_cov_`` turns ``vindum_cov_ECa`` into ``ECa``).
+        stream: Stream the bands feed: ``environment`` (covariates) or ``imagery``.
+        resampling: Resampling when the raster is aligned on the first raster's grid: ``nearest`` (categorical
+            codes), ``bilinear``, ``cubic`` or ``average``.
+    """
+
+    path: str
+    bands: dict[str, str | int] | None = None
+    strip: str = ""
+    stream: Literal["environment", "imagery"] = "environment"
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = "nearest"
+
+
 class DataConfig(_Section):
     """Where the samples come from and what is predicted.
 
     Attributes:
-        dataset: Named dataset, ``"limesoda:NAME"`` (see ``sptgnn datasets``).
+        dataset: Named dataset, ``"limesoda:NAME"`` (see ``sptgnn datasets``); ignored when ``table`` is set.
         target: Target column of the loaded samples, e.g. ``"soc_g_kg"`` (SOC in g/kg).
         folds: ``"shipped"`` uses the folds the dataset ships with.
         target_transform: ``"log1p"`` models ``log(1 + y)`` (SOC is right-skewed) and back-transforms with lognormal
             moments; ``"none"`` models ``y`` directly.
+        table: A point table to read instead of ``dataset`` (see :class:`TableConfig`).
+        rasters: Covariate rasters sampled at the table's points; their bands join the streams (see
+            :class:`RasterSourceConfig`) and ``sptgnn predict --raster`` maps them.
     """
 
     dataset: str = "limesoda:BB.250"
     target: str = "soc_g_kg"
     folds: Literal["shipped"] = "shipped"
     target_transform: Literal["none", "log1p"] = "none"
+    table: TableConfig | None = None
+    rasters: list[RasterSourceConfig] = Field(default_factory=list)
 
 
 class GraphConfig(_Section):
@@ -48,7 +114,9 @@ class GraphConfig(_Section):
         k_elevation: In-degree of the elevation relation.
         elevation_candidates: Spatial candidates among which the ``k_elevation`` closest in elevation are kept.
         spectral_streams: Streams whose standardised features span the spectral relation's space (``imagery``, or
-            ``imagery`` and ``environment`` for neighbours in the whole covariate space).
+            ``imagery`` and ``environment`` for neighbours in the whole covariate space). With chip features
+            (``imagery.encoder``) the imagery stream is the chip embedding.
+        spectral_features: A named subset of feature columns for the spectral relation instead (``None``: the streams).
     """
 
     relations: list[Literal["spatial", "spectral", "elevation"]] = Field(default_factory=lambda: list(RELATIONS))
@@ -57,6 +125,11 @@ class GraphConfig(_Section):
     k_elevation: int = Field(4, ge=1)
     elevation_candidates: int = Field(16, ge=1)
     spectral_streams: list[Literal["imagery", "environment"]] = Field(default_factory=lambda: ["imagery"], min_length=1)
+    spectral_features: list[str] | None = Field(
+        None, min_length=1,
+        description="Named subset of the streams' feature columns (e.g. imagery chip features 'rcf_000' or band columns) "
+                    "spanning the spectral relation's space instead of whole streams; None uses graph.spectral_streams.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "GraphConfig":
@@ -171,17 +244,155 @@ class EvaluateConfig(_Section):
         baselines: Baselines trained on the same folds and features.
         moran_k: Neighbours of the kNN weights used for Moran's I of residuals.
         moran_permutations: Permutations of the Moran's I p-value.
+        split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
+            block K-fold: square blocks of ``block_size_km`` on a metric grid, whole blocks assigned to folds by a
+            seeded balanced assignment; see :mod:`sptgnn.data.splits`).
+        n_folds: ``K`` of ``random`` and ``blocks``.
+        block_size_km: Side of a spatial block in km (``blocks``).
+        buffer_km: Buffered leave-block-out: training samples closer than this (km) to any test sample are left out
+            of that fold's training set (0: no buffer).
+        seed: Seed of the random and block fold assignments.
+        regression_kriging_neighbours: Residual points used by the ordinary kriging of the ``regression_kriging``
+            baseline at each prediction point (moving-window kriging).
     """
 
-    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy"]] = Field(
+    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging"]] = Field(
         default_factory=lambda: ["xgboost", "random_forest", "xgboost+xy"]
     )
     moran_k: int = Field(8, ge=1)
     moran_permutations: int = Field(199, ge=0)
+    split: Literal["shipped", "random", "blocks"] = "shipped"
+    n_folds: int = Field(5, ge=2)
+    block_size_km: float = Field(100.0, gt=0.0)
+    buffer_km: float = Field(0.0, ge=0.0)
+    seed: int = 0
+    regression_kriging_neighbours: int = Field(64, ge=2)
+
+
+class ChipSourceConfig(_Section):
+    """One GeoTIFF stack of the imagery stream (see :class:`sptgnn.data.chips.ChipSource`).
+
+    Attributes:
+        path: GeoTIFF; absolute, relative to the working directory, or relative to the data directory (``SPTGNN_DATA_DIR``).
+        bands: Band names (band descriptions) to read; ``None`` reads all. For a multi-date stack: the channels of one date.
+        name: Channel-name prefix (default: file stem); channels are ``"{name}:{band}"``.
+        dates: Multi-date stack: ``"descriptions"`` (band descriptions are dates) or a timestamps file (one date a line).
+        kind: ``data``, or ``cloud_mask`` (non-zero = cloudy; masks the multi-date channels of the same date).
+        resampling: Resampling when the source is reprojected to the common grid.
+    """
+
+    path: str
+    bands: list[str] | None = None
+    name: str | None = None
+    dates: str | None = None
+    kind: Literal["data", "cloud_mask"] = "data"
+    resampling: Literal["nearest", "bilinear", "cubic", "average"] = "bilinear"
+
+
+class RandomConvConfig(_Section):
+    """Random convolutional features (MOSAIKS, Rolf et al. 2021): ``2 × num_filters`` weight-free features.
+
+    Attributes:
+        num_filters: Filters drawn from the labelled chips' patches (features: twice this).
+        patch_size: Filter size in pixels.
+        bias: ReLU bias of the features.
+        whiten: ZCA-whiten patches and filters.
+        seed: Seed of the patch and filter draws.
+    """
+
+    num_filters: int = Field(64, ge=1)
+    patch_size: int = Field(3, ge=1)
+    bias: float = 1.0
+    whiten: bool = True
+    seed: int = 0
+
+
+class SeriesConfig(_Section):
+    """Temporal encoder of multi-date chips (:class:`sptgnn.encoders.series.SeriesEncoder`).
+
+    Attributes:
+        per_date: Single-date encoder applied per date: ``random_conv`` (with ``imagery.random_conv``) or ``stats``.
+        pooling: ``harmonic`` (harmonic-regression coefficients over the dates' day of year) or ``mean``.
+        harmonics: Harmonics of the annual cycle.
+        min_valid: Share of valid pixels a date needs to count for a sample (clouds, gaps).
+    """
+
+    per_date: Literal["random_conv", "stats"] = "random_conv"
+    pooling: Literal["harmonic", "mean"] = "harmonic"
+    harmonics: int = Field(1, ge=0)
+    min_valid: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class TerraMindConfig(_Section):
+    """TerraMind backbone via terratorch (optional extra ``sptgnn[terramind]``; local weights only).
+
+    Attributes:
+        backbone: ``terramind_v1_tiny``, ``terramind_v1_small``, ``terramind_v1_base`` or ``terramind_v1_large``.
+        ckpt_path: Local checkpoint file of that backbone.
+        modalities: Chip channels per modality in TerraMind's band order, e.g. ``{"S2L2A": ["s2:B01", …, "s2:B12"],
+            "S1GRD": ["s1:VV", "s1:VH"], "DEM": ["dem:DEM"]}``.
+        finetune: Fine-tune the backbone with its own learning rate ``lr``. Only the frozen backbone is wired into
+            training so far (features computed once per fold), so ``true`` is refused.
+        lr: Learning rate of the backbone when fine-tuned.
+        batch_size: Chips per backbone call.
+    """
+
+    backbone: Literal["terramind_v1_tiny", "terramind_v1_small", "terramind_v1_base", "terramind_v1_large"] = "terramind_v1_base"
+    ckpt_path: str | None = None
+    modalities: dict[str, list[str]] = Field(default_factory=dict)
+    finetune: bool = False
+    lr: float = Field(1e-5, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TerraMindConfig":
+        if self.finetune:
+            raise ValueError("imagery.terramind.finetune: fine-tuning inside SpTGNN training is not implemented yet; "
+                             "use the frozen backbone (finetune: false)")
+        return self
+
+
+class ImageryConfig(_Section):
+    """The imagery stream: which features and, for chips, which rasters, chip size, encoder and cache.
+
+    Attributes:
+        encoder: ``columns`` (default: the samples' own imagery columns, e.g. LimeSoDa's Sentinel-2 values at the
+            points); chip encoders fitted on each fold's labelled chips: ``point`` (band values at the sample's pixel),
+            ``stats`` (per-channel mean/sd/centre), ``random_conv`` (MOSAIKS random convolutional features, the offline
+            default for chips), ``series`` (multi-date chips), ``terramind`` (optional foundation model).
+        sources: GeoTIFF stacks chips are cut from (needed by every chip encoder).
+        bands: Channels (``"{source}:{band}"``) the encoder uses, in order; ``None`` uses all.
+        chip_size: Chip height and width in pixels of the common grid.
+        crs: CRS of the common grid (default: the first source's).
+        resolution: Pixel size of the common grid in CRS units (default: the first source's).
+        cache_dir: On-disk chip cache folder (``None``: no cache).
+        keep_columns: Also keep the samples' own imagery columns next to the chip features ("both").
+        random_conv: Settings of ``random_conv`` (also the per-date encoder of ``series``).
+        series: Settings of ``series``.
+        terramind: Settings of ``terramind``.
+    """
+
+    encoder: Literal["columns", "point", "stats", "random_conv", "series", "terramind"] = "columns"
+    sources: list[ChipSourceConfig] = Field(default_factory=list)
+    bands: list[str] | None = None
+    chip_size: int = Field(9, ge=1)
+    crs: str | None = None
+    resolution: float | None = Field(None, gt=0.0)
+    cache_dir: str | None = None
+    keep_columns: bool = False
+    random_conv: RandomConvConfig = Field(default_factory=RandomConvConfig)
+    series: SeriesConfig = Field(default_factory=SeriesConfig)
+    terramind: TerraMindConfig = Field(default_factory=TerraMindConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ImageryConfig":
+        if self.encoder != "columns" and not any(s.kind == "data" for s in self.sources):
+            raise ValueError(f"imagery.encoder '{self.encoder}' cuts chips: give imagery.sources (GeoTIFF paths)")
+        return self
 
 
 class Config(_Section):
-    """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``."""
+    """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
@@ -189,6 +400,7 @@ class Config(_Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    imagery: ImageryConfig = Field(default_factory=ImageryConfig)
 
     def to_yaml(self) -> str:
         """The configuration as YAML text that :func:`load_config` reads back to an equal object."""
@@ -202,11 +414,27 @@ class ConfigError(ValueError):
 def _valid_keys(loc: tuple) -> list[str]:
     model: type[BaseModel] = Config
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list section (data.rasters.0.path)
+            continue
         field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        annotation = _section_type(field.annotation) if field is not None else None
+        if annotation is None:
             return []
-        model = field.annotation
+        model = annotation
     return list(model.model_fields)
+
+
+def _section_type(annotation) -> type[BaseModel] | None:
+    """The section model of a field annotation: ``Section``, ``Section | None`` or ``list[Section]``."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def format_config_error(err: ValidationError, source: str = "config") -> str:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.config import Config
-from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.data import splits
+from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.baselines import fit_predict_baseline
 from sptgnn.evaluate.metrics import score
 from sptgnn.train.ensemble import DeepEnsemble
@@ -32,14 +33,13 @@ class CrossValidationResult:
 
 
 def fold_ids(samples: SoilSamples, config: Config) -> np.ndarray:
-    """Fold id of every sample for ``data.folds``.
+    """Fold id of every sample for ``evaluate.split`` (see :func:`sptgnn.data.splits.fold_ids`).
 
     Raises:
         SamplesError: ``shipped`` folds requested but the samples have none.
     """
-    if samples.folds is None:
-        raise SamplesError(f"{samples.name} ships no folds; choose another fold scheme")
-    return samples.folds
+    ev = config.evaluate
+    return splits.fold_ids(samples, ev.split, ev.n_folds, ev.block_size_km, ev.seed)
 
 
 def cross_validate(
@@ -59,13 +59,14 @@ def cross_validate(
     """
     target = config.data.target
     samples.target(target)  # fails early with the available targets
-    folds = fold_ids(samples, config)
+    ev = config.evaluate
+    folds = splits.make_folds(samples, ev.split, ev.n_folds, ev.block_size_km, ev.buffer_km, ev.seed)
     rows: list[pd.DataFrame] = []
     seconds: dict[str, float] = {}
     tick = progress or (lambda _msg: None)
-    for fold in np.unique(folds):
-        test_mask = folds == fold
-        train, test = samples.subset(~test_mask), samples.subset(test_mask)
+    for f in folds:
+        fold = f.fold
+        train, test = samples.subset(f.train), samples.subset(f.test)
         y_test = test.target(target)
         ens = DeepEnsemble(config).fit(train, progress=lambda m, f=fold: tick(f"fold {f}: sptgnn member {m + 1}"))
         pred = ens.predict(test)

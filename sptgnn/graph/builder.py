@@ -33,6 +33,8 @@ class GraphBuilder:
 
     Args:
         config: Relations and k per relation.
+        imagery: The ``imagery`` config section; a chip encoder there makes the imagery stream the chip features,
+            fitted on the labelled samples passed to :meth:`fit` (``None`` or ``encoder: columns``: the samples' columns).
 
     Attributes:
         transform: Node feature transform fitted on the labelled samples.
@@ -41,9 +43,14 @@ class GraphBuilder:
             ``spectral``), used to scale edge attributes.
     """
 
-    def __init__(self, config: GraphConfig):
+    def __init__(self, config: GraphConfig, imagery=None):
         self.config = config
+        self.imagery_config = imagery
         self.transform = NodeFeatureTransform()
+        if imagery is not None and imagery.encoder != "columns":
+            from sptgnn.encoders.imagery import ImageryStream
+
+            self.transform = NodeFeatureTransform(imagery=ImageryStream(imagery), keep_columns=imagery.keep_columns)
         self.relations: list[str] = []
         self.distance_scale: dict[str, float] = {}
         self.labelled: SoilSamples | None = None
@@ -81,9 +88,29 @@ class GraphBuilder:
 
     # -- neighbour search -------------------------------------------------------------------------------------------
     def spectral_space(self, samples: SoilSamples) -> np.ndarray:
-        """Standardised features of the spectral relation, ``(num_samples, F)``: the ``graph.spectral_streams``
-        that have columns, or the environment stream when none has (e.g. no imagery)."""
-        streams = [s for s in self.config.spectral_streams if self.transform.columns.get(s)] or ["environment"]
+        """Standardised features of the spectral relation, ``(num_samples, F)``: the named ``graph.spectral_features``
+        if set, else the ``graph.spectral_streams`` that have features, or the environment stream when none has (e.g.
+        no imagery).
+
+        Raises:
+            ValueError: A name in ``graph.spectral_features`` is no feature of any stream (the valid names are listed).
+        """
+        if self.config.spectral_features:
+            cols = []
+            for stream in ("imagery", "environment"):
+                names = self.transform.stream_names(stream)
+                if any(f in names for f in self.config.spectral_features):
+                    values = self.transform.stream(samples, stream)
+                    cols += [(f, values[:, names.index(f)]) for f in self.config.spectral_features if f in names]
+            found = {f for f, _ in cols}
+            missing = [f for f in self.config.spectral_features if f not in found]
+            if missing:
+                valid = self.transform.stream_names("imagery") + self.transform.stream_names("environment")
+                raise ValueError(f"graph.spectral_features {missing} are not features; valid: {valid[:20]}"
+                                 f"{' …' if len(valid) > 20 else ''}")
+            order = {f: i for i, f in enumerate(self.config.spectral_features)}
+            return np.stack([v for _, v in sorted(cols, key=lambda fv: order[fv[0]])], axis=1)
+        streams = [s for s in self.config.spectral_streams if self.transform.stream_names(s)] or ["environment"]
         return np.concatenate([self.transform.stream(samples, s) for s in streams], axis=1)
 
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:

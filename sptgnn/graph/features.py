@@ -8,6 +8,7 @@ position stream and turns sampling dates into the time stream. Statistics come f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,10 @@ class NodeFeatureTransform:
         spread_m: Root-mean-square distance (m) of the labelled nodes from their centroid; positions are expressed in
             this unit so that positional length scales mean the same on a field and on a continent.
         reference_year: Mean sampling year of the labelled nodes (0 when dates are unknown).
-        columns: Feature columns per stream, as fitted.
+        columns: Feature columns per stream, as fitted (the samples' own columns).
+        imagery: An :class:`~sptgnn.encoders.imagery.ImageryStream` whose chip features form the imagery stream (fitted
+            here on the labelled samples' chips), or ``None`` to use the samples' imagery columns.
+        keep_columns: With ``imagery``: keep the samples' imagery columns before the chip features.
     """
 
     mean: dict[str, np.ndarray] = field(default_factory=dict)
@@ -37,12 +41,29 @@ class NodeFeatureTransform:
     reference_year: float = 0.0
     columns: dict[str, list[str]] = field(default_factory=dict)
     fitted_ids: np.ndarray | None = None
+    imagery: Any = None
+    keep_columns: bool = False
+
+    def _raw(self, samples: SoilSamples, stream: str) -> np.ndarray:
+        values = samples.stream(stream)
+        if stream != "imagery" or self.imagery is None:
+            return values
+        chips = self.imagery.features(samples)
+        return np.concatenate([values, chips], axis=1) if self.keep_columns else chips
+
+    def stream_names(self, stream: str) -> list[str]:
+        """Names of a stream's features as they enter the model (imagery: columns and/or chip feature names)."""
+        if stream != "imagery" or self.imagery is None:
+            return list(self.columns[stream])
+        return (list(self.columns[stream]) if self.keep_columns else []) + list(self.imagery.feature_names)
 
     def fit(self, labelled: SoilSamples) -> "NodeFeatureTransform":
         """Fit means, scales, the coordinate centre and the reference year on labelled samples only."""
+        if self.imagery is not None:
+            self.imagery.fit(labelled)
         for stream in STREAMS:
-            values = labelled.stream(stream)
             self.columns[stream] = list(labelled.feature_groups.get(stream, []))
+            values = self._raw(labelled, stream)
             self.mean[stream] = values.mean(0) if values.size else np.zeros(values.shape[1])
             sd = values.std(0) if values.size else np.ones(values.shape[1])
             self.scale[stream] = np.where(sd > 0, sd, 1.0)
@@ -64,7 +85,7 @@ class NodeFeatureTransform:
         cols = list(samples.feature_groups.get(stream, []))
         if cols != self.columns[stream]:
             raise ValueError(f"{stream} features {cols} differ from the fitted ones {self.columns[stream]}")
-        return (samples.stream(stream) - self.mean[stream]) / self.scale[stream]
+        return (self._raw(samples, stream) - self.mean[stream]) / self.scale[stream]
 
     def position(self, samples: SoilSamples) -> np.ndarray:
         """Coordinates relative to the labelled centroid in units of :attr:`spread_m`, shape ``(num_samples, d)``."""

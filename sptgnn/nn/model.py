@@ -96,6 +96,21 @@ class SpTGNN(nn.Module):
             h = h + self.label_encoder(lab)
         return h, balance, self.moe.last_gates
 
+    def layer_states(self, data: HeteroData, label_value: Tensor | None = None) -> list[Tensor]:
+        """Node states before each attention layer and after the last: ``L + 1`` tensors ``(N, d)``.
+
+        The hook of the query fast path (:mod:`sptgnn.predict.query`): on the labelled-only graph these are the
+        labelled nodes' states in any graph, since no edge leaves a query node (rule 1 of DESIGN.md).
+        """
+        h, _, _ = self.embed(data, label_value)
+        edge_index = {edge_type(r): data[edge_type(r)].edge_index for r in self.relations}
+        edge_attr = {edge_type(r): data[edge_type(r)].edge_attr for r in self.relations}
+        states = [h]
+        for layer in self.layers:
+            h = layer(h, edge_index, edge_attr)
+            states.append(h)
+        return states
+
     def forward(self, data: HeteroData, label_value: Tensor | None = None) -> ModelOutput:
         h, balance, gates = self.embed(data, label_value)
         edge_index = {edge_type(r): data[edge_type(r)].edge_index for r in self.relations}

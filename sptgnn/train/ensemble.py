@@ -113,7 +113,7 @@ class DeepEnsemble:
         start = time.perf_counter()
         y = samples.target(self.target)
         self.target_transform.fit(y)
-        self.builder = GraphBuilder(self.config.graph).fit(samples)
+        self.builder = GraphBuilder(self.config.graph, self.config.imagery).fit(samples)
         coords = samples.metric_coords()
         self.members, self.best_epochs = [], []
         tc = self.config.train
@@ -220,6 +220,7 @@ class DeepEnsemble:
                 "spread_m": t.spread_m,
                 "reference_year": t.reference_year,
                 "columns": t.columns,
+                "imagery": None if t.imagery is None else t.imagery.state(),
             },
             "target_transform": self.target_transform.state(),
             "samples": {
@@ -271,7 +272,7 @@ class DeepEnsemble:
         labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"], elevation=s["elevation"],
                                date_column=s["date_column"], name=s["name"])
         ens = cls(config)
-        builder = GraphBuilder(config.graph)
+        builder = GraphBuilder(config.graph, config.imagery)
         builder.labelled = labelled
         builder.relations = list(state["relations"])
         builder.distance_scale = dict(state["distance_scale"])
@@ -279,7 +280,10 @@ class DeepEnsemble:
         builder.transform = NodeFeatureTransform(
             mean={k: v.numpy() for k, v in tr["mean"].items()}, scale={k: v.numpy() for k, v in tr["scale"].items()},
             centre_m=tr["centre_m"].numpy(), spread_m=tr["spread_m"], reference_year=tr["reference_year"], columns=tr["columns"],
+            imagery=builder.transform.imagery, keep_columns=builder.transform.keep_columns,
         )
+        if builder.transform.imagery is not None:
+            builder.transform.imagery.load_state(tr.get("imagery") or {})
         ens.builder = builder
         ens.target_transform = TargetTransform(**state["target_transform"])
         graph = builder.build(None, ens.target)

@@ -1,0 +1,456 @@
+"""Covariate stacks: one or more GeoTIFFs aligned on a reference grid, sampled at points or read window by window.
+
+A :class:`CovariateStack` opens every raster of its sources and aligns those whose grid differs from the reference grid
+(the first raster's CRS, transform and shape unless another is named) with a rasterio
+:class:`~rasterio.vrt.WarpedVRT`, so rasters in other CRSs and resolutions are resampled on the fly, window by window,
+without a copy on disk. Each band becomes a named *feature*:
+
+* the band description when the file sets one (e.g. the WorldGrids codes of ``afgrid20_covariates_20km.tif``),
+* the file stem for a single-band file without description (``vindum_cov_ECa.tif`` → ``vindum_cov_ECa``), with an
+  optional prefix stripped (``strip: vindum_cov_`` → ``ECa``),
+* ``STEM_bN`` otherwise,
+
+or explicitly by the config (``bands: {feature: description or 1-based index}``). A pixel is valid for a feature when
+the band's GDAL mask is set (nodata, per-dataset masks and alpha respected) and the value is finite.
+
+Errors are :class:`RasterError` with the file and the fix: a file that cannot be opened, a missing band for a needed
+feature, a raster CRS that cannot be transformed to the points' CRS, a raster that covers none of the points, and a
+raster (or window read) without a single valid pixel.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import rasterio
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError, ProjError
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from sptgnn.data.paths import data_dir
+
+
+class RasterError(ValueError):
+    """A raster or covariate stack that cannot be used as it is; the message names the file or band and the fix."""
+
+
+@dataclass
+class RasterSource:
+    """One covariate raster (or a glob of them) and how its bands map to feature names.
+
+    Attributes:
+        path: GeoTIFF path or glob pattern (``vindum/vindum_cov_*.tif``); relative paths are resolved against the data
+            directory (:func:`sptgnn.data.paths.data_dir`).
+        bands: ``{feature: band}`` with ``band`` a band description or a 1-based band index; ``None`` takes every band
+            under its automatic name (description, file stem, or ``STEM_bN``).
+        strip: Prefix removed from automatic names (e.g. ``"vindum_cov_"``).
+        stream: Feature stream the bands feed (``environment`` or ``imagery``).
+        resampling: rasterio resampling used when the raster is aligned on another grid (``nearest`` keeps
+            categorical codes intact; ``bilinear`` for continuous covariates).
+    """
+
+    path: str
+    bands: dict[str, str | int] | None = None
+    strip: str = ""
+    stream: str = "environment"
+    resampling: str = "nearest"
+
+    @classmethod
+    def from_config(cls, cfg) -> "RasterSource":
+        """From a :class:`sptgnn.config.RasterSourceConfig` (or any object with the same attributes)."""
+        return cls(path=str(cfg.path), bands=dict(cfg.bands) if cfg.bands else None, strip=cfg.strip, stream=cfg.stream,
+                   resampling=cfg.resampling)
+
+
+def resolve_path(path: str | Path) -> Path:
+    """An absolute path as is; a relative one under the data directory (``$SPTGNN_DATA_DIR``)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else data_dir() / p
+
+
+def expand_paths(pattern: str | Path) -> list[Path]:
+    """The files a source path names: itself, or the sorted matches of a glob pattern.
+
+    Raises:
+        RasterError: Nothing matches (the message says where it looked).
+    """
+    p = resolve_path(pattern)
+    if any(ch in str(p) for ch in "*?["):
+        found = sorted(Path(f) for f in glob.glob(str(p)))
+        if not found:
+            raise RasterError(f"no raster matches '{pattern}' (looked for {p}); check the path or set SPTGNN_DATA_DIR")
+        return found
+    if not p.is_file():
+        raise RasterError(f"raster file not found: {p} (from '{pattern}'); relative paths are read under the data "
+                          f"directory {data_dir()} (SPTGNN_DATA_DIR)")
+    return [p]
+
+
+@dataclass
+class _Band:
+    feature: str
+    file: int  # index into CovariateStack.files
+    band: int  # 1-based band index
+    stream: str
+
+
+@dataclass
+class CovariateStack:
+    """Covariate rasters aligned on one reference grid; features are named bands.
+
+    Build it with :meth:`open` (paths or :class:`RasterSource` objects). Use as a context manager or call
+    :meth:`close`.
+
+    Attributes:
+        files: Paths of the opened rasters, in source order.
+        crs: CRS of the reference grid (rasterio CRS).
+        transform: Affine transform of the reference grid.
+        width, height: Reference grid size in pixels.
+        bands: Feature name → (file index, 1-based band, stream), in source order.
+    """
+
+    files: list[Path]
+    crs: object
+    transform: object
+    width: int
+    height: int
+    bands: dict[str, _Band] = field(default_factory=dict)
+    _datasets: list = field(default_factory=list, repr=False)
+    _readers: list = field(default_factory=list, repr=False)
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, sources: Sequence[str | Path | RasterSource], reference: str | Path | None = None) -> "CovariateStack":
+        """Open and align covariate rasters.
+
+        Args:
+            sources: Raster paths (or globs) or :class:`RasterSource` objects.
+            reference: Raster whose grid (CRS, transform, shape) the stack takes; default the first raster.
+
+        Raises:
+            RasterError: No source, a file that is not a readable raster, one without CRS, a raster with no band,
+                duplicated feature names, or a ``bands`` entry naming a band the file lacks.
+        """
+        srcs = [s if isinstance(s, RasterSource) else RasterSource(path=str(s)) for s in sources]
+        if not srcs:
+            raise RasterError("no covariate raster given; pass at least one GeoTIFF")
+        opened: list[tuple[Path, object, RasterSource]] = []
+        try:
+            for s in srcs:
+                for p in expand_paths(s.path):
+                    opened.append((p, _open(p), s))
+            ref_ds = _open(resolve_path(reference)) if reference is not None else opened[0][1]
+            if ref_ds.crs is None:
+                raise RasterError(f"{ref_ds.name} has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:XXXX) first")
+            stack = cls(files=[p for p, _, _ in opened], crs=ref_ds.crs, transform=ref_ds.transform,
+                        width=ref_ds.width, height=ref_ds.height)
+            for i, (p, ds, s) in enumerate(opened):
+                if ds.crs is None:
+                    raise RasterError(f"{p} has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:XXXX) first")
+                if ds.count == 0 or ds.width == 0 or ds.height == 0:
+                    raise RasterError(f"{p} is empty ({ds.count} bands, {ds.width} x {ds.height} pixels)")
+                stack._datasets.append(ds)
+                stack._readers.append(stack._aligned(ds, s))
+                for feature, band in _band_names(p, ds, s).items():
+                    if feature in stack.bands:
+                        other = stack.files[stack.bands[feature].file]
+                        raise RasterError(
+                            f"feature '{feature}' is given by both {other} and {p}; rename one with `bands:` or `strip:` "
+                            "in the raster's config entry"
+                        )
+                    stack.bands[feature] = _Band(feature, i, band, s.stream)
+            if reference is not None:
+                ref_ds.close()
+        except BaseException:
+            for _, ds, _ in opened:
+                ds.close()
+            raise
+        return stack
+
+    def _aligned(self, ds, source: RasterSource):
+        same = ds.crs == self.crs and ds.transform.almost_equals(self.transform) and (ds.width, ds.height) == (self.width, self.height)
+        if same:
+            return ds
+        try:
+            resampling = Resampling[source.resampling]
+        except KeyError:
+            raise RasterError(f"unknown resampling '{source.resampling}' for {ds.name}; use one of nearest, bilinear, "
+                              "cubic, average") from None
+        try:
+            extra = {}
+            if ds.nodata is None:  # a float VRT with NaN nodata marks pixels outside the source invalid (not zeros)
+                extra = {"nodata": float("nan"), "dtype": "float64" if "float64" in ds.dtypes else "float32"}
+            return WarpedVRT(ds, crs=self.crs, transform=self.transform, width=self.width, height=self.height,
+                             resampling=resampling, **extra)
+        except Exception as exc:  # noqa: BLE001 - GDAL raises various errors for impossible warps
+            raise RasterError(f"{ds.name} (CRS {ds.crs}) cannot be aligned on the reference grid (CRS {self.crs}): {exc}") from None
+
+    def close(self) -> None:
+        """Close every raster and VRT."""
+        for r in self._readers:
+            if isinstance(r, WarpedVRT):
+                r.close()
+        for ds in self._datasets:
+            ds.close()
+        self._readers, self._datasets = [], []
+
+    def __enter__(self) -> "CovariateStack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- features -------------------------------------------------------------------------------------------------
+    @property
+    def features(self) -> list[str]:
+        """Feature names, in source and band order."""
+        return list(self.bands)
+
+    def streams(self) -> dict[str, list[str]]:
+        """Feature names per stream, ``{"environment": [...], "imagery": [...]}`` (only non-empty streams)."""
+        out: dict[str, list[str]] = {}
+        for b in self.bands.values():
+            out.setdefault(b.stream, []).append(b.feature)
+        return out
+
+    def check_features(self, features: Sequence[str]) -> None:
+        """Raise when a needed feature has no band.
+
+        Raises:
+            RasterError: Names the missing features, the available ones and the fix.
+        """
+        missing = [f for f in features if f not in self.bands]
+        if missing:
+            raise RasterError(
+                f"the covariate rasters have no band for feature(s) {missing}; available: {self.features}. Pass the "
+                "raster(s) holding them, or map band names to features with `bands:` / `strip:` in data.rasters"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the reference grid."""
+        return self.height, self.width
+
+    @property
+    def profile(self) -> dict:
+        """CRS, transform, width and height of the reference grid, as a rasterio profile fragment."""
+        return {"crs": self.crs, "transform": self.transform, "width": self.width, "height": self.height}
+
+    # -- points -----------------------------------------------------------------------------------------------------
+    def to_grid_xy(self, xy: np.ndarray, crs) -> np.ndarray:
+        """Points ``(n, 2)`` in ``crs`` transformed to the stack CRS, ``(n, 2)`` (NaN where the transform fails).
+
+        Raises:
+            RasterError: No transformation between the two CRSs exists.
+        """
+        src, dst = CRS.from_user_input(crs), CRS.from_user_input(self.crs.to_wkt())
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if src == dst:
+            return xy.copy()
+        try:
+            tr = Transformer.from_crs(src, dst, always_xy=True)
+            x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
+        except (ProjError, CRSError) as exc:
+            raise RasterError(f"no transformation from the points' CRS ({src.to_string()}) to the rasters' CRS "
+                              f"({dst.to_string()}): {exc}; reproject one of them") from None
+        out = np.c_[x, y]
+        out[~np.isfinite(out).all(1)] = np.nan
+        if len(out) and np.isnan(out).all():
+            raise RasterError(f"no transformation from the points' CRS ({src.to_string()}) to the rasters' CRS "
+                              f"({dst.to_string()}) gives finite coordinates; reproject the rasters or the points")
+        return out
+
+    def rowcol(self, grid_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pixel row and column ``(n,)`` of points in the stack CRS and whether they fall on the grid ``(n,)``."""
+        inv = ~self.transform
+        x, y = grid_xy[:, 0], grid_xy[:, 1]
+        col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
+        with np.errstate(invalid="ignore"):
+            row, col = np.floor(row), np.floor(col)
+            on = np.isfinite(row) & np.isfinite(col) & (row >= 0) & (row < self.height) & (col >= 0) & (col < self.width)
+        return np.where(on, row, 0).astype(np.int64), np.where(on, col, 0).astype(np.int64), on
+
+    def sample_points(self, xy: np.ndarray, crs, features: Sequence[str] | None = None, block: int = 1024,
+                      require_any: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Covariate values of the pixels the points fall in (nearest pixel of the reference grid).
+
+        Args:
+            xy: Point coordinates ``(n, 2)`` in ``crs`` (x, y or lon, lat).
+            crs: CRS of the points (anything pyproj accepts).
+            features: Features to sample (default: all), in this order.
+            block: Window size in pixels used to read the points' pixels (memory stays ``O(block² · F)``).
+            require_any: Raise when no point falls on a valid pixel.
+
+        Returns:
+            ``values`` ``(n, F)`` float64 (NaN where invalid) and ``valid`` ``(n,)`` bool: on the grid and valid in
+            every requested band.
+
+        Raises:
+            RasterError: A missing feature, an impossible CRS transform, or (``require_any``) no point on a valid pixel
+                (the message gives both extents).
+        """
+        features = self.features if features is None else list(features)
+        self.check_features(features)
+        grid_xy = self.to_grid_xy(xy, crs)
+        row, col, on = self.rowcol(grid_xy)
+        n = len(grid_xy)
+        values = np.full((n, len(features)), np.nan)
+        if on.any():
+            br, bc = row // block, col // block
+            keys = np.unique(np.c_[br[on], bc[on]], axis=0)
+            for kr, kc in keys:
+                win = Window(kc * block, kr * block, min(block, self.width - kc * block), min(block, self.height - kr * block))
+                sel = np.flatnonzero(on & (br == kr) & (bc == kc))
+                data, valid = self.read_window(win, features)
+                r, c = row[sel] - kr * block, col[sel] - kc * block
+                v = data[:, r, c].T.astype(np.float64)
+                v[~valid[r, c]] = np.nan
+                values[sel] = v
+        ok = np.isfinite(values).all(1) & on
+        if require_any and n and not ok.any():
+            b = rasterio.transform.array_bounds(self.height, self.width, self.transform)
+            fin = np.isfinite(grid_xy).all(1)
+            pb = (grid_xy[fin, 0].min(), grid_xy[fin, 1].min(), grid_xy[fin, 0].max(), grid_xy[fin, 1].max()) if fin.any() else None
+            where = "off the grid" if not on.any() else "on nodata pixels"
+            raise RasterError(
+                f"the covariate rasters ({self.files[0].name}{' ...' if len(self.files) > 1 else ''}) cover none of the "
+                f"{n} points: all are {where}. Raster bounds (W, S, E, N) {_fmt(b)}, points' bounds in the raster CRS "
+                f"{_fmt(pb)}; check the points' CRS or the rasters"
+            )
+        return values, ok
+
+    # -- windows ----------------------------------------------------------------------------------------------------
+    def windows(self, size: int = 512) -> Iterator[Window]:
+        """Square windows of ``size`` pixels tiling the reference grid, row by row (edge windows are smaller)."""
+        if size < 1:
+            raise ValueError(f"window size must be >= 1, got {size}")
+        for r in range(0, self.height, size):
+            for c in range(0, self.width, size):
+                yield Window(c, r, min(size, self.width - c), min(size, self.height - r))
+
+    def num_windows(self, size: int = 512) -> int:
+        """Number of windows :meth:`windows` yields."""
+        return math.ceil(self.height / size) * math.ceil(self.width / size)
+
+    def read_window(self, window: Window, features: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Values of a window of the reference grid.
+
+        Args:
+            window: rasterio window on the reference grid.
+            features: Features to read (default: all), in this order.
+
+        Returns:
+            ``data`` ``(F, h, w)`` float32 and ``valid`` ``(h, w)`` bool: every band's mask set and every value finite.
+
+        Raises:
+            RasterError: A missing feature, or a read failure (named file).
+        """
+        features = self.features if features is None else list(features)
+        self.check_features(features)
+        h, w = int(window.height), int(window.width)
+        data = np.empty((len(features), h, w), dtype=np.float32)
+        valid = np.ones((h, w), dtype=bool)
+        by_file: dict[int, list[tuple[int, int]]] = {}
+        for j, f in enumerate(features):
+            b = self.bands[f]
+            by_file.setdefault(b.file, []).append((j, b.band))
+        for i, items in by_file.items():
+            reader = self._readers[i]
+            idx = [band for _, band in items]
+            try:
+                arr = reader.read(idx, window=window, out_dtype=np.float32)
+                masks = reader.read_masks(idx, window=window)
+            except rasterio.errors.RasterioIOError as exc:
+                raise RasterError(f"cannot read {self.files[i]}: {exc}") from None
+            for k, (j, _) in enumerate(items):
+                data[j] = arr[k]
+                valid &= masks[k] > 0
+        valid &= np.isfinite(data).all(0)
+        return data, valid
+
+    def pixel_centres(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """x and y of the pixel centres of a window in the stack CRS, each ``(h, w)``."""
+        h, w = int(window.height), int(window.width)
+        cols = np.arange(w) + window.col_off + 0.5
+        rows = np.arange(h) + window.row_off + 0.5
+        t = self.transform
+        cc, rr = np.meshgrid(cols, rows)
+        x = t.a * cc + t.b * rr + t.c
+        y = t.d * cc + t.e * rr + t.f
+        return x, y
+
+    def count_valid(self, features: Sequence[str] | None = None, size: int = 1024) -> int:
+        """Pixels valid in every requested feature (a full pass over the rasters)."""
+        return int(sum(self.read_window(w, features)[1].sum() for w in self.windows(size)))
+
+
+def _open(path: Path):
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise RasterError(f"cannot open {path} as a raster ({exc}); give a GeoTIFF") from None
+
+
+def _band_names(path: Path, ds, source: RasterSource) -> dict[str, int]:
+    """Feature name → 1-based band of one file, from the source's ``bands`` or the automatic names."""
+    descriptions = list(ds.descriptions)
+    if source.bands:
+        out = {}
+        for feature, sel in source.bands.items():
+            if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()):
+                k = int(sel)
+                if not 1 <= k <= ds.count:
+                    raise RasterError(f"{path} has {ds.count} band(s); band {k} for feature '{feature}' does not exist")
+                out[feature] = k
+            elif sel in descriptions:
+                out[feature] = descriptions.index(sel) + 1
+            else:
+                raise RasterError(
+                    f"{path} has no band described '{sel}' (for feature '{feature}'); band descriptions: "
+                    f"{[d for d in descriptions if d]} — use a description or a 1-based band index"
+                )
+        return out
+    stem = path.stem
+    out = {}
+    for k, desc in enumerate(descriptions, start=1):
+        name = desc if desc else (stem if ds.count == 1 else f"{stem}_b{k}")
+        if source.strip and name.startswith(source.strip):
+            name = name[len(source.strip):]
+        if name in out:
+            raise RasterError(f"{path}: two bands are both named '{name}'; map them with `bands:` in the config")
+        out[name] = k
+    return out
+
+
+def _fmt(b) -> str:
+    return "(none finite)" if b is None else "(" + ", ".join(f"{v:.3f}" for v in b) + ")"
+
+
+def match_sources(paths: Sequence[str | Path], configured: Sequence[RasterSource]) -> list[RasterSource]:
+    """Raster sources for files given at prediction time, with the naming rules of the training config.
+
+    A file takes the ``bands``, ``strip``, ``stream`` and ``resampling`` of the first configured source whose path
+    pattern matches its file name (so a map is predicted from other copies of the training rasters under the same
+    feature names); a file no configured source matches takes the automatic names.
+    """
+    out = []
+    for p in paths:
+        name = Path(p).name
+        match = next((c for c in configured if fnmatch.fnmatch(name, Path(c.path).name)), None)
+        if match is None:
+            out.append(RasterSource(path=str(p)))
+        else:
+            out.append(RasterSource(path=str(p), bands=match.bands, strip=match.strip, stream=match.stream,
+                                    resampling=match.resampling))
+    return out
+
+
+__all__ = ["CovariateStack", "RasterError", "RasterSource", "expand_paths", "match_sources", "resolve_path"]

@@ -1,0 +1,269 @@
+"""Fast prediction of query nodes with cached labelled hidden states (DESIGN.md, "Prediction").
+
+No edge leaves a query node (rule 1), so the labelled nodes' hidden states at every layer do not depend on the queries.
+:class:`QueryPredictor` computes them once per member on the labelled-only graph, caches each layer's source
+projection ``Θ_l h_j`` per relation, and predicts a batch of query nodes with the stream encoders, the MoE, and per layer
+one GATv2 attention step over their ``k`` labelled neighbours in each relation (Brody et al. 2022, eq. 7):
+
+``e_ij = aᵀ LeakyReLU(Θ_l h_j + Θ_r h_i + Θ_e a_ij)``, ``α_ij = softmax_j(e_ij)``, ``m_i = Σ_j α_ij Θ_l h_j + b``,
+summed over relations, then ``h_i ← LayerNorm(h_i + GELU(Σ_r m_i^r))``.
+
+Neighbours come from cKDTrees over the fitted builder's spaces (metric coordinates, the spectral space, elevation among
+spatial candidates), built once. The result equals :meth:`DeepEnsemble.predict` on the full graph (up to float error,
+see ``tests/test_predict_query.py``) at a cost linear in the number of queries, in chunks of bounded memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+from torch_geometric.data import HeteroData
+
+from sptgnn.data.samples import EARTH_RADIUS_M, SoilSamples, chord_to_great_circle_m
+from sptgnn.graph.builder import NODE, edge_type
+from sptgnn.graph.features import TIME_FEATURES
+
+
+def metric_coords(xy: np.ndarray, crs) -> np.ndarray:
+    """Coordinates in metres for neighbour search, as :meth:`SoilSamples.metric_coords` computes them.
+
+    Args:
+        xy: ``(n, 2)`` coordinates in ``crs`` (x, y or lon, lat).
+        crs: pyproj CRS of ``xy`` (the training samples' CRS).
+
+    Returns:
+        ``(n, 2)`` projected metres, or ``(n, 3)`` Earth-centred sphere coordinates (m) for a geographic CRS.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    if crs.is_geographic:
+        lon, lat = np.radians(xy[:, 0]), np.radians(xy[:, 1])
+        return EARTH_RADIUS_M * np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
+    return xy
+
+
+def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.ndarray:
+    """Time stream ``(n, 3)`` as :meth:`NodeFeatureTransform.time`: decades since the reference year, sin/cos day of year."""
+    if dates is None:
+        return np.zeros((n, TIME_FEATURES))
+    dates = pd.to_datetime(pd.Series(dates)).reset_index(drop=True)
+    if len(dates) == 1 and n != 1:
+        dates = pd.Series(np.repeat(dates.to_numpy(), n))
+    doy = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
+    return np.c_[(dates.dt.year.to_numpy() - reference_year) / 10.0, np.sin(doy), np.cos(doy)]
+
+
+@dataclass
+class QueryInputs:
+    """Query nodes as arrays in the model's input space.
+
+    Attributes:
+        imagery: Standardised imagery stream ``(n, F_img)``.
+        environment: Standardised environment stream ``(n, F_env)``.
+        pos: Position stream ``(n, d)`` (offsets from the labelled centroid in labelled-spread units).
+        time: Time stream ``(n, 3)``.
+        metric: Metric coordinates ``(n, d)`` (m) for the spatial and elevation relations.
+        spectral: Spectral relation space ``(n, F_s)``.
+        elevation: Elevation (m) ``(n,)`` or ``None``.
+    """
+
+    imagery: np.ndarray
+    environment: np.ndarray
+    pos: np.ndarray
+    time: np.ndarray
+    metric: np.ndarray
+    spectral: np.ndarray
+    elevation: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.metric)
+
+    def take(self, sl: slice) -> "QueryInputs":
+        """Rows ``sl`` of every array."""
+        return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
+                                                                     self.metric, self.spectral, self.elevation)))
+
+    @classmethod
+    def from_samples(cls, builder, samples: SoilSamples) -> "QueryInputs":
+        """Inputs of query samples with the fitted builder's transforms (same as :meth:`GraphBuilder.build`)."""
+        t = builder.transform
+        return cls(
+            imagery=t.stream(samples, "imagery"), environment=t.stream(samples, "environment"), pos=t.position(samples),
+            time=t.time(samples), metric=samples.metric_coords(), spectral=builder.spectral_space(samples),
+            elevation=samples.elevation_m(),
+        )
+
+    @classmethod
+    def from_arrays(cls, builder, features: dict[str, np.ndarray], xy: np.ndarray, dates=None,
+                    elevation_column: str | None = None) -> "QueryInputs":
+        """Inputs from raw feature columns and coordinates, e.g. the valid pixels of a raster window.
+
+        Args:
+            builder: Fitted :class:`~sptgnn.graph.builder.GraphBuilder`.
+            features: Raw (unstandardised) values per feature column, each ``(n,)``; every fitted column is needed.
+            xy: ``(n, 2)`` coordinates in the training samples' CRS.
+            dates: Sampling dates (one for all or ``(n,)``) or ``None`` (time stream at the labelled mean year).
+            elevation_column: Feature holding elevation (m) for the elevation relation.
+
+        Raises:
+            KeyError: A fitted feature column is missing from ``features``.
+        """
+        t = builder.transform
+        n = len(xy)
+        streams = {}
+        for s, cols in t.columns.items():
+            raw = np.stack([np.asarray(features[c], dtype=np.float64) for c in cols], axis=1) if cols else np.zeros((n, 0))
+            streams[s] = (raw - t.mean[s]) / t.scale[s]
+        metric = metric_coords(xy, builder.labelled.crs)
+        spec_streams = [s for s in builder.config.spectral_streams if t.columns.get(s)] or ["environment"]
+        has_dates = dates is not None and builder.labelled.date_column is not None
+        return cls(
+            imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
+            pos=(metric - t.centre_m) / t.spread_m,
+            time=time_features(dates if has_dates else None, n, t.reference_year),
+            metric=metric, spectral=np.concatenate([streams[s] for s in spec_streams], axis=1),
+            elevation=None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64),
+        )
+
+
+class QueryPredictor:
+    """Predicts query nodes of a fitted :class:`~sptgnn.train.ensemble.DeepEnsemble` with cached labelled states.
+
+    Args:
+        ensemble: A fitted or loaded ensemble.
+        chunk: Query nodes per forward batch; memory is ``O(chunk · k · d)`` whatever the number of queries.
+
+    Shapes:
+        :meth:`predict_inputs` of ``n`` queries → :class:`Prediction` with ``(n,)`` arrays and ``(M, n)`` members.
+    """
+
+    def __init__(self, ensemble, chunk: int = 32768):
+        if not ensemble.members or ensemble.builder is None:
+            raise RuntimeError("QueryPredictor needs a fitted or loaded ensemble")
+        self.ensemble = ensemble
+        self.builder = ensemble.builder
+        self.chunk = int(chunk)
+        b, lab = self.builder, self.builder.labelled
+        cfg = b.config
+        self.n_lab = len(lab)
+        self.relations = list(b.relations)
+        self._lab_metric = lab.metric_coords()
+        self._lab_elev = lab.elevation_m()
+        self._geographic = bool(lab.crs.is_geographic)
+        self._trees = {"metric": cKDTree(self._lab_metric)}
+        if "spectral" in self.relations:
+            self._trees["spectral"] = cKDTree(b.spectral_space(lab))
+        self._k = {"spatial": min(cfg.k_spatial, self.n_lab), "spectral": min(cfg.k_spectral, self.n_lab),
+                   "candidates": min(max(cfg.elevation_candidates, cfg.k_elevation), self.n_lab)}
+        graph = b.build(None, ensemble.target)
+        labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
+        # per member, per layer, per relation: the source projection Θ_l h_j of the labelled nodes, (N_lab, H, C)
+        self._xl: list[list[dict[str, torch.Tensor]]] = []
+        with torch.no_grad():
+            for model in ensemble.members:
+                model.eval()
+                states = model.layer_states(graph, labels)
+                per_layer = []
+                for layer, h in zip(model.layers, states[:-1]):
+                    per_rel = {}
+                    for r in model.relations:
+                        conv = layer.conv.convs[edge_type(r)]
+                        per_rel[r] = conv.lin_l(h).view(-1, conv.heads, conv.out_channels)
+                    per_layer.append(per_rel)
+                self._xl.append(per_layer)
+
+    # -- neighbours -----------------------------------------------------------------------------------------------
+    def neighbours(self, q: QueryInputs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Labelled neighbours of each query per relation: indices ``(n, k)`` and edge attributes ``(n, k)``
+        (``log1p(distance / distance_scale)``), exactly as :meth:`GraphBuilder.build` attaches queries."""
+        out = {}
+        scale = self.builder.distance_scale
+        for r in self.relations:
+            if r == "spatial":
+                dist, idx = self._query(self._trees["metric"], q.metric, self._k["spatial"])
+                if self._geographic:
+                    dist = chord_to_great_circle_m(dist)
+            elif r == "spectral":
+                dist, idx = self._query(self._trees["spectral"], q.spectral, self._k["spectral"])
+            elif r == "elevation":
+                if q.elevation is None:
+                    raise ValueError("the elevation relation needs the queries' elevation")
+                _, cand = self._query(self._trees["metric"], q.metric, self._k["candidates"])
+                diff = np.abs(self._lab_elev[cand] - q.elevation[:, None])
+                order = np.argsort(diff, axis=1, kind="stable")[:, : min(self.builder.config.k_elevation, cand.shape[1])]
+                idx, dist = np.take_along_axis(cand, order, 1), np.take_along_axis(diff, order, 1)
+            else:
+                raise ValueError(f"unknown relation '{r}'")
+            out[r] = (idx, np.log1p(dist / scale[r]))
+        return out
+
+    @staticmethod
+    def _query(tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        dist, idx = tree.query(points, k=k)
+        return dist.reshape(len(points), -1), idx.reshape(len(points), -1)
+
+    # -- forward --------------------------------------------------------------------------------------------------
+    def _member(self, m: int, model, q: QueryInputs, nbrs: dict, tensors: dict) -> tuple[np.ndarray, np.ndarray]:
+        n = len(q)
+        data = HeteroData()
+        store = data[NODE]
+        store.x_imagery, store.x_environment = tensors["imagery"], tensors["environment"]
+        store.pos, store.time = tensors["pos"], tensors["time"]
+        store.num_nodes = n
+        h, _, _ = model.embed(data, None)
+        for layer, xl_rel in zip(model.layers, self._xl[m]):
+            msg = None
+            for r in model.relations:
+                conv = layer.conv.convs[edge_type(r)]
+                idx, attr = tensors["nbr"][r]
+                xl = xl_rel[r][idx]  # (n, k, H, C)
+                x_r = conv.lin_r(h).view(n, 1, conv.heads, conv.out_channels)
+                e = xl + x_r
+                if conv.lin_edge is not None:
+                    e = e + conv.lin_edge(attr).view(n, idx.shape[1], conv.heads, conv.out_channels)
+                alpha = (F.leaky_relu(e, conv.negative_slope) * conv.att).sum(-1)  # (n, k, H)
+                alpha = torch.softmax(alpha, dim=1)
+                out = (alpha.unsqueeze(-1) * xl).sum(1).reshape(n, -1)
+                if conv.bias is not None:
+                    out = out + conv.bias
+                msg = out if msg is None else msg + out
+            if msg is not None:
+                h = layer.norm(h + F.gelu(msg))
+        mean, var = model.head(h)
+        if model.linear_skip is not None:
+            mean = mean + model.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
+        return self.ensemble.target_transform.inverse(mean.numpy(), var.numpy())
+
+    @torch.no_grad()
+    def predict_inputs(self, q: QueryInputs):
+        """Ensemble prediction of query inputs, in target units.
+
+        Returns:
+            :class:`~sptgnn.train.ensemble.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
+        """
+        from sptgnn.train.ensemble import Prediction
+
+        n, M = len(q), len(self.ensemble.members)
+        means, variances = np.empty((M, n)), np.empty((M, n))
+        for start in range(0, n, self.chunk):
+            sl = slice(start, min(n, start + self.chunk))
+            part = q.take(sl)
+            nb = self.neighbours(part)
+            f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+            tensors = {"imagery": f32(part.imagery), "environment": f32(part.environment), "pos": f32(part.pos),
+                       "time": f32(part.time),
+                       "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)[..., None]) for r, (i, a) in nb.items()}}
+            for m, model in enumerate(self.ensemble.members):
+                means[m, sl], variances[m, sl] = self._member(m, model, part, nb, tensors)
+        return Prediction.from_members(means, variances)
+
+    def predict(self, query: SoilSamples):
+        """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`)."""
+        return self.predict_inputs(QueryInputs.from_samples(self.builder, query))
+
+
+__all__ = ["QueryInputs", "QueryPredictor", "metric_coords", "time_features"]

@@ -1,0 +1,138 @@
+"""Generic point tables (CSV, GeoPackage, Parquet) driven by the config, with raster covariates."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from sptgnn.config import ConfigError, DataConfig, load_config
+from sptgnn.data.rasters import RasterError
+from sptgnn.data.tables import TableError, load_samples, load_table
+
+from test_rasters import X0, Y0, field, write_tif
+
+
+def _frame(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    col, row = rng.integers(0, 20, n), rng.integers(0, 20, n)
+    return pd.DataFrame({
+        "pid": np.arange(100, 100 + n),
+        "east": X0 + (col + 0.5) * 10,
+        "north": Y0 - (row + 0.5) * 10,
+        "soc": rng.uniform(5, 30, n),
+        "clay": rng.uniform(10, 40, n),
+        "when": pd.date_range("2020-03-01", periods=n, freq="7D").strftime("%Y-%m-%d"),
+    })
+
+
+def _data(path, **table):
+    rasters = table.pop("rasters", [])
+    base = {"path": str(path), "x": "east", "y": "north", "crs": "EPSG:32633", "id": "pid", "environment": ["clay"]}
+    base.update(table)
+    return DataConfig.model_validate({"target": "soc", "table": base, "rasters": rasters})
+
+
+def test_csv_with_raster_covariates(tmp_path):
+    rows, cols = np.mgrid[0:20, 0:20]
+    write_tif(tmp_path / "lin.tif", field(X0 + (cols + 0.5) * 10, Y0 - (rows + 0.5) * 10), 10)
+    f = _frame()
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    cfg = DataConfig.model_validate({"target": "soc", "table": {"path": str(tmp_path / "pts.csv"), "x": "east", "y": "north",
+                                     "crs": "EPSG:32633", "id": "pid", "date": "when", "environment": ["clay"], "elevation": "lin"},
+                                     "rasters": [{"path": str(tmp_path / "lin.tif")}]})
+    s = load_samples(cfg)
+    assert len(s) == 12 and s.targets == ["soc"]
+    assert s.feature_groups == {"imagery": [], "environment": ["clay", "lin"]}
+    np.testing.assert_allclose(s.frame["lin"], field(f["east"], f["north"]), rtol=1e-6)
+    np.testing.assert_allclose(s.target("soc"), f["soc"])
+    assert s.sample_ids.tolist() == [str(i) for i in f["pid"]]
+    assert s.dates().iloc[1] == pd.Timestamp("2020-03-08")
+    assert s.crs.to_epsg() == 32633
+
+
+def test_relative_paths_read_under_data_dir(tmp_path, monkeypatch):
+    _frame().to_csv(tmp_path / "pts.csv", index=False)
+    monkeypatch.setenv("SPTGNN_DATA_DIR", str(tmp_path))
+    s = load_samples(_data("pts.csv"))
+    assert len(s) == 12
+    monkeypatch.setenv("SPTGNN_DATA_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(TableError, match="point table not found.*SPTGNN_DATA_DIR"):
+        load_samples(_data("pts.csv"))
+
+
+def test_geopackage_geometry_and_lonlat(tmp_path):
+    f = _frame()
+    gdf = gpd.GeoDataFrame(f, geometry=gpd.points_from_xy(f.east, f.north), crs="EPSG:32633").to_crs("EPSG:4326")
+    gdf.to_file(tmp_path / "pts.gpkg", driver="GPKG")
+    s = load_table(_data(tmp_path / "pts.gpkg", x=None, y=None, crs=None).table, "soc")
+    assert s.crs.is_geographic
+    np.testing.assert_allclose(s.frame.geometry.to_crs("EPSG:32633").x, f.east, atol=1e-3)
+    g = pd.DataFrame(gdf.drop(columns="geometry"))
+    g["lon"], g["lat"] = gdf.geometry.x, gdf.geometry.y
+    g.to_csv(tmp_path / "ll.csv", index=False)
+    s2 = load_table(_data(tmp_path / "ll.csv", x="lon", y="lat", crs="EPSG:4326").table, "soc")
+    np.testing.assert_allclose(s2.xy(), s.xy())
+
+
+def test_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    _frame().to_parquet(tmp_path / "pts.parquet")
+    assert len(load_samples(_data(tmp_path / "pts.parquet"))) == 12
+
+
+def test_missing_target_is_an_error_or_dropped_with_a_count(tmp_path):
+    f = _frame()
+    f.loc[[2, 5], "soc"] = np.nan
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    with pytest.raises(TableError, match=r"target 'soc' is missing in 2 row\(s\): row 3 \(pid 102\), row 6 \(pid 105\).*drop_missing: true"):
+        load_samples(_data(tmp_path / "pts.csv"))
+    with pytest.warns(UserWarning, match="dropped 2 of 12 rows"):
+        s = load_samples(_data(tmp_path / "pts.csv", drop_missing=True))
+    assert len(s) == 10 and s.metadata["dropped"] == {"soc": 2}
+    assert "102" not in s.sample_ids.tolist()
+
+
+def test_text_in_target_names_file_column_and_row(tmp_path):
+    f = _frame().astype({"soc": object})
+    f.loc[4, "soc"] = "12,5"
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    with pytest.raises(TableError, match=r"pts.csv: target column 'soc' holds text.*'12,5'.*row 5 \(pid 104\).*decimal separator"):
+        load_samples(_data(tmp_path / "pts.csv"))
+
+
+def test_missing_columns_and_crs(tmp_path):
+    _frame().to_csv(tmp_path / "pts.csv", index=False)
+    with pytest.raises(TableError, match=r"no column 'cly' \(data.table.imagery/environment\) \(did you mean 'clay'\?\)"):
+        load_samples(_data(tmp_path / "pts.csv", environment=["cly"]))
+    with pytest.raises(TableError, match="data.table.crs is required"):
+        load_samples(_data(tmp_path / "pts.csv", crs=None))
+    with pytest.raises(TableError, match="no point geometry"):
+        load_samples(_data(tmp_path / "pts.csv", x=None, y=None))
+    cfg = DataConfig.model_validate({"target": "SOC", "table": {"path": str(tmp_path / "pts.csv"), "x": "east", "y": "north", "crs": "EPSG:32633"}})
+    with pytest.raises(TableError, match=r"no column 'SOC'.*did you mean 'soc'"):
+        load_samples(cfg)
+
+
+def test_points_off_the_rasters(tmp_path):
+    write_tif(tmp_path / "lin.tif", np.ones((20, 20)), 10)
+    f = _frame()
+    f["east"] += 10_000
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    with pytest.raises(RasterError, match="cover none of the 12 points"):
+        load_samples(_data(tmp_path / "pts.csv", rasters=[{"path": str(tmp_path / "lin.tif")}]))
+    f.loc[:3, "east"] -= 10_000
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    with pytest.raises(TableError, match=r"'covariate rasters \(off the grid or nodata\)' is missing in 8 row"):
+        load_samples(_data(tmp_path / "pts.csv", rasters=[{"path": str(tmp_path / "lin.tif")}]))
+
+
+def test_config_keys(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key 'data.table.xcol' \(did you mean 'x'\?\)|unknown key 'data.table.xcol'"):
+        load_config(None, {"data": {"table": {"path": "a.csv", "xcol": "x"}}})
+    with pytest.raises(ConfigError, match="give both x and y"):
+        load_config(None, {"data": {"table": {"path": "a.csv", "x": "x"}}})
+    with pytest.raises(ConfigError, match=r"unknown key 'data.rasters.0.strp' \(did you mean 'strip'\?\)"):
+        load_config(None, {"data": {"rasters": [{"path": "a.tif", "strp": "x"}]}})
+    assert load_config(None).data.table is None and load_config(None).data.rasters == []
