@@ -181,6 +181,8 @@ def predict(
     y: Optional[str] = typer.Option(None, "--y", help="y/latitude column of a CSV of points."),
     crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the points' x/y columns, e.g. EPSG:4326."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads (torch and neighbour search)."),
+    compile_: bool = typer.Option(False, "--compile", help="Fuse the attention step with torch.compile: faster on large maps, tens of seconds to compile first."),
 ) -> None:
     """Predict a map (--raster ... --out map.tif) or points (--points in.gpkg --out out.gpkg) with a trained run: mean,
     total/aleatoric/epistemic sd, q05, q95 and the area-of-applicability flag."""
@@ -192,7 +194,7 @@ def predict(
     from sptgnn.train.ensemble import RunError
 
     errors = USER_ERRORS + (RunError, PredictError, AOAError)
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
+    torch.set_num_threads(threads)
     try:
         if points is None and not raster:
             raise PredictError("give --raster a.tif [--raster b.tif ...] for a map, or --points in.gpkg for points")
@@ -205,10 +207,11 @@ def predict(
                 raise PredictError(f"--date '{date}' is not a date; use YYYY-MM-DD") from None
         if not out.parent.is_dir():
             raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
-        model = load_run(run)
+        raster = [_cwd_path(p) for p in raster or []]
+        model = load_run(run, compile=compile_, workers=threads)
         if points is not None:
             frame = read_points(points, x, y, crs)
-            result, n_bad = predict_points(model, frame, raster or [], date)
+            result, n_bad = predict_points(model, frame, raster, date)
             write_points(result, out, overwrite)
             msg = f"predicted {len(result) - n_bad} of {len(result)} points; wrote {out}"
             if n_bad:
@@ -226,3 +229,15 @@ def predict(
         f"wrote {summary['path']} ({summary['shape'][0]} x {summary['shape'][1]} px, {summary['valid_pixels']} predicted, "
         f"{summary['seconds']:.1f} s) and {summary['png']}; mean {r['mean'][0]:.3g}-{r['mean'][1]:.3g} {model.units}, "
         f"sd {r['sd'][0]:.3g}-{r['sd'][1]:.3g}", highlight=False)
+
+
+def _cwd_path(path: Path) -> Path:
+    """A --raster path (or glob) as given when it exists relative to the working directory, made absolute; otherwise
+    unchanged, so that relative names are read under the data directory like config paths."""
+    import glob as _glob
+
+    if path.is_absolute():
+        return path
+    if path.exists() or _glob.glob(str(path)):
+        return Path.cwd() / path
+    return path

@@ -62,8 +62,9 @@ class RunModel:
     raster_sources: list[RasterSource] = field(default_factory=list)
 
     @classmethod
-    def from_ensemble(cls, ensemble, chunk: int = 32768) -> "RunModel":
-        """Wrap a fitted or loaded ensemble (fits the AOA from the labelled nodes if it has none)."""
+    def from_ensemble(cls, ensemble, chunk: int = 8192, compile: bool = False, workers: int = 1) -> "RunModel":
+        """Wrap a fitted or loaded ensemble (fits the AOA from the labelled nodes if it has none); ``chunk``,
+        ``compile`` and ``workers`` go to :class:`QueryPredictor`."""
         from sptgnn.evaluate.aoa import fit_aoa
 
         lab = ensemble.builder.labelled
@@ -73,7 +74,7 @@ class RunModel:
         elevation = lab.elevation if "elevation" in ensemble.builder.relations else None
         table = ensemble.config.data.table
         units = (table.units if table is not None and table.units else None) or lab.metadata.get("units", {}).get(ensemble.target, "")
-        return cls(ensemble, QueryPredictor(ensemble, chunk), aoa, features, elevation, units or "",
+        return cls(ensemble, QueryPredictor(ensemble, chunk, compile, workers), aoa, features, elevation, units or "",
                    [RasterSource.from_config(r) for r in ensemble.config.data.rasters])
 
     @property
@@ -101,7 +102,7 @@ class RunModel:
                 "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
 
 
-def load_run(run: str | Path, chunk: int = 32768) -> RunModel:
+def load_run(run: str | Path, chunk: int = 8192, compile: bool = False, workers: int = 1) -> RunModel:
     """Load a run directory for prediction.
 
     Raises:
@@ -112,7 +113,7 @@ def load_run(run: str | Path, chunk: int = 32768) -> RunModel:
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"run directory not found: {run}; train one with `sptgnn train CONFIG --out {run}`")
-    return RunModel.from_ensemble(DeepEnsemble.load(run), chunk)
+    return RunModel.from_ensemble(DeepEnsemble.load(run), chunk, compile, workers)
 
 
 def _transformer(src_crs, dst_crs, probe: tuple[float, float]) -> Transformer | None:
