@@ -179,10 +179,7 @@ class QueryPredictor:
         self._attend = attend
         self.workers = int(workers)
         if compile:
-            try:
-                self._attend = torch.compile(attend, dynamic=True)
-            except Exception as exc:  # noqa: BLE001 - any backend failure: eager mode is correct, only slower
-                warnings.warn(f"torch.compile unavailable ({type(exc).__name__}); attention runs in eager mode", stacklevel=2)
+            self.enable_compile()
         self.ensemble = ensemble
         self.builder = ensemble.builder
         self.chunk = int(chunk)
@@ -221,6 +218,20 @@ class QueryPredictor:
                     per_layer_we.append(per_we)
                 self._xl.append(per_layer)
                 self._we.append(per_layer_we)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the attention step is fused by ``torch.compile``."""
+        return self._attend is not attend
+
+    def enable_compile(self) -> None:
+        """Fuse the attention step with ``torch.compile`` (eager mode stays, with a warning, if it is unavailable)."""
+        if self.compiled:
+            return
+        try:
+            self._attend = torch.compile(attend, dynamic=True)
+        except Exception as exc:  # noqa: BLE001 - any backend failure: eager mode is correct, only slower
+            warnings.warn(f"torch.compile unavailable ({type(exc).__name__}); attention runs in eager mode", stacklevel=2)
 
     # -- neighbours -----------------------------------------------------------------------------------------------
     def neighbours(self, q: QueryInputs) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -142,7 +142,7 @@ def _check_out(out: Path) -> None:
 
 def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
                    progress: Callable[[int, int], None] | None = None, quicklook: bool = True,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, compile: bool | None = None) -> dict:
     """Predict a covariate stack window by window and write the multi-band map (see the module docstring).
 
     Args:
@@ -156,6 +156,8 @@ def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Pa
         progress: Called with ``(windows done, windows total)`` after each window.
         quicklook: Write the PNG quicklook.
         overwrite: Replace an existing output.
+        compile: Fuse the attention step with ``torch.compile`` (about 3× faster per pixel, tens of seconds to
+            compile once); ``None`` compiles for grids of more than 4 million pixels.
 
     Returns:
         Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, per band ``min``/``max`` of valid pixels.
@@ -176,6 +178,8 @@ def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Pa
     with CovariateStack.open(sources) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
+        if compile or (compile is None and h * w > 4_000_000):
+            model.predictor.enable_compile()
         t = stack.transform
         cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
         tr = _transformer(stack.crs, model.ensemble.builder.labelled.crs, (cx, cy))
