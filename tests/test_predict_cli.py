@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from typer.testing import CliRunner
 
 from sptgnn.cli import app
-from sptgnn.predict.quantiles import mixture_quantiles
+from sptgnn.predict.quantiles import ensemble_quantiles, mixture_quantiles
 from sptgnn.predict.raster import BANDS, NODATA, load_run
 
 from test_rasters import write_tif
@@ -174,3 +174,21 @@ def test_mixture_quantiles_match_a_root_finder():
             assert q[j, i] == pytest.approx(brentq(lambda x: cdf(x) - p, -100, 100), abs=1e-5)
     one = mixture_quantiles(np.array([[2.0]]), np.array([[4.0]]), (0.05,))
     assert one[0, 0] == pytest.approx(2 + 2 * norm.ppf(0.05))
+
+
+def test_log1p_quantiles_are_lognormal_mixture_quantiles():
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    from sptgnn.train.target import TargetTransform
+
+    rng = np.random.default_rng(1)
+    m, v = rng.normal(2, 0.5, (4, 10)), rng.uniform(0.05, 0.8, (4, 10))  # members in log1p space
+    tt = TargetTransform("log1p", 0.0, 1.0)
+    mean, var = tt.inverse(m, v)  # lognormal moments in target units, as Prediction holds them
+    q = ensemble_quantiles(mean, var, (0.05, 0.95), "log1p")
+    for i in range(10):
+        cdf = lambda y: norm.cdf(np.log1p(y), m[:, i], np.sqrt(v[:, i])).mean()  # noqa: E731
+        for j, p in enumerate((0.05, 0.95)):
+            assert q[j, i] == pytest.approx(brentq(lambda y: cdf(y) - p, -0.999, 1e6), rel=1e-6)
+    assert (q > -1).all()

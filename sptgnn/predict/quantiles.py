@@ -55,4 +55,21 @@ def mixture_quantiles(member_mean: np.ndarray, member_var: np.ndarray, levels, i
     return out
 
 
-__all__ = ["mixture_quantiles"]
+def ensemble_quantiles(member_mean: np.ndarray, member_var: np.ndarray, levels, transform: str = "none") -> np.ndarray:
+    """Quantiles ``(len(levels), n)`` of the ensemble's predictive mixture in target units.
+
+    ``transform="none"``: members are Gaussians ``N(μ_m, σ²_m)`` (:func:`mixture_quantiles`). ``"log1p"``: each member
+    is Gaussian in ``log(1 + y)`` (a shifted lognormal in target units), so its log-space parameters are recovered
+    exactly from the lognormal moments, ``v = log(1 + σ²/(μ + 1)²)``, ``m = log(μ + 1) − v/2``, the mixture quantile is
+    taken in log space and mapped back with ``expm1`` (quantiles commute with monotone maps): never below −1, and
+    exact for the lognormal members instead of a Gaussian approximation.
+    """
+    mu, var = np.asarray(member_mean, dtype=np.float64), np.asarray(member_var, dtype=np.float64)
+    if transform == "log1p":
+        v = np.log1p(var / (mu + 1.0) ** 2)
+        m = np.log(mu + 1.0) - v / 2
+        return np.expm1(mixture_quantiles(m, v, levels))
+    return mixture_quantiles(mu, var, levels)
+
+
+__all__ = ["ensemble_quantiles", "mixture_quantiles"]

@@ -5,7 +5,7 @@ Bands of the map (target units, e.g. g/kg for SOC, % for SOM; ``aoa`` is 0/1):
 1. ``mean`` — mixture mean of the ensemble;
 2. ``sd`` — total predictive sd, sqrt(aleatoric² + epistemic²);
 3. ``aleatoric_sd``; 4. ``epistemic_sd``;
-5. ``q05``; 6. ``q95`` — quantiles of the members' Gaussian mixture;
+5. ``q05``; 6. ``q95`` — quantiles of the members' mixture (Gaussian members, or lognormal ones with ``log1p``);
 7. ``aoa`` — area-of-applicability flag (Meyer & Pebesma 2021), 1 inside.
 
 The GeoTIFF has the reference grid of the covariate stack (CRS, transform, shape), float32, tiled 256 × 256, DEFLATE
@@ -29,7 +29,7 @@ from pyproj.exceptions import ProjError
 from rasterio.enums import Resampling
 
 from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
-from sptgnn.predict.quantiles import mixture_quantiles
+from sptgnn.predict.quantiles import ensemble_quantiles
 from sptgnn.predict.query import QueryInputs, QueryPredictor
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
@@ -96,7 +96,7 @@ class RunModel:
         """
         q = QueryInputs.from_arrays(self.ensemble.builder, values, xy_train, dates, self.elevation)
         pred = self.predictor.predict_inputs(q)
-        q05, q95 = mixture_quantiles(pred.member_mean, pred.member_var, (0.05, 0.95))
+        q05, q95 = ensemble_quantiles(pred.member_mean, pred.member_var, (0.05, 0.95), self.ensemble.target_transform.kind)
         X = np.stack([values[f] for f in self.aoa.features], axis=1)
         return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
                 "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
