@@ -93,6 +93,7 @@ class DeepEnsemble:
         self.members: list[SpTGNN] = []
         self.best_epochs: list[int] = []
         self.fit_seconds = 0.0
+        self.aoa = None  # AreaOfApplicability reference for prediction (sptgnn.evaluate.aoa), saved as aoa.npz
 
     # -- fit ----------------------------------------------------------------------------------------------------------
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
@@ -237,6 +238,8 @@ class DeepEnsemble:
         if lab.date_column:
             frame[lab.date_column] = pd.to_datetime(frame[lab.date_column]).dt.strftime("%Y-%m-%d")
         frame.to_file(folder / "labelled.gpkg", driver="GPKG", layer="labelled")
+        if self.aoa is not None:
+            self.aoa.save(folder / "aoa.npz")
 
     @classmethod
     def load(cls, path: str | Path) -> "DeepEnsemble":
@@ -298,6 +301,13 @@ class DeepEnsemble:
             ens.members.append(model)
         ens.best_epochs = list(state["best_epochs"])
         ens.fit_seconds = float(state["fit_seconds"])
+        if (path / "aoa.npz").is_file():
+            from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
+
+            try:
+                ens.aoa = AreaOfApplicability.load(path / "aoa.npz")
+            except AOAError as exc:
+                raise RunError(str(exc)) from None
         return ens
 
 

@@ -1,0 +1,167 @@
+"""Point predictions: a GeoPackage/CSV/Parquet of locations in, the same rows with prediction columns out.
+
+Columns added (prefix ``soc`` for an SOC target, else the target's name, e.g. ``som_pct``): ``{p}_mean``, ``{p}_sd``
+(total), ``{p}_aleatoric_sd``, ``{p}_epistemic_sd``, ``{p}_q05``, ``{p}_q95`` in target units, and ``aoa`` (1 inside the
+area of applicability, 0 outside). Covariates the points lack are sampled from rasters (the given ones, else the run
+config's ``data.rasters``). Rows without every covariate get empty predictions and ``aoa`` 0; their count is returned.
+The output is written to a temporary file beside it and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from sptgnn.data.rasters import CovariateStack, match_sources, resolve_path
+from sptgnn.data.tables import TableError, _read
+from sptgnn.predict.raster import PredictError, RunModel
+
+
+def read_points(path: str | Path, x: str | None = None, y: str | None = None, crs: str | None = None,
+                layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read prediction locations: point geometry of a GeoPackage/GeoParquet, or x/y columns with a CRS.
+
+    Raises:
+        PredictError: Missing file, missing coordinate columns or CRS, non-point geometry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictError(f"points file not found: {path}")
+    try:
+        frame = _read(path, layer)
+    except TableError as exc:
+        raise PredictError(str(exc)) from None
+    if x is None and isinstance(frame, gpd.GeoDataFrame) and frame.geometry is not None:
+        if crs is not None:
+            frame = frame.set_crs(crs, allow_override=True)
+        if frame.crs is None:
+            raise PredictError(f"{path}: the geometry has no CRS; pass --crs")
+        if not (frame.geometry.geom_type == "Point").all():
+            raise PredictError(f"{path}: the geometry must be points")
+        return frame.reset_index(drop=True)
+    for cx, cy in ([(x, y)] if x else [("x", "y"), ("lon", "lat"), ("longitude", "latitude"), ("X", "Y")]):
+        if cx in frame.columns and cy in frame.columns:
+            x, y = cx, cy
+            break
+    else:
+        raise PredictError(f"{path}: no coordinate columns found; pass --x and --y (columns: {list(frame.columns)})")
+    if x not in frame.columns or y not in frame.columns:
+        raise PredictError(f"{path}: no columns '{x}'/'{y}'; columns: {list(frame.columns)}")
+    if crs is None:
+        raise PredictError(f"{path}: coordinates in columns '{x}'/'{y}' need a CRS: pass --crs (e.g. EPSG:4326)")
+    xs, ys = pd.to_numeric(frame[x], errors="coerce"), pd.to_numeric(frame[y], errors="coerce")
+    if xs.isna().any() or ys.isna().any():
+        bad = np.flatnonzero((xs.isna() | ys.isna()).to_numpy())[:5] + 1
+        raise PredictError(f"{path}: missing or non-numeric coordinates in row(s) {bad.tolist()}")
+    return gpd.GeoDataFrame(pd.DataFrame(frame), geometry=gpd.points_from_xy(xs, ys), crs=crs)
+
+
+def predict_points(model: RunModel, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
+                   date_column: str | None = None) -> tuple[gpd.GeoDataFrame, int]:
+    """Predictions at points.
+
+    Args:
+        model: :func:`~sptgnn.predict.raster.load_run` result.
+        points: Locations with a CRS; covariate columns named as in training are used as they are.
+        rasters: Rasters to sample missing covariates from (default: the run config's ``data.rasters``).
+        dates: Sampling date for the time stream when the points have no date column.
+        date_column: Column of the points' dates (default: the training date column if present).
+
+    Returns:
+        The rows with prediction columns, and the number of rows that could not be predicted.
+
+    Raises:
+        RasterError: Missing band or CRS problem when sampling covariates.
+    """
+    n = len(points)
+    need = model.needed
+    values = {}
+    missing = [f for f in need if f not in points.columns]
+    xy = np.c_[points.geometry.x.to_numpy(), points.geometry.y.to_numpy()]
+    ok = np.ones(n, dtype=bool)
+    for f in need:
+        if f in points.columns:
+            values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
+    if missing:
+        paths = [str(p) for p in rasters] or [str(p) for s in model.raster_sources for p in _expand(s.path)]
+        if not paths:
+            raise PredictError(f"the points lack covariate(s) {missing} and no raster is given to sample them from; "
+                               "pass --raster")
+        with CovariateStack.open(match_sources(paths, model.raster_sources)) as stack:
+            sampled, _ = stack.sample_points(xy, points.crs, missing)
+        for j, f in enumerate(missing):
+            values[f] = sampled[:, j]
+    for f in need:
+        ok &= np.isfinite(values[f])
+    train_crs = model.ensemble.builder.labelled.crs
+    g = points.geometry if points.crs == train_crs else points.geometry.to_crs(train_crs)
+    xy_train = np.c_[g.x.to_numpy(), g.y.to_numpy()]
+    ok &= np.isfinite(xy_train).all(1)
+    date_column = date_column or model.ensemble.builder.labelled.date_column
+    if date_column and date_column in points.columns:
+        dates = pd.to_datetime(points[date_column], errors="coerce")
+        ok &= dates.notna().to_numpy()
+        dates = dates[ok]
+    p = model.prefix()
+    out = points.copy()
+    cols = {"mean": f"{p}_mean", "sd": f"{p}_sd", "aleatoric_sd": f"{p}_aleatoric_sd", "epistemic_sd": f"{p}_epistemic_sd",
+            "q05": f"{p}_q05", "q95": f"{p}_q95"}
+    for c in list(cols.values()):
+        out[c] = np.nan
+    out["aoa"] = 0
+    if ok.any():
+        bands = model.predict_features({f: v[ok] for f, v in values.items()}, xy_train[ok], dates)
+        for b, c in cols.items():
+            out.loc[ok, c] = bands[b]
+        out.loc[ok, "aoa"] = bands["aoa"].astype(int)
+    return out, int((~ok).sum())
+
+
+def _expand(pattern: str) -> list[Path]:
+    from sptgnn.data.rasters import expand_paths
+
+    try:
+        return expand_paths(pattern)
+    except Exception:  # noqa: BLE001 - a configured raster that moved is reported when sampling
+        return [resolve_path(pattern)]
+
+
+def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = False) -> Path:
+    """Write predictions atomically: ``.gpkg`` (default), ``.csv`` (with x, y) or ``.parquet``.
+
+    Raises:
+        PredictError: Missing output folder or existing output.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
+    if out.exists() and not overwrite:
+        raise PredictError(f"{out} already exists; remove it or choose another --out")
+    suffix = out.suffix.lower()
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=suffix or ".gpkg", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        if suffix == ".csv":
+            f = pd.DataFrame(frame.drop(columns="geometry"))
+            f["x"], f["y"] = frame.geometry.x, frame.geometry.y
+            f.to_csv(tmp, index=False)
+        elif suffix in (".parquet", ".pq"):
+            frame.to_parquet(tmp)
+        else:
+            tmp.unlink()
+            frame.to_file(tmp, driver="GPKG", layer="predictions")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+__all__ = ["predict_points", "read_points", "write_points"]

@@ -1,0 +1,274 @@
+"""Raster maps: a covariate stack read window by window, every valid pixel a query node, a multi-band GeoTIFF out.
+
+Bands of the map (target units, e.g. g/kg for SOC, % for SOM; ``aoa`` is 0/1):
+
+1. ``mean`` — mixture mean of the ensemble;
+2. ``sd`` — total predictive sd, sqrt(aleatoric² + epistemic²);
+3. ``aleatoric_sd``; 4. ``epistemic_sd``;
+5. ``q05``; 6. ``q95`` — quantiles of the members' mixture (Gaussian members, or lognormal ones with ``log1p``);
+7. ``aoa`` — area-of-applicability flag (Meyer & Pebesma 2021), 1 inside.
+
+The GeoTIFF has the reference grid of the covariate stack (CRS, transform, shape), float32, tiled 256 × 256, DEFLATE
+compressed, nodata ``-9999`` wherever an input covariate is nodata. It is written to a temporary file beside the
+output and renamed when complete (with the PNG quicklook of mean and sd), so an interrupted run leaves nothing under
+the final name. Memory is bounded by the window size, not the raster size.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import rasterio
+from pyproj import CRS, Transformer
+from pyproj.exceptions import ProjError
+from rasterio.enums import Resampling
+
+from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
+from sptgnn.predict.quantiles import ensemble_quantiles
+from sptgnn.predict.query import QueryInputs, QueryPredictor
+
+BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
+NODATA = -9999.0
+
+
+class PredictError(ValueError):
+    """A prediction that cannot run with the given inputs; the message says what to change."""
+
+
+@dataclass
+class RunModel:
+    """What prediction needs from a run: the ensemble, its fast predictor, the AOA reference and the feature names.
+
+    Attributes:
+        ensemble: Loaded :class:`~sptgnn.train.ensemble.DeepEnsemble`.
+        predictor: :class:`QueryPredictor` over it.
+        aoa: :class:`~sptgnn.evaluate.aoa.AreaOfApplicability` (fitted from the labelled nodes when the run has none).
+        features: Covariate columns the model needs (imagery and environment streams, in order).
+        elevation: Column of elevation (m) when the elevation relation is used, else ``None``.
+        units: Unit of the target (from the run's metadata or ``""``).
+    """
+
+    ensemble: object
+    predictor: QueryPredictor
+    aoa: object
+    features: list[str]
+    elevation: str | None
+    units: str = ""
+    raster_sources: list[RasterSource] = field(default_factory=list)
+
+    @classmethod
+    def from_ensemble(cls, ensemble, chunk: int = 8192, compile: bool = False, workers: int = 1) -> "RunModel":
+        """Wrap a fitted or loaded ensemble (fits the AOA from the labelled nodes if it has none); ``chunk``,
+        ``compile`` and ``workers`` go to :class:`QueryPredictor`."""
+        from sptgnn.evaluate.aoa import fit_aoa
+
+        lab = ensemble.builder.labelled
+        aoa = ensemble.aoa if ensemble.aoa is not None else fit_aoa(lab, ensemble.target, seed=ensemble.config.train.seed)
+        t = ensemble.builder.transform
+        features = [c for s in ("imagery", "environment") for c in t.columns.get(s, [])]
+        elevation = lab.elevation if "elevation" in ensemble.builder.relations else None
+        table = ensemble.config.data.table
+        units = (table.units if table is not None and table.units else None) or lab.metadata.get("units", {}).get(ensemble.target, "")
+        return cls(ensemble, QueryPredictor(ensemble, chunk, compile, workers), aoa, features, elevation, units or "",
+                   [RasterSource.from_config(r) for r in ensemble.config.data.rasters])
+
+    @property
+    def needed(self) -> list[str]:
+        """Features to read: the model's covariates plus the elevation column if it is not one of them."""
+        extra = [self.elevation] if self.elevation and self.elevation not in self.features else []
+        return list(dict.fromkeys(self.features + extra + [f for f in self.aoa.features if f not in self.features]))
+
+    def prefix(self) -> str:
+        """Column prefix of predictions: ``soc`` for an SOC target, else the target name (SOM stays SOM)."""
+        t = self.ensemble.target
+        return "soc" if t.lower().startswith("soc") else t
+
+    def predict_features(self, values: dict[str, np.ndarray], xy_train: np.ndarray, dates=None) -> dict[str, np.ndarray]:
+        """Predict queries from raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training CRS.
+
+        Returns:
+            ``{band: (n,)}`` for every band of :data:`BANDS`.
+        """
+        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy_train, dates, self.elevation)
+        pred = self.predictor.predict_inputs(q)
+        q05, q95 = ensemble_quantiles(pred.member_mean, pred.member_var, (0.05, 0.95), self.ensemble.target_transform.kind)
+        X = np.stack([values[f] for f in self.aoa.features], axis=1)
+        return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
+                "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
+
+
+def load_run(run: str | Path, chunk: int = 8192, compile: bool = False, workers: int = 1) -> RunModel:
+    """Load a run directory for prediction.
+
+    Raises:
+        RunError: Missing, incomplete, corrupt or other-version run directory (see :meth:`DeepEnsemble.load`).
+    """
+    from sptgnn.train.ensemble import DeepEnsemble, RunError
+
+    run = Path(run)
+    if not run.is_dir():
+        raise RunError(f"run directory not found: {run}; train one with `sptgnn train CONFIG --out {run}`")
+    return RunModel.from_ensemble(DeepEnsemble.load(run), chunk, compile, workers)
+
+
+def _transformer(src_crs, dst_crs, probe: tuple[float, float]) -> Transformer | None:
+    """A transformer from the rasters' CRS to the training CRS (None when equal); fails early when impossible."""
+    src, dst = CRS.from_user_input(src_crs.to_wkt() if hasattr(src_crs, "to_wkt") else src_crs), CRS.from_user_input(dst_crs)
+    if src == dst:
+        return None
+    try:
+        tr = Transformer.from_crs(src, dst, always_xy=True)
+        x, y = tr.transform(probe[0], probe[1], errcheck=False)
+    except ProjError as exc:
+        raise RasterError(f"the rasters' CRS ({src.to_string()}) has no transformation to the training CRS "
+                          f"({dst.to_string()}): {exc}; reproject the rasters") from None
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise RasterError(f"the rasters' CRS ({src.to_string()}) has no usable transformation to the training CRS "
+                          f"({dst.to_string()}) at the raster centre; reproject the rasters")
+    return tr
+
+
+def _check_out(out: Path) -> None:
+    if not out.parent.is_dir():
+        raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
+    if out.is_dir():
+        raise PredictError(f"{out} is a folder; give a file name such as map.tif")
+
+
+def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
+                   progress: Callable[[int, int], None] | None = None, quicklook: bool = True,
+                   overwrite: bool = False, compile: bool | None = None) -> dict:
+    """Predict a covariate stack window by window and write the multi-band map (see the module docstring).
+
+    Args:
+        model: :func:`load_run` result.
+        rasters: Covariate GeoTIFFs; bands are named by the training config's ``data.rasters`` rules when a file name
+            matches one of its patterns, else by description / file stem.
+        out: Output GeoTIFF; its folder must exist. A PNG quicklook is written beside it (``.png``).
+        window: Window size in pixels (memory ``O(window² · features)``).
+        dates: Sampling date of the map (e.g. ``"2020-06-15"``) for the time stream; ``None`` takes the labelled
+            nodes' mean year (time features 0).
+        progress: Called with ``(windows done, windows total)`` after each window.
+        quicklook: Write the PNG quicklook.
+        overwrite: Replace an existing output.
+        compile: Fuse the attention step with ``torch.compile`` (about 3× faster per pixel, tens of seconds to
+            compile once); ``None`` compiles for grids of more than 4 million pixels.
+
+    Returns:
+        Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, per band ``min``/``max`` of valid pixels.
+
+    Raises:
+        PredictError: Output folder missing or output exists.
+        RasterError: Missing band, CRS without transformation, unreadable raster.
+    """
+    import time
+
+    out = Path(out)
+    _check_out(out)
+    if out.exists() and not overwrite:
+        raise PredictError(f"{out} already exists; remove it or choose another --out")
+    png = out.with_suffix(".png")
+    sources = match_sources([str(p) for p in rasters], model.raster_sources)
+    start = time.perf_counter()
+    with CovariateStack.open(sources) as stack:
+        stack.check_features(model.needed)
+        h, w = stack.shape
+        if compile or (compile is None and h * w > 4_000_000):
+            model.predictor.enable_compile()
+        t = stack.transform
+        cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
+        tr = _transformer(stack.crs, model.ensemble.builder.labelled.crs, (cx, cy))
+        profile = {
+            "driver": "GTiff", "dtype": "float32", "count": len(BANDS), "nodata": NODATA, "crs": stack.crs,
+            "transform": stack.transform, "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256,
+            "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
+        }
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=".tif", dir=out.parent)
+        os.close(fd)
+        tmp, tmp_png = Path(tmp_name), None
+        stats = {b: [np.inf, -np.inf] for b in BANDS}
+        n_valid = 0
+        try:
+            total = stack.num_windows(window)
+            with rasterio.open(tmp, "w", **profile) as dst:
+                for i, b in enumerate(BANDS, start=1):
+                    dst.set_band_description(i, b)
+                dst.units = tuple([model.units] * 6 + [""])
+                dst.update_tags(target=model.ensemble.target, units=model.units, bands=",".join(BANDS),
+                                source="sptgnn", aoa="1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside")
+                for k, win in enumerate(stack.windows(window)):
+                    data, valid = stack.read_window(win, model.needed)
+                    block = np.full((len(BANDS),) + valid.shape, NODATA, dtype=np.float32)
+                    if valid.any():
+                        x, y = stack.pixel_centres(win)
+                        x, y = x[valid], y[valid]
+                        if tr is not None:
+                            x, y = tr.transform(x, y, errcheck=False)
+                        xy = np.c_[x, y]
+                        ok = np.isfinite(xy).all(1)
+                        vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
+                        bands = model.predict_features(vals, xy[ok], dates)
+                        rows, cols = np.nonzero(valid)
+                        rows, cols = rows[ok], cols[ok]
+                        for bi, b in enumerate(BANDS):
+                            v = bands[b].astype(np.float32)
+                            block[bi, rows, cols] = v
+                            if v.size:
+                                stats[b][0] = min(stats[b][0], float(np.nanmin(v)))
+                                stats[b][1] = max(stats[b][1], float(np.nanmax(v)))
+                        n_valid += int(ok.sum())
+                    dst.write(block, window=win)
+                    if progress is not None:
+                        progress(k + 1, total)
+            if n_valid == 0:
+                raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
+                                  "check the rasters' nodata")
+            if quicklook:
+                fd, png_name = tempfile.mkstemp(prefix=f".{png.name}.partial-", suffix=".png", dir=out.parent)
+                os.close(fd)
+                tmp_png = Path(png_name)
+                write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
+            os.replace(tmp, out)
+            if tmp_png is not None:
+                os.replace(tmp_png, png)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if tmp_png is not None:
+                tmp_png.unlink(missing_ok=True)
+            raise
+    return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": n_valid,
+            "seconds": time.perf_counter() - start,
+            "ranges": {b: (None if not np.isfinite(v[0]) else [v[0], v[1]]) for b, v in stats.items()}}
+
+
+def write_quicklook(tif: str | Path, png: str | Path, target: str, units: str, max_size: int = 1000) -> None:
+    """PNG of the mean and total sd bands side by side, read decimated to at most ``max_size`` pixels a side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with rasterio.open(tif) as src:
+        f = max(1.0, max(src.height, src.width) / max_size)
+        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        arrs = [src.read(i, out_shape=shape, resampling=Resampling.nearest, masked=True) for i in (1, 2, 7)]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5 * shape[0] / max(shape[1], 1) + 1), constrained_layout=True)
+    for ax, arr, title, cmap in zip(axes, arrs[:2], ["mean", "total sd"], ["viridis", "magma"]):
+        im = ax.imshow(arr, cmap=cmap)
+        ax.set_title(f"{target} {title}" + (f" ({units})" if units else ""))
+        ax.set_axis_off()
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    outside = np.ma.filled(arrs[2], 1) == 0
+    if outside.any():
+        axes[0].contour(outside.astype(float), levels=[0.5], colors="white", linewidths=0.5)
+        axes[0].set_title(axes[0].get_title() + "; white: outside AOA")
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+__all__ = ["BANDS", "NODATA", "PredictError", "RunModel", "load_run", "predict_raster", "write_quicklook"]

@@ -1,0 +1,194 @@
+"""`sptgnn train` from a table + rasters config, then `sptgnn predict` of a map and of points; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import torch
+import yaml
+from rasterio.crs import CRS
+from typer.testing import CliRunner
+
+from sptgnn.cli import app
+from sptgnn.predict.quantiles import ensemble_quantiles, mixture_quantiles
+from sptgnn.predict.raster import BANDS, NODATA, load_run
+
+from test_rasters import write_tif
+
+X0, Y0, RES, H, W = 600_000.0, 5_500_000.0, 10.0, 30, 40
+
+
+def _invoke(args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, config_dict_factory):
+    d = tmp_path_factory.mktemp("predict")
+    rows, cols = np.mgrid[0:H, 0:W]
+    u, v = cols / W, rows / H
+    elev = 50 + 20 * u + 5 * np.sin(4 * v)
+    ndvi = 0.3 + 0.4 * np.sin(2 * u + v) ** 2
+    elev[:3, :4] = NODATA  # a nodata corner
+    write_tif(d / "stack.tif", np.stack([elev, ndvi]), RES, origin=(X0, Y0), nodata=NODATA, descriptions=["elev", "ndvi"])
+    rb, cb = np.mgrid[0:H // 2, 0:W // 2]
+    write_tif(d / "cov_slope.tif", 1 + np.cos(cb / 5.0) + rb / 30.0, 2 * RES, origin=(X0, Y0))  # coarser grid
+    rng = np.random.default_rng(0)
+    r, c = rng.integers(4, H, 45), rng.integers(0, W, 45)
+    soc = 10 + 0.3 * (elev[r, c] - 50) + 20 * ndvi[r, c] + rng.normal(0, 0.5, 45)
+    pd.DataFrame({"pid": np.arange(45), "x": X0 + (c + 0.5) * RES, "y": Y0 - (r + 0.5) * RES, "soc_g_kg": soc}).to_csv(d / "pts.csv", index=False)
+    raw = config_dict_factory(
+        data={"target": "soc_g_kg", "target_transform": "none",
+              "table": {"path": str(d / "pts.csv"), "x": "x", "y": "y", "crs": "EPSG:32633", "id": "pid", "elevation": "elev", "units": "g/kg"},
+              "rasters": [{"path": str(d / "stack.tif")}, {"path": str(d / "cov_*.tif"), "strip": "cov_"}]},
+        graph={"spectral_streams": ["environment"]},
+        train={"members": 2, "epochs": 4},
+    )
+    (d / "config.yaml").write_text(yaml.safe_dump(raw))
+    res = _invoke(["train", d / "config.yaml", "--out", d / "run"])
+    assert res.exit_code == 0, res.output
+    return d
+
+
+def test_run_holds_the_aoa_reference(trained):
+    model = load_run(trained / "run")
+    assert (trained / "run" / "aoa.npz").is_file()
+    assert model.features == ["elev", "ndvi", "slope"] and model.elevation == "elev" and model.units == "g/kg"
+
+
+@pytest.fixture(scope="module")
+def mapped(trained):
+    out = trained / "maps" / "soc.tif"
+    out.parent.mkdir()
+    res = _invoke(["predict", trained / "run", "--raster", trained / "stack.tif", "--raster", trained / "cov_slope.tif",
+                   "--out", out, "--window", 16])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_map_grid_bands_and_nodata(trained, mapped):
+    assert sorted(p.name for p in mapped.parent.iterdir()) == ["soc.png", "soc.tif"]
+    with rasterio.open(mapped) as m, rasterio.open(trained / "stack.tif") as ref:
+        assert m.crs == ref.crs and m.transform == ref.transform and m.shape == ref.shape
+        assert m.count == 7 and m.descriptions == BANDS and m.nodata == NODATA
+        assert m.units[0] == "g/kg" and m.profile["tiled"] and m.profile["compress"] == "deflate"
+        a = m.read()
+    assert (a[:, :3, :4] == NODATA).all()  # nodata in, nodata out
+    valid = a[0] != NODATA
+    assert valid.sum() == H * W - 12
+    mean, sd, ale, epi, q05, q95, aoa = (a[i][valid] for i in range(7))
+    np.testing.assert_allclose(sd, np.sqrt(ale.astype(float) ** 2 + epi.astype(float) ** 2), rtol=1e-4)
+    assert (q05 < mean).all() and (mean < q95).all()
+    assert set(np.unique(aoa)) <= {0.0, 1.0} and aoa.mean() > 0.5
+
+
+def test_map_mean_agrees_with_point_predictions_at_training_pixels(trained, mapped):
+    out = trained / "pts_pred.csv"
+    res = _invoke(["predict", trained / "run", "--points", trained / "pts.csv", "--x", "x", "--y", "y", "--crs", "EPSG:32633",
+                   "--raster", trained / "stack.tif", "--raster", trained / "cov_slope.tif", "--out", out])
+    assert res.exit_code == 0, res.output
+    pts = pd.read_csv(out)
+    for col in ["soc_mean", "soc_sd", "soc_aleatoric_sd", "soc_epistemic_sd", "soc_q05", "soc_q95", "aoa"]:
+        assert col in pts.columns
+    with rasterio.open(mapped) as m:
+        vals = np.array(list(m.sample(zip(pts.x, pts.y), indexes=[1, 2])))
+    np.testing.assert_allclose(vals[:, 0], pts.soc_mean, rtol=1e-5)
+    np.testing.assert_allclose(vals[:, 1], pts.soc_sd, rtol=1e-4)
+
+
+def test_points_sample_missing_covariates_from_config_rasters(trained):
+    pts = pd.read_csv(trained / "pts.csv").head(5)
+    import geopandas as gpd
+
+    g = gpd.GeoDataFrame(pts, geometry=gpd.points_from_xy(pts.x, pts.y), crs="EPSG:32633").to_crs("EPSG:4326")
+    g.to_file(trained / "ll.gpkg", driver="GPKG")
+    res = _invoke(["predict", trained / "run", "--points", trained / "ll.gpkg", "--out", trained / "ll_pred.gpkg"])
+    assert res.exit_code == 0, res.output
+    assert gpd.read_file(trained / "ll_pred.gpkg")["soc_mean"].notna().all()
+
+
+def test_bad_input_is_one_line_and_no_output(trained):
+    run = trained / "run"
+    cases = [
+        (["--raster", trained / "stack.tif", "--out", trained / "nowhere" / "m.tif"], "output folder"),
+        (["--raster", trained / "stack.tif", "--out", trained / "m.tif"], "no band for feature(s) ['slope']"),
+        (["--out", trained / "m.tif"], "give --raster"),
+    ]
+    local = CRS.from_wkt('LOCAL_CS["arbitrary",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    write_tif(trained / "local.tif", np.ones((3, 5, 5)), 10, crs=local, origin=(0, 100), descriptions=["elev", "ndvi", "slope"])
+    cases.append((["--raster", trained / "local.tif", "--out", trained / "m.tif"], "no transformation"))
+    for args, msg in cases:
+        res = _invoke(["predict", run] + args)
+        assert res.exit_code == 2, res.output
+        assert msg in " ".join(res.output.split()), res.output
+    assert not (trained / "m.tif").exists() and not list(trained.glob(".m.tif*"))
+
+
+def test_corrupt_and_other_version_runs(trained, tmp_path):
+    import shutil
+
+    bad = tmp_path / "run"
+    shutil.copytree(trained / "run", bad)
+    (bad / "ensemble.pt").write_bytes(b"garbage")
+    res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
+    assert res.exit_code == 2 and "corrupt" in res.output
+    state = torch.load(trained / "run" / "ensemble.pt", weights_only=True)
+    state["format"] = 99
+    torch.save(state, bad / "ensemble.pt")
+    res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
+    assert res.exit_code == 2 and "format 99" in res.output
+    res = _invoke(["predict", tmp_path / "nope", "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
+    assert res.exit_code == 2 and "run directory not found" in res.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_interrupted_map_leaves_no_file(trained, monkeypatch, tmp_path):
+    from sptgnn.predict import raster as raster_mod
+
+    model = load_run(trained / "run")
+    calls = {"n": 0}
+
+    def boom(k, n):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        raster_mod.predict_raster(model, [trained / "stack.tif", trained / "cov_slope.tif"], tmp_path / "m.tif", window=16, progress=boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mixture_quantiles_match_a_root_finder():
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(0, 3, (5, 40))
+    var = rng.uniform(0.1, 4, (5, 40))
+    q = mixture_quantiles(mu, var, (0.05, 0.5, 0.95))
+    for i in range(40):
+        cdf = lambda x: norm.cdf(x, mu[:, i], np.sqrt(var[:, i])).mean()  # noqa: E731
+        for j, p in enumerate((0.05, 0.5, 0.95)):
+            assert q[j, i] == pytest.approx(brentq(lambda x: cdf(x) - p, -100, 100), abs=1e-5)
+    one = mixture_quantiles(np.array([[2.0]]), np.array([[4.0]]), (0.05,))
+    assert one[0, 0] == pytest.approx(2 + 2 * norm.ppf(0.05))
+
+
+def test_log1p_quantiles_are_lognormal_mixture_quantiles():
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    from sptgnn.train.target import TargetTransform
+
+    rng = np.random.default_rng(1)
+    m, v = rng.normal(2, 0.5, (4, 10)), rng.uniform(0.05, 0.8, (4, 10))  # members in log1p space
+    tt = TargetTransform("log1p", 0.0, 1.0)
+    mean, var = tt.inverse(m, v)  # lognormal moments in target units, as Prediction holds them
+    q = ensemble_quantiles(mean, var, (0.05, 0.95), "log1p")
+    for i in range(10):
+        cdf = lambda y: norm.cdf(np.log1p(y), m[:, i], np.sqrt(v[:, i])).mean()  # noqa: E731
+        for j, p in enumerate((0.05, 0.95)):
+            assert q[j, i] == pytest.approx(brentq(lambda y: cdf(y) - p, -0.999, 1e6), rel=1e-6)
+    assert (q > -1).all()
