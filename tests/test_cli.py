@@ -193,7 +193,7 @@ def test_evaluate_creates_missing_parents_only_on_success(tmp_path, config_dict_
     _assert_user_error(bad, tmp_path, "no coordinates", ["config.yaml"])
     good = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
     assert good.exit_code == 0, good.output
-    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+    assert {"config.yaml", "metrics.json", "predictions.csv"} <= {p.name for p in (tmp_path / "a" / "b").iterdir()}
 
 
 def test_evaluate_into_a_parent_that_is_a_file_fails(tmp_path, config_dict_factory):
