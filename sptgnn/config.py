@@ -187,15 +187,16 @@ class CalibrationConfig(_Section):
 
     Attributes:
         method: ``none`` (no calibration part is held out; members train as without this section), ``variance``
-            (one sd factor by NLL), ``isotonic`` (Kuleshov et al. 2018 recalibration of the predictive CDF) or
-            ``conformal`` (split-conformal central intervals).
+            (one sd factor by NLL), ``isotonic`` (Kuleshov et al. 2018 recalibration of the predictive CDF),
+            ``isotonic_central`` (the same on central intervals, symmetric about the median) or ``conformal``
+            (split-conformal central intervals).
         fraction: Share of the training fold held out in spatial blocks (k-means blocks, ``train.val_blocks`` of them)
             as the calibration part. Members are first trained without it and predict it; with ``train.refit`` they
             are then refitted on the whole fold, as without calibration.
         min_samples: Fewest samples the calibration part may have; fewer is an error.
     """
 
-    method: Literal["none", "variance", "isotonic", "conformal"] = "none"
+    method: Literal["none", "variance", "isotonic", "isotonic_central", "conformal"] = "none"
     fraction: float = Field(0.2, gt=0.0, lt=0.5)
     min_samples: int = Field(20, ge=2)
 

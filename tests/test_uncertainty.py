@@ -196,7 +196,7 @@ def test_variance_scaling_recovers_the_missing_factor():
     assert c.factor == pytest.approx(grid[int(np.argmin(nll))], abs=0.03)  # it minimises the NLL
 
 
-@pytest.mark.parametrize("method", ["variance", "isotonic", "conformal"])
+@pytest.mark.parametrize("method", ["variance", "isotonic", "isotonic_central", "conformal"])
 def test_calibration_fitted_on_one_part_fixes_another(method):
     p_cal, y_cal = _overconfident(0, 400)
     p_test, y_test = _overconfident(1, 2000)
@@ -239,7 +239,7 @@ def test_conformal_map_keeps_the_split_conformal_quantile():
 
 def test_calibrator_state_round_trip():
     p, y = _overconfident(0, 200)
-    for method in ("variance", "isotonic", "conformal"):
+    for method in ("variance", "isotonic", "isotonic_central", "conformal"):
         c = Calibrator.fit(method, p, y)
         d = Calibrator.from_state(c.state())
         np.testing.assert_allclose(d.apply(p).quantiles([0.05, 0.95]), c.apply(p).quantiles([0.05, 0.95]), rtol=1e-12)

@@ -11,6 +11,8 @@ Methods (``calibration.method`` in the config):
   ``IsotonicRegression`` on pairs ``(F(y_i), rank_i / (n + 1))``. ``R`` is made strictly increasing and continuous by
   joining the centres of the pool-adjacent-violators blocks linearly (with ``(0, 0)`` and ``(1, 1)``), so that the
   recalibrated distribution keeps a density (NLL stays defined) and quantiles ``F⁻¹(R⁻¹(p))`` are unique.
+* ``isotonic_central``: the same on central intervals only, symmetric about the median
+  (:func:`fit_central_isotonic_map`): fits the interval-based calibration curve directly and cannot shift the median.
 * ``conformal``: split-conformal central intervals (Vovk et al. 2005; Lei et al. 2018) with the nonconformity score
   ``s = |F(y) − 0.5|`` (distance of the PIT value from the median, which works for any predictive distribution). For a
   level ``p`` the interval is ``[F⁻¹(0.5 − h), F⁻¹(0.5 + h)]`` with half-width ``h(p)`` taken from the sorted
@@ -27,7 +29,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 
-METHODS = ("none", "variance", "isotonic", "conformal")
+METHODS = ("none", "variance", "isotonic", "isotonic_central", "conformal")
 
 
 class CalibrationError(ValueError):
@@ -66,16 +68,17 @@ class PitMap:
         p = np.asarray(p, dtype=np.float64)
         if not self.symmetric:
             return np.interp(p, self.y, self.x)
-        # y starts with a flat run at coverage 0 ([0, s₁] ↦ 0); the inverse uses the strictly increasing part
-        h = np.interp(np.abs(2 * p - 1), self.y[1:], self.x[1:])
+        h = np.interp(np.abs(2 * p - 1), self.y, self.x)
         return 0.5 + np.sign(p - 0.5) * h
 
     def derivative(self, u: np.ndarray) -> np.ndarray:
-        """``d forward / du`` (slope of the segment holding ``u``); not used for symmetric maps (no density)."""
+        """``d forward / du`` (slope of the segment holding ``u``; for a symmetric map half the coverage slope)."""
         u = np.asarray(u, dtype=np.float64)
-        slopes = np.diff(self.y) / np.diff(self.x)
-        seg = np.clip(np.searchsorted(self.x, u, side="right") - 1, 0, slopes.size - 1)
-        return slopes[seg]
+        t = np.abs(u - 0.5) if self.symmetric else u
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slopes = np.where(np.diff(self.x) > 0, np.diff(self.y) / np.diff(self.x), 0.0)
+        seg = np.clip(np.searchsorted(self.x, t, side="right") - 1, 0, slopes.size - 1)
+        return slopes[seg] / 2 if self.symmetric else slopes[seg]
 
 
 def fit_isotonic_map(pit: np.ndarray) -> PitMap:
@@ -100,9 +103,25 @@ def fit_conformal_map(pit: np.ndarray) -> PitMap:
     """
     s = np.sort(np.minimum(np.abs(np.asarray(pit, dtype=np.float64) - 0.5), 0.5 - 1e-12))
     n = s.size
-    x = np.r_[0.0, s, 0.5, 0.5]
-    y = np.r_[0.0, np.arange(n) / (n + 1), n / (n + 1), 1.0]
+    x = np.r_[s, 0.5, 0.5]  # below s₁ the coverage is 0 (np.interp holds the first value)
+    y = np.r_[np.arange(n) / (n + 1), n / (n + 1), 1.0]
     return PitMap(x=x, y=y, symmetric=True, has_density=False)
+
+
+def fit_central_isotonic_map(pit: np.ndarray) -> PitMap:
+    """Symmetric isotonic recalibration of central intervals: the isotonic regression of the empirical coverage
+    ``rank_i / (n + 1)`` on the half-width ``h_i = |F(y_i) − 0.5|`` (the interval-based variant of Kuleshov et al.
+    2018: it changes interval widths but never moves the median), joined linearly through its block centres from
+    ``(0, 0)`` to ``(0.5, 1)``; strictly increasing, so the recalibrated distribution has a density."""
+    h = np.sort(np.clip(np.abs(np.asarray(pit, dtype=np.float64) - 0.5), 1e-9, 0.5 - 1e-9))
+    n = h.size
+    target = np.arange(1, n + 1) / (n + 1)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(h, target).predict(h)
+    values, block = np.unique(fitted, return_inverse=True)
+    centres = np.bincount(block, weights=h) / np.bincount(block)
+    x, y = np.r_[0.0, centres, 0.5], np.r_[0.0, values, 1.0]
+    keep = np.r_[True, np.diff(x) > 0] & np.r_[True, np.diff(y) > 0]
+    return PitMap(x=x[keep], y=y[keep], symmetric=True)
 
 
 @dataclass
@@ -136,7 +155,7 @@ class Calibrator:
             CalibrationError: Unknown method, or fewer than ``min_samples`` calibration samples.
         """
         if method not in METHODS or method == "none":
-            raise CalibrationError(f"unknown calibration method '{method}'; valid: variance, isotonic, conformal")
+            raise CalibrationError(f"unknown calibration method '{method}'; valid: {', '.join(METHODS[1:])}")
         y = np.asarray(y, dtype=np.float64)
         n = y.size
         if n < min_samples:
@@ -151,7 +170,8 @@ class Calibrator:
             res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
             return cls(method=method, factor=float(np.exp(res.x)), n_samples=n)
         pit = prediction.raw_cdf(y)
-        pit_map = fit_isotonic_map(pit) if method == "isotonic" else fit_conformal_map(pit)
+        fitter = {"isotonic": fit_isotonic_map, "isotonic_central": fit_central_isotonic_map, "conformal": fit_conformal_map}
+        pit_map = fitter[method](pit)
         return cls(method=method, pit_map=pit_map, n_samples=n)
 
     def apply(self, prediction):

@@ -279,6 +279,7 @@ class DeepEnsemble:
         self.fit_seconds = 0.0
         self.calibrator: Calibrator | None = None
         self.calibration_ids: list = []
+        self.calibration_data: tuple[Prediction, np.ndarray] | None = None
 
     # -- fit ----------------------------------------------------------------------------------------------------------
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
@@ -361,6 +362,7 @@ class DeepEnsemble:
             raw = Prediction.from_gaussian_space(np.stack(cal_loc), np.sqrt(np.stack(cal_var)),
                                                  self.target_transform.kind == "log1p")
             self.calibrator = Calibrator.fit(cc.method, raw, y[cal], cc.min_samples)
+            self.calibration_data = (raw, y[cal])  # kept (not saved) to compare calibration methods on one fit
             self.calibration_ids = np.asarray(samples.sample_ids)[cal].tolist()
         self.fit_seconds = time.perf_counter() - start
         return self
