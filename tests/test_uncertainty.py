@@ -377,3 +377,12 @@ def test_cross_validation_reports_calibrated_and_uncalibrated_rows(samples_facto
     assert cal["r2"] == pytest.approx(raw["r2"], rel=1e-9)  # variance scaling keeps the mean (no log1p)
     assert cal["mpiw90"] != pytest.approx(raw["mpiw90"])
     assert res.metrics["qrf"]["nll"] is None and isinstance(res.metrics["qrf"]["picp90"], float)
+
+
+def test_calibration_does_not_change_the_members(calibrated, config_factory):
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    ens, lab, q = calibrated
+    plain = DeepEnsemble(config_factory(train={"refit": True})).fit(lab)
+    assert plain.calibrator is None and plain.best_epochs == ens.best_epochs
+    np.testing.assert_allclose(plain.predict(q).member_loc, ens.predict(q, calibrated=False).member_loc, rtol=1e-6)

@@ -285,15 +285,19 @@ class DeepEnsemble:
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
         """Train every member on ``samples`` (the labelled nodes) and fit the post-hoc calibration.
 
+        Each member holds out its own spatial block part of ``samples`` (``train.val_fraction``) for early stopping.
+        With ``train.refit`` the member is then retrained from the same seed on all of ``samples`` for the number of
+        epochs found there (full batch: one step per epoch either way), and the refitted model is kept.
+
         With ``calibration.method`` other than ``none`` a spatially blocked calibration part (``calibration.fraction``
-        of ``samples``, k-means blocks as for early stopping) is held out first. Each member then holds out its own
-        spatial block part of the rest (``train.val_fraction``) for early stopping, is trained, and predicts the
-        calibration part attached to the rest (members never see the calibration targets). With ``train.refit`` the
-        member is then retrained from the same seed on all of ``samples`` for the number of epochs found (full batch:
-        one step per epoch either way), and the refitted model is kept. The calibrator is fitted on the ensemble's
-        prediction of the calibration part (:class:`~sptgnn.train.calibration.Calibrator`). Without refit the kept
-        members are the ones that never saw the calibration part; with refit they saw it during refit only, and
-        the calibrator, fitted on members trained on less data, tends to be slightly conservative.
+        of ``samples``, k-means blocks as for early stopping) is set aside, and each member gets a *twin*: the same
+        seed and number of epochs, trained on ``samples`` minus the calibration part, which then predicts the
+        calibration part attached to the rest. The calibrator is fitted on the twins' mixture there
+        (:class:`~sptgnn.train.calibration.Calibrator`). The kept members are trained exactly as without calibration
+        (same data, seeds and epochs), so calibration does not change the point predictions; it costs one extra
+        fixed-epoch training per member. The twins are trained on less data than the members, so the calibrator
+        tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
+        calibration part (one integer per member; the calibration targets are never trained on).
 
         Args:
             samples: Training samples with the configured target.
@@ -337,19 +341,24 @@ class DeepEnsemble:
         rest = samples.subset(~cal)
         full = self.builder.build(None, self.target) if tc.refit else None
         y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
-        cal_graph = self.builder.with_labelled(rest).build(samples.subset(cal), self.target) if cal.any() else None
-        cal_labels = torch.tensor(np.r_[y_all.numpy()[rest_idx], np.full(int(cal.sum()), np.nan)], dtype=torch.float32)
+        cal_graph = cal_fit_graph = None
+        if cal.any():
+            cal_fit_graph = self.builder.with_labelled(rest).build(None, self.target)
+            cal_graph = self.builder.with_labelled(rest).build(samples.subset(cal), self.target)
+        y_rest = y_all[torch.from_numpy(rest_idx)]
+        cal_labels = torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)])
         cal_loc, cal_var = [], []
         for m in range(tc.members):
             seed = tc.seed + m
-            held_rest = spatial_holdout(coords[rest_idx], tc.val_fraction, tc.val_blocks, seed)
-            fit_idx, val_idx = rest_idx[~held_rest], rest_idx[held_rest]
-            graph = self.builder.with_labelled(samples.subset(np.isin(np.arange(n), fit_idx))).build(
-                samples.subset(np.isin(np.arange(n), val_idx)), self.target)
-            y_std = torch.cat([y_all[torch.from_numpy(fit_idx)], y_all[torch.from_numpy(val_idx)]])  # graph order
+            held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
+            fit_part, val_part = samples.subset(~held), samples.subset(held)
+            graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
+            y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
             if cal_graph is not None:
-                loc, var = self._member_output(result.model, cal_graph, cal_labels, len(rest))
+                # a twin of the member (same seed and epochs) that never sees the calibration part predicts it
+                twin = train_member(cal_fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
+                loc, var = self._member_output(twin.model, cal_graph, cal_labels, len(rest))
                 cal_loc.append(loc)
                 cal_var.append(var)
             if full is not None:
