@@ -27,12 +27,13 @@ from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.rasters import RasterError
 from sptgnn.data.samples import SamplesError
 from sptgnn.data.tables import load_samples
+from sptgnn.train.calibration import CalibrationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, RasterError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, RasterError, FileExistsError, FileNotFoundError, CalibrationError)
 
 
 def _fail(message: str) -> None:
@@ -81,7 +82,8 @@ def _progress() -> Progress:
 def _table(title: str, metrics: dict) -> Table:
     table = Table(title=title)
     cols = [("r2", "R²", 3), ("rmse", "RMSE", 3), ("mae", "MAE", 3), ("mape", "MAPE %", 1), ("nll", "NLL", 3),
-            ("crps", "CRPS", 3), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3), ("fit_seconds", "fit s", 1)]
+            ("crps", "CRPS", 3), ("picp90", "PICP90", 3), ("calibration_error", "cal. err", 3), ("morans_i", "Moran's I", 3),
+            ("fit_seconds", "fit s", 1)]
     table.add_column("model")
     for _, label, _ in cols:
         table.add_column(label, justify="right")
@@ -97,8 +99,8 @@ def evaluate(
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist; parents are created on success); default runs/evaluate-<dataset>-<time>."),
 ) -> None:
-    """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json and
-    predictions.csv."""
+    """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json,
+    predictions.csv and the uncertainty figures (calibration curve, PICP, sharpness, predicted vs observed; PNG)."""
     from sptgnn.evaluate.crossval import cross_validate
 
     try:
@@ -121,6 +123,9 @@ def evaluate(
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
             result.predictions.to_csv(tmp / "predictions.csv", index=False)
             (tmp / "config.yaml").write_text(cfg.to_yaml())
+            from sptgnn.evaluate.figures import uncertainty_figures
+
+            uncertainty_figures(result.predictions, tmp)
     except USER_ERRORS as exc:
         _fail(str(exc))
     console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds)", result.metrics))

@@ -241,7 +241,8 @@ class EvaluateConfig(_Section):
     """Cross-validation settings.
 
     Attributes:
-        baselines: Baselines trained on the same folds and features.
+        baselines: Baselines trained on the same folds and features; ``qrf`` (quantile regression forest) and
+            ``xgboost_quantile`` (XGBoost, quantile loss) predict quantiles 0.025 … 0.975 and are scored as distributions.
         moran_k: Neighbours of the kNN weights used for Moran's I of residuals.
         moran_permutations: Permutations of the Moran's I p-value.
         split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
@@ -256,7 +257,8 @@ class EvaluateConfig(_Section):
             baseline at each prediction point (moving-window kriging).
     """
 
-    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging"]] = Field(
+    baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging", "qrf",
+                            "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy"]] = Field(
         default_factory=lambda: ["xgboost", "random_forest", "xgboost+xy"]
     )
     moran_k: int = Field(8, ge=1)
@@ -391,8 +393,28 @@ class ImageryConfig(_Section):
         return self
 
 
+class CalibrationConfig(_Section):
+    """Post-hoc recalibration of the ensemble (see :mod:`sptgnn.train.calibration`).
+
+    Attributes:
+        method: ``none`` (no calibration part is held out; members train as without this section), ``variance``
+            (one sd factor by NLL), ``isotonic`` (Kuleshov et al. 2018 recalibration of the predictive CDF),
+            ``isotonic_central`` (the same on central intervals, symmetric about the median) or ``conformal``
+            (split-conformal central intervals).
+        fraction: Share of the training fold held out in spatial blocks (k-means blocks, ``train.val_blocks`` of them)
+            as the calibration part. Members are first trained without it and predict it; with ``train.refit`` they
+            are then refitted on the whole fold, as without calibration.
+        min_samples: Fewest samples the calibration part may have; fewer is an error.
+    """
+
+    method: Literal["none", "variance", "isotonic", "isotonic_central", "conformal"] = "none"
+    fraction: float = Field(0.2, gt=0.0, lt=0.5)
+    min_samples: int = Field(20, ge=2)
+
+
 class Config(_Section):
-    """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``."""
+    """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``,
+    ``calibration``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
@@ -401,6 +423,7 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     imagery: ImageryConfig = Field(default_factory=ImageryConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
     def to_yaml(self) -> str:
         """The configuration as YAML text that :func:`load_config` reads back to an equal object."""

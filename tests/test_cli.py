@@ -57,7 +57,11 @@ def test_evaluate_succeeds_and_leaves_only_its_output(evaluated):
     result, folder, out = evaluated
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "out"]
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+    from sptgnn.evaluate.figures import FIGURES
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(["config.yaml", "metrics.json", "predictions.csv", *FIGURES])
+    for name in FIGURES:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert "pooled out-of-fold scores" in result.stdout
     assert "metrics.json" in result.stdout
 
@@ -109,8 +113,13 @@ def test_evaluate_metrics_are_pooled_scores_of_the_predictions(evaluated):
         assert metrics[model]["r2"] == pytest.approx(r2_score(y, mean), rel=1e-9)
         assert metrics[model]["mae"] == pytest.approx(mean_absolute_error(y, mean), rel=1e-9)
     sp = pred[pred["model"] == "sptgnn"]
-    crps = np.mean(sr.crps_normal(sp["y_true"].to_numpy(), sp["mean"].to_numpy(), sp["sd"].to_numpy()))
-    assert metrics["sptgnn"]["crps"] == pytest.approx(crps, rel=1e-9)
+    # the mixture CRPS of each sample (closed form of the Gaussian mixture) is at most the Gaussian CRPS of its moments
+    gauss = sr.crps_normal(sp["y_true"].to_numpy(), sp["mean"].to_numpy(), sp["sd"].to_numpy())
+    assert metrics["sptgnn"]["crps"] == pytest.approx(sp["crps"].mean(), rel=1e-9)
+    assert metrics["sptgnn"]["crps"] == pytest.approx(np.mean(gauss), rel=0.05)
+    assert metrics["sptgnn"]["nll"] == pytest.approx(sp["nll"].mean(), rel=1e-9)
+    assert metrics["sptgnn"]["picp90"] == pytest.approx(
+        np.mean((sp["y_true"] >= sp["lower90"]) & (sp["y_true"] <= sp["upper90"])), rel=1e-12)
 
 
 def test_evaluate_writes_the_config_it_ran(evaluated):
@@ -184,7 +193,7 @@ def test_evaluate_creates_missing_parents_only_on_success(tmp_path, config_dict_
     _assert_user_error(bad, tmp_path, "no coordinates", ["config.yaml"])
     good = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
     assert good.exit_code == 0, good.output
-    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+    assert {"config.yaml", "metrics.json", "predictions.csv"} <= {p.name for p in (tmp_path / "a" / "b").iterdir()}
 
 
 def test_evaluate_into_a_parent_that_is_a_file_fails(tmp_path, config_dict_factory):

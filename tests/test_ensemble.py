@@ -116,8 +116,9 @@ def test_log1p_inverse_matches_monte_carlo():
 
 
 def test_target_transform_errors_and_constant_targets():
-    with pytest.raises(ValueError, match="> -1"):
-        TargetTransform("log1p").fit(np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        TargetTransform("log1p").fit(np.array([1.0, -0.5]))
+    assert TargetTransform("log1p").fit(np.array([0.0, 3.0])).mean == pytest.approx(np.log1p(3.0) / 2)  # zero SOC is fine
     with pytest.raises(ValueError, match="finite"):
         TargetTransform("none").fit(np.array([1.0, np.nan]))
     tt = TargetTransform("none").fit(np.array([4.0, 4.0]))

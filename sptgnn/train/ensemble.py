@@ -18,7 +18,10 @@ from typing import Callable
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scoringrules as sr
 import torch
+from scipy.special import logsumexp
+from scipy.stats import norm
 
 from sptgnn import __version__
 from sptgnn.config import Config
@@ -26,6 +29,7 @@ from sptgnn.data.samples import SoilSamples
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
+from sptgnn.train.calibration import Calibrator
 from sptgnn.train.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import stream_dims, train_member
@@ -37,16 +41,50 @@ class RunError(ValueError):
     """A run directory that cannot be written or read back; the message says what is wrong and what to do."""
 
 
+CRPS_GRID = 199  # midpoint levels of the quantile-grid CRPS of a recalibrated (non-Gaussian-mixture) prediction
+
+
+def check_levels(levels) -> np.ndarray:
+    """Quantile levels as a 1-d float array; each must lie strictly inside (0, 1).
+
+    Raises:
+        ValueError: A level is not finite or lies outside (0, 1), or no level is given.
+    """
+    lv = np.atleast_1d(np.asarray(levels, dtype=np.float64))
+    if lv.ndim != 1 or lv.size == 0:
+        raise ValueError(f"quantile levels must be a non-empty list of numbers, got {levels!r}")
+    bad = lv[~(np.isfinite(lv) & (lv > 0) & (lv < 1))]
+    if bad.size:
+        raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {bad.tolist()}; e.g. [0.05, 0.5, 0.95]")
+    return lv
+
+
 @dataclass
 class Prediction:
-    """Ensemble prediction in target units (g/kg for SOC).
+    """Ensemble prediction in target units (g/kg for SOC): the equally weighted mixture of the members' Gaussians.
+
+    Each member ``m`` predicts a Gaussian ``N(loc_m, scale_m²)`` in the *Gaussian space*: target units for the
+    ``none`` target transform, ``log(1 + y)`` for ``log1p`` (then the member is a shifted lognormal in target units).
+    The moments (``mean``, ``aleatoric_sd``, ``epistemic_sd``) are in target units (lognormal moments for ``log1p``,
+    see :meth:`sptgnn.train.target.TargetTransform.inverse`). The distribution functions (:meth:`cdf`,
+    :meth:`quantiles`, :meth:`logpdf`, :meth:`crps`) are those of the exact mixture, not of a Gaussian with the
+    mixture's moments; for ``log1p`` they are evaluated in the Gaussian space and mapped through ``expm1`` (quantiles)
+    or with the Jacobian ``1 / (1 + y)`` (density). After isotonic or conformal recalibration (``recalibration``, see
+    :mod:`sptgnn.train.calibration`) the CDF is ``R(F(y))`` and the quantile at level ``p`` is ``F⁻¹(R⁻¹(p))``
+    (Kuleshov et al. 2018); the moments stay those of the members.
 
     Attributes:
         mean: Mixture mean, ``(num_query,)``.
         aleatoric_sd: sqrt of the mean member variance, ``(num_query,)``.
         epistemic_sd: sd of member means, ``(num_query,)``.
-        member_mean: ``(M, num_query)``.
-        member_var: ``(M, num_query)``.
+        member_mean: ``(M, num_query)``, target units.
+        member_var: ``(M, num_query)``, target units².
+        member_loc: ``(M, num_query)`` Gaussian-space locations (defaults to ``member_mean``).
+        member_scale: ``(M, num_query)`` Gaussian-space sds (defaults to ``sqrt(member_var)``).
+        log1p: True when the Gaussian space is ``log(1 + y)``.
+        recalibration: Monotone map of PIT values applied to the CDF, or ``None``.
+        quantile_levels: Levels asked for in :meth:`DeepEnsemble.predict`, ``(L,)``, or ``None``.
+        quantile_values: Their quantiles, ``(num_query, L)``, target units, or ``None``.
     """
 
     mean: np.ndarray
@@ -54,22 +92,168 @@ class Prediction:
     epistemic_sd: np.ndarray
     member_mean: np.ndarray
     member_var: np.ndarray
+    member_loc: np.ndarray | None = None
+    member_scale: np.ndarray | None = None
+    log1p: bool = False
+    recalibration: object | None = None
+    quantile_levels: np.ndarray | None = None
+    quantile_values: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.member_loc is None:
+            self.member_loc = np.asarray(self.member_mean, dtype=np.float64)
+        if self.member_scale is None:
+            self.member_scale = np.sqrt(np.asarray(self.member_var, dtype=np.float64))
 
     @property
     def sd(self) -> np.ndarray:
         """Total predictive sd, ``sqrt(aleatoric² + epistemic²)``, ``(num_query,)``."""
         return np.sqrt(self.aleatoric_sd**2 + self.epistemic_sd**2)
 
+    def __len__(self) -> int:
+        return int(np.shape(self.mean)[0])
+
     @classmethod
-    def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray) -> "Prediction":
-        """Combine member means and variances ``(M, num_query)`` into the mixture moments."""
+    def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray, **extra) -> "Prediction":
+        """Combine member means and variances ``(M, num_query)`` (target units) into the mixture moments."""
         return cls(
             mean=member_mean.mean(0),
             aleatoric_sd=np.sqrt(member_var.mean(0)),
             epistemic_sd=member_mean.std(0),
             member_mean=member_mean,
             member_var=member_var,
+            **extra,
         )
+
+    @classmethod
+    def from_gaussian_space(cls, loc: np.ndarray, scale: np.ndarray, log1p: bool, recalibration=None) -> "Prediction":
+        """Mixture of members ``N(loc, scale²)`` given in the Gaussian space, ``(M, num_query)`` each."""
+        loc, scale = np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+        if log1p:  # moments of the shifted lognormal 1 + Y = exp(L), L ~ N(loc, scale²)
+            var = scale**2
+            mean, member_var = np.exp(loc + var / 2) - 1.0, np.expm1(var) * np.exp(2 * loc + var)
+        else:
+            mean, member_var = loc, scale**2
+        return cls.from_members(mean, member_var, member_loc=loc, member_scale=scale, log1p=log1p,
+                                recalibration=recalibration)
+
+    def subset(self, index) -> "Prediction":
+        """The prediction of the query samples selected by ``index`` (boolean mask or integer indices)."""
+        pick = lambda a: None if a is None else a[..., index]  # noqa: E731
+        return Prediction(
+            mean=self.mean[index], aleatoric_sd=self.aleatoric_sd[index], epistemic_sd=self.epistemic_sd[index],
+            member_mean=pick(self.member_mean), member_var=pick(self.member_var), member_loc=pick(self.member_loc),
+            member_scale=pick(self.member_scale), log1p=self.log1p, recalibration=self.recalibration,
+            quantile_levels=self.quantile_levels,
+            quantile_values=None if self.quantile_values is None else self.quantile_values[index],
+        )
+
+    def scaled(self, factor: float) -> "Prediction":
+        """The mixture widened by ``factor`` about its Gaussian-space mean: member locations ``l̄ + c (l_m − l̄)`` and
+        sds ``c · s_m``, so that with the ``none`` transform the total, aleatoric and epistemic sds are all multiplied
+        by ``c`` and the mean is unchanged (variance scaling, Levi et al. 2022; Kuleshov et al. 2018 §3)."""
+        centre = self.member_loc.mean(0, keepdims=True)
+        return Prediction.from_gaussian_space(centre + factor * (self.member_loc - centre), factor * self.member_scale,
+                                              self.log1p, self.recalibration)
+
+    def uncalibrated(self) -> "Prediction":
+        """The same mixture without its PIT recalibration map."""
+        return Prediction.from_gaussian_space(self.member_loc, self.member_scale, self.log1p)
+
+    # -- distribution functions ----------------------------------------------------------------------------------------
+    def _gauss(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if not self.log1p:
+            return y
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(y > -1, np.log1p(np.maximum(y, -1 + 1e-300)), -np.inf)
+
+    def _expand(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``y`` ``(num_query,)`` or ``(num_query, K)`` as ``(M, num_query, K)`` with the member parameters."""
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape[0] != len(self):
+            raise ValueError(f"{y.shape[0]} values for a prediction of {len(self)} query samples")
+        yk = y.reshape(len(self), -1)
+        return yk, self.member_loc[:, :, None], self.member_scale[:, :, None]
+
+    def raw_cdf(self, y: np.ndarray) -> np.ndarray:
+        """Mixture CDF ``F(y) = mean_m Φ((g(y) − loc_m) / scale_m)`` before recalibration; ``y`` shaped
+        ``(num_query,)`` or ``(num_query, K)``, same shape out."""
+        yk, loc, scale = self._expand(y)
+        return norm.cdf((self._gauss(yk)[None] - loc) / scale).mean(0).reshape(np.shape(y))
+
+    def cdf(self, y: np.ndarray) -> np.ndarray:
+        """Predictive CDF at ``y`` (the PIT value when ``y`` is the observation), recalibrated when a map is set."""
+        u = self.raw_cdf(y)
+        return u if self.recalibration is None else self.recalibration.forward(u)
+
+    def logpdf(self, y: np.ndarray) -> np.ndarray | None:
+        """Log predictive density at ``y`` ``(num_query,)`` in target units (nats); ``None`` when the recalibrated
+        distribution has no density (conformal map)."""
+        yk, loc, scale = self._expand(y)
+        g = self._gauss(yk)[None]
+        lp = logsumexp(norm.logpdf(g, loc, scale), axis=0) - np.log(loc.shape[0])
+        if self.log1p:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lp = lp - np.log1p(yk)
+        lp = lp.reshape(np.shape(y))
+        if self.recalibration is not None:
+            if not getattr(self.recalibration, "has_density", True):
+                return None
+            with np.errstate(divide="ignore"):
+                lp = lp + np.log(self.recalibration.derivative(self.raw_cdf(y)))
+        return lp
+
+    def _raw_quantile(self, u: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`raw_cdf` at probabilities ``u`` ``(num_query, K)`` by vectorised bisection on the mixture
+        CDF in the Gaussian space, bracketed by the smallest and largest member quantile (the mixture quantile lies
+        between them); 60 halvings leave an error below 1e-15 of the bracket."""
+        u = np.clip(u, 1e-12, 1 - 1e-12)
+        z = norm.ppf(u)[None]  # (1, N, K)
+        loc, scale = self.member_loc[:, :, None], self.member_scale[:, :, None]
+        comp = loc + scale * z
+        lo, hi = comp.min(0), comp.max(0)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            below = norm.cdf((mid[None] - loc) / scale).mean(0) < u
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        q = 0.5 * (lo + hi)
+        return np.expm1(q) if self.log1p else q
+
+    def quantiles(self, levels) -> np.ndarray:
+        """Quantiles of the (recalibrated) mixture, ``(num_query, L)`` in target units.
+
+        Args:
+            levels: Probability levels, each strictly inside (0, 1), e.g. ``[0.05, 0.5, 0.95]``.
+
+        Raises:
+            ValueError: A level outside (0, 1).
+        """
+        lv = check_levels(levels)
+        p = np.broadcast_to(lv, (len(self), lv.size))
+        u = p if self.recalibration is None else self.recalibration.inverse(p)
+        return self._raw_quantile(np.asarray(u, dtype=np.float64))
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Central prediction interval ``[Q(0.5 − level/2), Q(0.5 + level/2)]``, two arrays ``(num_query,)``."""
+        q = self.quantiles([0.5 - level / 2, 0.5 + level / 2])
+        return q[:, 0], q[:, 1]
+
+    def crps(self, y: np.ndarray) -> np.ndarray:
+        """CRPS per query sample (target units), ``(num_query,)``.
+
+        Gaussian mixture in target units (``none``, no recalibration map): the closed form of Grimit et al. (2006)
+        via ``scoringrules.crps_mixnorm``. Otherwise (``log1p`` or a recalibration map):
+        ``CRPS = 2 ∫₀¹ ρ_p(y − Q(p)) dp`` (Gneiting & Ranjan 2011, the pinball-loss form) by the midpoint rule on
+        :data:`CRPS_GRID` levels, whose error is well below 1 % (tested against the closed form).
+        """
+        from sptgnn.evaluate.metrics import crps_from_quantiles  # evaluate imports this module
+
+        y = np.asarray(y, dtype=np.float64)
+        if self.recalibration is None and not self.log1p:
+            return np.asarray(sr.crps_mixnorm(y, self.member_loc.T, self.member_scale.T), dtype=np.float64)
+        levels = (np.arange(CRPS_GRID) + 0.5) / CRPS_GRID
+        return crps_from_quantiles(y, levels, self.quantiles(levels))
 
 
 class DeepEnsemble:
@@ -94,32 +278,77 @@ class DeepEnsemble:
         self.best_epochs: list[int] = []
         self.fit_seconds = 0.0
         self.aoa = None  # AreaOfApplicability reference for prediction (sptgnn.evaluate.aoa), saved as aoa.npz
+        self.calibrator: Calibrator | None = None
+        self.calibration_ids: list = []
+        self.calibration_data: tuple[Prediction, np.ndarray] | None = None
 
     # -- fit ----------------------------------------------------------------------------------------------------------
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
-        """Train every member on ``samples`` (the labelled nodes).
+        """Train every member on ``samples`` (the labelled nodes) and fit the post-hoc calibration.
 
         Each member holds out its own spatial block part of ``samples`` (``train.val_fraction``) for early stopping.
         With ``train.refit`` the member is then retrained from the same seed on all of ``samples`` for the number of
         epochs found there (full batch: one step per epoch either way), and the refitted model is kept.
+
+        With ``calibration.method`` other than ``none`` a spatially blocked calibration part (``calibration.fraction``
+        of ``samples``, k-means blocks as for early stopping) is set aside, and each member gets a *twin*: the same
+        seed and number of epochs, trained on ``samples`` minus the calibration part, which then predicts the
+        calibration part attached to the rest. The calibrator is fitted on the twins' mixture there
+        (:class:`~sptgnn.train.calibration.Calibrator`). The kept members are trained exactly as without calibration
+        (same data, seeds and epochs), so calibration does not change the point predictions; it costs one extra
+        fixed-epoch training per member. The twins are trained on less data than the members, so the calibrator
+        tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
+        calibration part (one integer per member; the calibration targets are never trained on).
 
         Args:
             samples: Training samples with the configured target.
             progress: Called with the member index after each member.
 
         Raises:
-            SamplesError: The target is missing.
+            SamplesError: The target is missing, or a SOC target (name starting with ``soc``) is negative.
+            CalibrationError: The calibration part has fewer than ``calibration.min_samples`` samples.
             ValueError: Too few samples for a graph and a hold-out.
         """
+        from sptgnn.data.samples import SamplesError
+        from sptgnn.train.calibration import CalibrationError
+
         start = time.perf_counter()
         y = samples.target(self.target)
+        if self.target.lower().startswith("soc") and (y < 0).any():
+            bad = np.flatnonzero(y < 0)
+            ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
+            raise SamplesError(f"{samples.name}: target '{self.target}' has {len(bad)} negative value(s) (SOC cannot be "
+                               f"negative), e.g. samples {ids}; fix or drop those rows")
         self.target_transform.fit(y)
         self.builder = GraphBuilder(self.config.graph, self.config.imagery).fit(samples)
         coords = samples.metric_coords()
-        self.members, self.best_epochs = [], []
-        tc = self.config.train
+        self.members, self.best_epochs, self.calibrator, self.calibration_ids = [], [], None, []
+        tc, cc = self.config.train, self.config.calibration
+        n = len(samples)
+        cal = np.zeros(n, dtype=bool)
+        if cc.method != "none":
+            if n < 2 * cc.min_samples:
+                raise CalibrationError(
+                    f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
+                    f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
+                )
+            cal = spatial_holdout(coords, cc.fraction, tc.val_blocks, tc.seed + 100_003)
+            if cal.sum() < cc.min_samples:
+                raise CalibrationError(
+                    f"the calibration part holds {int(cal.sum())} of {n} samples, fewer than calibration.min_samples = "
+                    f"{cc.min_samples}: raise calibration.fraction, use more samples, or set calibration.method: none"
+                )
+        rest_idx = np.flatnonzero(~cal)
+        rest = samples.subset(~cal)
         full = self.builder.build(None, self.target) if tc.refit else None
         y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
+        cal_graph = cal_fit_graph = None
+        if cal.any():
+            cal_fit_graph = self.builder.with_labelled(rest).build(None, self.target)
+            cal_graph = self.builder.with_labelled(rest).build(samples.subset(cal), self.target)
+        y_rest = y_all[torch.from_numpy(rest_idx)]
+        cal_labels = torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)])
+        cal_loc, cal_var = [], []
         for m in range(tc.members):
             seed = tc.seed + m
             held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
@@ -127,14 +356,33 @@ class DeepEnsemble:
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
+            if cal_graph is not None:
+                # a twin of the member (same seed and epochs) that never sees the calibration part predicts it
+                twin = train_member(cal_fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
+                loc, var = self._member_output(twin.model, cal_graph, cal_labels, len(rest))
+                cal_loc.append(loc)
+                cal_var.append(var)
             if full is not None:
                 result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)
             self.members.append(result.model)
             self.best_epochs.append(result.best_epoch)
             if progress is not None:
                 progress(m)
+        if cal_graph is not None:
+            raw = Prediction.from_gaussian_space(np.stack(cal_loc), np.sqrt(np.stack(cal_var)),
+                                                 self.target_transform.kind == "log1p")
+            self.calibrator = Calibrator.fit(cc.method, raw, y[cal], cc.min_samples)
+            self.calibration_data = (raw, y[cal])  # kept (not saved) to compare calibration methods on one fit
+            self.calibration_ids = np.asarray(samples.sample_ids)[cal].tolist()
         self.fit_seconds = time.perf_counter() - start
         return self
+
+    @torch.no_grad()
+    def _member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``)."""
+        model.eval()
+        out = model(graph, label_value if self.config.model.label_inputs else None)
+        return self.target_transform.gaussian_space(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy())
 
     # -- predict ------------------------------------------------------------------------------------------------------
     def _labelled_inputs(self, n_query: int) -> torch.Tensor:
@@ -143,32 +391,36 @@ class DeepEnsemble:
         return torch.tensor(np.r_[y_std, np.full(n_query, np.nan)], dtype=torch.float32)
 
     @torch.no_grad()
-    def predict(self, query: SoilSamples) -> Prediction:
+    def predict(self, query: SoilSamples, quantiles=None, calibrated: bool = True) -> Prediction:
         """Predict query samples attached to the training samples (rule 1: queries only receive messages).
 
         Args:
             query: Samples with the same feature columns as the training samples.
+            quantiles: Levels in (0, 1) whose mixture quantiles to return in ``Prediction.quantile_values``
+                (``(num_query, L)``), e.g. ``[0.05, 0.5, 0.95]``; ``None`` for none.
+            calibrated: Apply the fitted calibrator (if any); ``False`` gives the raw mixture.
 
         Returns:
             :class:`Prediction` in target units, one entry per query sample.
 
         Raises:
             RuntimeError: The ensemble is not fitted.
-            ValueError: Query feature columns differ from the training ones.
+            ValueError: Query feature columns differ from the training ones, or a quantile level outside (0, 1).
         """
         if not self.members or self.builder is None:
             raise RuntimeError("DeepEnsemble.predict called before fit or load")
+        levels = None if quantiles is None else check_levels(quantiles)
         graph = self.builder.build(query, self.target)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
-        means, variances = [], []
-        for model in self.members:
-            model.eval()
-            out = model(graph, label_value if self.config.model.label_inputs else None)
-            m, v = self.target_transform.inverse(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy())
-            means.append(m)
-            variances.append(v)
-        return Prediction.from_members(np.stack(means), np.stack(variances))
+        locs, variances = zip(*(self._member_output(model, graph, label_value, n_lab) for model in self.members))
+        pred = Prediction.from_gaussian_space(np.stack(locs), np.sqrt(np.stack(variances)),
+                                              self.target_transform.kind == "log1p")
+        if calibrated and self.calibrator is not None:
+            pred = self.calibrator.apply(pred)
+        if levels is not None:
+            pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
+        return pred
 
     @torch.no_grad()
     def gates(self, query: SoilSamples) -> np.ndarray:
@@ -231,6 +483,8 @@ class DeepEnsemble:
             "members": [m.state_dict() for m in self.members],
             "best_epochs": self.best_epochs,
             "fit_seconds": self.fit_seconds,
+            "calibrator": None if self.calibrator is None else self.calibrator.state(),
+            "calibration_ids": [str(i) for i in self.calibration_ids],
         }
         (folder / "config.yaml").write_text(self.config.to_yaml())
         torch.save(state, folder / "ensemble.pt")
@@ -308,6 +562,9 @@ class DeepEnsemble:
                 ens.aoa = AreaOfApplicability.load(path / "aoa.npz")
             except AOAError as exc:
                 raise RunError(str(exc)) from None
+        cal = state.get("calibrator")  # absent in runs saved before calibration existed
+        ens.calibrator = None if cal is None else Calibrator.from_state(cal)
+        ens.calibration_ids = list(state.get("calibration_ids", []))
         return ens
 
 

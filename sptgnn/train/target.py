@@ -25,7 +25,8 @@ class TargetTransform:
         """Fit mean and scale on labelled targets, shape ``(num_labelled,)``.
 
         Raises:
-            ValueError: ``log1p`` with a target ≤ −1 (no logarithm), or non-finite targets.
+            ValueError: Non-finite targets, or ``log1p`` with a negative target (``log1p`` is meant for non-negative,
+                right-skewed targets such as SOC; a zero is fine, ``log1p(0) = 0``).
         """
         z = self._forward(np.asarray(y, dtype=np.float64))
         self.mean = float(z.mean())
@@ -37,14 +38,33 @@ class TargetTransform:
         if not np.isfinite(y).all():
             raise ValueError("targets must be finite")
         if self.kind == "log1p":
-            if (y <= -1).any():
-                raise ValueError(f"log1p target transform needs targets > -1; minimum is {y.min():g}")
+            if (y < 0).any():
+                rows = np.flatnonzero(y < 0)
+                raise ValueError(
+                    f"log1p target transform needs non-negative targets; {len(rows)} negative value(s), minimum "
+                    f"{y.min():g} at row(s) {rows[:5].tolist()}: fix the data or set data.target_transform: none"
+                )
             return np.log1p(y)
         return y
 
     def transform(self, y: np.ndarray) -> np.ndarray:
         """Standardised model-space targets, same shape as ``y``."""
         return (self._forward(np.asarray(y, dtype=np.float64)) - self.mean) / self.scale
+
+    def gaussian_space(self, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Location and variance of the model's Gaussian in the space where it is Gaussian, in target units.
+
+        ``none``: target units (``m·s + c``, ``v·s²``). ``log1p``: ``log(1 + y)`` units, where the prediction is
+        ``N(m·s + c, v·s²)``; its distribution in target units is a shifted lognormal, whose quantiles are
+        ``expm1`` of the Gaussian's quantiles (a monotone map keeps quantiles) — this is how
+        :meth:`sptgnn.train.ensemble.Prediction.quantiles` and ``cdf`` treat it, exactly and not by moments.
+
+        Shapes:
+            ``mean``, ``var``: ``(num_nodes,)`` → two arrays ``(num_nodes,)``.
+        """
+        m = np.asarray(mean, dtype=np.float64) * self.scale + self.mean
+        v = np.asarray(var, dtype=np.float64) * self.scale**2
+        return m, v
 
     def inverse(self, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance in target units of a Gaussian ``N(mean, var)`` given in standardised model space.
@@ -56,8 +76,7 @@ class TargetTransform:
         Shapes:
             ``mean``, ``var``: ``(num_nodes,)`` → two arrays ``(num_nodes,)``.
         """
-        m = np.asarray(mean, dtype=np.float64) * self.scale + self.mean
-        v = np.asarray(var, dtype=np.float64) * self.scale**2
+        m, v = self.gaussian_space(mean, var)
         if self.kind == "log1p":
             return np.exp(m + v / 2) - 1.0, np.expm1(v) * np.exp(2 * m + v)
         return m, v

@@ -1,0 +1,203 @@
+"""Post-hoc recalibration of the ensemble's predictive distribution, fitted on a spatially held-out calibration part
+of the training fold (never on the test fold) and saved with the run.
+
+Methods (``calibration.method`` in the config):
+
+* ``variance``: one factor ``c`` that widens (``c > 1``) or narrows the mixture about its mean (every member's
+  deviation from the ensemble mean and its sd are multiplied by ``c``, in the Gaussian space), chosen by minimising
+  the mixture NLL of the calibration part (variance scaling; Kuleshov et al. 2018 §3.1, Levi et al. 2022).
+* ``isotonic``: a monotone map ``R`` of PIT values, ``F'(y) = R(F(y))`` (Kuleshov, Fenner & Ermon 2018, "Accurate
+  Uncertainties for Deep Learning Using Calibrated Regression", Algorithm 1), fitted with scikit-learn's
+  ``IsotonicRegression`` on pairs ``(F(y_i), rank_i / (n + 1))``. ``R`` is made strictly increasing and continuous by
+  joining the centres of the pool-adjacent-violators blocks linearly (with ``(0, 0)`` and ``(1, 1)``), so that the
+  recalibrated distribution keeps a density (NLL stays defined) and quantiles ``F⁻¹(R⁻¹(p))`` are unique.
+* ``isotonic_central``: the same on central intervals only, symmetric about the median
+  (:func:`fit_central_isotonic_map`): fits the interval-based calibration curve directly and cannot shift the median.
+* ``conformal``: split-conformal central intervals (Vovk et al. 2005; Lei et al. 2018) with the nonconformity score
+  ``s = |F(y) − 0.5|`` (distance of the PIT value from the median, which works for any predictive distribution). For a
+  level ``p`` the interval is ``[F⁻¹(0.5 − h), F⁻¹(0.5 + h)]`` with half-width ``h(p)`` taken from the sorted
+  calibration scores; knots are placed so that ``h(p) ≥ s₍⌈p(n+1)⌉₎`` for every ``p``, which keeps the finite-sample
+  coverage guarantee ``P(y ∈ interval) ≥ p``. Intervals, quantiles and PIT values are defined; a density is not
+  (NLL is reported as undefined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
+
+METHODS = ("none", "variance", "isotonic", "isotonic_central", "conformal")
+
+
+class CalibrationError(ValueError):
+    """A calibration that cannot be fitted (too few calibration samples, unknown method); the message says what to do."""
+
+
+@dataclass
+class PitMap:
+    """Monotone piecewise-linear map of probabilities ``[0, 1] → [0, 1]`` through knots.
+
+    ``symmetric=False``: ``forward(u) = interp(u, x, y)``. ``symmetric=True`` (conformal): the knots map the half-width
+    ``|u − 0.5|`` to a central coverage ``c`` and ``forward(u) = 0.5 + sign(u − 0.5) · c / 2``.
+
+    Attributes:
+        x: Increasing knots of the input (probabilities, or half-widths in [0, 0.5] when symmetric).
+        y: Non-decreasing knots of the output (probabilities, or coverages in [0, 1]).
+        symmetric: See above.
+        has_density: Whether the map is strictly increasing, so the recalibrated distribution has a density.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    symmetric: bool = False
+    has_density: bool = True
+
+    def forward(self, u: np.ndarray) -> np.ndarray:
+        """Recalibrated probability of each PIT value ``u`` (any shape)."""
+        u = np.asarray(u, dtype=np.float64)
+        if not self.symmetric:
+            return np.interp(u, self.x, self.y)
+        c = np.interp(np.abs(u - 0.5), self.x, self.y)
+        return 0.5 + np.sign(u - 0.5) * c / 2
+
+    def inverse(self, p: np.ndarray) -> np.ndarray:
+        """The PIT value ``u`` whose recalibrated probability is ``p`` (any shape): ``F'⁻¹(p) = F⁻¹(inverse(p))``."""
+        p = np.asarray(p, dtype=np.float64)
+        if not self.symmetric:
+            return np.interp(p, self.y, self.x)
+        h = np.interp(np.abs(2 * p - 1), self.y, self.x)
+        return 0.5 + np.sign(p - 0.5) * h
+
+    def derivative(self, u: np.ndarray) -> np.ndarray:
+        """``d forward / du`` (slope of the segment holding ``u``; for a symmetric map half the coverage slope)."""
+        u = np.asarray(u, dtype=np.float64)
+        t = np.abs(u - 0.5) if self.symmetric else u
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slopes = np.where(np.diff(self.x) > 0, np.diff(self.y) / np.diff(self.x), 0.0)
+        seg = np.clip(np.searchsorted(self.x, t, side="right") - 1, 0, slopes.size - 1)
+        return slopes[seg] / 2 if self.symmetric else slopes[seg]
+
+
+def fit_isotonic_map(pit: np.ndarray) -> PitMap:
+    """Kuleshov et al. (2018) recalibration map from calibration PIT values ``(n,)`` (see the module docstring)."""
+    u = np.sort(np.clip(np.asarray(pit, dtype=np.float64), 1e-9, 1 - 1e-9))
+    n = u.size
+    target = np.arange(1, n + 1) / (n + 1)  # empirical CDF of the PIT values (Weibull plotting position)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(u, target).predict(u)
+    values, block = np.unique(fitted, return_inverse=True)
+    centres = np.bincount(block, weights=u) / np.bincount(block)
+    x, y = np.r_[0.0, centres, 1.0], np.r_[0.0, values, 1.0]
+    keep = np.r_[True, np.diff(x) > 0] & np.r_[True, np.diff(y) > 0]
+    return PitMap(x=x[keep], y=y[keep])
+
+
+def fit_conformal_map(pit: np.ndarray) -> PitMap:
+    """Split-conformal map from calibration PIT values ``(n,)``, scores ``|u − 0.5|`` (see the module docstring).
+
+    Knots: half-width ``s₍k₎`` ↦ coverage ``(k − 1)/(n + 1)`` for ``k = 1 … n`` and ``0.5 ↦ n/(n + 1)`` then 1, so
+    the interval of level ``p`` has half-width ``≥ s₍⌈p(n+1)⌉₎`` (the split-conformal quantile); above ``n/(n + 1)``
+    the interval is the whole line.
+    """
+    s = np.sort(np.minimum(np.abs(np.asarray(pit, dtype=np.float64) - 0.5), 0.5 - 1e-12))
+    n = s.size
+    x = np.r_[s, 0.5, 0.5]  # below s₁ the coverage is 0 (np.interp holds the first value)
+    y = np.r_[np.arange(n) / (n + 1), n / (n + 1), 1.0]
+    return PitMap(x=x, y=y, symmetric=True, has_density=False)
+
+
+def fit_central_isotonic_map(pit: np.ndarray) -> PitMap:
+    """Symmetric isotonic recalibration of central intervals: the isotonic regression of the empirical coverage
+    ``rank_i / (n + 1)`` on the half-width ``h_i = |F(y_i) − 0.5|`` (the interval-based variant of Kuleshov et al.
+    2018: it changes interval widths but never moves the median), joined linearly through its block centres from
+    ``(0, 0)`` to ``(0.5, 1)``; strictly increasing, so the recalibrated distribution has a density."""
+    h = np.sort(np.clip(np.abs(np.asarray(pit, dtype=np.float64) - 0.5), 1e-9, 0.5 - 1e-9))
+    n = h.size
+    target = np.arange(1, n + 1) / (n + 1)
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(h, target).predict(h)
+    values, block = np.unique(fitted, return_inverse=True)
+    centres = np.bincount(block, weights=h) / np.bincount(block)
+    x, y = np.r_[0.0, centres, 0.5], np.r_[0.0, values, 1.0]
+    keep = np.r_[True, np.diff(x) > 0] & np.r_[True, np.diff(y) > 0]
+    return PitMap(x=x[keep], y=y[keep], symmetric=True)
+
+
+@dataclass
+class Calibrator:
+    """A fitted recalibration, applied to every prediction of the ensemble it was fitted for.
+
+    Attributes:
+        method: ``variance``, ``isotonic`` or ``conformal``.
+        factor: Variance-scaling factor ``c`` on the sd (1 for the other methods).
+        pit_map: The PIT map of ``isotonic`` / ``conformal``, else ``None``.
+        n_samples: Size of the calibration part it was fitted on.
+    """
+
+    method: str
+    factor: float = 1.0
+    pit_map: PitMap | None = None
+    n_samples: int = 0
+
+    @classmethod
+    def fit(cls, method: str, prediction, y: np.ndarray, min_samples: int = 20) -> "Calibrator":
+        """Fit on the calibration part's uncalibrated prediction and observed targets.
+
+        Args:
+            method: ``variance``, ``isotonic`` or ``conformal``.
+            prediction: :class:`sptgnn.train.ensemble.Prediction` of the calibration samples by members that did not
+                train on them.
+            y: Their observed targets, ``(n,)``, target units.
+            min_samples: Fewest calibration samples accepted.
+
+        Raises:
+            CalibrationError: Unknown method, or fewer than ``min_samples`` calibration samples.
+        """
+        if method not in METHODS or method == "none":
+            raise CalibrationError(f"unknown calibration method '{method}'; valid: {', '.join(METHODS[1:])}")
+        y = np.asarray(y, dtype=np.float64)
+        n = y.size
+        if n < min_samples:
+            raise CalibrationError(
+                f"the calibration part holds {n} samples, fewer than calibration.min_samples = {min_samples}: raise "
+                f"calibration.fraction, use more samples, or set calibration.method: none"
+            )
+        if method == "variance":
+            def nll(log_c: float) -> float:
+                return -float(np.mean(prediction.scaled(float(np.exp(log_c))).logpdf(y)))
+
+            res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
+            return cls(method=method, factor=float(np.exp(res.x)), n_samples=n)
+        pit = prediction.raw_cdf(y)
+        fitter = {"isotonic": fit_isotonic_map, "isotonic_central": fit_central_isotonic_map, "conformal": fit_conformal_map}
+        pit_map = fitter[method](pit)
+        return cls(method=method, pit_map=pit_map, n_samples=n)
+
+    def apply(self, prediction):
+        """The recalibrated prediction (a new :class:`~sptgnn.train.ensemble.Prediction`)."""
+        if self.method == "variance":
+            return prediction.scaled(self.factor)
+        out = prediction.uncalibrated()
+        out.recalibration = self.pit_map
+        return out
+
+    def state(self) -> dict:
+        """Plain-dict state for the run checkpoint (lists and floats only)."""
+        m = self.pit_map
+        return {
+            "method": self.method, "factor": self.factor, "n_samples": self.n_samples,
+            "pit_map": None if m is None else {"x": m.x.tolist(), "y": m.y.tolist(), "symmetric": m.symmetric,
+                                               "has_density": m.has_density},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Calibrator":
+        """Inverse of :meth:`state`."""
+        m = state.get("pit_map")
+        pit_map = None if m is None else PitMap(x=np.asarray(m["x"]), y=np.asarray(m["y"]), symmetric=m["symmetric"],
+                                                has_density=m["has_density"])
+        return cls(method=state["method"], factor=float(state["factor"]), pit_map=pit_map, n_samples=int(state["n_samples"]))
+
+
+__all__ = ["Calibrator", "CalibrationError", "PitMap", "fit_isotonic_map", "fit_conformal_map", "METHODS"]
