@@ -160,6 +160,9 @@ class ModelConfig(_Section):
         var_floor: Lower bound of the predicted variance (standardised target units).
         linear_skip: Add a linear read-out of the standardised imagery and environment features to the predicted mean
             (the "wide" part of wide & deep models, Cheng et al. 2016).
+        trend: ``random_forest``: the members model the residual of a random-forest trend on the covariates, as
+            regression kriging does with kriging (see :mod:`sptgnn.train.trend`); ``none``: they model the target.
+        trend_trees: Trees of the trend's random forest.
     """
 
     hidden: int = Field(32, ge=4)
@@ -178,6 +181,8 @@ class ModelConfig(_Section):
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
     var_floor: float = Field(1e-4, gt=0.0)
     linear_skip: bool = False
+    trend: Literal["none", "random_forest"] = "none"
+    trend_trees: int = Field(300, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

@@ -33,6 +33,7 @@ from sptgnn.train.calibration import Calibrator
 from sptgnn.train.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import stream_dims, train_member
+from sptgnn.train.trend import TREND_FILE, CovariateTrend
 
 RUN_FORMAT = 1
 
@@ -277,6 +278,7 @@ class DeepEnsemble:
         self.members: list[SpTGNN] = []
         self.best_epochs: list[int] = []
         self.fit_seconds = 0.0
+        self.trend: CovariateTrend | None = None
         self.aoa = None  # AreaOfApplicability reference for prediction (sptgnn.evaluate.aoa), saved as aoa.npz
         self.calibrator: Calibrator | None = None
         self.calibration_ids: list = []
@@ -299,6 +301,10 @@ class DeepEnsemble:
         fixed-epoch training per member. The twins are trained on less data than the members, so the calibrator
         tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
         calibration part (one integer per member; the calibration targets are never trained on).
+
+        With ``model.trend: random_forest`` a random-forest trend of the standardised target on the covariates is
+        fitted first and every member is trained on the residual of the nodes' out-of-fold trend
+        (:class:`~sptgnn.train.trend.CovariateTrend`); :meth:`predict` adds the trend back.
 
         Args:
             samples: Training samples with the configured target.
@@ -341,7 +347,12 @@ class DeepEnsemble:
         rest_idx = np.flatnonzero(~cal)
         rest = samples.subset(~cal)
         full = self.builder.build(None, self.target) if tc.refit else None
-        y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
+        z = self.target_transform.transform(y)
+        self.trend = None
+        if self.config.model.trend == "random_forest":
+            self.trend = CovariateTrend(self.config.model.trend_trees, seed=tc.seed).fit(samples, z)
+            z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
+        y_all = torch.tensor(z, dtype=torch.float32)
         cal_graph = cal_fit_graph = None
         if cal.any():
             cal_fit_graph = self.builder.with_labelled(rest).build(None, self.target)
@@ -359,7 +370,8 @@ class DeepEnsemble:
             if cal_graph is not None:
                 # a twin of the member (same seed and epochs) that never sees the calibration part predicts it
                 twin = train_member(cal_fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
-                loc, var = self._member_output(twin.model, cal_graph, cal_labels, len(rest))
+                cal_trend = None if self.trend is None else self.trend.oof[cal]
+                loc, var = self._member_output(twin.model, cal_graph, cal_labels, len(rest), cal_trend)
                 cal_loc.append(loc)
                 cal_var.append(var)
             if full is not None:
@@ -378,16 +390,21 @@ class DeepEnsemble:
         return self
 
     @torch.no_grad()
-    def _member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``)."""
+    def _member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int,
+                       trend: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``);
+        ``trend`` (standardised, ``(num_query,)``) is added to the member's mean."""
         model.eval()
         out = model(graph, label_value if self.config.model.label_inputs else None)
-        return self.target_transform.gaussian_space(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy())
+        mean = out.mean[n_lab:].numpy()
+        return self.target_transform.gaussian_space(mean if trend is None else mean + trend, out.var[n_lab:].numpy())
 
     # -- predict ------------------------------------------------------------------------------------------------------
     def _labelled_inputs(self, n_query: int) -> torch.Tensor:
         lab = self.builder.labelled
         y_std = self.target_transform.transform(lab.target(self.target))
+        if self.trend is not None:
+            y_std = y_std - self.trend.oof
         return torch.tensor(np.r_[y_std, np.full(n_query, np.nan)], dtype=torch.float32)
 
     @torch.no_grad()
@@ -413,7 +430,8 @@ class DeepEnsemble:
         graph = self.builder.build(query, self.target)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
-        locs, variances = zip(*(self._member_output(model, graph, label_value, n_lab) for model in self.members))
+        trend = None if self.trend is None else self.trend.predict(query)
+        locs, variances = zip(*(self._member_output(model, graph, label_value, n_lab, trend) for model in self.members))
         pred = Prediction.from_gaussian_space(np.stack(locs), np.sqrt(np.stack(variances)),
                                               self.target_transform.kind == "log1p")
         if calibrated and self.calibrator is not None:
@@ -494,6 +512,8 @@ class DeepEnsemble:
         frame.to_file(folder / "labelled.gpkg", driver="GPKG", layer="labelled")
         if self.aoa is not None:
             self.aoa.save(folder / "aoa.npz")
+        if self.trend is not None:
+            self.trend.save(folder)
 
     @classmethod
     def load(cls, path: str | Path) -> "DeepEnsemble":
@@ -555,6 +575,13 @@ class DeepEnsemble:
             ens.members.append(model)
         ens.best_epochs = list(state["best_epochs"])
         ens.fit_seconds = float(state["fit_seconds"])
+        if config.model.trend != "none":
+            if not (path / TREND_FILE).is_file():
+                raise RunError(f"{path} misses {TREND_FILE}, the covariate trend of model.trend: {config.model.trend}; retrain the run")
+            try:
+                ens.trend = CovariateTrend.load(path)
+            except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+                raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
         if (path / "aoa.npz").is_file():
             from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
 

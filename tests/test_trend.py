@@ -1,0 +1,110 @@
+"""Covariate trend (model.trend): members learn the out-of-fold residual, predictions add the trend back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.model_selection import KFold
+
+import sptgnn.train.ensemble as ensemble_module
+from sptgnn.data.samples import SamplesError
+from sptgnn.train.ensemble import DeepEnsemble, RunError
+from sptgnn.train.trend import TREND_FILE, CovariateTrend
+
+
+@pytest.fixture(scope="module")
+def data(samples_factory):
+    samples = samples_factory(n=48, seed=5)
+    query = np.zeros(len(samples), dtype=bool)
+    query[::4] = True
+    return samples.subset(~query), samples.subset(query)
+
+
+@pytest.fixture(scope="module")
+def trend_config(config_factory):
+    return config_factory(model={"trend": "random_forest", "trend_trees": 20, "label_inputs": False},
+                          data={"target_transform": "none"})
+
+
+@pytest.fixture(scope="module")
+def fitted(data, trend_config):
+    return DeepEnsemble(trend_config).fit(data[0])
+
+
+def test_out_of_fold_trend_of_a_node_comes_from_a_forest_that_never_saw_it(data):
+    lab, _ = data
+    z = np.random.default_rng(0).normal(size=len(lab))
+    trend = CovariateTrend(trees=15, folds=4, seed=3).fit(lab, z)
+    x = lab.frame[lab.feature_columns].to_numpy()
+    for train_idx, test_idx in KFold(4, shuffle=True, random_state=3).split(x):
+        forest = RandomForestRegressor(15, random_state=3, n_jobs=1).fit(x[train_idx], z[train_idx])
+        np.testing.assert_allclose(trend.oof[test_idx], forest.predict(x[test_idx]))
+    np.testing.assert_allclose(trend.predict(lab), RandomForestRegressor(15, random_state=3, n_jobs=1).fit(x, z).predict(x))
+
+
+def test_members_are_trained_on_the_residual_of_the_out_of_fold_trend(data, trend_config, monkeypatch):
+    lab, _ = data
+    seen = []
+    real = ensemble_module.train_member
+
+    def spy(graph, y_std, config, seed, epochs=None):
+        seen.append(y_std.clone())
+        return real(graph, y_std, config, seed, epochs)
+
+    monkeypatch.setattr(ensemble_module, "train_member", spy)
+    ens = DeepEnsemble(trend_config.model_copy(update={"train": trend_config.train.model_copy(update={"members": 1})}))
+    ens.fit(lab)
+    z = ens.target_transform.transform(lab.target())
+    held = ensemble_module.spatial_holdout(lab.metric_coords(), trend_config.train.val_fraction, trend_config.train.val_blocks,
+                                           trend_config.train.seed)
+    residual = z - ens.trend.oof
+    expected = np.r_[residual[~held], residual[held]]  # graph order: fit part, then validation part
+    np.testing.assert_allclose(seen[0].numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_prediction_adds_the_trend_in_standardised_space(data, fitted):
+    _, query = data
+    base = fitted.predict(query, calibrated=False)
+    forest = fitted.trend.forest
+
+    class Shifted:
+        def predict(self, x):
+            return forest.predict(x) + 0.5
+
+    fitted.trend.forest = Shifted()
+    try:
+        shifted = fitted.predict(query, calibrated=False)
+    finally:
+        fitted.trend.forest = forest
+    scale = fitted.target_transform.scale  # g/kg per standardised unit (target_transform none)
+    np.testing.assert_allclose(shifted.mean - base.mean, 0.5 * scale, rtol=1e-5)
+    np.testing.assert_allclose(shifted.aleatoric_sd, base.aleatoric_sd, rtol=1e-6)
+
+
+def test_trend_run_reloads_to_identical_predictions_and_needs_its_trend_file(data, fitted, tmp_path):
+    _, query = data
+    run = fitted.save(tmp_path / "run")
+    assert (run / TREND_FILE).is_file()
+    a, b = fitted.predict(query), DeepEnsemble.load(run).predict(query)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.sd, b.sd)
+    (run / TREND_FILE).unlink()
+    with pytest.raises(RunError, match=TREND_FILE):
+        DeepEnsemble.load(run)
+    (run / TREND_FILE).write_bytes(b"not a pickle")
+    with pytest.raises(RunError, match="corrupt"):
+        DeepEnsemble.load(run)
+
+
+def test_trend_errors_name_the_missing_covariates(data, fitted):
+    _, query = data
+    column = fitted.trend.columns[0]
+    broken = query.subset(np.arange(len(query)))
+    broken.frame = broken.frame.drop(columns=[column])
+    with pytest.raises(SamplesError, match=column):
+        fitted.trend.predict(broken)
+    lab = data[0].subset(np.arange(len(data[0])))
+    lab.feature_groups = {"imagery": [], "environment": []}
+    with pytest.raises(SamplesError, match="model.trend"):
+        CovariateTrend().fit(lab, np.zeros(len(lab)))
