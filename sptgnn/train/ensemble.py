@@ -302,7 +302,8 @@ class DeepEnsemble:
         tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
         calibration part (one integer per member; the calibration targets are never trained on).
 
-        With ``model.trend: random_forest`` a random-forest trend of the standardised target on the covariates is
+        With ``model.trend: random_forest`` (or ``auto`` when its out-of-fold R² reaches ``model.trend_min_r2``) a
+        random-forest trend of the standardised target on the covariates is
         fitted first and every member is trained on the residual of the nodes' out-of-fold trend
         (:class:`~sptgnn.train.trend.CovariateTrend`); :meth:`predict` adds the trend back.
 
@@ -349,9 +350,13 @@ class DeepEnsemble:
         full = self.builder.build(None, self.target) if tc.refit else None
         z = self.target_transform.transform(y)
         self.trend = None
-        if self.config.model.trend == "random_forest":
-            self.trend = CovariateTrend(self.config.model.trend_trees, seed=tc.seed).fit(samples, z)
-            z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
+        mc = self.config.model
+        if mc.trend != "none":
+            self.trend = CovariateTrend(mc.trend_trees, seed=tc.seed).fit(samples, z)
+            if mc.trend == "auto" and self.trend.oof_r2 < mc.trend_min_r2:
+                self.trend = None  # the covariates explain too little: the members model the target itself
+            else:
+                z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
         y_all = torch.tensor(z, dtype=torch.float32)
         cal_graph = cal_fit_graph = None
         if cal.any():
@@ -503,6 +508,7 @@ class DeepEnsemble:
             "fit_seconds": self.fit_seconds,
             "calibrator": None if self.calibrator is None else self.calibrator.state(),
             "calibration_ids": [str(i) for i in self.calibration_ids],
+            "trend": self.trend is not None,
         }
         (folder / "config.yaml").write_text(self.config.to_yaml())
         torch.save(state, folder / "ensemble.pt")
@@ -575,9 +581,9 @@ class DeepEnsemble:
             ens.members.append(model)
         ens.best_epochs = list(state["best_epochs"])
         ens.fit_seconds = float(state["fit_seconds"])
-        if config.model.trend != "none":
+        if state.get("trend", False):
             if not (path / TREND_FILE).is_file():
-                raise RunError(f"{path} misses {TREND_FILE}, the covariate trend of model.trend: {config.model.trend}; retrain the run")
+                raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
             try:
                 ens.trend = CovariateTrend.load(path)
             except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file

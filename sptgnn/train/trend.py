@@ -48,6 +48,7 @@ class CovariateTrend:
         self.columns: list[str] = []
         self.oof: np.ndarray | None = None
         self.forest: RandomForestRegressor | None = None
+        self._z: np.ndarray | None = None
 
     def _forest(self) -> RandomForestRegressor:
         return RandomForestRegressor(self.trees, random_state=self.seed, n_jobs=1)
@@ -70,9 +71,17 @@ class CovariateTrend:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
         cv = KFold(self.folds, shuffle=True, random_state=self.seed)
+        self._z = np.asarray(z, dtype=np.float64)
         self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
         self.forest = self._forest().fit(x, z)
         return self
+
+    @property
+    def oof_r2(self) -> float:
+        """Pooled out-of-fold R² of the trend on the training samples (``1 − SSE/SST``, standardised target)."""
+        if self.oof is None or self._z is None:
+            raise RuntimeError("CovariateTrend.oof_r2 read before fit")
+        return float(1.0 - np.sum((self._z - self.oof) ** 2) / np.sum((self._z - self._z.mean()) ** 2))
 
     def predict(self, samples: SoilSamples) -> np.ndarray:
         """Trend of query samples, ``(num_query,)``, standardised target units."""
