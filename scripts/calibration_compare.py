@@ -33,10 +33,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("config", nargs="?", default=str(DEFAULT))
     ap.add_argument("--fraction", type=float, default=None, help="override calibration.fraction")
+    ap.add_argument("--blocks", type=int, default=None, help="override calibration.blocks")
     ap.add_argument("--members", type=int, default=None)
     ap.add_argument("--out", default="benchmarks/results/calibration_compare_bb250.json")
     args = ap.parse_args()
-    cal = {"method": "isotonic"} | ({"fraction": args.fraction} if args.fraction else {})
+    cal = {"method": "isotonic"} | ({"fraction": args.fraction} if args.fraction else {}) | (
+        {"blocks": args.blocks} if args.blocks else {})
     cfg = load_config(args.config, {"calibration": cal} | ({"train": {"members": args.members}} if args.members else {}))
     samples = load_dataset(cfg.data.dataset)
     folds = fold_ids(samples, cfg)
@@ -61,6 +63,7 @@ def main() -> None:
         s = score(f["y"].to_numpy(), f["mean"].to_numpy(), None, columns=f)
         result[m] = {k: s[k] for k in KEYS}
     out = {"dataset": cfg.data.dataset, "members": cfg.train.members, "calibration_fraction": cfg.calibration.fraction,
+           "calibration_blocks": cfg.calibration.blocks or cfg.train.val_blocks,
            "seconds": round(time.perf_counter() - start, 1), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
            "methods": result}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

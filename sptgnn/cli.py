@@ -139,7 +139,8 @@ def train(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Override data.dataset."),
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members."),
 ) -> None:
-    """Train the ensemble on every sample of the dataset and save a run folder that `DeepEnsemble.load` reads back."""
+    """Train the ensemble on every sample of the dataset and save a run folder that `DeepEnsemble.load` reads back
+    (with a calibration method: plus the uncertainty figures of the calibration part)."""
     from sptgnn.train.ensemble import DeepEnsemble
 
     try:
@@ -156,9 +157,29 @@ def train(
             ens.aoa = fit_aoa(samples, cfg.data.target, seed=cfg.train.seed)
         with atomic_dir(out) as tmp:
             ens.write_into(tmp)
+            if ens.calibration_data is not None:
+                _calibration_part_figures(ens, tmp)
     except USER_ERRORS as exc:
         _fail(str(exc))
     console.print(f"trained {cfg.train.members} members on {len(samples)} samples in {ens.fit_seconds:.1f} s; run saved to {out}")
+
+
+def _calibration_part_figures(ens, folder: Path) -> None:
+    """Uncertainty figures of the calibration part (predicted by the members' twins, which never trained on it):
+    ``sptgnn_uncalibrated`` is out-of-sample there; ``sptgnn`` is in-sample for the calibrator, so it shows the fit,
+    not a test (cross-validate with ``sptgnn evaluate`` for that)."""
+    import pandas as pd
+
+    from sptgnn.evaluate.figures import uncertainty_figures
+    from sptgnn.evaluate.metrics import distribution_columns
+
+    raw, y = ens.calibration_data
+    frames = []
+    for name, pred in (("sptgnn", ens.calibrator.apply(raw)), ("sptgnn_uncalibrated", raw)):
+        frame = pd.DataFrame({"sample_id": ens.calibration_ids, "model": name, "y_true": y, "mean": pred.mean,
+                              "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd})
+        frames.append(frame.assign(**distribution_columns(y, pred)))
+    uncertainty_figures(pd.concat(frames, ignore_index=True), folder)
 
 
 @app.command()

@@ -414,11 +414,15 @@ class CalibrationConfig(_Section):
             as the calibration part. Members are first trained without it and predict it; with ``train.refit`` they
             are then refitted on the whole fold, as without calibration.
         min_samples: Fewest samples the calibration part may have; fewer is an error.
+        blocks: Number of k-means spatial blocks the training fold is cut into for the calibration part (``None``:
+            ``train.val_blocks``). Few large blocks calibrate for spatial extrapolation (spatial-block test folds);
+            many small blocks (up to half the samples) approach a random calibration part, matching random test folds.
     """
 
     method: Literal["none", "variance", "isotonic", "isotonic_central", "conformal"] = "none"
     fraction: float = Field(0.2, gt=0.0, lt=0.5)
     min_samples: int = Field(20, ge=2)
+    blocks: int | None = Field(None, ge=2)
 
 
 class Config(_Section):

@@ -221,6 +221,27 @@ def test_train_writes_a_loadable_run(tmp_path, config_dict_factory):
     assert pred.mean.shape == (5,) and (pred.sd > 0).all()
 
 
+def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, config_dict_factory):
+    from sptgnn.evaluate.figures import FIGURES
+
+    raw = _tiny(config_dict_factory)
+    raw["calibration"] = {"method": "isotonic", "fraction": 0.3, "min_samples": 5, "blocks": 10}
+    out = tmp_path / "run"
+    result = _invoke(["train", _write(tmp_path, raw), "--out", out, "--members", "1"])
+    assert result.exit_code == 0, result.output
+    assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg"} == {p.name for p in out.iterdir()}
+    ens = DeepEnsemble.load(out)
+    assert ens.calibrator is not None and ens.calibrator.method == "isotonic" and ens.calibrator.n_samples >= 5
+
+
+def test_train_with_too_small_a_calibration_part_fails_cleanly(tmp_path, config_dict_factory):
+    raw = _tiny(config_dict_factory)
+    raw["calibration"] = {"method": "variance"}
+    result = _invoke(["train", _write(tmp_path, raw), "--out", tmp_path / "run", "--members", "1"])
+    assert result.exit_code == 2 and "calibration" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_into_an_existing_folder_fails(tmp_path, config_dict_factory):
     config = _write(tmp_path, _tiny(config_dict_factory))
     (tmp_path / "run").mkdir()

@@ -339,7 +339,7 @@ class DeepEnsemble:
                     f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
                     f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
                 )
-            cal = spatial_holdout(coords, cc.fraction, tc.val_blocks, tc.seed + 100_003)
+            cal = spatial_holdout(coords, cc.fraction, cc.blocks or tc.val_blocks, tc.seed + 100_003)
             if cal.sum() < cc.min_samples:
                 raise CalibrationError(
                     f"the calibration part holds {int(cal.sum())} of {n} samples, fewer than calibration.min_samples = "
