@@ -132,6 +132,23 @@ def predict_one(run: Path, stack: Path, out: Path, window: int, threads: int, co
     }
 
 
+def _write_report(args, results: dict) -> None:
+    import torch
+
+    report = {
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "members": args.members, "window": args.window, "threads": args.threads, "compile": args.compile,
+        "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "note": "wall-clock throughput on a shared CPU is a lower bound; see loadavg_before/after",
+        "sizes": results,
+    }
+    if len(results) > 1:
+        rss = [r["peak_rss_mb"] for r in results.values()]
+        report["peak_rss_ratio_max_over_min"] = round(max(rss) / min(rss), 3)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000], help="Stack sizes in pixels a side.")
@@ -172,20 +189,7 @@ def main() -> None:
         print(f"{size} x {size}: {res['pixels_per_second']:.0f} px/s wall ({res['pixels_per_cpu_second']:.0f} px per CPU s), "
               f"peak RSS {res['peak_rss_mb']:.0f} MB, load {res['loadavg_before']}", flush=True)
         (work / f"map_{size}.tif").unlink(missing_ok=True)
-    import torch
-
-    report = {
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "members": args.members, "window": args.window, "threads": args.threads, "compile": args.compile,
-        "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "note": "wall-clock throughput on a shared CPU is a lower bound; see loadavg_before/after",
-        "sizes": results,
-    }
-    if len(results) > 1:
-        rss = [r["peak_rss_mb"] for r in results.values()]
-        report["peak_rss_ratio_max_over_min"] = round(max(rss) / min(rss), 3)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+        _write_report(args, results)  # after every size, so an interrupted sweep keeps what it measured
     print(f"wrote {args.out}")
 
 

@@ -34,6 +34,7 @@ from sptgnn.predict.query import QueryInputs, QueryPredictor
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
 NODATA = -9999.0
+GDAL_CACHE_MB = 64
 
 
 class PredictError(ValueError):
@@ -175,7 +176,8 @@ def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Pa
     png = out.with_suffix(".png")
     sources = match_sources([str(p) for p in rasters], model.raster_sources)
     start = time.perf_counter()
-    with CovariateStack.open(sources) as stack:
+    # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
         if compile or (compile is None and h * w > 4_000_000):
