@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from typer.testing import CliRunner
 
 from sptgnn.cli import app
-from sptgnn.predict.quantiles import ensemble_quantiles, mixture_quantiles
+from sptgnn.train.ensemble import Prediction
 from sptgnn.predict.raster import BANDS, NODATA, load_run
 
 from test_rasters import write_tif
@@ -167,12 +167,12 @@ def test_mixture_quantiles_match_a_root_finder():
     rng = np.random.default_rng(0)
     mu = rng.normal(0, 3, (5, 40))
     var = rng.uniform(0.1, 4, (5, 40))
-    q = mixture_quantiles(mu, var, (0.05, 0.5, 0.95))
+    q = Prediction.from_gaussian_space(mu, np.sqrt(var), log1p=False).quantiles((0.05, 0.5, 0.95))
     for i in range(40):
         cdf = lambda x: norm.cdf(x, mu[:, i], np.sqrt(var[:, i])).mean()  # noqa: E731
         for j, p in enumerate((0.05, 0.5, 0.95)):
-            assert q[j, i] == pytest.approx(brentq(lambda x: cdf(x) - p, -100, 100), abs=1e-5)
-    one = mixture_quantiles(np.array([[2.0]]), np.array([[4.0]]), (0.05,))
+            assert q[i, j] == pytest.approx(brentq(lambda x: cdf(x) - p, -100, 100), abs=1e-5)
+    one = Prediction.from_gaussian_space(np.array([[2.0]]), np.array([[2.0]]), log1p=False).quantiles((0.05,))
     assert one[0, 0] == pytest.approx(2 + 2 * norm.ppf(0.05))
 
 
@@ -180,15 +180,11 @@ def test_log1p_quantiles_are_lognormal_mixture_quantiles():
     from scipy.optimize import brentq
     from scipy.stats import norm
 
-    from sptgnn.train.target import TargetTransform
-
     rng = np.random.default_rng(1)
     m, v = rng.normal(2, 0.5, (4, 10)), rng.uniform(0.05, 0.8, (4, 10))  # members in log1p space
-    tt = TargetTransform("log1p", 0.0, 1.0)
-    mean, var = tt.inverse(m, v)  # lognormal moments in target units, as Prediction holds them
-    q = ensemble_quantiles(mean, var, (0.05, 0.95), "log1p")
+    q = Prediction.from_gaussian_space(m, np.sqrt(v), log1p=True).quantiles((0.05, 0.95))
     for i in range(10):
         cdf = lambda y: norm.cdf(np.log1p(y), m[:, i], np.sqrt(v[:, i])).mean()  # noqa: E731
         for j, p in enumerate((0.05, 0.95)):
-            assert q[j, i] == pytest.approx(brentq(lambda y: cdf(y) - p, -0.999, 1e6), rel=1e-6)
+            assert q[i, j] == pytest.approx(brentq(lambda y: cdf(y) - p, -0.999, 1e6), rel=1e-6)
     assert (q > -1).all()

@@ -43,3 +43,23 @@ def test_arrays_with_dates(split, config_factory):
     feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
     q = QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=pd.Series(query.frame["date"]), elevation_column="Altitude")
     np.testing.assert_allclose(QueryPredictor(ens).predict_inputs(q).mean, ens.predict(query).mean, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_path_adds_the_trend_and_applies_the_calibrator(samples_factory, config_factory):
+    s = samples_factory(n=80, seed=3)
+    lab, query = s.subset(np.arange(64)), s.subset(np.arange(64, 80))
+    config = config_factory(model={"trend": "random_forest", "trend_trees": 10}, train={"epochs": 3},
+                            calibration={"method": "isotonic", "fraction": 0.3, "min_samples": 5, "blocks": 8})
+    ens = DeepEnsemble(config).fit(lab)
+    assert ens.trend is not None and ens.calibrator is not None
+    full = ens.predict(query, quantiles=[0.05, 0.95])
+    pred = QueryPredictor(ens, chunk=7)
+    fast = pred.predict(query)
+    np.testing.assert_allclose(fast.mean, full.mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.quantiles([0.05, 0.95]), full.quantile_values, rtol=1e-4, atol=1e-4)
+    feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
+    dates = None if query.date_column is None else pd.Series(query.frame[query.date_column])
+    arrays = pred.predict_inputs(QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=dates, trend=ens.trend,
+                                                         elevation_column=query.elevation))
+    np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(pred.predict(query, calibrated=False).quantiles([0.05]), full.quantile_values[:, :1])

@@ -71,6 +71,7 @@ class QueryInputs:
         metric: Metric coordinates ``(n, d)`` (m) for the spatial and elevation relations.
         spectral: Spectral relation space ``(n, F_s)``.
         elevation: Elevation (m) ``(n,)`` or ``None``.
+        trend: Covariate trend ``(n,)`` in standardised target units (``model.trend``), or ``None``.
     """
 
     imagery: np.ndarray
@@ -80,6 +81,7 @@ class QueryInputs:
     metric: np.ndarray
     spectral: np.ndarray
     elevation: np.ndarray | None
+    trend: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -87,21 +89,23 @@ class QueryInputs:
     def take(self, sl: slice) -> "QueryInputs":
         """Rows ``sl`` of every array."""
         return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
-                                                                     self.metric, self.spectral, self.elevation)))
+                                                                     self.metric, self.spectral, self.elevation,
+                                                                     self.trend)))
 
     @classmethod
-    def from_samples(cls, builder, samples: SoilSamples) -> "QueryInputs":
-        """Inputs of query samples with the fitted builder's transforms (same as :meth:`GraphBuilder.build`)."""
+    def from_samples(cls, builder, samples: SoilSamples, trend=None) -> "QueryInputs":
+        """Inputs of query samples with the fitted builder's transforms (same as :meth:`GraphBuilder.build`);
+        ``trend`` is the ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` or ``None``."""
         t = builder.transform
         return cls(
             imagery=t.stream(samples, "imagery"), environment=t.stream(samples, "environment"), pos=t.position(samples),
             time=t.time(samples), metric=samples.metric_coords(), spectral=builder.spectral_space(samples),
-            elevation=samples.elevation_m(),
+            elevation=samples.elevation_m(), trend=None if trend is None else trend.predict(samples),
         )
 
     @classmethod
     def from_arrays(cls, builder, features: dict[str, np.ndarray], xy: np.ndarray, dates=None,
-                    elevation_column: str | None = None) -> "QueryInputs":
+                    elevation_column: str | None = None, trend=None) -> "QueryInputs":
         """Inputs from raw feature columns and coordinates, e.g. the valid pixels of a raster window.
 
         Args:
@@ -110,6 +114,8 @@ class QueryInputs:
             xy: ``(n, 2)`` coordinates in the training samples' CRS.
             dates: Sampling dates (one for all or ``(n,)``) or ``None`` (time stream at the labelled mean year).
             elevation_column: Feature holding elevation (m) for the elevation relation.
+            trend: The ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` (reads its columns from
+                ``features``) or ``None``.
 
         Raises:
             KeyError: A fitted feature column is missing from ``features``.
@@ -129,6 +135,7 @@ class QueryInputs:
             time=time_features(dates if has_dates else None, n, t.reference_year),
             metric=metric, spectral=np.concatenate([streams[s] for s in spec_streams], axis=1),
             elevation=None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64),
+            trend=None if trend is None else trend.predict_features(np.stack([features[c] for c in trend.columns], axis=1)),
         )
 
 
@@ -292,11 +299,13 @@ class QueryPredictor:
         mean, var = model.head(h)
         if model.linear_skip is not None:
             mean = mean + model.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
-        return self.ensemble.target_transform.inverse(mean.numpy(), var.numpy())
+        mean = mean.numpy() if q.trend is None else mean.numpy() + q.trend
+        return self.ensemble.target_transform.gaussian_space(mean, var.numpy())
 
     @torch.no_grad()
-    def predict_inputs(self, q: QueryInputs):
-        """Ensemble prediction of query inputs, in target units.
+    def predict_inputs(self, q: QueryInputs, calibrated: bool = True):
+        """Ensemble prediction of query inputs, in target units, recalibrated by the run's calibrator (if any and
+        ``calibrated``), as :meth:`DeepEnsemble.predict`.
 
         Returns:
             :class:`~sptgnn.train.ensemble.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
@@ -304,7 +313,7 @@ class QueryPredictor:
         from sptgnn.train.ensemble import Prediction
 
         n, M = len(q), len(self.ensemble.members)
-        means, variances = np.empty((M, n)), np.empty((M, n))
+        means, variances = np.empty((M, n)), np.empty((M, n))  # Gaussian-space location and variance per member
         for start in range(0, n, self.chunk):
             sl = slice(start, min(n, start + self.chunk))
             part = q.take(sl)
@@ -315,11 +324,13 @@ class QueryPredictor:
                        "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
             for m, model in enumerate(self.ensemble.members):
                 means[m, sl], variances[m, sl] = self._member(m, model, part, nb, tensors)
-        return Prediction.from_members(means, variances)
+        pred = Prediction.from_gaussian_space(means, np.sqrt(variances), self.ensemble.target_transform.kind == "log1p")
+        calibrator = self.ensemble.calibrator
+        return calibrator.apply(pred) if calibrated and calibrator is not None else pred
 
-    def predict(self, query: SoilSamples):
+    def predict(self, query: SoilSamples, calibrated: bool = True):
         """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`)."""
-        return self.predict_inputs(QueryInputs.from_samples(self.builder, query))
+        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, self.ensemble.trend), calibrated)
 
 
 __all__ = ["QueryInputs", "QueryPredictor", "metric_coords", "time_features"]

@@ -29,7 +29,6 @@ from pyproj.exceptions import ProjError
 from rasterio.enums import Resampling
 
 from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
-from sptgnn.predict.quantiles import ensemble_quantiles
 from sptgnn.predict.query import QueryInputs, QueryPredictor
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
@@ -82,7 +81,8 @@ class RunModel:
     def needed(self) -> list[str]:
         """Features to read: the model's covariates plus the elevation column if it is not one of them."""
         extra = [self.elevation] if self.elevation and self.elevation not in self.features else []
-        return list(dict.fromkeys(self.features + extra + [f for f in self.aoa.features if f not in self.features]))
+        trend = [] if self.ensemble.trend is None else self.ensemble.trend.columns
+        return list(dict.fromkeys(self.features + extra + [f for f in [*self.aoa.features, *trend] if f not in self.features]))
 
     def prefix(self) -> str:
         """Column prefix of predictions: ``soc`` for an SOC target, else the target name (SOM stays SOM)."""
@@ -95,9 +95,9 @@ class RunModel:
         Returns:
             ``{band: (n,)}`` for every band of :data:`BANDS`.
         """
-        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy_train, dates, self.elevation)
+        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy_train, dates, self.elevation, self.ensemble.trend)
         pred = self.predictor.predict_inputs(q)
-        q05, q95 = ensemble_quantiles(pred.member_mean, pred.member_var, (0.05, 0.95), self.ensemble.target_transform.kind)
+        q05, q95 = pred.quantiles([0.05, 0.95]).T
         X = np.stack([values[f] for f in self.aoa.features], axis=1)
         return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
                 "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
