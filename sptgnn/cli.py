@@ -25,12 +25,13 @@ from sptgnn.config import Config, ConfigError, load_config
 from sptgnn.data.datasets import available_datasets, load_dataset
 from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.samples import SamplesError
+from sptgnn.data.splits import SplitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, FileExistsError, FileNotFoundError)
 
 
 def _fail(message: str) -> None:
@@ -95,9 +96,8 @@ def evaluate(
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist; parents are created on success); default runs/evaluate-<dataset>-<time>."),
 ) -> None:
-    """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json and
-    predictions.csv."""
-    from sptgnn.evaluate.crossval import cross_validate
+    """Cross-validate the SpTGNN ensemble and the baselines on the same folds (evaluate.split: shipped, random or
+    spatial blocks); print a table, write metrics.json, predictions.csv, report.md and figures."""
 
     try:
         cfg = _config(config, dataset, members)
@@ -106,23 +106,13 @@ def evaluate(
         _check_out(out)
         samples = load_dataset(cfg.data.dataset)
         samples.target(cfg.data.target)
-        n_folds = len(set(samples.folds)) if samples.folds is not None else 0
-        total = n_folds * (cfg.train.members + len(cfg.evaluate.baselines))
-        with _progress() as bar:
-            task = bar.add_task(f"{cfg.data.dataset}: folds × members", total=total)
-            result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
-        metrics = {
-            "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples), "folds": cfg.data.folds,
-            "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(), "models": result.metrics,
-        }
-        with atomic_dir(out) as tmp:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-            result.predictions.to_csv(tmp / "predictions.csv", index=False)
-            (tmp / "config.yaml").write_text(cfg.to_yaml())
+        metrics, result = _cross_validate(cfg, samples, out)
+        n_folds = metrics["n_folds"]
     except USER_ERRORS as exc:
         _fail(str(exc))
-    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds)", result.metrics))
-    console.print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds, "
+                         f"split {cfg.evaluate.split})", result.metrics))
+    console.print(f"wrote {out / 'metrics.json'}, {out / 'predictions.csv'} and {out / 'report.md'}")
 
 
 @app.command()
@@ -155,6 +145,51 @@ def datasets() -> None:
     """List the named datasets `--dataset` accepts."""
     for name in available_datasets():
         console.print(name, highlight=False)
+
+
+def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = None) -> tuple[dict, object]:
+    """Run the cross-validation with a progress bar and write metrics.json, predictions.csv, report.md, figures and
+    config.yaml into ``out`` (atomically). Returns the metrics dict and the :class:`CrossValidationResult`."""
+    from sptgnn.evaluate.crossval import cross_validate, make_folds
+    from sptgnn.evaluate.reports import write_report
+
+    n_folds = len(make_folds(samples, cfg))
+    variants = variants or {"sptgnn": cfg}
+    total = n_folds * (sum(v.train.members for v in variants.values()) + len(cfg.evaluate.baselines))
+    start = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task(f"{cfg.data.dataset}: folds × models", total=total)
+        result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg),
+                                variants=variants)
+    ev = cfg.evaluate
+    metrics = {
+        "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples),
+        "folds": ev.split, "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(),
+        "split": {"split": ev.split, "n_folds": n_folds, "block_size_km": ev.block_size_km, "buffer_km": ev.buffer_km,
+                  "seed": ev.seed},
+        "target_transform": cfg.data.target_transform,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "torch_threads": _torch_threads(),
+        "fold_sizes": result.folds,
+        "stream_usage": result.stream_usage,
+        "dropped": samples.metadata.get("dropped"),
+        "models": result.metrics,
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        result.predictions.to_csv(tmp / "predictions.csv", index=False)
+        if result.gates is not None:
+            result.gates.to_csv(tmp / "gates.csv", index=False)
+        (tmp / "config.yaml").write_text(cfg.to_yaml())
+        write_report(tmp, metrics, result.predictions)
+    return metrics, result
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _version() -> str:

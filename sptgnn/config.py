@@ -149,6 +149,10 @@ class TrainConfig(_Section):
         refit: After early stopping, retrain each member on the whole training fold for the epochs found.
         ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
             weights).
+        batch_size: Seed nodes per mini-batch for large graphs: each step trains on a random batch of labelled nodes
+            and their ``model.num_layers``-hop in-neighbourhood (:mod:`sptgnn.graph.sampler`); an epoch is one pass
+            over the labelled nodes, the EMA is updated per step. The batch's seeds are the nodes whose labels are
+            hidden and scored (``model.label_mask_rate`` is then unused). ``null``: full batch, one step per epoch.
     """
 
     members: int = Field(5, ge=1)
@@ -162,6 +166,7 @@ class TrainConfig(_Section):
     monitor: Literal["rmse", "nll"] = "rmse"
     refit: bool = True
     ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
+    batch_size: int | None = Field(None, ge=1)
 
 
 class EvaluateConfig(_Section):
@@ -181,6 +186,9 @@ class EvaluateConfig(_Section):
         seed: Seed of the random and block fold assignments.
         regression_kriging_neighbours: Residual points used by the ordinary kriging of the ``regression_kriging``
             baseline at each prediction point (moving-window kriging).
+        forest_trees: Trees of the random-forest baselines (``null``: 500).
+        forest_max_features: Share of the features tried at each split of the random forests (``null``: all; 0.33 is
+            the ``p/3`` of R's randomForest for regression and is much faster on many covariates).
     """
 
     baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging"]] = Field(
@@ -194,6 +202,8 @@ class EvaluateConfig(_Section):
     buffer_km: float = Field(0.0, ge=0.0)
     seed: int = 0
     regression_kriging_neighbours: int = Field(64, ge=2)
+    forest_trees: int | None = Field(None, ge=1)
+    forest_max_features: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class Config(_Section):

@@ -57,7 +57,10 @@ def test_evaluate_succeeds_and_leaves_only_its_output(evaluated):
     result, folder, out = evaluated
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "out"]
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "gates.csv", "metrics.json", "per_fold_r2_log.png", "pred_vs_obs.png", "predictions.csv",
+        "report.md", "residual_map.png",
+    ]
     assert "pooled out-of-fold scores" in result.stdout
     assert "metrics.json" in result.stdout
 
@@ -184,7 +187,7 @@ def test_evaluate_creates_missing_parents_only_on_success(tmp_path, config_dict_
     _assert_user_error(bad, tmp_path, "no coordinates", ["config.yaml"])
     good = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
     assert good.exit_code == 0, good.output
-    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["config.yaml", "metrics.json", "predictions.csv"]
+    assert {"config.yaml", "metrics.json", "predictions.csv", "report.md"} <= {p.name for p in (tmp_path / "a" / "b").iterdir()}
 
 
 def test_evaluate_into_a_parent_that_is_a_file_fails(tmp_path, config_dict_factory):

@@ -28,7 +28,8 @@ from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
-from sptgnn.train.trainer import stream_dims, train_member
+from sptgnn.graph.sampler import InNeighbourSampler
+from sptgnn.train.trainer import predict_nodes, stream_dims, train_member
 
 RUN_FORMAT = 1
 
@@ -160,11 +161,19 @@ class DeepEnsemble:
         graph = self.builder.build(query, self.target)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
+        bs = self.config.train.batch_size
+        sampler = InNeighbourSampler(graph, self.config.model.num_layers) if bs is not None else None
+        query_nodes = torch.arange(n_lab, n_lab + len(query))
         means, variances = [], []
         for model in self.members:
             model.eval()
-            out = model(graph, label_value if self.config.model.label_inputs else None)
-            m, v = self.target_transform.inverse(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy())
+            labels = label_value if self.config.model.label_inputs else None
+            if sampler is not None:  # large graphs: the query nodes' subgraphs only, in chunks
+                mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs)
+            else:
+                out = model(graph, labels)
+                mean, var = out.mean[n_lab:], out.var[n_lab:]
+            m, v = self.target_transform.inverse(mean.numpy(), var.numpy())
             means.append(m)
             variances.append(v)
         return Prediction.from_members(np.stack(means), np.stack(variances))
