@@ -87,6 +87,8 @@ class ModelConfig(_Section):
         var_floor: Lower bound of the predicted variance (standardised target units).
         linear_skip: Add a linear read-out of the standardised imagery and environment features to the predicted mean
             (the "wide" part of wide & deep models, Cheng et al. 2016).
+        fusion: How the stream embeddings are fused: ``moe`` (sparse top-k mixture of experts) or ``concat``
+            (concatenation and one MLP; the "no MoE" ablation).
     """
 
     hidden: int = Field(32, ge=4)
@@ -105,6 +107,7 @@ class ModelConfig(_Section):
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
     var_floor: float = Field(1e-4, gt=0.0)
     linear_skip: bool = False
+    fusion: Literal["moe", "concat"] = "moe"
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

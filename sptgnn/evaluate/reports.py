@@ -36,7 +36,8 @@ def stream_usage(ensemble, gates: np.ndarray) -> dict[str, float]:
     totals: dict[str, float] = {}
     for model in ensemble.members:
         d = model.config.hidden
-        for e, expert in enumerate(model.moe.experts):
+        experts = model.moe.experts if model.moe is not None else [model.fuse]  # fusion "concat": one MLP, gate 1
+        for e, expert in enumerate(experts):
             w = expert[0].weight.detach().numpy() ** 2
             whole = w.sum() or 1.0
             for i, stream in enumerate(model.streams):
