@@ -152,6 +152,9 @@ class TrainConfig(_Section):
         refit: After early stopping, retrain each member on the whole training fold for the epochs found.
         ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
             weights).
+        val_split: How the early-stopping part is held out: ``blocks`` (k-means spatial blocks, ``val_blocks`` of
+            them) or ``random`` (a random share, which matches random cross-validation: validation nodes keep near
+            labelled neighbours as test nodes do there).
         batch_size: Seed nodes per mini-batch for large graphs: each step trains on a random batch of labelled nodes
             and their ``model.num_layers``-hop in-neighbourhood (:mod:`sptgnn.graph.sampler`); an epoch is one pass
             over the labelled nodes, the EMA is updated per step. The batch's seeds are the nodes whose labels are
@@ -170,6 +173,7 @@ class TrainConfig(_Section):
     refit: bool = True
     ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
     batch_size: int | None = Field(None, ge=1)
+    val_split: Literal["blocks", "random"] = "blocks"
 
 
 class EvaluateConfig(_Section):

@@ -117,3 +117,30 @@ def test_real_afsp_africa():
 def test_real_wise_global():
     s = load_dataset("wise-global")
     assert len(s) == 7838 and s.crs.is_geographic and s.feature_columns == []
+
+
+def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    monkeypatch.setenv("SPTGNN_DATA_DIR", str(tmp_path / "nowhere"))
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {dataset: afsp-africa}\nevaluate: {split: blocks}\n")
+    res = CliRunner().invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert "afsp_topsoil_soc.csv" in res.output and "SPTGNN_DATA_DIR" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_a_raster_covering_none_of_the_points(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    root = _folder(tmp_path, _rows([-70.0, -71.0], [-30.0, -31.0]))
+    monkeypatch.setenv("SPTGNN_DATA_DIR", str(root))
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {dataset: afsp-africa}\nevaluate: {split: blocks}\n")
+    res = CliRunner().invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "covers none of the 2 points" in res.output

@@ -90,3 +90,15 @@ def test_batched_ensemble_predicts_like_full_graph(split, config_factory):
     np.testing.assert_allclose(batched.mean, whole.mean, rtol=1e-5)
     np.testing.assert_allclose(batched.sd, whole.sd, rtol=1e-5)
     assert edge_type("spatial") in ens.builder.build(query).edge_types
+
+
+def test_random_validation_split_trains(split, config_factory, monkeypatch):
+    import sptgnn.train.ensemble as ensemble
+
+    labelled, query = split
+    called = []
+    monkeypatch.setattr(ensemble, "spatial_holdout", lambda *a, **k: called.append(1))
+    cfg = config_factory(train={"batch_size": 8, "epochs": 2, "members": 1, "val_split": "random"})
+    pred = DeepEnsemble(cfg).fit(labelled).predict(query)
+    assert not called  # no spatial blocks were cut
+    assert np.isfinite(pred.mean).all()

@@ -122,7 +122,11 @@ class DeepEnsemble:
         y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
         for m in range(tc.members):
             seed = tc.seed + m
-            held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
+            if tc.val_split == "random":  # matches random CV: validation nodes keep near labelled neighbours
+                held = np.random.default_rng(seed).random(len(samples)) < tc.val_fraction
+                held[np.random.default_rng(seed).integers(len(samples))] = True
+            else:
+                held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
             fit_part, val_part = samples.subset(~held), samples.subset(held)
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
