@@ -252,7 +252,7 @@ def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = Non
     n_folds = len(make_folds(samples, cfg))
     variants = variants or {"sptgnn": cfg}
     total = n_folds * (sum(v.train.members for v in variants.values()) + len(cfg.evaluate.baselines))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with _progress() as bar:
         task = bar.add_task(f"{cfg.data.dataset}: folds × models", total=total)
         result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg),
@@ -265,6 +265,7 @@ def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = Non
                   "seed": ev.seed},
         "target_transform": cfg.data.target_transform,
         "wall_seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "torch_threads": _torch_threads(),
         "fold_sizes": result.folds,

@@ -143,7 +143,9 @@ def write_report(out: Path, metrics: dict, predictions: pd.DataFrame, with_figur
         "",
     ]
     if metrics.get("wall_seconds") is not None:
-        lines += [f"Wall time {metrics['wall_seconds']:.0f} s (load average at the end {metrics.get('load_average')}).", ""]
+        cpu = f", CPU time {metrics['cpu_seconds']:.0f} s" if metrics.get("cpu_seconds") is not None else ""
+        lines += [f"Wall time {metrics['wall_seconds']:.0f} s{cpu} (load average at the end {metrics.get('load_average')}, "
+                  f"{metrics.get('torch_threads')} torch thread(s)).", ""]
     if metrics.get("fold_sizes"):
         lines += ["| fold | train | test | buffer-excluded |", "|---:|---:|---:|---:|"]
         lines += [f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {f['n_excluded']} |" for f in metrics["fold_sizes"]]
