@@ -49,6 +49,8 @@ class GraphConfig(_Section):
         elevation_candidates: Spatial candidates among which the ``k_elevation`` closest in elevation are kept.
         spectral_streams: Streams whose standardised features span the spectral relation's space (``imagery``, or
             ``imagery`` and ``environment`` for neighbours in the whole covariate space).
+        feature_clip: Clip standardised imagery and environment features to ``±feature_clip`` standard deviations
+            (``null``: no clipping). Guards against rare one-hot categories and outliers outside the training range.
     """
 
     relations: list[Literal["spatial", "spectral", "elevation"]] = Field(default_factory=lambda: list(RELATIONS))
@@ -57,6 +59,7 @@ class GraphConfig(_Section):
     k_elevation: int = Field(4, ge=1)
     elevation_candidates: int = Field(16, ge=1)
     spectral_streams: list[Literal["imagery", "environment"]] = Field(default_factory=lambda: ["imagery"], min_length=1)
+    feature_clip: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> "GraphConfig":
@@ -152,6 +155,10 @@ class TrainConfig(_Section):
         refit: After early stopping, retrain each member on the whole training fold for the epochs found.
         ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
             weights).
+        label_mask_block_km: With mini-batches and label inputs: seeds are drawn as whole square blocks of this side
+            (km), so a seed's label and those of every labelled node in its block are hidden together and the model
+            learns from neighbour labels at the distances a spatially blocked test fold has (``null``: seeds drawn one by
+            one).
         val_split: How the early-stopping part is held out: ``blocks`` (k-means spatial blocks, ``val_blocks`` of
             them) or ``random`` (a random share, which matches random cross-validation: validation nodes keep near
             labelled neighbours as test nodes do there).
@@ -174,6 +181,7 @@ class TrainConfig(_Section):
     ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
     batch_size: int | None = Field(None, ge=1)
     val_split: Literal["blocks", "random"] = "blocks"
+    label_mask_block_km: float | None = Field(None, gt=0.0)
 
 
 class EvaluateConfig(_Section):

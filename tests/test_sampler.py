@@ -102,3 +102,32 @@ def test_random_validation_split_trains(split, config_factory, monkeypatch):
     pred = DeepEnsemble(cfg).fit(labelled).predict(query)
     assert not called  # no spatial blocks were cut
     assert np.isfinite(pred.mean).all()
+
+
+def test_block_masked_batches_keep_blocks_whole(split, config_factory):
+    from sptgnn.train.ensemble import _attach_mask_blocks
+    from sptgnn.train.trainer import _seed_batches
+
+    labelled, query = split
+    cfg = config_factory()
+    g = GraphBuilder(cfg.graph).fit(labelled).build(query, "soc_g_kg")
+    _attach_mask_blocks(g, labelled, len(query), 0.5)  # 500 m blocks over a 2 km square
+    blocks = g[NODE].mask_block
+    assert (blocks[len(labelled):] == -1).all()
+    batches = _seed_batches(g, len(labelled), 5, torch.Generator().manual_seed(0))
+    seen = torch.cat(batches)
+    assert sorted(seen.tolist()) == list(range(len(labelled)))  # every labelled node once per epoch
+    for b in batches:  # a batch holds whole blocks: no seed's block-mate is visible to it
+        for blk in blocks[b].unique():
+            assert set(torch.nonzero(blocks == blk).flatten().tolist()) <= set(b.tolist())
+
+
+def test_feature_clip_bounds_standardised_features(split, config_factory):
+    labelled, query = split
+    labelled.frame.loc[0, "Slope"] = 1e6  # an outlier inflates nothing beyond the clip
+    query.frame.loc[0, "Slope"] = -1e9
+    g = GraphBuilder(config_factory(graph={"feature_clip": 3.0}).graph).fit(labelled).build(query, "soc_g_kg")
+    x = torch.cat([g[NODE].x_imagery, g[NODE].x_environment], 1)
+    assert float(x.abs().max()) == pytest.approx(3.0)
+    g0 = GraphBuilder(config_factory().graph).fit(labelled).build(query, "soc_g_kg")
+    assert float(g0[NODE].x_environment.abs().max()) > 3.0

@@ -84,7 +84,14 @@ class GraphBuilder:
         """Standardised features of the spectral relation, ``(num_samples, F)``: the ``graph.spectral_streams``
         that have columns, or the environment stream when none has (e.g. no imagery)."""
         streams = [s for s in self.config.spectral_streams if self.transform.columns.get(s)] or ["environment"]
-        return np.concatenate([self.transform.stream(samples, s) for s in streams], axis=1)
+        return np.concatenate([self.stream(samples, s) for s in streams], axis=1)
+
+    def stream(self, samples: SoilSamples, stream: str) -> np.ndarray:
+        """Standardised stream features ``(num_samples, F)``, clipped to ``±graph.feature_clip`` standard deviations
+        when set (a rare one-hot category standardises to ~100 sd and would dominate a node's input)."""
+        z = self.transform.stream(samples, stream)
+        clip = self.config.feature_clip
+        return z if clip is None else np.clip(z, -clip, clip)
 
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
         lab, cfg = self.labelled, self.config
@@ -127,8 +134,8 @@ class GraphBuilder:
         store = data[NODE]
         parts = [lab] + ([query] if n_q else [])
         t = self.transform
-        store.x_imagery = _cat([t.stream(p, "imagery") for p in parts])
-        store.x_environment = _cat([t.stream(p, "environment") for p in parts])
+        store.x_imagery = _cat([self.stream(p, "imagery") for p in parts])
+        store.x_environment = _cat([self.stream(p, "environment") for p in parts])
         store.pos = _cat([t.position(p) for p in parts])
         store.time = _cat([t.time(p) for p in parts])
         y = np.full(n_lab + n_q, np.nan)

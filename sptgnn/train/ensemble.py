@@ -23,7 +23,7 @@ import torch
 from sptgnn import __version__
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
-from sptgnn.graph.builder import GraphBuilder
+from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.splits import spatial_holdout
@@ -73,6 +73,18 @@ class Prediction:
         )
 
 
+def _attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block_km: float | None) -> None:
+    """Store the square block (``block_km`` side, planar metres) of every labelled node as ``mask_block`` (``-1``
+    for query nodes), so that mini-batch training hides whole blocks of labels at once (``train.label_mask_block_km``)."""
+    if block_km is None:
+        return
+    from sptgnn.data.splits import block_ids, planar_coords
+
+    ids = block_ids(planar_coords(labelled), block_km * 1000.0)
+    graph[NODE].mask_block = torch.cat([torch.as_tensor(ids, dtype=torch.long),
+                                        torch.full((n_query or 0,), -1, dtype=torch.long)])
+
+
 class DeepEnsemble:
     """``M`` SpTGNN members sharing one graph builder and target transform; a scikit-learn-like ``fit``/``predict``.
 
@@ -119,6 +131,8 @@ class DeepEnsemble:
         self.members, self.best_epochs = [], []
         tc = self.config.train
         full = self.builder.build(None, self.target) if tc.refit else None
+        if full is not None:
+            _attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
         y_all = torch.tensor(self.target_transform.transform(y), dtype=torch.float32)
         for m in range(tc.members):
             seed = tc.seed + m
@@ -129,6 +143,7 @@ class DeepEnsemble:
                 held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
             fit_part, val_part = samples.subset(~held), samples.subset(held)
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
+            _attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
             if full is not None:

@@ -151,6 +151,29 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
     return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
 
 
+def _seed_batches(graph: HeteroData, n_lab: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Seed batches of one epoch: a random permutation of the labelled nodes cut into ``batch_size`` pieces, or, when
+    the graph carries ``mask_block`` (``train.label_mask_block_km``), whole spatial blocks in random order gathered
+    until a batch holds at least ``batch_size`` seeds, so a seed never sees the label of a node in its own block."""
+    store = graph[NODE]
+    if "mask_block" not in store:
+        return list(torch.randperm(n_lab, generator=gen).split(batch_size))
+    blocks = store.mask_block[:n_lab]
+    order = torch.argsort(blocks, stable=True)
+    uniq, counts = torch.unique_consecutive(blocks[order], return_counts=True)
+    groups = list(order.split(counts.tolist()))
+    batches, current, size = [], [], 0
+    for b in torch.randperm(len(groups), generator=gen).tolist():
+        current.append(groups[b])
+        size += len(groups[b])
+        if size >= batch_size:
+            batches.append(torch.cat(current))
+            current, size = [], 0
+    if current:
+        batches.append(torch.cat(current))
+    return batches
+
+
 @torch.no_grad()
 def predict_nodes(model: SpTGNN, sampler: InNeighbourSampler, nodes: torch.Tensor, label_value: torch.Tensor | None,
                   batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,7 +223,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     for epoch in range(tc.epochs if epochs is None else epochs):
         model.train()
         losses = []
-        for seeds in torch.randperm(n_lab, generator=gen).split(bs):
+        for seeds in _seed_batches(graph, n_lab, bs, gen):
             sub = sampler.sample(seeds)
             n_id, b = sub[NODE].n_id, sub.num_seeds
             label_value = None
