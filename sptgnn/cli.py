@@ -26,6 +26,7 @@ from sptgnn.data.datasets import available_datasets, load_dataset
 from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.rasters import RasterError
 from sptgnn.data.samples import SamplesError
+from sptgnn.data.splits import SplitError
 from sptgnn.data.tables import load_samples
 from sptgnn.train.calibration import CalibrationError
 
@@ -33,7 +34,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, RasterError, FileExistsError, FileNotFoundError, CalibrationError)
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
+               CalibrationError)
 
 
 def _fail(message: str) -> None:
@@ -99,9 +101,9 @@ def evaluate(
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist; parents are created on success); default runs/evaluate-<dataset>-<time>."),
 ) -> None:
-    """Cross-validate the SpTGNN ensemble and the baselines on the same folds; print a table, write metrics.json,
-    predictions.csv and the uncertainty figures (calibration curve, PICP, sharpness, predicted vs observed; PNG)."""
-    from sptgnn.evaluate.crossval import cross_validate
+    """Cross-validate the SpTGNN ensemble and the baselines on the same folds (evaluate.split: shipped, random or
+    spatial blocks); print a table, write metrics.json, predictions.csv, report.md, the report figures and the
+    uncertainty figures (calibration curve, PICP, sharpness, predicted vs observed; PNG)."""
 
     try:
         cfg = _config(config, dataset, members)
@@ -110,26 +112,13 @@ def evaluate(
         _check_out(out)
         samples = load_dataset(cfg.data.dataset)
         samples.target(cfg.data.target)
-        n_folds = len(set(samples.folds)) if samples.folds is not None else 0
-        total = n_folds * (cfg.train.members + len(cfg.evaluate.baselines))
-        with _progress() as bar:
-            task = bar.add_task(f"{cfg.data.dataset}: folds × members", total=total)
-            result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg))
-        metrics = {
-            "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples), "folds": cfg.data.folds,
-            "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(), "models": result.metrics,
-        }
-        with atomic_dir(out) as tmp:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-            result.predictions.to_csv(tmp / "predictions.csv", index=False)
-            (tmp / "config.yaml").write_text(cfg.to_yaml())
-            from sptgnn.evaluate.figures import uncertainty_figures
-
-            uncertainty_figures(result.predictions, tmp)
+        metrics, result = _cross_validate(cfg, samples, out)
+        n_folds = metrics["n_folds"]
     except USER_ERRORS as exc:
         _fail(str(exc))
-    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds)", result.metrics))
-    console.print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds, "
+                         f"split {cfg.evaluate.split})", result.metrics))
+    console.print(f"wrote {out / 'metrics.json'}, {out / 'predictions.csv'} and {out / 'report.md'}")
 
 
 @app.command()
@@ -187,6 +176,151 @@ def datasets() -> None:
     """List the named datasets `--dataset` accepts."""
     for name in available_datasets():
         console.print(name, highlight=False)
+
+
+@app.command()
+def ablate(
+    config: Optional[Path] = typer.Argument(None, help="YAML config of the full model; default: the embedded BB.250 config."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/ablate-<dataset>-<time>."),
+    members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members for every variant."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated variants to run besides 'full', e.g. no_graph,no_moe."),
+    baselines: bool = typer.Option(False, "--baselines/--no-baselines", help="Also run evaluate.baselines on the same folds."),
+) -> None:
+    """Ablation: the full SpTGNN and its variants (no graph, each relation alone, no MoE, no Moran penalty, no
+    position or time stream, no label inputs) on the same folds; one table, metrics.json, predictions.csv, report.md."""
+    from sptgnn.evaluate.ablation import ablation_variants
+
+    try:
+        cfg = _config(config, None, members)
+        if not baselines:
+            cfg = Config.model_validate(cfg.model_dump() | {"evaluate": cfg.evaluate.model_dump() | {"baselines": []}})
+        try:
+            variants = ablation_variants(cfg, only.split(",") if only else None)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if out is None:
+            out = Path("runs") / f"ablate-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _check_out(out)
+        samples = load_dataset(cfg.data.dataset)
+        samples.target(cfg.data.target)
+        metrics, result = _cross_validate(cfg, samples, out, variants=variants)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    console.print(_table(f"{cfg.data.dataset}: ablation, pooled out-of-fold scores ({metrics['n_folds']} folds, "
+                         f"split {cfg.evaluate.split})", result.metrics))
+    console.print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+
+
+@app.command()
+def benchmark(
+    suite: str = typer.Argument(..., help="Benchmark suite: 'limesoda' (10 LimeSoDa datasets with coordinates and Sentinel-2)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config; default: the embedded BB.250 config."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/benchmark-<suite>-<time>."),
+    members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members."),
+    only: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated subset of the suite, e.g. BB.250,G.150."),
+) -> None:
+    """Run SpTGNN and the baselines on every dataset of a suite on its shipped folds; write one table of pooled R² and
+    RMSE per dataset and model (benchmark.md, benchmark.json) and all out-of-fold predictions."""
+    import pandas as pd
+
+    from sptgnn.evaluate.ablation import LIMESODA_SUITE
+    from sptgnn.evaluate.crossval import cross_validate
+
+    try:
+        if suite != "limesoda":
+            raise ConfigError(f"unknown benchmark suite '{suite}'; valid: limesoda")
+        names = list(LIMESODA_SUITE)
+        if only:
+            wanted = only.split(",")
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise ConfigError(f"dataset(s) {unknown} not in the {suite} suite: {', '.join(names)}")
+            names = [n for n in names if n in wanted]
+        base = _config(config, None, members)
+        if out is None:
+            out = Path("runs") / f"benchmark-{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _check_out(out)
+        results: dict[str, dict] = {}
+        frames = []
+        start = time.perf_counter()
+        with _progress() as bar:
+            task = bar.add_task(suite, total=len(names))
+            for name in names:
+                cfg = _config(config, f"limesoda:{name}", members)
+                cfg = Config.model_validate(cfg.model_dump() | {"evaluate": cfg.evaluate.model_dump() | {"split": "shipped"}})
+                samples = load_dataset(cfg.data.dataset)
+                res = cross_validate(samples, cfg, progress=lambda msg, n=name: bar.update(task, description=f"{n}: {msg}"))
+                results[name] = {k: {"r2": v["r2"], "rmse": v["rmse"], "r2_log": v["r2_log"], "mape": v["mape"],
+                                     "fit_seconds": v["fit_seconds"]} for k, v in res.metrics.items()}
+                frames.append(res.predictions.assign(dataset=name))
+                bar.update(task, advance=1)
+        models = list(dict.fromkeys(m for r in results.values() for m in r))
+        lines = ["| dataset | " + " | ".join(f"{m} R² | {m} RMSE" for m in models) + " |",
+                 "|---|" + "---:|---:|" * len(models)]
+        for name, r in results.items():
+            cells = [f"{r[m]['r2']:.3f} | {r[m]['rmse']:.2f}" if m in r else "— | —" for m in models]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        table = "\n".join(lines)
+        meta = {"suite": suite, "members": base.train.members, "wall_seconds": round(time.perf_counter() - start, 1),
+                "load_average": [round(x, 2) for x in os.getloadavg()], "datasets": results}
+        with atomic_dir(out) as tmp:
+            (tmp / "benchmark.json").write_text(json.dumps(meta, indent=2))
+            (tmp / "benchmark.md").write_text(f"# {suite} benchmark: pooled R² and RMSE (g/kg) on shipped folds\n\n{table}\n")
+            pd.concat(frames, ignore_index=True).to_csv(tmp / "predictions.csv", index=False)
+            (tmp / "config.yaml").write_text(base.to_yaml())
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    console.print(table, highlight=False)
+    console.print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
+
+
+def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = None) -> tuple[dict, object]:
+    """Run the cross-validation with a progress bar and write metrics.json, predictions.csv, report.md, figures and
+    config.yaml into ``out`` (atomically). Returns the metrics dict and the :class:`CrossValidationResult`."""
+    from sptgnn.evaluate.crossval import cross_validate, make_folds
+    from sptgnn.evaluate.reports import write_report
+
+    n_folds = len(make_folds(samples, cfg))
+    variants = variants or {"sptgnn": cfg}
+    total = n_folds * (sum(v.train.members for v in variants.values()) + len(cfg.evaluate.baselines))
+    start, cpu = time.perf_counter(), time.process_time()
+    with _progress() as bar:
+        task = bar.add_task(f"{cfg.data.dataset}: folds × models", total=total)
+        result = cross_validate(samples, cfg, progress=lambda msg: bar.update(task, advance=1, description=msg),
+                                variants=variants)
+    ev = cfg.evaluate
+    metrics = {
+        "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples),
+        "folds": ev.split, "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(),
+        "split": {"split": ev.split, "n_folds": n_folds, "block_size_km": ev.block_size_km, "buffer_km": ev.buffer_km,
+                  "seed": ev.seed},
+        "target_transform": cfg.data.target_transform,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "torch_threads": _torch_threads(),
+        "fold_sizes": result.folds,
+        "stream_usage": result.stream_usage,
+        "dropped": samples.metadata.get("dropped"),
+        "models": result.metrics,
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        result.predictions.to_csv(tmp / "predictions.csv", index=False)
+        if result.gates is not None:
+            result.gates.to_csv(tmp / "gates.csv", index=False)
+        (tmp / "config.yaml").write_text(cfg.to_yaml())
+        write_report(tmp, metrics, result.predictions)
+        from sptgnn.evaluate.figures import uncertainty_figures
+
+        uncertainty_figures(result.predictions, tmp)
+    return metrics, result
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _version() -> str:

@@ -117,6 +117,8 @@ class GraphConfig(_Section):
             ``imagery`` and ``environment`` for neighbours in the whole covariate space). With chip features
             (``imagery.encoder``) the imagery stream is the chip embedding.
         spectral_features: A named subset of feature columns for the spectral relation instead (``None``: the streams).
+        feature_clip: Clip standardised imagery and environment features to ``±feature_clip`` standard deviations
+            (``null``: no clipping). Guards against rare one-hot categories and outliers outside the training range.
     """
 
     relations: list[Literal["spatial", "spectral", "elevation"]] = Field(default_factory=lambda: list(RELATIONS))
@@ -130,6 +132,7 @@ class GraphConfig(_Section):
         description="Named subset of the streams' feature columns (e.g. imagery chip features 'rcf_000' or band columns) "
                     "spanning the spectral relation's space instead of whole streams; None uses graph.spectral_streams.",
     )
+    feature_clip: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> "GraphConfig":
@@ -166,6 +169,8 @@ class ModelConfig(_Section):
             (decided per fit, from training data only).
         trend_trees: Trees of the trend's random forest.
         trend_min_r2: Out-of-fold R² of the trend (training samples, standardised target) from which ``auto`` uses it.
+        fusion: How the stream embeddings are fused: ``moe`` (sparse top-k mixture of experts) or ``concat``
+            (concatenation and one MLP; the "no MoE" ablation).
     """
 
     hidden: int = Field(32, ge=4)
@@ -187,6 +192,7 @@ class ModelConfig(_Section):
     trend: Literal["none", "random_forest", "auto"] = "none"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
+    fusion: Literal["moe", "concat"] = "moe"
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -231,6 +237,17 @@ class TrainConfig(_Section):
         refit: After early stopping, retrain each member on the whole training fold for the epochs found.
         ema_decay: Decay of the exponential moving average of weights that is validated and kept (0 keeps the raw
             weights).
+        label_mask_block_km: With mini-batches and label inputs: seeds are drawn as whole square blocks of this side
+            (km), so a seed's label and those of every labelled node in its block are hidden together and the model
+            learns from neighbour labels at the distances a spatially blocked test fold has (``null``: seeds drawn one by
+            one).
+        val_split: How the early-stopping part is held out: ``blocks`` (k-means spatial blocks, ``val_blocks`` of
+            them) or ``random`` (a random share, which matches random cross-validation: validation nodes keep near
+            labelled neighbours as test nodes do there).
+        batch_size: Seed nodes per mini-batch for large graphs: each step trains on a random batch of labelled nodes
+            and their ``model.num_layers``-hop in-neighbourhood (:mod:`sptgnn.graph.sampler`); an epoch is one pass
+            over the labelled nodes, the EMA is updated per step. The batch's seeds are the nodes whose labels are
+            hidden and scored (``model.label_mask_rate`` is then unused). ``null``: full batch, one step per epoch.
     """
 
     members: int = Field(5, ge=1)
@@ -244,6 +261,9 @@ class TrainConfig(_Section):
     monitor: Literal["rmse", "nll"] = "rmse"
     refit: bool = True
     ema_decay: float = Field(0.95, ge=0.0, lt=1.0)
+    batch_size: int | None = Field(None, ge=1)
+    val_split: Literal["blocks", "random"] = "blocks"
+    label_mask_block_km: float | None = Field(None, gt=0.0)
 
 
 class EvaluateConfig(_Section):
@@ -264,6 +284,9 @@ class EvaluateConfig(_Section):
         seed: Seed of the random and block fold assignments.
         regression_kriging_neighbours: Residual points used by the ordinary kriging of the ``regression_kriging``
             baseline at each prediction point (moving-window kriging).
+        forest_trees: Trees of the random-forest baselines (``null``: 500).
+        forest_max_features: Share of the features tried at each split of the random forests (``null``: all; 0.33 is
+            the ``p/3`` of R's randomForest for regression and is much faster on many covariates).
     """
 
     baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging", "qrf",
@@ -278,6 +301,8 @@ class EvaluateConfig(_Section):
     buffer_km: float = Field(0.0, ge=0.0)
     seed: int = 0
     regression_kriging_neighbours: int = Field(64, ge=2)
+    forest_trees: int | None = Field(None, ge=1)
+    forest_max_features: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class ChipSourceConfig(_Section):

@@ -59,7 +59,10 @@ def test_evaluate_succeeds_and_leaves_only_its_output(evaluated):
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "out"]
     from sptgnn.evaluate.figures import FIGURES
 
-    assert sorted(p.name for p in out.iterdir()) == sorted(["config.yaml", "metrics.json", "predictions.csv", *FIGURES])
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "config.yaml", "gates.csv", "metrics.json", "per_fold_r2_log.png", "pred_vs_obs.png", "predictions.csv",
+        "report.md", "residual_map.png", *FIGURES,
+    ])
     for name in FIGURES:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert "pooled out-of-fold scores" in result.stdout
@@ -193,7 +196,7 @@ def test_evaluate_creates_missing_parents_only_on_success(tmp_path, config_dict_
     _assert_user_error(bad, tmp_path, "no coordinates", ["config.yaml"])
     good = _invoke(["evaluate", config, "--out", tmp_path / "a" / "b"])
     assert good.exit_code == 0, good.output
-    assert {"config.yaml", "metrics.json", "predictions.csv"} <= {p.name for p in (tmp_path / "a" / "b").iterdir()}
+    assert {"config.yaml", "metrics.json", "predictions.csv", "report.md"} <= {p.name for p in (tmp_path / "a" / "b").iterdir()}
 
 
 def test_evaluate_into_a_parent_that_is_a_file_fails(tmp_path, config_dict_factory):

@@ -28,30 +28,41 @@ from sptgnn.data.samples import EARTH_RADIUS_M, SamplesError, SoilSamples
 SPLITS = ("shipped", "random", "blocks")
 
 
-def planar_coords(samples: SoilSamples) -> np.ndarray:
-    """Planar coordinates in metres for blocking, shape ``(num_samples, 2)``.
+class SplitError(ValueError):
+    """A split that cannot be made (too few samples or blocks for the folds, a buffer that empties a fold)."""
+
+
+def planar_crs(samples: SoilSamples) -> str | None:
+    """The equal-area CRS :func:`planar_coords` projects lon/lat samples to, or ``None`` for a projected CRS.
+
+    Lambert azimuthal equal-area centred on the samples' mean direction (robust to the antimeridian), or EASE-Grid 2.0
+    (EPSG:6933) when the longitudes span more than 180°.
+    """
+    if not samples.crs.is_geographic:
+        return None
+    lonlat = samples.xy()
+    if len(lonlat) and np.ptp(lonlat[:, 0]) > 180:
+        return "EPSG:6933"
+    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
+    v = np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)].mean(0)
+    lon0 = float(np.degrees(np.arctan2(v[1], v[0])))
+    lat0 = float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1]))))
+    return f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
+
+
+def planar_coords(samples: SoilSamples, crs: str | None = None) -> np.ndarray:
+    """Planar coordinates in metres for blocking and kriging, shape ``(num_samples, 2)``.
 
     A projected CRS gives its own x, y (:meth:`SoilSamples.metric_coords`, whose unit must be the metre). A geographic
-    CRS is projected to Lambert azimuthal equal-area centred on the samples' mean position, or to EASE-Grid 2.0
-    (EPSG:6933, equal-area cylindrical) when the longitudes span more than 180°.
+    CRS is projected to ``crs``, by default :func:`planar_crs` of the samples themselves (pass the training set's
+    ``planar_crs`` to put a test set on the same plane).
 
     Raises:
         SamplesError: A projected CRS whose unit is not the metre.
     """
     if not samples.crs.is_geographic:
         return samples.metric_coords()
-    lonlat = samples.xy()
-    span = np.ptp(lonlat[:, 0]) if len(lonlat) else 0.0
-    if span > 180:
-        crs = "EPSG:6933"
-    else:
-        # centre on the mean direction (robust to the antimeridian for regional data)
-        lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
-        v = np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)].mean(0)
-        lon0 = float(np.degrees(np.arctan2(v[1], v[0])))
-        lat0 = float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1]))))
-        crs = f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
-    g = samples.frame.geometry.to_crs(crs)
+    g = samples.frame.geometry.to_crs(crs or planar_crs(samples))
     return np.c_[g.x.to_numpy(), g.y.to_numpy()]
 
 
@@ -108,7 +119,7 @@ def assign_blocks(blocks: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray
     """
     uniq, inverse, counts = np.unique(blocks, return_inverse=True, return_counts=True)
     if len(uniq) < n_folds:
-        raise ValueError(
+        raise SplitError(
             f"only {len(uniq)} spatial block(s) for {n_folds} folds; use smaller blocks (evaluate.block_size_km) or fewer folds"
         )
     order = np.random.default_rng(seed).permutation(len(uniq))
@@ -199,7 +210,7 @@ def fold_ids(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, blo
         return random_folds(len(samples), n_folds, seed)
     if split == "blocks":
         return block_folds(planar_coords(samples), block_size_km * 1000.0, n_folds, seed)
-    raise ValueError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+    raise SplitError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
 
 
 def make_folds(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, block_size_km: float = 100.0,
@@ -222,17 +233,17 @@ def make_folds(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, b
         excluded = buffer_exclusion(coords, test, buffer_m) if coords is not None else np.zeros(len(ids), bool)
         train = ~test & ~excluded
         if train.sum() < 2:
-            raise ValueError(f"fold {f}: the {buffer_km} km buffer leaves {int(train.sum())} training samples; use a smaller evaluate.buffer_km")
+            raise SplitError(f"fold {f}: the {buffer_km} km buffer leaves {int(train.sum())} training samples; use a smaller evaluate.buffer_km")
         folds.append(Fold(int(f), np.flatnonzero(train), np.flatnonzero(test), np.flatnonzero(excluded)))
     return folds
 
 
 def _check_folds(num_samples: int, n_folds: int) -> None:
     if n_folds < 2:
-        raise ValueError(f"need at least 2 folds, got {n_folds}")
+        raise SplitError(f"need at least 2 folds, got {n_folds}")
     if num_samples < n_folds:
-        raise ValueError(f"{num_samples} samples cannot fill {n_folds} folds")
+        raise SplitError(f"{num_samples} samples cannot fill {n_folds} folds; lower evaluate.n_folds")
 
 
-__all__ = ["SPLITS", "Fold", "planar_coords", "block_ids", "random_folds", "assign_blocks", "block_folds",
+__all__ = ["SPLITS", "SplitError", "Fold", "planar_crs", "planar_coords", "block_ids", "random_folds", "assign_blocks", "block_folds",
            "buffer_exclusion", "fold_ids", "make_folds"]

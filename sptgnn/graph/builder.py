@@ -100,7 +100,7 @@ class GraphBuilder:
             for stream in ("imagery", "environment"):
                 names = self.transform.stream_names(stream)
                 if any(f in names for f in self.config.spectral_features):
-                    values = self.transform.stream(samples, stream)
+                    values = self.stream(samples, stream)
                     cols += [(f, values[:, names.index(f)]) for f in self.config.spectral_features if f in names]
             found = {f for f, _ in cols}
             missing = [f for f in self.config.spectral_features if f not in found]
@@ -111,7 +111,14 @@ class GraphBuilder:
             order = {f: i for i, f in enumerate(self.config.spectral_features)}
             return np.stack([v for _, v in sorted(cols, key=lambda fv: order[fv[0]])], axis=1)
         streams = [s for s in self.config.spectral_streams if self.transform.stream_names(s)] or ["environment"]
-        return np.concatenate([self.transform.stream(samples, s) for s in streams], axis=1)
+        return np.concatenate([self.stream(samples, s) for s in streams], axis=1)
+
+    def stream(self, samples: SoilSamples, stream: str) -> np.ndarray:
+        """Standardised stream features ``(num_samples, F)``, clipped to ``±graph.feature_clip`` standard deviations
+        when set (a rare one-hot category standardises to ~100 sd and would dominate a node's input)."""
+        z = self.transform.stream(samples, stream)
+        clip = self.config.feature_clip
+        return z if clip is None else np.clip(z, -clip, clip)
 
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
         lab, cfg = self.labelled, self.config
@@ -154,8 +161,8 @@ class GraphBuilder:
         store = data[NODE]
         parts = [lab] + ([query] if n_q else [])
         t = self.transform
-        store.x_imagery = _cat([t.stream(p, "imagery") for p in parts])
-        store.x_environment = _cat([t.stream(p, "environment") for p in parts])
+        store.x_imagery = _cat([self.stream(p, "imagery") for p in parts])
+        store.x_environment = _cat([self.stream(p, "environment") for p in parts])
         store.pos = _cat([t.position(p) for p in parts])
         store.time = _cat([t.time(p) for p in parts])
         y = np.full(n_lab + n_q, np.nan)

@@ -74,7 +74,11 @@ class SpTGNN(nn.Module):
             elif s == "time":
                 enc[s] = TemporalEncoder(d)
         self.encoders = nn.ModuleDict(enc)
-        self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout)
+        if config.fusion == "moe":
+            self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout)
+        else:  # ablation "no MoE": concatenate the stream embeddings and fuse them with one MLP
+            self.moe = None
+            self.fuse = MLP(len(self.streams) * d, d, d, layers=2, dropout=config.dropout)
         self.label_encoder = nn.Linear(2, d) if config.label_inputs else None
         self.layers = nn.ModuleList(
             RelationalAttentionLayer(d, self.relations, config.heads, config.dropout) for _ in range(config.num_layers)
@@ -87,14 +91,19 @@ class SpTGNN(nn.Module):
         """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""
         store = data[NODE]
         parts = [self.encoders[s](store[_STREAM_ATTR[s]]) for s in self.streams]
-        h, balance = self.moe(torch.cat(parts, dim=-1))
+        if self.moe is not None:
+            h, balance = self.moe(torch.cat(parts, dim=-1))
+            gates = self.moe.last_gates
+        else:
+            h = self.fuse(torch.cat(parts, dim=-1))
+            balance, gates = h.new_zeros(()), h.new_ones(h.shape[0], 1)
         if self.label_encoder is not None:
             if label_value is None:
                 label_value = torch.full((store.num_nodes,), float("nan"), device=h.device)
             visible = ~torch.isnan(label_value)
             lab = torch.stack([torch.where(visible, label_value, 0.0), visible.to(h.dtype)], dim=-1)
             h = h + self.label_encoder(lab)
-        return h, balance, self.moe.last_gates
+        return h, balance, gates
 
     def layer_states(self, data: HeteroData, label_value: Tensor | None = None) -> list[Tensor]:
         """Node states before each attention layer and after the last: ``L + 1`` tensors ``(N, d)``.

@@ -26,13 +26,14 @@ from scipy.stats import norm
 from sptgnn import __version__
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
-from sptgnn.graph.builder import GraphBuilder
+from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.calibration import Calibrator
 from sptgnn.train.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
-from sptgnn.train.trainer import stream_dims, train_member
+from sptgnn.graph.sampler import InNeighbourSampler
+from sptgnn.train.trainer import predict_nodes, stream_dims, train_member
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
 
 RUN_FORMAT = 1
@@ -270,6 +271,18 @@ class Prediction:
         return crps_from_quantiles(y, levels, self.quantiles(levels))
 
 
+def _attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block_km: float | None) -> None:
+    """Store the square block (``block_km`` side, planar metres) of every labelled node as ``mask_block`` (``-1``
+    for query nodes), so that mini-batch training hides whole blocks of labels at once (``train.label_mask_block_km``)."""
+    if block_km is None:
+        return
+    from sptgnn.data.splits import block_ids, planar_coords
+
+    ids = block_ids(planar_coords(labelled), block_km * 1000.0)
+    graph[NODE].mask_block = torch.cat([torch.as_tensor(ids, dtype=torch.long),
+                                        torch.full((n_query or 0,), -1, dtype=torch.long)])
+
+
 class DeepEnsemble:
     """``M`` SpTGNN members sharing one graph builder and target transform; a scikit-learn-like ``fit``/``predict``.
 
@@ -361,6 +374,8 @@ class DeepEnsemble:
         rest_idx = np.flatnonzero(~cal)
         rest = samples.subset(~cal)
         full = self.builder.build(None, self.target) if tc.refit else None
+        if full is not None:
+            _attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
         z = self.target_transform.transform(y)
         self.trend = None
         mc = self.config.model
@@ -374,15 +389,21 @@ class DeepEnsemble:
         cal_graph = cal_fit_graph = None
         if cal.any():
             cal_fit_graph = self.builder.with_labelled(rest).build(None, self.target)
+            _attach_mask_blocks(cal_fit_graph, rest, None, tc.label_mask_block_km)
             cal_graph = self.builder.with_labelled(rest).build(samples.subset(cal), self.target)
         y_rest = y_all[torch.from_numpy(rest_idx)]
         cal_labels = torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)])
         cal_loc, cal_var = [], []
         for m in range(tc.members):
             seed = tc.seed + m
-            held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
+            if tc.val_split == "random":  # matches random CV: validation nodes keep near labelled neighbours
+                held = np.random.default_rng(seed).random(len(samples)) < tc.val_fraction
+                held[np.random.default_rng(seed).integers(len(samples))] = True
+            else:
+                held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
             fit_part, val_part = samples.subset(~held), samples.subset(held)
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
+            _attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
             if cal_graph is not None:
@@ -449,7 +470,21 @@ class DeepEnsemble:
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
         trend = None if self.trend is None else self.trend.predict(query)
-        locs, variances = zip(*(self._member_output(model, graph, label_value, n_lab, trend) for model in self.members))
+        bs = self.config.train.batch_size
+        sampler = InNeighbourSampler(graph, self.config.model.num_layers) if bs is not None else None
+        query_nodes = torch.arange(n_lab, n_lab + len(query))
+        locs, variances = [], []
+        for model in self.members:
+            if sampler is not None:  # large graphs: the query nodes' subgraphs only, in chunks
+                model.eval()
+                labels = label_value if self.config.model.label_inputs else None
+                mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs)
+                mean = mean.numpy() if trend is None else mean.numpy() + trend
+                loc, v = self.target_transform.gaussian_space(mean, var.numpy())
+            else:
+                loc, v = self._member_output(model, graph, label_value, n_lab, trend)
+            locs.append(loc)
+            variances.append(v)
         pred = Prediction.from_gaussian_space(np.stack(locs), np.sqrt(np.stack(variances)),
                                               self.target_transform.kind == "log1p")
         if calibrated and self.calibrator is not None:

@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData
 
 from sptgnn.config import Config
 from sptgnn.graph.builder import NODE, edge_type
+from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.losses import beta_nll, gaussian_nll, moran_penalty
 from sptgnn.nn.model import SpTGNN
 
@@ -84,9 +85,13 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         epochs: Train exactly this many epochs and keep the last state (no early stopping), as when refitting on the
             whole training fold with the epoch count found on the hold-out; ``None`` for early stopping.
 
+    With ``train.batch_size`` set, training runs on subgraph mini-batches instead (see :func:`_train_member_batched`).
+
     Returns:
         :class:`TrainResult` with the best-epoch model in eval mode.
     """
+    if config.train.batch_size is not None:
+        return _train_member_batched(graph, y_std, config, seed, epochs)
     gen = set_seed(seed)
     model = SpTGNN(config.model, [r for r in config.graph.relations if edge_type(r) in graph.edge_types], stream_dims(graph), seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
@@ -137,6 +142,124 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         else:
             bad += 1
             if bad >= config.train.patience:
+                break
+    if epochs is None:
+        shadow.load_state_dict(best_state)
+    else:
+        best_epoch = epochs - 1
+    shadow.eval()
+    return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
+
+
+def _seed_batches(graph: HeteroData, n_lab: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Seed batches of one epoch: a random permutation of the labelled nodes cut into ``batch_size`` pieces, or, when
+    the graph carries ``mask_block`` (``train.label_mask_block_km``), whole spatial blocks in random order gathered
+    until a batch holds at least ``batch_size`` seeds, so a seed never sees the label of a node in its own block."""
+    store = graph[NODE]
+    if "mask_block" not in store:
+        return list(torch.randperm(n_lab, generator=gen).split(batch_size))
+    blocks = store.mask_block[:n_lab]
+    order = torch.argsort(blocks, stable=True)
+    uniq, counts = torch.unique_consecutive(blocks[order], return_counts=True)
+    groups = list(order.split(counts.tolist()))
+    batches, current, size = [], [], 0
+    for b in torch.randperm(len(groups), generator=gen).tolist():
+        current.append(groups[b])
+        size += len(groups[b])
+        if size >= batch_size:
+            batches.append(torch.cat(current))
+            current, size = [], 0
+    if current:
+        batches.append(torch.cat(current))
+    return batches
+
+
+@torch.no_grad()
+def predict_nodes(model: SpTGNN, sampler: InNeighbourSampler, nodes: torch.Tensor, label_value: torch.Tensor | None,
+                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance (standardised space) of ``nodes`` ``(n,)``, predicted on their subgraphs in chunks.
+
+    ``label_value`` ``(N,)`` holds the labels visible to the model on the whole graph (NaN where hidden), or ``None``.
+    """
+    model.eval()
+    means, variances = [], []
+    for chunk in nodes.split(batch_size):
+        sub = sampler.sample(chunk)
+        out = model(sub, None if label_value is None else label_value[sub[NODE].n_id])
+        means.append(out.mean[: sub.num_seeds])
+        variances.append(out.var[: sub.num_seeds])
+    if not means:
+        return torch.empty(0), torch.empty(0)
+    return torch.cat(means), torch.cat(variances)
+
+
+def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int,
+                          epochs: int | None = None) -> TrainResult:
+    """:func:`train_member` on subgraph mini-batches (``train.batch_size`` seeds per step).
+
+    Each step draws a batch of labelled seed nodes (a random permutation per epoch), samples their
+    ``model.num_layers``-hop in-neighbourhood (:class:`~sptgnn.graph.sampler.InNeighbourSampler`, exact for the seeds),
+    hides the seeds' labels and scores the seeds: masked label prediction with the batch as the mask, so no node sees
+    its own label (rule 2). The Moran's I penalty uses the spatial edges among the batch's seeds. Early stopping and
+    refit count epochs (passes over the labelled nodes); validation predicts the query nodes on their subgraphs with
+    every labelled label visible, as at test time.
+    """
+    gen = set_seed(seed)
+    tc = config.train
+    model = SpTGNN(config.model, [r for r in config.graph.relations if edge_type(r) in graph.edge_types], stream_dims(graph), seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    labelled = graph[NODE].labelled
+    n_lab = int(labelled.sum())
+    query_nodes = torch.nonzero(~labelled).flatten()
+    visible_all = torch.where(labelled, y_std, torch.nan)
+    sampler = InNeighbourSampler(graph, config.model.num_layers)
+    spatial = edge_type("spatial")
+    decay = tc.ema_decay
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay > 0 else None
+    shadow = averaged.module if averaged is not None else model
+    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(shadow.state_dict()), 0
+    history: dict[str, list[float]] = {"train_loss": [], "val_score": []}
+    bs = int(tc.batch_size)
+    for epoch in range(tc.epochs if epochs is None else epochs):
+        model.train()
+        losses = []
+        for seeds in _seed_batches(graph, n_lab, bs, gen):
+            sub = sampler.sample(seeds)
+            n_id, b = sub[NODE].n_id, sub.num_seeds
+            label_value = None
+            if config.model.label_inputs:
+                label_value = visible_all[n_id].clone()
+                label_value[:b] = torch.nan
+            out = model(sub, label_value)
+            yt, mu, var = y_std[seeds], out.mean[:b], out.var[:b]
+            loss = _objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
+            if config.loss.moran_weight > 0 and spatial in sub.edge_types:
+                keep = torch.zeros(sub[NODE].num_nodes, dtype=torch.bool)
+                keep[:b] = True
+                sub_edges = _subgraph_edges(sub[spatial].edge_index, keep)
+                if sub_edges.shape[1]:
+                    loss = loss + config.loss.moran_weight * moran_penalty((yt - mu) / var.sqrt(), sub_edges, b)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
+            losses.append(float(loss.detach()))
+        history["train_loss"].append(float(np.mean(losses)))
+        if epochs is not None:
+            continue
+        if query_nodes.numel():
+            mean, var = predict_nodes(shadow, sampler, query_nodes, visible_all if config.model.label_inputs else None, 4 * bs)
+            val = _validation_score(config, y_std[query_nodes], mean, var)
+        else:
+            val = history["train_loss"][-1]
+        history["val_score"].append(val)
+        if val < best - 1e-4:
+            best, best_epoch, bad = val, epoch, 0
+            best_state = copy.deepcopy(shadow.state_dict())
+        else:
+            bad += 1
+            if bad >= tc.patience:
                 break
     if epochs is None:
         shadow.load_state_dict(best_state)

@@ -1,0 +1,256 @@
+"""Named datasets ``afsp-africa`` and ``wise-global``: topsoil SOC points read from the data directory.
+
+``afsp-africa``: the Africa Soil Profiles database and AfSIS sentinel sites (Leenaars et al. 2014; Hengl et al. 2015),
+22,292 topsoil SOC points (g/kg) with sampling dates, and the 38-band 20 km covariate grid of Africa ``afgrid20``
+(WorldGrids layers, Hengl 2019, GSIF). Covariates are sampled with rasterio at the grid cell each point falls in, after
+transforming lon/lat (WGS84) to the grid's Lambert azimuthal equal-area CRS; the samples are kept in that CRS (metres),
+so spatial neighbours and blocks are planar distances on an equal-area map. Points off the grid or on a nodata cell of
+a continuous band are dropped and counted (a logged warning and ``metadata["dropped"]``); a nodata cell of a
+categorical band only leaves that point's one-hot columns at zero (also counted). Categorical bands (``SGEUSG0x``
+geology, ``L3POBI0a`` landform) are one-hot encoded with the codes of ``afgrid20_categorical_codes.csv``. MODIS EVI and
+land-surface-temperature bands form the imagery stream, the other bands the environment stream; ``DEMSRE0a`` is the
+elevation (m). Sampling dates become the time stream; the 1,758 points without a date get the median date of their
+source database (flag column ``date_imputed``). Use ``data.target_transform: log1p`` to model log SOC.
+
+``wise-global``: WISE 3.1 topsoil SOC of 7,838 profiles (Batjes 2009) in lon/lat, no covariates and no dates; the
+position stream (and ``+xy`` baselines) are all there is.
+
+Files are read from ``sptgnn.data.paths.data_dir()`` (``$SPTGNN_DATA_DIR``, default ``../shared/data``); a missing file
+raises :class:`~sptgnn.data.limesoda.DatasetError` saying where to put it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from sptgnn.data.limesoda import DatasetError
+from sptgnn.data.paths import data_dir
+from sptgnn.data.samples import SoilSamples
+
+log = logging.getLogger(__name__)
+
+AFSP_DIR = "afsp-africa"
+AFSP_POINTS = "afsp_topsoil_soc.csv"
+AFSP_GRID = "afgrid20_covariates_20km.tif"
+AFSP_CODES = "afgrid20_categorical_codes.csv"
+WISE_DIR = "wise-global"
+WISE_POINTS = "wise_topsoil_soc.csv"
+
+#: MODIS bands of afgrid20 (EVI mean/sd, LST day/night mean and sd): the imagery stream.
+AFGRID_IMAGERY = ("EVMMOD0a", "EVSMOD0a", "TDMMOD0a", "TNMMOD0a", "TDSMOD0a", "TNSMOD0a", "TDHMOD0a")
+#: Categorical bands, one-hot encoded.
+AFGRID_CATEGORICAL = ("SGEUSG0x", "L3POBI0a")
+#: Bands left out: the land mask is 1 on every valid cell.
+AFGRID_DROP = ("SMKMOD0x",)
+AFGRID_ELEVATION = "DEMSRE0a"
+
+
+class GridCoverageError(DatasetError):
+    """A covariate raster that covers none of the points; the message names the raster and both extents."""
+
+
+def _need(path: Path, dataset: str) -> Path:
+    if not path.is_file():
+        raise DatasetError(
+            f"dataset '{dataset}' needs {path}, which is missing: put the '{path.parent.name}' folder (see its SOURCE.md) "
+            f"under the data directory {data_dir()} or point SPTGNN_DATA_DIR at the folder that holds it"
+        )
+    return path
+
+
+def _read_points(path: Path, target: str, required: list[str]) -> pd.DataFrame:
+    """A points table with numeric target and lon/lat in range; errors name the file, column and rows."""
+    frame = pd.read_csv(path)
+    missing = [c for c in [target, *required] if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}")
+    for col in (target, "lon", "lat"):
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            rows = (np.flatnonzero(bad.to_numpy()) + 2)[:5].tolist()  # +2: header line and 1-based lines
+            raise DatasetError(
+                f"{path}: column '{col}' holds text ({frame[col][bad].iloc[0]!r}) on line(s) {rows}; it must be numeric "
+                "(fix or delete those rows)"
+            )
+        frame[col] = values
+    out = (frame["lon"].abs() > 180) | (frame["lat"].abs() > 90)
+    if out.any():
+        rows = (np.flatnonzero(out.to_numpy()) + 2)[:5].tolist()
+        raise DatasetError(
+            f"{path}: lon/lat out of range (|lon| <= 180, |lat| <= 90 in WGS84 degrees) on line(s) {rows}; "
+            "are the coordinates projected or swapped? Convert them to WGS84 lon/lat"
+        )
+    keep = frame[[target, "lon", "lat"]].notna().all(axis=1)
+    if not keep.all():
+        log.warning("%s: dropped %d row(s) without %s or coordinates", path.name, int((~keep).sum()), target)
+    return frame[keep].reset_index(drop=True)
+
+
+def sample_raster_points(path: Path, xy: np.ndarray, crs) -> tuple[np.ndarray, list[str], object]:
+    """Band values of the raster cell each point falls in, NaN off the grid or on nodata.
+
+    # TODO(merge): replace with sptgnn.data.rasters.CovariateStack.sample_points (helper 5, branch issue-5).
+
+    Args:
+        path: GeoTIFF with band descriptions.
+        xy: Point coordinates, shape ``(num_points, 2)``, in ``crs``.
+        crs: CRS of the points.
+
+    Returns:
+        ``values`` ``(num_points, num_bands)`` float64, the band names, and the raster CRS.
+
+    Raises:
+        GridCoverageError: No point falls on a valid cell (the message gives the raster's and the points' bounds).
+    """
+    import rasterio
+    from pyproj import Transformer
+
+    with rasterio.open(path) as ds:
+        names = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+        tr = Transformer.from_crs(crs, ds.crs, always_xy=True)
+        gx, gy = tr.transform(xy[:, 0], xy[:, 1])
+        gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
+        data = ds.read(masked=True)
+        inv = ~ds.transform
+        col, row = inv @ (gx, gy)
+        with np.errstate(invalid="ignore"):
+            row, col = np.floor(row), np.floor(col)
+            on = np.isfinite(row) & np.isfinite(col) & (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
+        r, c = np.where(on, row, 0).astype(int), np.where(on, col, 0).astype(int)
+        values = np.asarray(data.filled(np.nan)[:, r, c].T, dtype=np.float64)
+        values[~on] = np.nan
+        if not np.isfinite(values).any(1).any():
+            b = ds.bounds
+            raise GridCoverageError(
+                f"{path}: the raster covers none of the {len(xy)} points (raster bounds W {b.left:.0f}, S {b.bottom:.0f}, "
+                f"E {b.right:.0f}, N {b.top:.0f} in {ds.crs}; points' bounds there W {np.nanmin(gx):.0f}, "
+                f"S {np.nanmin(gy):.0f}, E {np.nanmax(gx):.0f}, N {np.nanmax(gy):.0f}); check the points' CRS "
+                "(lon/lat must be WGS84 degrees) or use a raster of the same area"
+            )
+        return values, names, ds.crs
+
+
+def _categorical_codes(path: Path) -> dict[str, dict[int, str]]:
+    codes = pd.read_csv(path)
+    out: dict[str, dict[int, str]] = {}
+    for band, group in codes.groupby("band"):
+        out[str(band)] = {int(k): str(v) for k, v in zip(group["code"], group["label"])}
+    return out
+
+
+def _one_hot_name(band: str, label: str) -> str:
+    safe = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+    return f"{band}_{safe}"
+
+
+def load_afsp_africa(root: Path | None = None) -> SoilSamples:
+    """Load ``afsp-africa``: AfSP/AfSIS topsoil SOC (g/kg) with afgrid20 covariates (see the module docstring).
+
+    Args:
+        root: The data directory (default :func:`~sptgnn.data.paths.data_dir`).
+
+    Returns:
+        Samples in the grid's LAEA CRS (metres) with target ``soc_g_kg``, imagery (MODIS) and environment streams,
+        elevation ``DEMSRE0a`` and the sampling date; ``metadata["dropped"]`` counts what was left out.
+
+    Raises:
+        DatasetError: A missing file (says where to put it), a non-numeric SOC or coordinate (names the line), lon/lat
+            out of range, or a grid covering none of the points.
+    """
+    folder = (root or data_dir()) / AFSP_DIR
+    points = _need(folder / AFSP_POINTS, "afsp-africa")
+    grid = _need(folder / AFSP_GRID, "afsp-africa")
+    codes = _categorical_codes(_need(folder / AFSP_CODES, "afsp-africa"))
+    frame = _read_points(points, "soc_g_kg", ["SOURCEID", "SOURCEDB", "date"])
+    values, bands, grid_crs = sample_raster_points(grid, frame[["lon", "lat"]].to_numpy(float), "EPSG:4326")
+    categorical = [b for b in AFGRID_CATEGORICAL if b in bands]
+    continuous = [b for b in bands if b not in categorical and b not in AFGRID_DROP]
+    cont_idx = [bands.index(b) for b in continuous]
+    off_grid = ~np.isfinite(values).any(1)
+    on_nodata = ~off_grid & ~np.isfinite(values[:, cont_idx]).all(1)
+    keep = ~(off_grid | on_nodata)
+    if (~keep).any():
+        log.warning("afsp-africa: dropped %d of %d points: %d off the %s grid, %d on a nodata cell", int((~keep).sum()),
+                    len(frame), int(off_grid.sum()), grid.name, int(on_nodata.sum()))
+    frame, values = frame[keep].reset_index(drop=True), values[keep]
+    columns: dict[str, np.ndarray] = {b: values[:, bands.index(b)] for b in continuous}
+    one_hot: list[str] = []
+    cat_missing = 0
+    for band in categorical:
+        v = values[:, bands.index(band)]
+        cat_missing = max(cat_missing, int((~np.isfinite(v)).sum()))
+        for code, label in sorted(codes.get(band, {}).items()):
+            name = _one_hot_name(band, label)
+            columns[name] = (v == code).astype(np.float64)
+            one_hot.append(name)
+    if cat_missing:
+        log.warning("afsp-africa: %d point(s) on a nodata cell of a categorical band (%s): their one-hot columns are 0",
+                    cat_missing, ", ".join(categorical))
+    dates = pd.to_datetime(frame["date"], errors="coerce")
+    imputed = dates.isna().to_numpy()
+    if imputed.any():
+        fill = dates.groupby(frame["SOURCEDB"]).transform(lambda d: d.dropna().median() if d.notna().any() else pd.NaT)
+        dates = dates.fillna(fill).fillna(dates.median())
+        log.warning("afsp-africa: %d point(s) without a sampling date get the median date of their source database",
+                    int(imputed.sum()))
+    base = pd.DataFrame({
+        "sample_id": frame["SOURCEID"].astype(str).to_numpy(),
+        "soc_g_kg": frame["soc_g_kg"].to_numpy(float),
+        "source_db": frame["SOURCEDB"].astype(str).to_numpy(),
+        "lon": frame["lon"].to_numpy(float),
+        "lat": frame["lat"].to_numpy(float),
+        "date": dates.to_numpy(),
+        "date_imputed": imputed,
+    })
+    base = pd.concat([base, pd.DataFrame(columns)], axis=1)
+    geometry = gpd.points_from_xy(base["lon"], base["lat"], crs="EPSG:4326").to_crs(grid_crs)
+    gdf = gpd.GeoDataFrame(base, geometry=geometry, crs=grid_crs)
+    imagery = [b for b in AFGRID_IMAGERY if b in continuous]
+    environment = [b for b in continuous if b not in imagery] + one_hot
+    return SoilSamples(
+        frame=gdf,
+        targets=["soc_g_kg"],
+        feature_groups={"imagery": imagery, "environment": environment},
+        elevation=AFGRID_ELEVATION if AFGRID_ELEVATION in continuous else None,
+        date_column="date",
+        name="afsp-africa",
+        metadata={
+            "source": "Africa Soil Profiles DB 1.2 + AfSIS (Leenaars et al. 2014; Hengl et al. 2015), afgrid20 (GSIF); GPL",
+            "units": {"soc_g_kg": "g/kg"},
+            "dropped": {"off_grid": int(off_grid.sum()), "nodata": int(on_nodata.sum()),
+                        "categorical_nodata": cat_missing, "dates_imputed": int(imputed.sum())},
+            "points_file": str(points),
+            "grid_file": str(grid),
+        },
+    )
+
+
+def load_wise_global(root: Path | None = None) -> SoilSamples:
+    """Load ``wise-global``: WISE 3.1 topsoil SOC (g/kg) of 7,838 profiles in lon/lat (WGS84), no covariates.
+
+    Raises:
+        DatasetError: A missing file (says where to put it), a non-numeric SOC or coordinate, lon/lat out of range.
+    """
+    folder = (root or data_dir()) / WISE_DIR
+    points = _need(folder / WISE_POINTS, "wise-global")
+    frame = _read_points(points, "soc_g_kg", ["SOURCEID"])
+    base = pd.DataFrame({
+        "sample_id": frame["SOURCEID"].astype(str).to_numpy(),
+        "soc_g_kg": frame["soc_g_kg"].to_numpy(float),
+        "source_db": frame.get("SOURCEDB", pd.Series(["WISE"] * len(frame))).astype(str).to_numpy(),
+    })
+    gdf = gpd.GeoDataFrame(base, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
+    return SoilSamples(
+        frame=gdf, targets=["soc_g_kg"], feature_groups={"imagery": [], "environment": []}, name="wise-global",
+        metadata={"source": "WISE 3.1 (Batjes 2009) via Predictive Soil Mapping, CC BY-SA 4.0", "units": {"soc_g_kg": "g/kg"},
+                  "points_file": str(points)},
+    )
+
+
+__all__ = ["load_afsp_africa", "load_wise_global", "sample_raster_points", "GridCoverageError"]

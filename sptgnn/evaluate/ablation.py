@@ -1,0 +1,71 @@
+"""Ablation variants of a run configuration, and the LimeSoDa benchmark suite.
+
+:func:`ablation_variants` derives, from one configuration, the variants of the seed paper's ablation and ours, each a
+config override so that every variant is trained on the same folds by :func:`~sptgnn.evaluate.crossval.cross_validate`:
+
+========================  ==================================================================================
+``full``                  the configuration as given
+``no_graph``              ``model.num_layers = 0`` and no label inputs: an MLP on the fused streams
+``only_<relation>``       ``graph.relations = [relation]`` for each configured relation
+``no_moe``                ``model.fusion = concat``: the streams are concatenated and fused by one MLP
+``no_moran``              ``loss.moran_weight = 0``
+``no_position``           the position stream left out of ``model.streams``
+``no_time``               the time stream left out
+``no_label_inputs``       ``model.label_inputs = false`` (only when the configuration has label inputs)
+========================  ==================================================================================
+
+:data:`LIMESODA_SUITE` lists the ten LimeSoDa datasets with coordinates and Sentinel-2 bands, run on their shipped folds
+by ``sptgnn benchmark limesoda``.
+"""
+
+from __future__ import annotations
+
+from sptgnn.config import Config
+
+LIMESODA_SUITE = ("B.204", "BB.250", "G.150", "MG.112", "G.104", "MGS.101", "BB.72", "NSW.52", "MWP.36", "BB.30_2")
+
+
+def _with(config: Config, **sections: dict) -> Config:
+    raw = config.model_dump()
+    for name, values in sections.items():
+        raw[name].update(values)
+    return Config.model_validate(raw)
+
+
+def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str, Config]:
+    """The ablation variants of ``config`` (see the module docstring), ``full`` first.
+
+    Args:
+        config: The full configuration.
+        only: Keep only these variant names (``full`` is always kept).
+
+    Returns:
+        ``{name: config}``; variants that would equal ``full`` (e.g. ``no_time`` without a time stream) are left out.
+
+    Raises:
+        ValueError: An unknown name in ``only`` (the valid names are listed).
+    """
+    m = config.model
+    variants: dict[str, Config] = {"full": config}
+    variants["no_graph"] = _with(config, model={"num_layers": 0, "label_inputs": False})
+    if len(config.graph.relations) > 1:
+        for rel in config.graph.relations:
+            variants[f"only_{rel}"] = _with(config, graph={"relations": [rel]})
+    if m.fusion == "moe":
+        variants["no_moe"] = _with(config, model={"fusion": "concat"})
+    if config.loss.moran_weight > 0:
+        variants["no_moran"] = _with(config, loss={"moran_weight": 0.0})
+    for stream in ("position", "time"):
+        if stream in m.streams and len(m.streams) > 1:
+            variants[f"no_{stream}"] = _with(config, model={"streams": [s for s in m.streams if s != stream]})
+    if m.label_inputs:
+        variants["no_label_inputs"] = _with(config, model={"label_inputs": False})
+    if only:
+        unknown = sorted(set(only) - set(variants))
+        if unknown:
+            raise ValueError(f"unknown ablation variant(s) {unknown}; valid here: {', '.join(variants)}")
+        variants = {k: v for k, v in variants.items() if k == "full" or k in only}
+    return variants
+
+
+__all__ = ["ablation_variants", "LIMESODA_SUITE"]

@@ -1,0 +1,172 @@
+"""Cross-validation reports: a Markdown summary, figures, and the MoE stream-usage summary.
+
+:func:`write_report` turns a ``metrics.json`` dict and the out-of-fold ``predictions.csv`` frame into ``report.md`` and
+PNG figures (predicted vs observed per model on log axes, a residual map of SpTGNN, per-fold R² on log SOC).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TABLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("rmse", "RMSE", 2), ("mae", "MAE", 2), ("mape", "MAPE %", 1),
+                 ("crps", "CRPS", 2), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3),
+                 ("fit_seconds", "fit s", 0)]
+
+
+def stream_usage(ensemble, gates: np.ndarray) -> dict[str, float]:
+    """Share of each stream in what the MoE's experts read, weighted by how much each expert is used.
+
+    For member ``m`` and expert ``e`` the share of stream ``s`` is ``‖W_e[:, s]‖² / ‖W_e‖²`` over the columns of the
+    expert's first linear layer that read stream ``s`` (the MoE input is the concatenation of the stream embeddings);
+    the usage of ``s`` is ``Σ_e ḡ_e · share_e(s)`` with ``ḡ_e`` the mean gate weight of ``e`` over the given nodes,
+    averaged over members. A weight-norm attribution: it says which streams the used experts are wired to read, not a
+    causal effect.
+
+    Args:
+        ensemble: A fitted :class:`~sptgnn.train.ensemble.DeepEnsemble`.
+        gates: Gate weights ``(num_nodes, E)`` (e.g. :meth:`DeepEnsemble.gates` of a test fold).
+
+    Returns:
+        ``{stream: share}``, shares summing to 1.
+    """
+    g = np.asarray(gates, dtype=float).mean(0)
+    totals: dict[str, float] = {}
+    for model in ensemble.members:
+        d = model.config.hidden
+        experts = model.moe.experts if model.moe is not None else [model.fuse]  # fusion "concat": one MLP, gate 1
+        for e, expert in enumerate(experts):
+            w = expert[0].weight.detach().numpy() ** 2
+            whole = w.sum() or 1.0
+            for i, stream in enumerate(model.streams):
+                totals[stream] = totals.get(stream, 0.0) + g[e] * w[:, i * d:(i + 1) * d].sum() / whole
+    norm = sum(totals.values()) or 1.0
+    return {k: float(v / norm) for k, v in totals.items()}
+
+
+def metrics_table(models: dict[str, dict]) -> str:
+    """A Markdown table of the pooled scores of every model (``—`` where a score is undefined)."""
+    head = "| model | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(TABLE_COLUMNS)
+    lines = [head, rule]
+    for name, m in models.items():
+        cells = ["—" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in TABLE_COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figures(predictions: pd.DataFrame, out: Path, main_model: str = "sptgnn") -> list[str]:
+    """Write the report's PNG figures into ``out`` and return their file names.
+
+    ``pred_vs_obs.png``: predicted vs observed (log axes, ``1 + SOC``) per model; ``residual_map.png``: SpTGNN's
+    ``log1p`` residuals at the samples' planar coordinates; ``per_fold_r2_log.png``: R² on log SOC per fold and model.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    models = list(dict.fromkeys(predictions["model"]))
+    cols = min(3, len(models))
+    rows = int(np.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), models):
+        g = predictions[predictions["model"] == name]
+        obs, pred = 1 + g["y_true"].to_numpy(), 1 + np.expm1(g["mean_log"].to_numpy())
+        ax.scatter(obs, pred, s=3, alpha=0.3)
+        lo, hi = max(min(obs.min(), pred.min()), 0.5), max(obs.max(), pred.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set(xscale="log", yscale="log", title=name, xlabel="observed 1 + SOC (g/kg)", ylabel="predicted 1 + SOC")
+    for ax in axes.ravel()[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "pred_vs_obs.png", dpi=110)
+    plt.close(fig)
+    written.append("pred_vs_obs.png")
+    main = predictions[predictions["model"] == (main_model if main_model in models else models[0])]
+    if len(main):
+        resid = np.log1p(main["y_true"].to_numpy()) - main["mean_log"].to_numpy()
+        lim = float(np.quantile(np.abs(resid), 0.98)) or 1.0
+        fig, ax = plt.subplots(figsize=(6, 6))
+        sc = ax.scatter(main["x"] / 1000, main["y"] / 1000, c=resid, s=4, cmap="RdBu", vmin=-lim, vmax=lim)
+        fig.colorbar(sc, ax=ax, label="residual, log(1 + SOC)")
+        ax.set(aspect="equal", xlabel="x (km)", ylabel="y (km)", title=f"{main['model'].iloc[0]}: out-of-fold residuals")
+        fig.tight_layout()
+        fig.savefig(out / "residual_map.png", dpi=110)
+        plt.close(fig)
+        written.append("residual_map.png")
+    per_fold = predictions.groupby(["model", "fold"]).apply(
+        lambda g: _r2(np.log1p(g["y_true"].to_numpy()), g["mean_log"].to_numpy()), include_groups=False).unstack(0)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    per_fold[models].plot.bar(ax=ax)
+    ax.set(ylabel="R² on log(1 + SOC)", xlabel="fold")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "per_fold_r2_log.png", dpi=110)
+    plt.close(fig)
+    written.append("per_fold_r2_log.png")
+    return written
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    sst = ((y - y.mean()) ** 2).sum()
+    return float(1 - ((y - p) ** 2).sum() / sst) if len(y) > 1 and sst > 0 else float("nan")
+
+
+def write_report(out: Path, metrics: dict, predictions: pd.DataFrame, with_figures: bool = True) -> Path:
+    """Write ``report.md`` (and the figures) of a cross-validation run into the folder ``out``.
+
+    Args:
+        out: Existing folder.
+        metrics: The ``metrics.json`` dict (``dataset``, ``split``, ``models`` ...).
+        predictions: The out-of-fold predictions.
+        with_figures: Also write the PNG figures.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    out = Path(out)
+    split = metrics.get("split", {})
+    lines = [
+        f"# Cross-validation: {metrics.get('dataset')} ({metrics.get('target')})",
+        "",
+        f"{metrics.get('n_samples')} samples, split `{split.get('split', metrics.get('folds'))}`"
+        + (f", {split.get('block_size_km')} km blocks" if split.get("split") == "blocks" else "")
+        + (f", {split.get('buffer_km')} km buffer" if split.get("buffer_km") else "")
+        + f", {metrics.get('n_folds')} folds; {metrics.get('members')} SpTGNN members. Scores pooled over all out-of-fold "
+        "predictions; RMSE, MAE and CRPS in target units (g/kg for SOC), MAPE in %, R² log on log(1 + SOC).",
+        "",
+        metrics_table(metrics.get("models", {})),
+        "",
+    ]
+    if metrics.get("wall_seconds") is not None:
+        cpu = f", CPU time {metrics['cpu_seconds']:.0f} s" if metrics.get("cpu_seconds") is not None else ""
+        lines += [f"Wall time {metrics['wall_seconds']:.0f} s{cpu} (load average at the end {metrics.get('load_average')}, "
+                  f"{metrics.get('torch_threads')} torch thread(s)).", ""]
+    if metrics.get("fold_sizes"):
+        lines += ["| fold | train | test | buffer-excluded |", "|---:|---:|---:|---:|"]
+        lines += [f"| {f['fold']} | {f['n_train']} | {f['n_test']} | {f['n_excluded']} |" for f in metrics["fold_sizes"]]
+        lines.append("")
+    per_fold = {name: m.get("per_fold", {}) for name, m in metrics.get("models", {}).items()}
+    if per_fold:
+        folds = sorted({f for pf in per_fold.values() for f in pf}, key=lambda f: (len(f), f))
+        lines += ["R² on log SOC per fold:", "", "| model | " + " | ".join(folds) + " |", "|---|" + "---:|" * len(folds)]
+        for name, pf in per_fold.items():
+            cells = ["—" if pf.get(f, {}).get("r2_log") is None else f"{pf[f]['r2_log']:.3f}" for f in folds]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if metrics.get("stream_usage"):
+        lines += ["MoE stream usage (gate-weighted share of expert input weights): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in metrics["stream_usage"].items()), ""]
+    if with_figures and len(predictions):
+        for name in figures(predictions, out):
+            lines += [f"![{name}]({name})", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+__all__ = ["stream_usage", "metrics_table", "figures", "write_report"]

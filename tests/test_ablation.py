@@ -1,0 +1,75 @@
+"""Ablation variants and the `ablate` / `benchmark` commands on a tiny config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from sptgnn.cli import app
+from sptgnn.evaluate.ablation import LIMESODA_SUITE, ablation_variants
+from sptgnn.graph.builder import GraphBuilder
+from sptgnn.nn.model import SpTGNN
+from sptgnn.train.trainer import stream_dims
+
+
+def test_variants_change_one_thing_each(config_factory):
+    cfg = config_factory()
+    v = ablation_variants(cfg)
+    assert list(v)[0] == "full" and v["full"] == cfg
+    assert set(v) == {"full", "no_graph", "only_spatial", "only_spectral", "only_elevation", "no_moe", "no_moran",
+                      "no_position", "no_time", "no_label_inputs"}
+    assert v["no_graph"].model.num_layers == 0 and not v["no_graph"].model.label_inputs
+    assert v["only_spectral"].graph.relations == ["spectral"]
+    assert v["no_moe"].model.fusion == "concat"
+    assert v["no_moran"].loss.moran_weight == 0
+    assert "time" not in v["no_time"].model.streams and "position" in v["no_time"].model.streams
+    assert not v["no_label_inputs"].model.label_inputs
+    for name, c in v.items():  # everything else is untouched
+        if name != "full":
+            assert c.train == cfg.train and c.evaluate == cfg.evaluate and c.data == cfg.data
+    assert set(ablation_variants(cfg, ["no_moe"])) == {"full", "no_moe"}
+    with pytest.raises(ValueError, match="valid here"):
+        ablation_variants(cfg, ["no_everything"])
+
+
+def test_concat_fusion_has_no_moe(split, config_factory):
+    labelled, query = split
+    cfg = config_factory(model={"fusion": "concat"})
+    g = GraphBuilder(cfg.graph).fit(labelled).build(query, "soc_g_kg")
+    model = SpTGNN(cfg.model, ["spatial"], stream_dims(g), 0)
+    assert model.moe is None
+    out = model(g)
+    assert out.mean.shape == (60,) and float(out.balance_loss) == 0.0 and out.gates.shape == (60, 1)
+    assert torch.isfinite(out.var).all()
+
+
+def _invoke(args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_ablate_and_benchmark_commands(tmp_path, config_dict_factory):
+    raw = config_dict_factory(train={"members": 1, "epochs": 2}, evaluate={"baselines": ["xgboost"], "moran_permutations": 0})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "ablate"
+    res = _invoke(["ablate", config, "--out", out, "--only", "no_graph,no_moe"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["full", "no_graph", "no_moe"]  # no baselines unless asked
+    assert "no_moe" in (out / "report.md").read_text()
+    bad = _invoke(["ablate", config, "--out", tmp_path / "x", "--only", "no_cake"])
+    assert bad.exit_code == 2 and "no_cake" in bad.output and not (tmp_path / "x").exists()
+
+    out = tmp_path / "bench"
+    res = _invoke(["benchmark", "limesoda", "--config", config, "--out", out, "--datasets", "BB.30_2"])
+    assert res.exit_code == 0, res.output
+    table = (out / "benchmark.md").read_text()
+    assert "| BB.30_2 |" in table and "sptgnn R²" in table and "xgboost RMSE" in table
+    assert json.loads((out / "benchmark.json").read_text())["datasets"]["BB.30_2"]["sptgnn"]["r2"] is not None
+    bad = _invoke(["benchmark", "limesoda", "--out", tmp_path / "y", "--datasets", "CV.98"])
+    assert bad.exit_code == 2 and "not in the limesoda suite" in bad.output
+    assert len(LIMESODA_SUITE) == 10

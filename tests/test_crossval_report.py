@@ -1,0 +1,106 @@
+"""Cross-validation runner on configurable splits, r2_log and per-fold scores, regression kriging, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import r2_score
+
+from sptgnn.evaluate.baselines import fit_predict_baseline, fit_variogram, regression_kriging
+from sptgnn.evaluate.crossval import cross_validate, log_point
+from sptgnn.evaluate.reports import write_report
+from sptgnn.train.target import TargetTransform
+
+
+def test_log_point_inverts_the_lognormal_moments():
+    rng = np.random.default_rng(0)
+    m, v = rng.normal(0, 1, (3, 50)), rng.uniform(0.01, 0.5, (3, 50))
+    t = TargetTransform("log1p").fit(np.exp(rng.normal(2, 1, 100)))
+    means, variances = zip(*[t.inverse(m[i], v[i]) for i in range(3)])
+    expected = (m * t.scale + t.mean).mean(0)
+    np.testing.assert_allclose(log_point(np.stack(means), np.stack(variances)), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def cv(config_factory, samples_factory):
+    samples = samples_factory(n=80, folds=None)
+    cfg = config_factory(evaluate={"baselines": ["xgboost", "regression_kriging"], "split": "blocks", "block_size_km": 0.5,
+                                   "n_folds": 4, "moran_permutations": 0, "forest_trees": 20},
+                         train={"members": 2, "epochs": 3})
+    return samples, cfg, cross_validate(samples, cfg)
+
+
+def test_every_model_sees_the_same_blocked_folds(cv):
+    samples, cfg, res = cv
+    pred = res.predictions
+    assert set(pred["model"]) == {"sptgnn", "xgboost", "regression_kriging"}
+    by_model = {m: dict(zip(g["sample_id"], g["fold"])) for m, g in pred.groupby("model")}
+    assert by_model["sptgnn"] == by_model["xgboost"] == by_model["regression_kriging"]
+    cells = np.floor(samples.metric_coords() / 500.0)
+    fold_of = by_model["sptgnn"]
+    folds = np.array([fold_of[s] for s in samples.sample_ids])
+    for c in np.unique(cells, axis=0):  # a 500 m block never spans two folds
+        assert len(set(folds[(cells == c).all(1)])) == 1
+    assert [f["n_test"] for f in res.folds] and sum(f["n_test"] for f in res.folds) == len(samples)
+
+
+def test_r2_log_and_per_fold_scores(cv):
+    _, _, res = cv
+    for name, m in res.metrics.items():
+        g = res.predictions[res.predictions["model"] == name]
+        assert m["r2_log"] == pytest.approx(r2_score(np.log1p(g["y_true"]), g["mean_log"]), rel=1e-9)
+        assert set(m["per_fold"]) == {str(f) for f in g["fold"].unique()}
+        for fold, scores in m["per_fold"].items():
+            gf = g[g["fold"] == int(fold)]
+            assert scores["n"] == len(gf)
+            assert scores["rmse"] == pytest.approx(np.sqrt(np.mean((gf["y_true"] - gf["mean"]) ** 2)), rel=1e-9)
+    # log1p baselines return the back-transformed median: mean = expm1(mean_log)
+    xg = res.predictions[res.predictions["model"] == "xgboost"]
+    np.testing.assert_allclose(xg["mean"], np.expm1(xg["mean_log"]), rtol=1e-9)
+    assert res.gates is not None and len(res.gates) == 80
+    assert res.stream_usage and sum(res.stream_usage.values()) == pytest.approx(1.0)
+
+
+def test_report_lists_every_model_and_writes_figures(cv, tmp_path):
+    samples, cfg, res = cv
+    metrics = {"dataset": "synthetic", "target": "soc_g_kg", "n_samples": len(samples), "n_folds": 4, "members": 2,
+               "split": {"split": "blocks", "block_size_km": 0.5}, "fold_sizes": res.folds, "models": res.metrics,
+               "stream_usage": res.stream_usage}
+    path = write_report(tmp_path, metrics, res.predictions)
+    text = path.read_text()
+    for name in ("sptgnn", "xgboost", "regression_kriging", "R² log", "0.5 km blocks"):
+        assert name in text
+    for fig in ("pred_vs_obs.png", "residual_map.png", "per_fold_r2_log.png"):
+        assert (tmp_path / fig).stat().st_size > 1000 and f"]({fig})" in text
+
+
+def test_variogram_separates_noise_from_structure():
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 100_000, (600, 2))
+    noise = fit_variogram(xy, rng.normal(0, 1, 600))
+    assert noise["nugget"] / noise["sill"] > 0.7  # no spatial structure: mostly nugget
+    smooth = np.sin(xy[:, 0] / 20_000) + np.cos(xy[:, 1] / 25_000) + rng.normal(0, 0.05, 600)
+    field = fit_variogram(xy, smooth)
+    assert field["nugget"] / field["sill"] < 0.2
+
+
+def test_regression_kriging_recovers_a_spatial_residual(samples_factory):
+    s = samples_factory(n=150, folds=None)
+    xy = s.metric_coords()
+    # a target with a covariate trend plus a smooth spatial field the covariates do not explain
+    trend = 2 * s.frame["NDVI"].to_numpy()
+    field = np.sin((xy[:, 0] - xy[:, 0].min()) / 300) * np.cos((xy[:, 1] - xy[:, 1].min()) / 400)
+    s.frame["soc_g_kg"] = 10 + trend + 3 * field
+    test = np.zeros(len(s), bool)
+    test[::4] = True
+    train, tst = s.subset(~test), s.subset(test)
+    y = tst.target()
+    rk = regression_kriging(train, tst, "soc_g_kg", forest_trees=50, neighbours=24)
+    rf = fit_predict_baseline("random_forest", train, tst, "soc_g_kg", forest_trees=50)
+    rmse = lambda p: np.sqrt(np.mean((y - p) ** 2))  # noqa: E731
+    assert rmse(rk.mean) < 0.7 * rmse(rf.mean)
+    assert rk.sd is not None and (rk.sd > 0).all() and rk.fit_seconds > 0
+    logged = regression_kriging(train, tst, "soc_g_kg", transform="log1p", forest_trees=20, neighbours=24)
+    np.testing.assert_allclose(logged.mean, np.expm1(logged.mean_log))
+    pd.testing.assert_index_equal(pd.Index(range(len(y))), pd.RangeIndex(len(logged.mean)))
