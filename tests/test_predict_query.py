@@ -63,3 +63,19 @@ def test_fast_path_adds_the_trend_and_applies_the_calibrator(samples_factory, co
                                                          elevation_column=query.elevation))
     np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)
     assert not np.allclose(pred.predict(query, calibrated=False).quantiles([0.05]), full.quantile_values[:, :1])
+
+
+def test_fast_path_clips_features_as_the_builder_does(split, config_factory):
+    lab, query = split
+    query = query.subset(np.arange(len(query)))
+    column = query.feature_groups["environment"][0]
+    query.frame[column] = query.frame[column] * 50.0  # far outside the training range: clipped at ±0.5 sd
+    ens = DeepEnsemble(config_factory(graph={"feature_clip": 0.5}, train={"epochs": 2})).fit(lab)
+    full = ens.predict(query)
+    pred = QueryPredictor(ens)
+    np.testing.assert_allclose(pred.predict(query).mean, full.mean, rtol=1e-5, atol=1e-5)
+    feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
+    dates = None if query.date_column is None else pd.Series(query.frame[query.date_column])
+    arrays = pred.predict_inputs(QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=dates,
+                                                         elevation_column=query.elevation))
+    np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)

@@ -98,7 +98,8 @@ class QueryInputs:
         ``trend`` is the ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` or ``None``."""
         t = builder.transform
         return cls(
-            imagery=t.stream(samples, "imagery"), environment=t.stream(samples, "environment"), pos=t.position(samples),
+            imagery=builder.stream(samples, "imagery"), environment=builder.stream(samples, "environment"),
+            pos=t.position(samples),
             time=t.time(samples), metric=samples.metric_coords(), spectral=builder.spectral_space(samples),
             elevation=samples.elevation_m(), trend=None if trend is None else trend.predict(samples),
         )
@@ -126,6 +127,8 @@ class QueryInputs:
         for s, cols in t.columns.items():
             raw = np.stack([np.asarray(features[c], dtype=np.float64) for c in cols], axis=1) if cols else np.zeros((n, 0))
             streams[s] = (raw - t.mean[s]) / t.scale[s]
+            if builder.config.feature_clip is not None:  # as GraphBuilder.stream
+                streams[s] = np.clip(streams[s], -builder.config.feature_clip, builder.config.feature_clip)
         metric = metric_coords(xy, builder.labelled.crs)
         spec_streams = [s for s in builder.config.spectral_streams if t.columns.get(s)] or ["environment"]
         has_dates = dates is not None and builder.labelled.date_column is not None
