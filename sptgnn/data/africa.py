@@ -95,7 +95,9 @@ def _read_points(path: Path, target: str, required: list[str]) -> pd.DataFrame:
 def sample_raster_points(path: Path, xy: np.ndarray, crs) -> tuple[np.ndarray, list[str], object]:
     """Band values of the raster cell each point falls in, NaN off the grid or on nodata.
 
-    # TODO(merge): replace with sptgnn.data.rasters.CovariateStack.sample_points (helper 5, branch issue-5).
+    Kept apart from :meth:`sptgnn.data.rasters.CovariateStack.sample_points` (which marks a point invalid when any
+    band is nodata there) because it keeps per-band NaN for the 20 km grid; the Africa figures in README were made
+    with it. Moving the loader onto ``CovariateStack`` is an open follow-up.
 
     Args:
         path: GeoTIFF with band descriptions.

@@ -37,10 +37,9 @@ class AOAError(ValueError):
 
 
 def spatial_folds(coords: np.ndarray, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold ids ``0 … n_folds-1`` ``(n,)`` from k-means blocks of the coordinates (m).
-
-    # TODO(merge): replace with helper 4's spatial block folds in sptgnn/data/splits.py
-    """
+    """Fold ids ``0 … n_folds-1`` ``(n,)`` from k-means blocks of the coordinates (m): the spatial CV folds of the
+    training DI (CAST's ``trainDI`` takes the model's CV folds). k-means clusters, unlike the square blocks of
+    :mod:`sptgnn.data.splits`, need no block size and always give ``n_folds`` non-empty folds, whatever the extent."""
     from sklearn.cluster import KMeans
 
     n_folds = max(2, min(n_folds, len(coords)))
