@@ -107,12 +107,7 @@ def evaluate(
 
     try:
         cfg = _config(config, dataset, members)
-        if out is None:
-            out = Path("runs") / f"evaluate-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        _check_out(out)
-        samples = load_dataset(cfg.data.dataset)
-        samples.target(cfg.data.target)
-        metrics, result = _cross_validate(cfg, samples, out)
+        out, metrics, result = _cross_validate_dataset(cfg, out, "evaluate")
         n_folds = metrics["n_folds"]
     except USER_ERRORS as exc:
         _fail(str(exc))
@@ -198,12 +193,7 @@ def ablate(
             variants = ablation_variants(cfg, only.split(",") if only else None)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if out is None:
-            out = Path("runs") / f"ablate-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        _check_out(out)
-        samples = load_dataset(cfg.data.dataset)
-        samples.target(cfg.data.target)
-        metrics, result = _cross_validate(cfg, samples, out, variants=variants)
+        out, metrics, result = _cross_validate_dataset(cfg, out, "ablate", variants)
     except USER_ERRORS as exc:
         _fail(str(exc))
     console.print(_table(f"{cfg.data.dataset}: ablation, pooled out-of-fold scores ({metrics['n_folds']} folds, "
@@ -272,6 +262,18 @@ def benchmark(
         _fail(str(exc))
     console.print(table, highlight=False)
     console.print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
+
+
+def _cross_validate_dataset(cfg: Config, out: Path | None, command: str, variants: dict | None = None):
+    """Load ``data.dataset`` and cross-validate it into ``out`` (default ``runs/<command>-<dataset>-<time>``), which
+    must not exist. Returns the output folder, the metrics dict and the :class:`CrossValidationResult`."""
+    if out is None:
+        out = Path("runs") / f"{command}-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_out(out)
+    samples = load_dataset(cfg.data.dataset)
+    samples.target(cfg.data.target)
+    metrics, result = _cross_validate(cfg, samples, out, variants)
+    return out, metrics, result
 
 
 def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = None) -> tuple[dict, object]:

@@ -67,6 +67,42 @@ def _validation_score(config: Config, y, mean, var) -> float:
     return float(((y - mean) ** 2).mean().sqrt())
 
 
+class _Stopper:
+    """Early-stopping bookkeeping shared by the full-batch and the mini-batch trainer: keeps the state of the best
+    validation epoch and counts epochs without improvement (more than 1e-4 lower) up to ``patience``."""
+
+    def __init__(self, shadow: SpTGNN, patience: int):
+        self.shadow, self.patience = shadow, patience
+        self.best, self.best_epoch, self.bad = np.inf, 0, 0
+        self.best_state = copy.deepcopy(shadow.state_dict())
+
+    def update(self, val: float, epoch: int) -> bool:
+        """Record epoch ``epoch``'s validation score; ``True`` when patience has run out."""
+        if val < self.best - 1e-4:
+            self.best, self.best_epoch, self.bad = val, epoch, 0
+            self.best_state = copy.deepcopy(self.shadow.state_dict())
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def result(self, epochs: int | None, history: dict) -> TrainResult:
+        """The best-epoch model (early stopping) or the last one (``epochs`` fixed), in eval mode."""
+        if epochs is None:
+            self.shadow.load_state_dict(self.best_state)
+            best_epoch = self.best_epoch
+        else:
+            best_epoch = epochs - 1
+        self.shadow.eval()
+        return TrainResult(model=self.shadow, best_epoch=best_epoch, history=history)
+
+
+def _averaged(model: SpTGNN, decay: float) -> tuple[AveragedModel | None, SpTGNN]:
+    """The exponential moving average of ``model``'s weights (Polyak & Juditsky 1992) and the model that is validated
+    and returned: the average, or ``model`` itself when ``decay`` is 0."""
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay > 0 else None
+    return averaged, (averaged.module if averaged is not None else model)
+
+
 def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int, epochs: int | None = None) -> TrainResult:
     """Train one member on a graph whose labelled nodes are the fit part and whose query nodes are the validation part.
 
@@ -100,12 +136,8 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
     n_lab = int(labelled.sum())
     visible_all = torch.where(labelled, y_std, torch.nan)
     spatial = graph[edge_type("spatial")].edge_index if edge_type("spatial") in graph.edge_types else None
-    # Evaluated and returned weights: an exponential moving average of the trained ones (Polyak & Juditsky 1992),
-    # or the trained weights themselves when train.ema_decay is 0.
-    decay = config.train.ema_decay
-    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay > 0 else None
-    shadow = averaged.module if averaged is not None else model
-    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(shadow.state_dict()), 0
+    averaged, shadow = _averaged(model, config.train.ema_decay)
+    stopper = _Stopper(shadow, config.train.patience)
     history: dict[str, list[float]] = {"train_loss": [], "val_score": []}
     for epoch in range(config.train.epochs if epochs is None else epochs):
         model.train()
@@ -136,19 +168,9 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
             ev = shadow(graph, visible_all if config.model.label_inputs else None)
             val = _validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
         history["val_score"].append(val)
-        if val < best - 1e-4:
-            best, best_epoch, bad = val, epoch, 0
-            best_state = copy.deepcopy(shadow.state_dict())
-        else:
-            bad += 1
-            if bad >= config.train.patience:
-                break
-    if epochs is None:
-        shadow.load_state_dict(best_state)
-    else:
-        best_epoch = epochs - 1
-    shadow.eval()
-    return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
+        if stopper.update(val, epoch):
+            break
+    return stopper.result(epochs, history)
 
 
 def _seed_batches(graph: HeteroData, n_lab: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -214,10 +236,8 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     visible_all = torch.where(labelled, y_std, torch.nan)
     sampler = InNeighbourSampler(graph, config.model.num_layers)
     spatial = edge_type("spatial")
-    decay = tc.ema_decay
-    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay > 0 else None
-    shadow = averaged.module if averaged is not None else model
-    best, best_epoch, best_state, bad = np.inf, 0, copy.deepcopy(shadow.state_dict()), 0
+    averaged, shadow = _averaged(model, tc.ema_decay)
+    stopper = _Stopper(shadow, tc.patience)
     history: dict[str, list[float]] = {"train_loss": [], "val_score": []}
     bs = int(tc.batch_size)
     for epoch in range(tc.epochs if epochs is None else epochs):
@@ -254,16 +274,6 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
         else:
             val = history["train_loss"][-1]
         history["val_score"].append(val)
-        if val < best - 1e-4:
-            best, best_epoch, bad = val, epoch, 0
-            best_state = copy.deepcopy(shadow.state_dict())
-        else:
-            bad += 1
-            if bad >= tc.patience:
-                break
-    if epochs is None:
-        shadow.load_state_dict(best_state)
-    else:
-        best_epoch = epochs - 1
-    shadow.eval()
-    return TrainResult(model=shadow, best_epoch=best_epoch, history=history)
+        if stopper.update(val, epoch):
+            break
+    return stopper.result(epochs, history)
