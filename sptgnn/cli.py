@@ -111,7 +111,7 @@ def evaluate(
         n_folds = metrics["n_folds"]
     except USER_ERRORS as exc:
         _fail(str(exc))
-    console.print(_table(f"{cfg.data.dataset}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds, "
+    console.print(_table(f"{metrics['dataset']}: pooled out-of-fold scores of {cfg.data.target} ({n_folds} folds, "
                          f"split {cfg.evaluate.split})", result.metrics))
     console.print(f"wrote {out / 'metrics.json'}, {out / 'predictions.csv'} and {out / 'report.md'}")
 
@@ -265,12 +265,13 @@ def benchmark(
 
 
 def _cross_validate_dataset(cfg: Config, out: Path | None, command: str, variants: dict | None = None):
-    """Load ``data.dataset`` and cross-validate it into ``out`` (default ``runs/<command>-<dataset>-<time>``), which
+    """Load ``data.table`` or ``data.dataset`` and cross-validate it into ``out`` (default ``runs/<command>-<dataset>-<time>``), which
     must not exist. Returns the output folder, the metrics dict and the :class:`CrossValidationResult`."""
+    name = Path(cfg.data.table.path).stem if cfg.data.table is not None else cfg.data.dataset.replace(":", "-")
     if out is None:
-        out = Path("runs") / f"{command}-{cfg.data.dataset.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path("runs") / f"{command}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_out(out)
-    samples = load_dataset(cfg.data.dataset)
+    samples = load_samples(cfg.data)  # data.table (+ data.rasters) when set, else the named dataset
     samples.target(cfg.data.target)
     metrics, result = _cross_validate(cfg, samples, out, variants)
     return out, metrics, result
@@ -292,7 +293,7 @@ def _cross_validate(cfg: Config, samples, out: Path, variants: dict | None = Non
                                 variants=variants)
     ev = cfg.evaluate
     metrics = {
-        "dataset": cfg.data.dataset, "target": cfg.data.target, "n_samples": len(samples),
+        "dataset": samples.name, "target": cfg.data.target, "n_samples": len(samples),
         "folds": ev.split, "n_folds": n_folds, "members": cfg.train.members, "sptgnn_version": _version(),
         "split": {"split": ev.split, "n_folds": n_folds, "block_size_km": ev.block_size_km, "buffer_km": ev.buffer_km,
                   "seed": ev.seed},

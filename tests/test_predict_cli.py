@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,3 +190,17 @@ def test_log1p_quantiles_are_lognormal_mixture_quantiles():
         for j, p in enumerate((0.05, 0.95)):
             assert q[i, j] == pytest.approx(brentq(lambda y: cdf(y) - p, -0.999, 1e6), rel=1e-6)
     assert (q > -1).all()
+
+
+def test_evaluate_cross_validates_a_point_table_config(trained, tmp_path):
+    raw = yaml.safe_load((trained / "config.yaml").read_text())
+    raw["evaluate"] = {"split": "random", "n_folds": 3, "baselines": ["xgboost"], "moran_permutations": 0}
+    raw["train"]["members"] = 1
+    (tmp_path / "cv.yaml").write_text(yaml.safe_dump(raw))
+    res = _invoke(["evaluate", tmp_path / "cv.yaml", "--out", tmp_path / "cv"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert metrics["n_samples"] == 45 and metrics["n_folds"] == 3
+    assert set(metrics["models"]) == {"sptgnn", "xgboost"}
+    predictions = pd.read_csv(tmp_path / "cv" / "predictions.csv")
+    assert sorted(predictions.loc[predictions.model == "sptgnn", "sample_id"].astype(int)) == list(range(45))
