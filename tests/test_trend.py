@@ -113,8 +113,8 @@ def test_trend_errors_name_the_missing_covariates(data, fitted):
 def test_auto_uses_the_trend_only_when_its_out_of_fold_r2_reaches_the_threshold(data, trend_config):
     lab, _ = data
     z = DeepEnsemble(trend_config).target_transform.fit(lab.target()).transform(lab.target())
-    r2 = CovariateTrend(trend_config.model.trend_trees, seed=trend_config.train.seed).fit(lab, z).oof_r2
-    oof = CovariateTrend(trend_config.model.trend_trees, seed=trend_config.train.seed).fit(lab, z).oof
+    trend = CovariateTrend(trend_config.model.trend_trees, seed=trend_config.train.seed).fit(lab, z)
+    r2, oof = trend.oof_r2, trend.oof
     assert r2 == pytest.approx(1 - np.sum((z - oof) ** 2) / np.sum((z - z.mean()) ** 2))
     for threshold, used in ((r2 - 0.05, True), (r2 + 0.05, False)):
         model = trend_config.model.model_copy(update={"trend": "auto", "trend_min_r2": threshold})

@@ -302,8 +302,7 @@ class QueryPredictor:
         mean, var = model.head(h)
         if model.linear_skip is not None:
             mean = mean + model.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
-        mean = mean.numpy() if q.trend is None else mean.numpy() + q.trend
-        return self.ensemble.target_transform.gaussian_space(mean, var.numpy())
+        return self.ensemble.member_gaussian(mean.numpy(), var.numpy(), q.trend)
 
     @torch.no_grad()
     def predict_inputs(self, q: QueryInputs, calibrated: bool = True):
@@ -313,8 +312,6 @@ class QueryPredictor:
         Returns:
             :class:`~sptgnn.train.ensemble.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
         """
-        from sptgnn.train.ensemble import Prediction
-
         n, M = len(q), len(self.ensemble.members)
         means, variances = np.empty((M, n)), np.empty((M, n))  # Gaussian-space location and variance per member
         for start in range(0, n, self.chunk):
@@ -327,9 +324,7 @@ class QueryPredictor:
                        "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
             for m, model in enumerate(self.ensemble.members):
                 means[m, sl], variances[m, sl] = self._member(m, model, part, nb, tensors)
-        pred = Prediction.from_gaussian_space(means, np.sqrt(variances), self.ensemble.target_transform.kind == "log1p")
-        calibrator = self.ensemble.calibrator
-        return calibrator.apply(pred) if calibrated and calibrator is not None else pred
+        return self.ensemble.mixture(means, variances, calibrated)
 
     def predict(self, query: SoilSamples, calibrated: bool = True):
         """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`)."""

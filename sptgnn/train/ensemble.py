@@ -420,8 +420,7 @@ class DeepEnsemble:
             if progress is not None:
                 progress(m)
         if cal_graph is not None:
-            raw = Prediction.from_gaussian_space(np.stack(cal_loc), np.sqrt(np.stack(cal_var)),
-                                                 self.target_transform.kind == "log1p")
+            raw = self.mixture(np.stack(cal_loc), np.stack(cal_var), calibrated=False)
             self.calibrator = Calibrator.fit(cc.method, raw, y[cal], cc.min_samples)
             self.calibration_data = (raw, y[cal])  # kept (not saved) to compare calibration methods on one fit
             self.calibration_ids = np.asarray(samples.sample_ids)[cal].tolist()
@@ -435,8 +434,18 @@ class DeepEnsemble:
         ``trend`` (standardised, ``(num_query,)``) is added to the member's mean."""
         model.eval()
         out = model(graph, label_value if self.config.model.label_inputs else None)
-        mean = out.mean[n_lab:].numpy()
-        return self.target_transform.gaussian_space(mean if trend is None else mean + trend, out.var[n_lab:].numpy())
+        return self.member_gaussian(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy(), trend)
+
+    def member_gaussian(self, mean: np.ndarray, var: np.ndarray, trend: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """A member's standardised output ``(n,)`` each, plus the covariate ``trend`` (standardised, or ``None``),
+        as Gaussian-space location and variance (``TargetTransform.gaussian_space``). Every prediction path ends here."""
+        return self.target_transform.gaussian_space(mean if trend is None else mean + trend, var)
+
+    def mixture(self, locs: np.ndarray, variances: np.ndarray, calibrated: bool = True) -> Prediction:
+        """The members' Gaussian-space locations and variances ``(M, n)`` as the ensemble's mixture
+        :class:`Prediction`, recalibrated by the fitted calibrator when ``calibrated`` (and one exists)."""
+        pred = Prediction.from_gaussian_space(locs, np.sqrt(variances), self.target_transform.kind == "log1p")
+        return self.calibrator.apply(pred) if calibrated and self.calibrator is not None else pred
 
     # -- predict ------------------------------------------------------------------------------------------------------
     def _labelled_inputs(self, n_query: int) -> torch.Tensor:
@@ -479,16 +488,12 @@ class DeepEnsemble:
                 model.eval()
                 labels = label_value if self.config.model.label_inputs else None
                 mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs)
-                mean = mean.numpy() if trend is None else mean.numpy() + trend
-                loc, v = self.target_transform.gaussian_space(mean, var.numpy())
+                loc, v = self.member_gaussian(mean.numpy(), var.numpy(), trend)
             else:
                 loc, v = self._member_output(model, graph, label_value, n_lab, trend)
             locs.append(loc)
             variances.append(v)
-        pred = Prediction.from_gaussian_space(np.stack(locs), np.sqrt(np.stack(variances)),
-                                              self.target_transform.kind == "log1p")
-        if calibrated and self.calibrator is not None:
-            pred = self.calibrator.apply(pred)
+        pred = self.mixture(np.stack(locs), np.stack(variances), calibrated)
         if levels is not None:
             pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
         return pred

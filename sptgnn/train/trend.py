@@ -41,6 +41,7 @@ class CovariateTrend:
     Attributes:
         columns: Covariate columns the forest reads, in order (fitted).
         oof: Out-of-fold trend of the training samples, ``(num_labelled,)``, standardised target units (fitted).
+        oof_r2: Pooled out-of-fold R² of the trend on the training samples (``1 − SSE/SST``; fitted).
     """
 
     def __init__(self, trees: int = 300, folds: int = 5, seed: int = 0):
@@ -48,7 +49,7 @@ class CovariateTrend:
         self.columns: list[str] = []
         self.oof: np.ndarray | None = None
         self.forest: RandomForestRegressor | None = None
-        self._z: np.ndarray | None = None
+        self.oof_r2: float | None = None
 
     def _forest(self) -> RandomForestRegressor:
         return RandomForestRegressor(self.trees, random_state=self.seed, n_jobs=1)
@@ -71,17 +72,11 @@ class CovariateTrend:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
         cv = KFold(self.folds, shuffle=True, random_state=self.seed)
-        self._z = np.asarray(z, dtype=np.float64)
         self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
+        z = np.asarray(z, dtype=np.float64)
+        self.oof_r2 = float(1.0 - np.sum((z - self.oof) ** 2) / np.sum((z - z.mean()) ** 2))
         self.forest = self._forest().fit(x, z)
         return self
-
-    @property
-    def oof_r2(self) -> float:
-        """Pooled out-of-fold R² of the trend on the training samples (``1 − SSE/SST``, standardised target)."""
-        if self.oof is None or self._z is None:
-            raise RuntimeError("CovariateTrend.oof_r2 read before fit")
-        return float(1.0 - np.sum((self._z - self.oof) ** 2) / np.sum((self._z - self._z.mean()) ** 2))
 
     def predict(self, samples: SoilSamples) -> np.ndarray:
         """Trend of query samples, ``(num_query,)``, standardised target units."""
@@ -95,7 +90,7 @@ class CovariateTrend:
 
     def save(self, folder: Path) -> None:
         """Write the fitted trend to ``folder / trend.joblib`` (a pickle: load run folders you trust only)."""
-        joblib.dump({"columns": self.columns, "oof": self.oof, "forest": self.forest,
+        joblib.dump({"columns": self.columns, "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
                      "trees": self.trees, "folds": self.folds, "seed": self.seed}, Path(folder) / TREND_FILE)
 
     @classmethod
@@ -103,5 +98,5 @@ class CovariateTrend:
         """Read a trend written by :meth:`save`."""
         state = joblib.load(Path(folder) / TREND_FILE)
         trend = cls(state["trees"], state["folds"], state["seed"])
-        trend.columns, trend.oof, trend.forest = state["columns"], state["oof"], state["forest"]
+        trend.columns, trend.oof, trend.oof_r2, trend.forest = state["columns"], state["oof"], state["oof_r2"], state["forest"]
         return trend
