@@ -92,6 +92,15 @@ def test_output_equals_dense_mixture_of_experts(x):
     assert out.shape == (32, 5)
 
 
+def test_inference_without_grad_equals_the_routed_output(x):
+    moe = _moe(top_k=2).eval()
+    routed, balance = moe(x)  # grad enabled: the routed (gather/scatter) path
+    with torch.no_grad():
+        dense, dense_balance = moe(x)  # inference: every expert on every node, weighted by its gate
+    torch.testing.assert_close(dense, routed.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(dense_balance, balance.detach())
+
+
 def test_experts_not_chosen_get_no_input(x):
     moe = _moe(experts=4, top_k=1).eval()
     gates, _ = moe.gates(x)

@@ -48,6 +48,22 @@ def test_mixture_quantiles_invert_the_mixture_cdf(log1p):
         np.testing.assert_allclose(p.cdf(q[:, j]), lv, atol=1e-9)
 
 
+@pytest.mark.parametrize("sd", [1e-6, 1e-3, 1.0])
+def test_mixture_quantiles_converge_for_narrow_and_separated_members(sd):
+    # narrow members far apart make the mixture CDF nearly a staircase, where plain Newton steps oscillate
+    rng = np.random.default_rng(3)
+    loc = rng.normal(0, 5, (5, 2000))
+    p = Prediction.from_gaussian_space(loc, np.full_like(loc, sd), False)
+    levels = [0.05, 0.5, 0.95]
+    q = p.quantiles(levels)
+    for j, lv in enumerate(levels):
+        cdf = _mixture_cdf_by_hand(p, q[:, j])
+        # on a plateau the quantile is any point of it; at a step the CDF crosses the level within float resolution
+        below = _mixture_cdf_by_hand(p, q[:, j] - 1e-9 * (1 + np.abs(q[:, j])))
+        above = _mixture_cdf_by_hand(p, q[:, j] + 1e-9 * (1 + np.abs(q[:, j])))
+        assert (np.isclose(cdf, lv, atol=1e-9) | ((below <= lv + 1e-9) & (above >= lv - 1e-9))).all()
+
+
 def test_mixture_quantiles_are_not_the_gaussian_approximation():
     # two well separated members: the mixture median lies between them, its 5 % quantile far from mean - 1.645 sd
     p = Prediction.from_gaussian_space(np.array([[0.0], [10.0]]), np.array([[1.0], [1.0]]), False)

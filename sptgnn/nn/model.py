@@ -90,7 +90,12 @@ class SpTGNN(nn.Module):
     def embed(self, data: HeteroData, label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""
         store = data[NODE]
-        parts = [self.encoders[s](store[_STREAM_ATTR[s]]) for s in self.streams]
+        return self.embed_streams({s: store[_STREAM_ATTR[s]] for s in self.streams}, label_value)
+
+    def embed_streams(self, streams: dict[str, Tensor], label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`embed` from the stream tensors ``{stream: (N, F_stream)}`` (``imagery``, ``environment``,
+        ``position``, ``time``) instead of a graph: the entry point of the query fast path."""
+        parts = [self.encoders[s](streams[s]) for s in self.streams]
         if self.moe is not None:
             h, balance = self.moe(torch.cat(parts, dim=-1))
             gates = self.moe.last_gates
@@ -99,7 +104,7 @@ class SpTGNN(nn.Module):
             balance, gates = h.new_zeros(()), h.new_ones(h.shape[0], 1)
         if self.label_encoder is not None:
             if label_value is None:
-                label_value = torch.full((store.num_nodes,), float("nan"), device=h.device)
+                label_value = torch.full((h.shape[0],), float("nan"), device=h.device)
             visible = ~torch.isnan(label_value)
             lab = torch.stack([torch.where(visible, label_value, 0.0), visible.to(h.dtype)], dim=-1)
             h = h + self.label_encoder(lab)

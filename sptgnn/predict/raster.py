@@ -62,7 +62,7 @@ class RunModel:
     raster_sources: list[RasterSource] = field(default_factory=list)
 
     @classmethod
-    def from_ensemble(cls, ensemble, chunk: int = 8192, compile: bool = False, workers: int = 1) -> "RunModel":
+    def from_ensemble(cls, ensemble, chunk: int = 16384, compile: bool = False, workers: int = 1) -> "RunModel":
         """Wrap a fitted or loaded ensemble (fits the AOA from the labelled nodes if it has none); ``chunk``,
         ``compile`` and ``workers`` go to :class:`QueryPredictor`."""
         from sptgnn.evaluate.aoa import fit_aoa
@@ -103,7 +103,7 @@ class RunModel:
                 "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
 
 
-def load_run(run: str | Path, chunk: int = 8192, compile: bool = False, workers: int = 1) -> RunModel:
+def load_run(run: str | Path, chunk: int = 16384, compile: bool = False, workers: int = 1) -> RunModel:
     """Load a run directory for prediction.
 
     Raises:

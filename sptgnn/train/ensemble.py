@@ -206,33 +206,49 @@ class Prediction:
                 lp = lp + np.log(self.recalibration.derivative(self.raw_cdf(y)))
         return lp
 
-    def _raw_quantile(self, u: np.ndarray, tol: float = 1e-10, iterations: int = 60) -> np.ndarray:
+    def _raw_quantile(self, u: np.ndarray, tol: float = 1e-10, xtol: float = 1e-12, iterations: int = 100) -> np.ndarray:
         """Inverse of :meth:`raw_cdf` at probabilities ``u`` ``(num_query, K)``.
 
         Safeguarded Newton iterations on the mixture CDF in the Gaussian space (Press et al., Numerical Recipes,
         ``rtsafe``): started at the normal approximation of the mixture and kept inside the bracket of the smallest and
-        largest member quantile (the mixture quantile lies between them), which shrinks at every step; a Newton step
-        leaving it becomes a bisection step. Stops when every CDF is within ``tol`` of its level.
+        largest member quantile (the mixture quantile lies between them), which shrinks at every step. A Newton step
+        that leaves the bracket, or follows one that did not halve the CDF error, becomes a bisection step. Each
+        quantile stops on its own (active set) once its CDF is within ``tol`` of its level or its bracket is narrower
+        than ``xtol`` relative to it, so the cost is that of the few slow ones, not of all for the slowest's count.
         """
-        u = np.clip(u, 1e-12, 1 - 1e-12)
+        u = np.clip(np.asarray(u, dtype=np.float64), 1e-12, 1 - 1e-12)
+        n, k = u.shape
         z = ndtri(u)[None]  # (1, N, K)
         loc, scale = self.member_loc[:, :, None], self.member_scale[:, :, None]
         comp = loc + scale * z
-        lo, hi = comp.min(0), comp.max(0)
-        centre = loc.mean(0)
-        spread = np.sqrt((scale**2).mean(0) + loc.var(0))
-        x = np.clip(centre + spread * z[0], lo, hi)
+        lo, hi = comp.min(0).ravel(), comp.max(0).ravel()
+        x = np.clip(loc.mean(0) + np.sqrt((scale**2).mean(0) + loc.var(0)) * z[0], lo.reshape(n, k), hi.reshape(n, k)).ravel()
+        # the iterations run in float64 torch, whose ndtr/exp use every intra-op thread (numpy's use one)
+        T = torch.from_numpy
+        x, lo, hi, target = T(x), T(lo), T(hi), T(np.ascontiguousarray(u).ravel())
+        rows = torch.arange(n).repeat_interleave(k)  # query of each flattened (query, level) entry
+        member_loc, member_scale = T(np.ascontiguousarray(self.member_loc, dtype=np.float64)), \
+            T(np.ascontiguousarray(self.member_scale, dtype=np.float64))
+        last = torch.full((x.numel(),), float("inf"), dtype=torch.float64)  # |CDF error| before the last Newton step
+        active = torch.arange(x.numel())
         for _ in range(iterations):
-            t = (x[None] - loc) / scale
-            err = ndtr(t).mean(0) - u
-            if np.all(np.abs(err) < tol):
+            if active.numel() == 0:
                 break
-            pdf = (np.exp(-0.5 * t * t) / (scale * np.sqrt(2 * np.pi))).mean(0)
-            hi, lo = np.where(err > 0, x, hi), np.where(err <= 0, x, lo)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                step = x - err / pdf
-            bad = ~np.isfinite(step) | (step <= lo) | (step >= hi)
-            x = np.where(bad, 0.5 * (lo + hi), step)
+            xa, ra = x[active], rows[active]
+            la, sa = member_loc[:, ra], member_scale[:, ra]
+            t = (xa[None] - la) / sa
+            err = torch.special.ndtr(t).mean(0) - target[active]
+            h, l = torch.where(err > 0, xa, hi[active]), torch.where(err <= 0, xa, lo[active])
+            done = (err.abs() < tol) | (h - l < xtol * (1.0 + xa.abs()))
+            pdf = (torch.exp(-0.5 * t * t) / sa).mean(0) / np.sqrt(2 * np.pi)
+            step = xa - err / pdf
+            bisect = ~torch.isfinite(step) | (step <= l) | (step >= h) | (err.abs() > 0.5 * last[active])
+            x[active] = torch.where(done, xa, torch.where(bisect, 0.5 * (l + h), step))
+            hi[active], lo[active] = h, l
+            last[active] = torch.where(bisect, torch.full_like(err, float("inf")), err.abs())
+            active = active[~done]
+        x = x.numpy()
+        x = x.reshape(n, k)
         return np.expm1(x) if self.log1p else x
 
     def quantiles(self, levels) -> np.ndarray:
