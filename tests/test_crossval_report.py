@@ -104,3 +104,17 @@ def test_regression_kriging_recovers_a_spatial_residual(samples_factory):
     logged = regression_kriging(train, tst, "soc_g_kg", transform="log1p", forest_trees=20, neighbours=24)
     np.testing.assert_allclose(logged.mean, np.expm1(logged.mean_log))
     pd.testing.assert_index_equal(pd.Index(range(len(y))), pd.RangeIndex(len(logged.mean)))
+
+
+def test_regression_kriging_gives_the_nugget_variance_at_a_training_location(samples_factory):
+    # repeated samples of a plot: a test sample at a training sample's location must not get the exact interpolator's
+    # zero variance (random folds of clustered data scored NLL ~1e10 that way)
+    s = samples_factory(n=120, folds=None)
+    rng = np.random.default_rng(0)
+    s.frame["soc_g_kg"] = 10 + 2 * s.frame["NDVI"].to_numpy() + rng.normal(0, 1.0, len(s))
+    train, tst = s.subset(np.arange(len(s)) >= 20), s.subset(np.arange(len(s)) < 20)
+    tst.frame.geometry = train.frame.geometry.iloc[:20].to_numpy()  # at training locations
+    rk = regression_kriging(train, tst, "soc_g_kg", forest_trees=30, neighbours=24)
+    assert (rk.sd > 0.05).all()
+    assert np.isfinite(rk.sd).all() and (rk.sd < 10).all()
+

@@ -217,7 +217,9 @@ def regression_kriging(train: SoilSamples, test: SoilSamples, target: str, seed:
     ``neighbours`` nearest residuals) and added to the trend (Hengl, Heuvelink & Rossiter 2007, "About regression-kriging:
     from equations to case studies", Computers & Geosciences 33). Coordinates are planar metres
     (:func:`sptgnn.data.splits.planar_coords`, lon/lat projected to an equal-area CRS). The sd is the kriging standard
-    error of the residual (the trend's own error is not included).
+    error of the residual (the trend's own error is not included). The nugget is kriged as measurement error
+    (PyKrige's ``exact_values=False``): a test sample at a training sample's location (repeated samples of a plot,
+    common in random folds of clustered data) gets the nugget variance, not the exact interpolator's zero variance.
 
     Args:
         transform: ``"log1p"`` works on ``log1p(target)`` and back-transforms as :func:`fit_predict_baseline`.
@@ -246,7 +248,7 @@ def regression_kriging(train: SoilSamples, test: SoilSamples, target: str, seed:
     xy_train, xy_test = planar_coords(train, crs), planar_coords(test, crs)
     params = fit_variogram(xy_train, residual, seed=seed)
     ok = OrdinaryKriging(xy_train[:, 0], xy_train[:, 1], residual, variogram_model="exponential",
-                         variogram_parameters=params, enable_statistics=False)
+                         variogram_parameters=params, enable_statistics=False, exact_values=False)
     k = min(neighbours, len(train))
     z, ss = ok.execute("points", xy_test[:, 0], xy_test[:, 1], n_closest_points=k, backend="loop")
     mean = trend + np.asarray(z, dtype=float)
