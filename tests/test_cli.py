@@ -251,3 +251,19 @@ def test_train_into_an_existing_folder_fails(tmp_path, config_dict_factory):
     result = _invoke(["train", config, "--out", tmp_path / "run"])
     _assert_user_error(result, tmp_path, "already exists", ["config.yaml", "run"])
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal():
+    import io
+
+    from sptgnn.cli import _LineProgress
+
+    buf = io.StringIO()
+    with _LineProgress(buf) as bar:
+        task = bar.add_task("folds × models", total=20)
+        for i in range(20):
+            bar.update(task, advance=1, description="fold 1: sptgnn" if i < 10 else "fold 2: xgboost")
+    lines = buf.getvalue().splitlines()
+    assert lines[0].endswith("0/20 folds × models")
+    assert any("fold 1: sptgnn" in line for line in lines) and lines[-1].endswith("20/20 fold 2: xgboost")
+    assert len(lines) <= 1 + 10 + 2  # a line per tenth and per new description, not one per update
