@@ -1,7 +1,7 @@
 """Compare the post-hoc calibration methods on the same ensembles: one SpTGNN ensemble per shipped fold (trained once,
 with its spatially held-out calibration part), then every method fitted on that part and scored on the test fold.
 
-    OMP_NUM_THREADS=1 python scripts/calibration_compare.py [CONFIG] [--fraction 0.2] [--out benchmarks/results/x.json]
+    OMP_NUM_THREADS=1 python scripts/calibration_compare.py [CONFIG] [--fraction 0.2] [--folds 5] [--out benchmarks/results/x.json]
 
 Writes pooled out-of-fold metrics per method (``none`` = uncalibrated) as JSON, with the load average.
 """
@@ -34,11 +34,12 @@ def main() -> None:
     ap.add_argument("config", nargs="?", default=str(DEFAULT))
     ap.add_argument("--fraction", type=float, default=None, help="override calibration.fraction")
     ap.add_argument("--blocks", type=int, default=None, help="override calibration.blocks")
+    ap.add_argument("--folds", type=int, default=None, help="override calibration.folds (cross-fitted calibration)")
     ap.add_argument("--members", type=int, default=None)
     ap.add_argument("--out", default="benchmarks/results/calibration_compare_bb250.json")
     args = ap.parse_args()
     cal = {"method": "isotonic"} | ({"fraction": args.fraction} if args.fraction else {}) | (
-        {"blocks": args.blocks} if args.blocks else {})
+        {"blocks": args.blocks} if args.blocks else {}) | ({"folds": args.folds} if args.folds else {})
     cfg = load_config(args.config, {"calibration": cal} | ({"train": {"members": args.members}} if args.members else {}))
     samples = load_dataset(cfg.data.dataset)
     folds = fold_ids(samples, cfg)
@@ -63,7 +64,7 @@ def main() -> None:
         s = score(f["y"].to_numpy(), f["mean"].to_numpy(), None, columns=f)
         result[m] = {k: s[k] for k in KEYS}
     out = {"dataset": cfg.data.dataset, "members": cfg.train.members, "calibration_fraction": cfg.calibration.fraction,
-           "calibration_blocks": cfg.calibration.blocks or cfg.train.val_blocks,
+           "calibration_blocks": cfg.calibration.blocks or cfg.train.val_blocks, "calibration_folds": cfg.calibration.folds,
            "seconds": round(time.perf_counter() - start, 1), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
            "methods": result}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -442,12 +442,18 @@ class CalibrationConfig(_Section):
         blocks: Number of k-means spatial blocks the training fold is cut into for the calibration part (``None``:
             ``train.val_blocks``). Few large blocks calibrate for spatial extrapolation (spatial-block test folds);
             many small blocks (up to half the samples) approach a random calibration part, matching random test folds.
+        folds: ``1``: one calibration part of ``fraction`` of the fold. ``K >= 2``: cross-fitted calibration: the fold
+            is cut into ``K`` spatially blocked parts (``blocks`` k-means blocks, balanced) and each part is predicted
+            by twins trained on the other ``K − 1``, so the calibrator is fitted on every sample of the fold
+            (``fraction`` is then unused). ``K`` times the twin training; for small datasets, where one part of
+            ``fraction`` leaves few samples to fit the calibrator on.
     """
 
     method: Literal["none", "variance", "isotonic", "isotonic_central", "conformal"] = "none"
     fraction: float = Field(0.2, gt=0.0, lt=0.5)
     min_samples: int = Field(20, ge=2)
     blocks: int | None = Field(None, ge=2)
+    folds: int = Field(1, ge=1, le=20)
 
 
 class Config(_Section):

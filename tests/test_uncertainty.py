@@ -402,3 +402,36 @@ def test_calibration_does_not_change_the_members(calibrated, config_factory):
     plain = DeepEnsemble(config_factory(train={"refit": True})).fit(lab)
     assert plain.calibrator is None and plain.best_epochs == ens.best_epochs
     np.testing.assert_allclose(plain.predict(q).member_loc, ens.predict(q, calibrated=False).member_loc, rtol=1e-6)
+
+
+def test_cross_fitted_calibration_uses_every_training_sample_once(calibrated, config_factory):
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    ens, lab, q = calibrated
+    cfg = config_factory(calibration={"method": "isotonic", "folds": 3, "min_samples": 8}, train={"refit": True})
+    cross = DeepEnsemble(cfg).fit(lab)
+    assert sorted(cross.calibration_ids) == sorted(lab.sample_ids)  # each sample predicted by twins without it, once
+    assert cross.calibrator.n_samples == len(lab)
+    raw, y = cross.calibration_data
+    order = {s: i for i, s in enumerate(lab.sample_ids)}
+    np.testing.assert_array_equal(y, lab.target("soc_g_kg")[[order[s] for s in cross.calibration_ids]])
+    # the kept members are those of the single-part calibration: only the calibrator differs
+    np.testing.assert_allclose(cross.predict(q, calibrated=False).member_loc,
+                               ens.predict(q, calibrated=False).member_loc, rtol=1e-6)
+
+
+def test_spatial_parts_are_balanced_and_keep_blocks_whole():
+    from sklearn.cluster import KMeans
+
+    from sptgnn.train.splits import spatial_parts
+
+    rng = np.random.default_rng(0)
+    xy = np.r_[rng.normal(0, 50, (150, 2)), rng.normal(1000, 50, (90, 2)), rng.uniform(-2000, 2000, (60, 2))]
+    part = spatial_parts(xy, 4, 30, seed=2)
+    sizes = np.bincount(part, minlength=4)
+    assert sizes.min() > 0 and sizes.sum() == len(xy) and sizes.max() <= 1.6 * sizes.min()
+    blocks = KMeans(n_clusters=30, n_init=3, random_state=2).fit_predict(xy)  # the blocks it cuts along
+    for b in np.unique(blocks):
+        assert len(np.unique(part[blocks == b])) == 1
+    with pytest.raises(ValueError, match="cannot cut"):
+        spatial_parts(xy[:5], 3, 30, seed=0)

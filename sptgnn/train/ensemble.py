@@ -30,7 +30,7 @@ from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.calibration import Calibrator
-from sptgnn.train.splits import spatial_holdout
+from sptgnn.train.splits import spatial_holdout, spatial_parts
 from sptgnn.train.target import TargetTransform
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.train.trainer import predict_nodes, stream_dims, train_member
@@ -342,7 +342,9 @@ class DeepEnsemble:
         (same data, seeds and epochs), so calibration does not change the point predictions; it costs one extra
         fixed-epoch training per member. The twins are trained on less data than the members, so the calibrator
         tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
-        calibration part (one integer per member; the calibration targets are never trained on).
+        calibration part (one integer per member; the calibration targets are never trained on). With
+        ``calibration.folds = K >= 2`` the calibration is cross-fitted: the fold is cut into ``K`` spatially blocked
+        parts, each predicted by twins trained on the others, and the calibrator is fitted on all of them.
 
         With ``model.trend: random_forest`` (or ``auto`` when its out-of-fold R² reaches ``model.trend_min_r2``) a
         random-forest trend of the standardised target on the covariates is
@@ -374,21 +376,24 @@ class DeepEnsemble:
         self.members, self.best_epochs, self.calibrator, self.calibration_ids = [], [], None, []
         tc, cc = self.config.train, self.config.calibration
         n = len(samples)
-        cal = np.zeros(n, dtype=bool)
+        parts: list[np.ndarray] = []  # boolean masks of the calibration part(s), each predicted by twins without it
         if cc.method != "none":
             if n < 2 * cc.min_samples:
                 raise CalibrationError(
                     f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
                     f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
                 )
-            cal = spatial_holdout(coords, cc.fraction, cc.blocks or tc.val_blocks, tc.seed + 100_003)
-            if cal.sum() < cc.min_samples:
+            if cc.folds > 1:  # cross-fitted: every sample of the fold is in one part
+                label = spatial_parts(coords, cc.folds, cc.blocks or tc.val_blocks, tc.seed + 100_003)
+                parts = [label == k for k in range(cc.folds)]
+            else:
+                parts = [spatial_holdout(coords, cc.fraction, cc.blocks or tc.val_blocks, tc.seed + 100_003)]
+            held_out = int(sum(p.sum() for p in parts))
+            if held_out < cc.min_samples:
                 raise CalibrationError(
-                    f"the calibration part holds {int(cal.sum())} of {n} samples, fewer than calibration.min_samples = "
+                    f"the calibration part holds {held_out} of {n} samples, fewer than calibration.min_samples = "
                     f"{cc.min_samples}: raise calibration.fraction, use more samples, or set calibration.method: none"
                 )
-        rest_idx = np.flatnonzero(~cal)
-        rest = samples.subset(~cal)
         full = self.builder.build(None, self.target) if tc.refit else None
         if full is not None:
             _attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
@@ -402,14 +407,16 @@ class DeepEnsemble:
             else:
                 z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
         y_all = torch.tensor(z, dtype=torch.float32)
-        cal_graph = cal_fit_graph = None
-        if cal.any():
-            cal_fit_graph = self.builder.with_labelled(rest).build(None, self.target)
-            _attach_mask_blocks(cal_fit_graph, rest, None, tc.label_mask_block_km)
-            cal_graph = self.builder.with_labelled(rest).build(samples.subset(cal), self.target)
-        y_rest = y_all[torch.from_numpy(rest_idx)]
-        cal_labels = torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)])
-        cal_loc, cal_var = [], []
+        twins = []  # per calibration part: graph the twin trains on, its targets, graph it predicts, the part's trend
+        for cal in parts:
+            rest = samples.subset(~cal)
+            fit_graph = self.builder.with_labelled(rest).build(None, self.target)
+            _attach_mask_blocks(fit_graph, rest, None, tc.label_mask_block_km)
+            y_rest = y_all[torch.from_numpy(np.flatnonzero(~cal))]
+            twins.append((fit_graph, y_rest, self.builder.with_labelled(rest).build(samples.subset(cal), self.target),
+                          torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
+                          None if self.trend is None else self.trend.oof[cal]))
+        cal_loc, cal_var = [], []  # per member: Gaussian-space outputs on the parts, concatenated in part order
         for m in range(tc.members):
             seed = tc.seed + m
             if tc.val_split == "random":  # matches random CV: validation nodes keep near labelled neighbours
@@ -422,24 +429,26 @@ class DeepEnsemble:
             _attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             result = train_member(graph, y_std, self.config, seed)
-            if cal_graph is not None:
-                # a twin of the member (same seed and epochs) that never sees the calibration part predicts it
-                twin = train_member(cal_fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
-                cal_trend = None if self.trend is None else self.trend.oof[cal]
-                loc, var = self._member_output(twin.model, cal_graph, cal_labels, len(rest), cal_trend)
-                cal_loc.append(loc)
-                cal_var.append(var)
+            if twins:
+                # twins of the member (same seed and epochs) that never see a calibration part predict it
+                outputs = []
+                for fit_graph, y_rest, cal_graph, cal_labels, n_rest, cal_trend in twins:
+                    twin = train_member(fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
+                    outputs.append(self._member_output(twin.model, cal_graph, cal_labels, n_rest, cal_trend))
+                cal_loc.append(np.concatenate([o[0] for o in outputs]))
+                cal_var.append(np.concatenate([o[1] for o in outputs]))
             if full is not None:
                 result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)
             self.members.append(result.model)
             self.best_epochs.append(result.best_epoch)
             if progress is not None:
                 progress(m)
-        if cal_graph is not None:
+        if twins:
+            order = np.concatenate([np.flatnonzero(cal) for cal in parts])  # sample index of each calibration output
             raw = self.mixture(np.stack(cal_loc), np.stack(cal_var), calibrated=False)
-            self.calibrator = Calibrator.fit(cc.method, raw, y[cal], cc.min_samples)
-            self.calibration_data = (raw, y[cal])  # kept (not saved) to compare calibration methods on one fit
-            self.calibration_ids = np.asarray(samples.sample_ids)[cal].tolist()
+            self.calibrator = Calibrator.fit(cc.method, raw, y[order], cc.min_samples)
+            self.calibration_data = (raw, y[order])  # kept (not saved) to compare calibration methods on one fit
+            self.calibration_ids = np.asarray(samples.sample_ids)[order].tolist()
         self.fit_seconds = time.perf_counter() - start
         return self
 

@@ -30,3 +30,35 @@ def spatial_holdout(coords_m: np.ndarray, fraction: float, num_blocks: int, seed
         if (held | (labels == b)).sum() < n:
             held |= labels == b
     return held
+
+
+def spatial_parts(coords_m: np.ndarray, num_parts: int, num_blocks: int, seed: int) -> np.ndarray:
+    """Part of each sample when a training fold is cut into ``num_parts`` spatially blocked parts of similar size:
+    k-means blocks of the coordinates, taken largest first (ties in a seeded random order) and each given to the part
+    that is smallest so far (the balanced assignment of spatial block cross-validation, Roberts et al. 2017).
+
+    Args:
+        coords_m: Metric coordinates, shape ``(num_samples, d)``.
+        num_parts: ``K >= 2``.
+        num_blocks: Number of k-means blocks (at least ``num_parts``, at most ``num_samples // 2``).
+        seed: Seed of k-means and of the tie order.
+
+    Returns:
+        Part labels ``0 … K−1``, shape ``(num_samples,)``; every part is non-empty.
+
+    Raises:
+        ValueError: Fewer than ``2 · num_parts`` samples.
+    """
+    n = len(coords_m)
+    if num_parts < 2 or n < 2 * num_parts:
+        raise ValueError(f"cannot cut {n} samples into {num_parts} parts of at least 2 samples")
+    blocks = max(num_parts, min(num_blocks, n // 2))
+    labels = KMeans(n_clusters=blocks, n_init=3, random_state=seed).fit_predict(coords_m)
+    sizes = np.bincount(labels, minlength=blocks)
+    order = sorted(np.random.default_rng(seed).permutation(blocks), key=lambda b: -sizes[b])
+    part_of_block, part_size = np.zeros(blocks, dtype=int), np.zeros(num_parts, dtype=int)
+    for b in order:
+        p = int(np.argmin(part_size))
+        part_of_block[b] = p
+        part_size[p] += sizes[b]
+    return part_of_block[labels]
