@@ -435,3 +435,17 @@ def test_spatial_parts_are_balanced_and_keep_blocks_whole():
         assert len(np.unique(part[blocks == b])) == 1
     with pytest.raises(ValueError, match="cannot cut"):
         spatial_parts(xy[:5], 3, 30, seed=0)
+
+
+@pytest.mark.parametrize("folds", [1, 3])
+def test_random_calibration_part_has_the_asked_size(calibrated, config_factory, folds):
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    _, lab, _ = calibrated
+    cfg = config_factory(calibration={"method": "variance", "split": "random", "fraction": 0.25, "folds": folds,
+                                      "min_samples": 8}, train={"members": 1})
+    ens = DeepEnsemble(cfg).fit(lab)
+    expected = len(lab) if folds > 1 else round(0.25 * len(lab))
+    assert len(ens.calibration_ids) == len(set(ens.calibration_ids)) == expected
+    again = DeepEnsemble(cfg).fit(lab)  # seeded: the same part
+    assert again.calibration_ids == ens.calibration_ids

@@ -383,9 +383,13 @@ class DeepEnsemble:
                     f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
                     f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
                 )
+            rng = np.random.default_rng(tc.seed + 100_003)
             if cc.folds > 1:  # cross-fitted: every sample of the fold is in one part
-                label = spatial_parts(coords, cc.folds, cc.blocks or tc.val_blocks, tc.seed + 100_003)
+                label = (rng.permutation(n) % cc.folds if cc.split == "random"
+                         else spatial_parts(coords, cc.folds, cc.blocks or tc.val_blocks, tc.seed + 100_003))
                 parts = [label == k for k in range(cc.folds)]
+            elif cc.split == "random":
+                parts = [np.isin(np.arange(n), rng.permutation(n)[: max(1, int(round(cc.fraction * n)))])]
             else:
                 parts = [spatial_holdout(coords, cc.fraction, cc.blocks or tc.val_blocks, tc.seed + 100_003)]
             held_out = int(sum(p.sum() for p in parts))
