@@ -59,15 +59,14 @@ class SparseMoE(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         gates, probs = self.gates(x)
+        out = x.new_zeros(x.shape[0], self.experts[0][-1].out_features)
         if not self.training and not torch.is_grad_enabled():
             # inference: every expert on every node, weighted by its gate (exactly 0 where not routed); the same sum as
             # the routed path below without its gather/scatter, which dominates at inference batch sizes
-            out = x.new_zeros(x.shape[0], self.experts[0][-1].out_features)
             for e, expert in enumerate(self.experts):
                 out = out + gates[:, e, None] * expert(x)
             self.last_gates = gates
             return out, moe_balance_loss(gates, probs)
-        out = x.new_zeros(x.shape[0], self.experts[0][-1].out_features)
         for e, expert in enumerate(self.experts):
             idx = gates[:, e].nonzero(as_tuple=True)[0]
             if idx.numel():
