@@ -30,7 +30,7 @@ from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.calibration import Calibrator
-from sptgnn.train.splits import spatial_holdout, spatial_parts
+from sptgnn.train.splits import calibration_parts, spatial_holdout
 from sptgnn.train.target import TargetTransform
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.train.trainer import predict_nodes, stream_dims, train_member
@@ -383,15 +383,8 @@ class DeepEnsemble:
                     f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
                     f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
                 )
-            rng = np.random.default_rng(tc.seed + 100_003)
-            if cc.folds > 1:  # cross-fitted: every sample of the fold is in one part
-                label = (rng.permutation(n) % cc.folds if cc.split == "random"
-                         else spatial_parts(coords, cc.folds, cc.blocks or tc.val_blocks, tc.seed + 100_003))
-                parts = [label == k for k in range(cc.folds)]
-            elif cc.split == "random":
-                parts = [np.isin(np.arange(n), rng.permutation(n)[: max(1, int(round(cc.fraction * n)))])]
-            else:
-                parts = [spatial_holdout(coords, cc.fraction, cc.blocks or tc.val_blocks, tc.seed + 100_003)]
+            parts = calibration_parts(coords, cc.split, cc.fraction, cc.folds, cc.blocks or tc.val_blocks,
+                                      tc.seed + 100_003)
             held_out = int(sum(p.sum() for p in parts))
             if held_out < cc.min_samples:
                 raise CalibrationError(
@@ -414,10 +407,11 @@ class DeepEnsemble:
         twins = []  # per calibration part: graph the twin trains on, its targets, graph it predicts, the part's trend
         for cal in parts:
             rest = samples.subset(~cal)
-            fit_graph = self.builder.with_labelled(rest).build(None, self.target)
+            rest_builder = self.builder.with_labelled(rest)
+            fit_graph = rest_builder.build(None, self.target)
             _attach_mask_blocks(fit_graph, rest, None, tc.label_mask_block_km)
             y_rest = y_all[torch.from_numpy(np.flatnonzero(~cal))]
-            twins.append((fit_graph, y_rest, self.builder.with_labelled(rest).build(samples.subset(cal), self.target),
+            twins.append((fit_graph, y_rest, rest_builder.build(samples.subset(cal), self.target),
                           torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
                           None if self.trend is None else self.trend.oof[cal]))
         cal_loc, cal_var = [], []  # per member: Gaussian-space outputs on the parts, concatenated in part order

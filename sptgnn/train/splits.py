@@ -1,4 +1,4 @@
-"""Spatially held-out part of a training fold, for early stopping without leaking the test fold."""
+"""Held-out parts of a training fold, for early stopping and calibration without leaking the test fold."""
 
 from __future__ import annotations
 
@@ -62,3 +62,31 @@ def spatial_parts(coords_m: np.ndarray, num_parts: int, num_blocks: int, seed: i
         part_of_block[b] = p
         part_size[p] += sizes[b]
     return part_of_block[labels]
+
+
+def calibration_parts(coords_m: np.ndarray, split: str, fraction: float, folds: int, num_blocks: int,
+                      seed: int) -> list[np.ndarray]:
+    """The calibration part(s) of a training fold (``calibration`` section of the config), as boolean masks.
+
+    Args:
+        coords_m: Metric coordinates, shape ``(num_samples, d)``.
+        split: ``"blocks"`` (k-means spatial blocks) or ``"random"`` (samples drawn at random).
+        fraction: Share of samples in the single part (``folds == 1``).
+        folds: ``1``: one part of ``fraction``; ``K >= 2``: ``K`` disjoint parts covering every sample (cross-fitting).
+        num_blocks: k-means blocks for ``split="blocks"``.
+        seed: Seed of the blocks and draws.
+
+    Returns:
+        ``folds`` masks (one when ``folds == 1``), each ``(num_samples,)``.
+    """
+    n = len(coords_m)
+    rng = np.random.default_rng(seed)
+    if folds > 1:  # cross-fitted: every sample of the fold is in one part
+        label = rng.permutation(n) % folds if split == "random" else spatial_parts(coords_m, folds, num_blocks, seed)
+        return [label == k for k in range(folds)]
+    if split == "random":
+        held = np.zeros(n, dtype=bool)
+        held[rng.permutation(n)[: max(1, int(round(fraction * n)))]] = True
+        return [held]
+    return [spatial_holdout(coords_m, fraction, num_blocks, seed)]
+
