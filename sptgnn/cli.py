@@ -224,6 +224,10 @@ def ablate(
     members: Optional[int] = typer.Option(None, "--members", min=1, help="Override train.members for every variant."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated variants to run besides 'full', e.g. no_graph,no_moe."),
     baselines: bool = typer.Option(False, "--baselines/--no-baselines", help="Also run evaluate.baselines on the same folds."),
+    calibration: bool = typer.Option(
+        True, "--calibration/--no-calibration",
+        help="Keep the config's calibration section; --no-calibration sets calibration.method none, so no calibration part "
+             "is held out and no twins are trained (point scores are then from members trained on the whole fold)."),
 ) -> None:
     """Ablation: the full SpTGNN and its variants (no graph, each relation alone, no MoE, no Moran penalty, no
     position or time stream, no label inputs) on the same folds; one table, metrics.json, predictions.csv, report.md."""
@@ -233,6 +237,8 @@ def ablate(
         cfg = _config(config, None, members)
         if not baselines:
             cfg = Config.model_validate(cfg.model_dump() | {"evaluate": cfg.evaluate.model_dump() | {"baselines": []}})
+        if not calibration:
+            cfg = Config.model_validate(cfg.model_dump() | {"calibration": cfg.calibration.model_dump() | {"method": "none"}})
         try:
             variants = ablation_variants(cfg, only.split(",") if only else None)
         except ValueError as exc:

@@ -61,6 +61,14 @@ def test_ablate_and_benchmark_commands(tmp_path, config_dict_factory):
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["models"]) == ["full", "no_graph", "no_moe"]  # no baselines unless asked
     assert "no_moe" in (out / "report.md").read_text()
+    raw_cal = raw | {"calibration": {"method": "variance", "fraction": 0.3, "min_samples": 5}}
+    config_cal = tmp_path / "cal.yaml"
+    config_cal.write_text(yaml.safe_dump(raw_cal))
+    for flag, calibrated in (("--calibration", True), ("--no-calibration", False)):
+        res = _invoke(["ablate", config_cal, "--out", tmp_path / flag, "--only", "no_moe", flag])
+        assert res.exit_code == 0, res.output
+        m = json.loads((tmp_path / flag / "metrics.json").read_text())
+        assert ("full_uncalibrated" in m["models"]) == calibrated, list(m["models"])  # the twin-calibrated ensemble
     bad = _invoke(["ablate", config, "--out", tmp_path / "x", "--only", "no_cake"])
     assert bad.exit_code == 2 and "no_cake" in bad.output and not (tmp_path / "x").exists()
 
