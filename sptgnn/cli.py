@@ -236,9 +236,9 @@ def ablate(
     try:
         cfg = _config(config, None, members)
         if not baselines:
-            cfg = Config.model_validate(cfg.model_dump() | {"evaluate": cfg.evaluate.model_dump() | {"baselines": []}})
+            cfg = cfg.updated(evaluate={"baselines": []})
         if not calibration:
-            cfg = Config.model_validate(cfg.model_dump() | {"calibration": cfg.calibration.model_dump() | {"method": "none"}})
+            cfg = cfg.updated(calibration={"method": "none"})
         try:
             variants = ablation_variants(cfg, only.split(",") if only else None)
         except ValueError as exc:
@@ -287,7 +287,7 @@ def benchmark(
             task = bar.add_task(suite, total=len(names))
             for name in names:
                 cfg = _config(config, f"limesoda:{name}", members)
-                cfg = Config.model_validate(cfg.model_dump() | {"evaluate": cfg.evaluate.model_dump() | {"split": "shipped"}})
+                cfg = cfg.updated(evaluate={"split": "shipped"})
                 samples = load_dataset(cfg.data.dataset)
                 res = cross_validate(samples, cfg, progress=lambda msg, n=name: bar.update(task, description=f"{n}: {msg}"))
                 results[name] = {k: {"r2": v["r2"], "rmse": v["rmse"], "r2_log": v["r2_log"], "mape": v["mape"],

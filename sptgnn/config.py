@@ -478,6 +478,17 @@ class Config(_Section):
         """The configuration as YAML text that :func:`load_config` reads back to an equal object."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
+    def updated(self, **sections: dict) -> "Config":
+        """A validated copy with some fields of some sections replaced, e.g. ``updated(model={"fusion": "concat"})``.
+
+        Raises:
+            pydantic.ValidationError: A value the section does not accept (an unknown field included).
+        """
+        raw = self.model_dump()
+        for name, values in sections.items():
+            raw[name].update(values)
+        return Config.model_validate(raw)
+
 
 class ConfigError(ValueError):
     """A configuration file that cannot be read or validated; the message says what to change."""

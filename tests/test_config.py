@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from sptgnn.config import Config, ConfigError, load_config
 
@@ -141,3 +142,14 @@ def test_shipped_configs_are_valid(path):
     cfg = load_config(path)
     assert cfg.data.dataset == "limesoda:BB.250"
     assert cfg.model.top_k <= cfg.model.num_experts
+
+
+def test_updated_replaces_only_the_named_fields_and_validates():
+    cfg = load_config(None)
+    new = cfg.updated(model={"fusion": "concat"}, calibration={"method": "none"})
+    assert new.model.fusion == "concat" and new.calibration.method == "none"
+    assert new.model.hidden == cfg.model.hidden and new.train == cfg.train and cfg.model.fusion == "moe"  # a copy
+    with pytest.raises(ValidationError, match="top_k"):
+        cfg.updated(model={"top_k": 0})
+    with pytest.raises(ValidationError, match="hiddn"):
+        cfg.updated(model={"hiddn": 64})

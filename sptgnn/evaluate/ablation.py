@@ -25,13 +25,6 @@ from sptgnn.config import Config
 LIMESODA_SUITE = ("B.204", "BB.250", "G.150", "MG.112", "G.104", "MGS.101", "BB.72", "NSW.52", "MWP.36", "BB.30_2")
 
 
-def _with(config: Config, **sections: dict) -> Config:
-    raw = config.model_dump()
-    for name, values in sections.items():
-        raw[name].update(values)
-    return Config.model_validate(raw)
-
-
 def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str, Config]:
     """The ablation variants of ``config`` (see the module docstring), ``full`` first.
 
@@ -47,19 +40,19 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
     """
     m = config.model
     variants: dict[str, Config] = {"full": config}
-    variants["no_graph"] = _with(config, model={"num_layers": 0, "label_inputs": False})
+    variants["no_graph"] = config.updated(model={"num_layers": 0, "label_inputs": False})
     if len(config.graph.relations) > 1:
         for rel in config.graph.relations:
-            variants[f"only_{rel}"] = _with(config, graph={"relations": [rel]})
+            variants[f"only_{rel}"] = config.updated(graph={"relations": [rel]})
     if m.fusion == "moe":
-        variants["no_moe"] = _with(config, model={"fusion": "concat"})
+        variants["no_moe"] = config.updated(model={"fusion": "concat"})
     if config.loss.moran_weight > 0:
-        variants["no_moran"] = _with(config, loss={"moran_weight": 0.0})
+        variants["no_moran"] = config.updated(loss={"moran_weight": 0.0})
     for stream in ("position", "time"):
         if stream in m.streams and len(m.streams) > 1:
-            variants[f"no_{stream}"] = _with(config, model={"streams": [s for s in m.streams if s != stream]})
+            variants[f"no_{stream}"] = config.updated(model={"streams": [s for s in m.streams if s != stream]})
     if m.label_inputs:
-        variants["no_label_inputs"] = _with(config, model={"label_inputs": False})
+        variants["no_label_inputs"] = config.updated(model={"label_inputs": False})
     if only:
         unknown = sorted(set(only) - set(variants))
         if unknown:
