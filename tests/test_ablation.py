@@ -78,6 +78,15 @@ def test_ablate_and_benchmark_commands(tmp_path, config_dict_factory):
     table = (out / "benchmark.md").read_text()
     assert "| BB.30_2 |" in table and "sptgnn R²" in table and "xgboost RMSE" in table
     assert json.loads((out / "benchmark.json").read_text())["datasets"]["BB.30_2"]["sptgnn"]["r2"] is not None
+    # BB.30_2's training folds (27 samples) cannot spare a calibration part of 20: run without, say so, lose nothing
+    config_big = tmp_path / "cal20.yaml"
+    config_big.write_text(yaml.safe_dump(raw | {"calibration": {"method": "variance", "fraction": 0.2, "min_samples": 20}}))
+    res = _invoke(["benchmark", "limesoda", "--config", config_big, "--out", tmp_path / "bench_cal", "--datasets", "BB.30_2"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "bench_cal" / "benchmark.json").read_text())
+    assert meta["calibration"]["BB.30_2"].startswith("none (") and "min_samples" in meta["calibration"]["BB.30_2"]
+    assert meta["datasets"]["BB.30_2"]["sptgnn"]["r2"] == json.loads((out / "benchmark.json").read_text())["datasets"]["BB.30_2"]["sptgnn"]["r2"]
+    assert "Run without calibration" in (tmp_path / "bench_cal" / "benchmark.md").read_text()
     bad = _invoke(["benchmark", "limesoda", "--out", tmp_path / "y", "--datasets", "CV.98"])
     assert bad.exit_code == 2 and "not in the limesoda suite" in bad.output
     assert len(LIMESODA_SUITE) == 10
