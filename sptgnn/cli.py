@@ -293,13 +293,13 @@ def benchmark(
                 cfg = cfg.updated(evaluate={"split": "shipped"})
                 samples = load_dataset(cfg.data.dataset)
                 calibration[name] = cfg.calibration.method
+                progress = lambda msg, n=name: bar.update(task, description=f"{n}: {msg}")  # noqa: E731
                 try:
-                    res = cross_validate(samples, cfg, progress=lambda msg, n=name: bar.update(task, description=f"{n}: {msg}"))
+                    res = cross_validate(samples, cfg, progress=progress)
                 except CalibrationError as exc:  # a small dataset: its folds cannot spare a calibration part
                     err_console.print(f"[yellow]{name}: {exc}. Running {name} without calibration.[/]", soft_wrap=True)
                     calibration[name] = f"none ({exc})"
-                    res = cross_validate(samples, cfg.updated(calibration={"method": "none"}),
-                                         progress=lambda msg, n=name: bar.update(task, description=f"{n}: {msg}"))
+                    res = cross_validate(samples, cfg.updated(calibration={"method": "none"}), progress=progress)
                 results[name] = {k: {"r2": v["r2"], "rmse": v["rmse"], "r2_log": v["r2_log"], "mape": v["mape"],
                                      "fit_seconds": v["fit_seconds"]} for k, v in res.metrics.items()}
                 frames.append(res.predictions.assign(dataset=name))
