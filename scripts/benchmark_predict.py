@@ -77,6 +77,7 @@ def train_run(stack: Path, run: Path, members: int, epochs: int) -> None:
     from sptgnn.data.rasters import CovariateStack
     from sptgnn.data.samples import SoilSamples
     from sptgnn.evaluate.aoa import fit_aoa
+    from sptgnn.estimator.run import Run
     from sptgnn.train.ensemble import DeepEnsemble
 
     rng = np.random.default_rng(1)
@@ -93,8 +94,7 @@ def train_run(stack: Path, run: Path, members: int, epochs: int) -> None:
     cfg = Config.model_validate({"model": {"streams": ["imagery", "environment", "position"]},
                                  "train": {"members": members, "epochs": epochs, "patience": epochs, "refit": False}})
     ens = DeepEnsemble(cfg).fit(samples)
-    ens.aoa = fit_aoa(samples, "soc_g_kg")
-    ens.save(run, overwrite=True)
+    Run(ens, aoa=fit_aoa(samples, "soc_g_kg")).save(run, overwrite=True)
 
 
 def predict_one(run: Path, stack: Path, out: Path, window: int, threads: int, compile_: bool) -> dict:
@@ -102,7 +102,8 @@ def predict_one(run: Path, stack: Path, out: Path, window: int, threads: int, co
     import torch
 
     torch.set_num_threads(threads)
-    from sptgnn.predict.raster import load_run, predict_raster
+    from sptgnn.estimator.run import load_run
+    from sptgnn.predict.raster import predict_raster
 
     t0 = time.perf_counter()
     model = load_run(run, compile=compile_, workers=threads)
@@ -113,9 +114,9 @@ def predict_one(run: Path, stack: Path, out: Path, window: int, threads: int, co
 
         lab = model.ensemble.builder.labelled
         vals = {c: lab.frame[c].to_numpy() for c in model.needed}
-        a = model.predict_features(vals, lab.xy())["mean"]
+        a = model.predict_arrays(vals, lab.xy())["mean"]
         model.predictor = QueryPredictor(model.ensemble, compile=False, workers=threads)
-        b = model.predict_features(vals, lab.xy())["mean"]
+        b = model.predict_arrays(vals, lab.xy())["mean"]
         check = float(np.max(np.abs(a - b)))
         model.predictor = QueryPredictor(model.ensemble, compile=True, workers=threads)
     load_before = os.getloadavg()

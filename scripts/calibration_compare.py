@@ -21,7 +21,7 @@ from sptgnn.config import load_config
 from sptgnn.data.datasets import load_dataset
 from sptgnn.evaluate.crossval import fold_ids
 from sptgnn.evaluate.metrics import distribution_columns, score
-from sptgnn.train.calibration import Calibrator
+from sptgnn.distributions.calibration import Calibrator
 from sptgnn.train.ensemble import DeepEnsemble
 
 DEFAULT = Path(__file__).resolve().parents[1] / "sptgnn" / "configs" / "limesoda_bb250.yaml"

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.data.rasters import expand_paths  # noqa: E402
 from sptgnn.predict.points import predict_points  # noqa: E402
-from sptgnn.predict.raster import NODATA, load_run  # noqa: E402
+from sptgnn.estimator.run import load_run  # noqa: E402
+from sptgnn.predict.raster import NODATA  # noqa: E402
 
 
 def main(run: str, tif: str, reference: str) -> int:
@@ -41,7 +42,7 @@ def main(run: str, tif: str, reference: str) -> int:
     centres = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xc, yc), crs=m.crs)
     rasters = [str(p) for s in model.raster_sources for p in expand_paths(s.path)]
     pred, n_bad = predict_points(model, centres, rasters)
-    point_mean = pred[f"{model.prefix()}_mean"].to_numpy()
+    point_mean = pred[f"{model.prefix}_mean"].to_numpy()
     ok = inside_mask & np.isfinite(point_mean)
     diff = float(np.max(np.abs(point_mean[ok] - np.ma.filled(mean_at, np.nan)[ok]) / np.maximum(1e-9, np.abs(point_mean[ok]))))
     report = {"map": tif, "grid_equal": same, "ranges": ranges, "nodata": NODATA, "training_pixels_compared": int(ok.sum()),

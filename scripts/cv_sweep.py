@@ -21,7 +21,7 @@ import yaml
 
 from sptgnn.config import load_config
 from sptgnn.data import load_dataset
-from sptgnn.evaluate import cross_validate
+from sptgnn.evaluate.crossval import cross_validate
 
 
 def main() -> None:

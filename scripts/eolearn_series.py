@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.data.chips import ChipExtractor, ChipSource  # noqa: E402
 from sptgnn.data.paths import data_dir  # noqa: E402
-from sptgnn.encoders.imagery import RandomConvEncoder  # noqa: E402
-from sptgnn.encoders.series import SeriesEncoder  # noqa: E402
+from sptgnn.imagery.encoders import RandomConvEncoder  # noqa: E402
+from sptgnn.imagery.series import SeriesEncoder  # noqa: E402
 
 
 def main() -> None:

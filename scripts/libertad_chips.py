@@ -34,7 +34,7 @@ from sptgnn.config import load_config  # noqa: E402
 from sptgnn.data import splits  # noqa: E402
 from sptgnn.data.samples import SoilSamples  # noqa: E402
 from sptgnn.data.tables import load_table  # noqa: E402
-from sptgnn.encoders.imagery import ImageryStream  # noqa: E402
+from sptgnn.imagery.stream import ImageryStream  # noqa: E402
 from sptgnn.evaluate.baselines import fit_predict_baseline  # noqa: E402
 from sptgnn.evaluate.crossval import cross_validate  # noqa: E402
 from sptgnn.evaluate.metrics import score  # noqa: E402

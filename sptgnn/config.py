@@ -344,7 +344,7 @@ class RandomConvConfig(_Section):
 
 
 class SeriesConfig(_Section):
-    """Temporal encoder of multi-date chips (:class:`sptgnn.encoders.series.SeriesEncoder`).
+    """Temporal encoder of multi-date chips (:class:`sptgnn.imagery.series.SeriesEncoder`).
 
     Attributes:
         per_date: Single-date encoder applied per date: ``random_conv`` (with ``imagery.random_conv``) or ``stats``.
@@ -428,7 +428,7 @@ class ImageryConfig(_Section):
 
 
 class CalibrationConfig(_Section):
-    """Post-hoc recalibration of the ensemble (see :mod:`sptgnn.train.calibration`).
+    """Post-hoc recalibration of the ensemble (see :mod:`sptgnn.distributions.calibration`).
 
     Attributes:
         method: ``none`` (no calibration part is held out; members train as without this section), ``variance``

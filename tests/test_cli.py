@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sptgnn.cli import app
 from sptgnn.config import load_config
 from sptgnn.data.limesoda import load_limesoda
-from sptgnn.train.ensemble import DeepEnsemble
+from sptgnn.estimator.run import Run
 
 METRICS = {"r2", "rmse", "mae", "mape", "nll", "crps", "picp90", "fit_seconds"}
 COLUMNS = ["sample_id", "fold", "model", "y_true", "mean", "sd"]
@@ -217,7 +217,7 @@ def test_train_writes_a_loadable_run(tmp_path, config_dict_factory):
     result = _invoke(["train", config, "--out", out, "--members", "1"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run"]
-    ens = DeepEnsemble.load(out)
+    ens = Run.load(out).ensemble
     assert len(ens.members) == 1 and ens.config.train.members == 1
     samples = load_limesoda("BB.30_2")
     pred = ens.predict(samples.subset(np.arange(5)))
@@ -232,9 +232,30 @@ def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, confi
     out = tmp_path / "run"
     result = _invoke(["train", _write(tmp_path, raw), "--out", out, "--members", "1"])
     assert result.exit_code == 0, result.output
-    assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg", "aoa.npz"} == {p.name for p in out.iterdir()}
-    ens = DeepEnsemble.load(out)
+    assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg", "aoa.npz", "run.json"} == {p.name for p in out.iterdir()}
+    ens = Run.load(out).ensemble
     assert ens.calibrator is not None and ens.calibrator.method == "isotonic" and ens.calibrator.n_samples >= 5
+
+
+def test_python_fit_save_writes_the_folder_sptgnn_train_writes(tmp_path, config_dict_factory):
+    from sptgnn import SpTGNNRegressor, load_config, load_dataset, load_run
+
+    raw = _tiny(config_dict_factory)
+    raw["calibration"] = {"method": "variance", "fraction": 0.3, "min_samples": 5, "blocks": 10}
+    config = _write(tmp_path, raw)
+    result = _invoke(["train", config, "--out", tmp_path / "cli", "--members", "1"])
+    assert result.exit_code == 0, result.output
+    cfg = load_config(config, {"train": {"members": 1}})
+    samples = load_dataset(cfg.data.dataset)
+    SpTGNNRegressor.from_config(cfg).fit(samples).save(tmp_path / "py")
+    cli, py = tmp_path / "cli", tmp_path / "py"
+    assert sorted(p.name for p in cli.iterdir()) == sorted(p.name for p in py.iterdir())
+    assert (cli / "config.yaml").read_text() == (py / "config.yaml").read_text()
+    a, b = load_run(cli), load_run(py)
+    np.testing.assert_array_equal(a.predict(samples).mean, b.predict(samples).mean)
+    assert a.ensemble.calibrator.state() == b.ensemble.calibrator.state()
+    np.testing.assert_array_equal(a.aoa.flag(samples.frame[a.aoa.features].to_numpy()),
+                                  b.aoa.flag(samples.frame[b.aoa.features].to_numpy()))
 
 
 def test_train_with_too_small_a_calibration_part_fails_cleanly(tmp_path, config_dict_factory):
@@ -256,7 +277,7 @@ def test_train_into_an_existing_folder_fails(tmp_path, config_dict_factory):
 def test_progress_lines_when_stderr_is_not_a_terminal():
     import io
 
-    from sptgnn.cli import _LineProgress
+    from sptgnn.progress import LineProgress as _LineProgress
 
     buf = io.StringIO()
     with _LineProgress(buf) as bar:

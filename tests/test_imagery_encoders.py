@@ -10,9 +10,10 @@ import pytest
 
 from sptgnn.config import Config, ConfigError, ImageryConfig, load_config
 from sptgnn.data.chips import ChipError, Chips
-from sptgnn.encoders.imagery import ChipStatsEncoder, PointValueEncoder, RandomConvEncoder
-from sptgnn.encoders.series import SeriesEncoder, date_embedding
+from sptgnn.imagery.encoders import ChipStatsEncoder, PointValueEncoder, RandomConvEncoder
+from sptgnn.imagery.series import SeriesEncoder, date_embedding
 from sptgnn.graph.builder import NODE, GraphBuilder
+from sptgnn.estimator.run import Run
 from sptgnn.train.ensemble import DeepEnsemble
 
 DATA = Path(__file__).parent / "data" / "chips"
@@ -186,8 +187,8 @@ def test_ensemble_with_chip_features_saves_and_loads(samples_factory, config_fac
     ens = DeepEnsemble(cfg).fit(lab)
     pred = ens.predict(query)
     assert np.isfinite(pred.mean).all()
-    ens.save(tmp_path / "run")
-    again = DeepEnsemble.load(tmp_path / "run").predict(query)
+    Run(ens).save(tmp_path / "run")
+    again = Run.load(tmp_path / "run").ensemble.predict(query)
     np.testing.assert_allclose(again.mean, pred.mean, rtol=1e-5)
     np.testing.assert_allclose(again.sd, pred.sd, rtol=1e-5)
 
@@ -229,7 +230,7 @@ def test_terramind_encoder_from_config_with_a_mocked_backbone(samples_factory, c
     import torch
     from torch import nn
 
-    import sptgnn.encoders.terramind as tm
+    import sptgnn.imagery.terramind as tm
 
     class Mock(nn.Module):
         def __init__(self):
@@ -253,7 +254,7 @@ def test_terramind_encoder_from_config_with_a_mocked_backbone(samples_factory, c
 
 
 def test_features_at_bare_points_equal_the_samples_features(samples_factory):
-    from sptgnn.encoders.imagery import ImageryStream
+    from sptgnn.imagery.stream import ImageryStream
 
     s = _chip_samples(samples_factory)
     stream = ImageryStream(_imagery()).fit(s)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-import sptgnn.encoders.terramind as tm
+import sptgnn.imagery.terramind as tm
 from sptgnn.data.chips import ChipError, Chips
-from sptgnn.encoders.terramind import TERRAMIND_V1_STATS, TerraMindEncoder, TerraMindError
+from sptgnn.imagery.terramind import TERRAMIND_V1_STATS, TerraMindEncoder, TerraMindError
 
 # Published TerraMind v1 pre-training statistics (terratorch terramind_register.py, v1_pretraining_mean/std), typed in
 # again here so that an edit of the module's table fails this test.

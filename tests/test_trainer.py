@@ -229,29 +229,15 @@ def test_spatial_holdout_holds_out_whole_blocks(samples, fraction, blocks, seed)
     np.testing.assert_array_equal(held, spatial_holdout(coords, fraction, blocks, seed))
 
 
-def test_ensemble_trains_each_member_on_its_fit_part_with_the_holdout_as_queries(samples, config_factory, monkeypatch):
+def test_member_m_is_trained_from_seed_plus_m(samples, config_factory):
     from sptgnn.train.ensemble import DeepEnsemble
 
-    seen = []
-    original = trainer_mod.train_member
-
-    def record(graph, y_std, config, seed, epochs=None):
-        seen.append((graph, y_std.clone(), seed))
-        return original(graph, y_std, config, seed, epochs)
-
-    monkeypatch.setattr("sptgnn.train.ensemble.train_member", record)
-    config = config_factory(train={"members": 2, "epochs": 2, "val_fraction": 0.2, "seed": 7})
-    ens = DeepEnsemble(config).fit(samples)
-    assert [s for *_, s in seen] == [7, 8]
-    tt = ens.target_transform
-    for m, (graph, y_std, seed) in enumerate(seen):
-        held = spatial_holdout(samples.metric_coords(), 0.2, config.train.val_blocks, seed)
-        n_fit = int((~held).sum())
-        assert graph[NODE].num_nodes == 60
-        assert int(graph[NODE].labelled.sum()) == n_fit
-        assert torch.isnan(graph[NODE].y[n_fit:]).all()
-        expected = tt.transform(np.r_[samples.target()[~held], samples.target()[held]])
-        np.testing.assert_allclose(y_std.numpy(), expected, rtol=1e-6, atol=1e-6)
+    query = samples.subset(np.arange(50, 60))
+    lab = samples.subset(np.arange(50))
+    pair = DeepEnsemble(config_factory(train={"members": 2, "epochs": 3, "seed": 7})).fit(lab).predict(query)
+    second = DeepEnsemble(config_factory(train={"members": 1, "epochs": 3, "seed": 8})).fit(lab).predict(query)
+    np.testing.assert_allclose(pair.member_mean[1], second.member_mean[0], rtol=1e-6)
+    assert not np.allclose(pair.member_mean[0], pair.member_mean[1])  # different seeds, different members
 
 
 def test_fixed_epochs_trains_exactly_that_many_and_keeps_the_last_state(problem, config_factory):
@@ -263,25 +249,17 @@ def test_fixed_epochs_trains_exactly_that_many_and_keeps_the_last_state(problem,
     assert result.history["val_score"] == []
 
 
-def test_refit_retrains_each_member_on_the_whole_fold_for_the_epochs_found(samples, config_factory, monkeypatch):
+def test_refit_retrains_each_member_on_the_whole_fold_for_the_epochs_found(samples, config_factory):
     from sptgnn.train.ensemble import DeepEnsemble
 
-    calls = []
-    original = trainer_mod.train_member
-
-    def record(graph, y_std, config, seed, epochs=None):
-        result = original(graph, y_std, config, seed, epochs)
-        calls.append((int(graph[NODE].labelled.sum()), graph[NODE].num_nodes, epochs, result.best_epoch))
-        return result
-
-    monkeypatch.setattr("sptgnn.train.ensemble.train_member", record)
     config = config_factory(train={"members": 2, "epochs": 6, "patience": 2, "refit": True})
-    DeepEnsemble(config).fit(samples)
-    assert len(calls) == 4
-    for (n_fit, n_all, ep_search, best), (n_lab, n_nodes, ep_refit, _) in zip(calls[::2], calls[1::2]):
-        assert ep_search is None and n_fit < n_all
-        assert n_lab == n_nodes == len(samples)  # refit graph: every training sample labelled, no query
-        assert ep_refit == best + 1
+    ens = DeepEnsemble(config).fit(samples)
+    full = ens.builder.build(None, config.data.target)  # every training sample labelled, no query
+    y = torch.tensor(ens.target_transform.transform(samples.target()), dtype=torch.float32)
+    for m, member in enumerate(ens.members):
+        again = train_member(full, y, config, config.train.seed + m, epochs=ens.best_epochs[m] + 1).model
+        for (name, got), want in zip(member.state_dict().items(), again.state_dict().values()):
+            torch.testing.assert_close(got, want, msg=name)
 
 
 def test_ema_weights_are_the_moving_average_of_the_trained_weights(problem, config_factory, monkeypatch):

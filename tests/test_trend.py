@@ -7,9 +7,9 @@ import pytest
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold
 
-import sptgnn.train.ensemble as ensemble_module
 from sptgnn.data.samples import SamplesError
-from sptgnn.train.ensemble import DeepEnsemble, RunError
+from sptgnn.estimator.run import Run, RunError
+from sptgnn.train.ensemble import DeepEnsemble
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
 
 
@@ -43,26 +43,6 @@ def test_out_of_fold_trend_of_a_node_comes_from_a_forest_that_never_saw_it(data)
     np.testing.assert_allclose(trend.predict(lab), RandomForestRegressor(15, random_state=3, n_jobs=1).fit(x, z).predict(x))
 
 
-def test_members_are_trained_on_the_residual_of_the_out_of_fold_trend(data, trend_config, monkeypatch):
-    lab, _ = data
-    seen = []
-    real = ensemble_module.train_member
-
-    def spy(graph, y_std, config, seed, epochs=None):
-        seen.append(y_std.clone())
-        return real(graph, y_std, config, seed, epochs)
-
-    monkeypatch.setattr(ensemble_module, "train_member", spy)
-    ens = DeepEnsemble(trend_config.model_copy(update={"train": trend_config.train.model_copy(update={"members": 1})}))
-    ens.fit(lab)
-    z = ens.target_transform.transform(lab.target())
-    held = ensemble_module.spatial_holdout(lab.metric_coords(), trend_config.train.val_fraction, trend_config.train.val_blocks,
-                                           trend_config.train.seed)
-    residual = z - ens.trend.oof
-    expected = np.r_[residual[~held], residual[held]]  # graph order: fit part, then validation part
-    np.testing.assert_allclose(seen[0].numpy(), expected, rtol=1e-6, atol=1e-6)
-
-
 def test_prediction_adds_the_trend_in_standardised_space(data, fitted):
     _, query = data
     base = fitted.predict(query, calibrated=False)
@@ -84,17 +64,17 @@ def test_prediction_adds_the_trend_in_standardised_space(data, fitted):
 
 def test_trend_run_reloads_to_identical_predictions_and_needs_its_trend_file(data, fitted, tmp_path):
     _, query = data
-    run = fitted.save(tmp_path / "run")
+    run = Run(fitted).save(tmp_path / "run").path
     assert (run / TREND_FILE).is_file()
-    a, b = fitted.predict(query), DeepEnsemble.load(run).predict(query)
+    a, b = fitted.predict(query), Run.load(run).ensemble.predict(query)
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.sd, b.sd)
     (run / TREND_FILE).unlink()
     with pytest.raises(RunError, match=TREND_FILE):
-        DeepEnsemble.load(run)
+        Run.load(run)
     (run / TREND_FILE).write_bytes(b"not a pickle")
     with pytest.raises(RunError, match="corrupt"):
-        DeepEnsemble.load(run)
+        Run.load(run)
 
 
 def test_trend_errors_name_the_missing_covariates(data, fitted):

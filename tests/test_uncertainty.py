@@ -8,17 +8,15 @@ import pytest
 import scoringrules as sr
 from scipy import stats
 
+from sptgnn.distributions import Prediction, QuantileForecast, crps_from_quantiles
+from sptgnn.distributions.calibration import CalibrationError, Calibrator, fit_conformal_map, fit_isotonic_map
 from sptgnn.evaluate.metrics import (
-    QuantileForecast,
     calibration_scores,
-    crps_from_quantiles,
     distribution_columns,
     gaussian_columns,
     interval_calibration_curve,
     score,
 )
-from sptgnn.train.calibration import CalibrationError, Calibrator, fit_conformal_map, fit_isotonic_map
-from sptgnn.train.ensemble import Prediction
 
 uct = pytest.importorskip("uncertainty_toolbox")
 
@@ -188,7 +186,8 @@ def test_quantile_forecast_of_gaussian_quantiles(gaussian_forecast):
     # crossing quantiles are sorted
     assert (np.diff(QuantileForecast([0.1, 0.5, 0.9], np.array([[3.0, 1.0, 2.0]])).values, axis=1) >= 0).all()
     cols = distribution_columns(y, f)
-    np.testing.assert_allclose(cols["lower90"], f.values[:, 1]) and np.testing.assert_allclose(cols["upper90"], f.values[:, -2])
+    np.testing.assert_allclose(cols["lower90"], f.values[:, 1])
+    np.testing.assert_allclose(cols["upper90"], f.values[:, -2])
     assert np.isnan(cols["nll"]).all() and score(y, mean, None, columns=cols)["nll"] is None
 
 
@@ -345,10 +344,10 @@ def test_predict_returns_calibrated_quantiles(calibrated):
 
 
 def test_calibrator_survives_save_and_load(calibrated, tmp_path):
-    from sptgnn.train.ensemble import DeepEnsemble
+    from sptgnn.estimator.run import Run
 
     ens, _, q = calibrated
-    loaded = DeepEnsemble.load(ens.save(tmp_path / "run"))
+    loaded = Run.load(Run(ens).save(tmp_path / "run").path).ensemble
     assert loaded.calibrator.state() == ens.calibrator.state()
     assert loaded.calibration_ids == [str(i) for i in ens.calibration_ids]
     np.testing.assert_allclose(loaded.predict(q, quantiles=[0.1, 0.9]).quantile_values,

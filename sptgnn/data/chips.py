@@ -11,7 +11,7 @@ dates, resampling), the grid and the chip size; within it each chip is keyed by 
 window). A second extraction of the same samples opens no raster.
 
 This is the point/patch sampler that torchgeo lacks (torchgeo PR #800); the chip is the input of the imagery encoders
-of :mod:`sptgnn.encoders`.
+of :mod:`sptgnn.imagery`.
 """
 
 from __future__ import annotations

@@ -87,6 +87,11 @@ class SoilSamples:
             raise SamplesError(f"{self.name}: missing date column '{self.date_column}'")
         for col in needed:
             values = pd.to_numeric(f[col], errors="coerce")
+            if np.isinf(values.to_numpy(dtype=np.float64)).any():
+                kind = "target" if col in self.targets else "feature"
+                bad = np.isinf(values.to_numpy(dtype=np.float64))
+                raise SamplesError(f"{self.name}: {kind} '{col}' is infinite in sample_id(s) {_rows(bad, f['sample_id'])}; "
+                                   "drop or fix those rows first")
             if values.isna().any():
                 kind = "target" if col in self.targets else "feature"
                 raise SamplesError(

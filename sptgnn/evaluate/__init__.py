@@ -1,6 +1,5 @@
-"""Evaluation: metrics, baselines and the cross-validation runner."""
+"""Evaluation: metrics (pure), baselines, cross-validation on shared folds, reports and the area of applicability.
 
-from sptgnn.evaluate.crossval import CrossValidationResult, cross_validate
-from sptgnn.evaluate.metrics import score
-
-__all__ = ["cross_validate", "CrossValidationResult", "score"]
+Import the modules themselves (``sptgnn.evaluate.crossval``, ``sptgnn.evaluate.metrics``, ...): this package file
+imports nothing, so that a fitted run can use :mod:`sptgnn.evaluate.aoa` without pulling in cross-validation.
+"""

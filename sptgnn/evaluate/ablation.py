@@ -20,7 +20,7 @@ by ``sptgnn benchmark limesoda``.
 
 from __future__ import annotations
 
-from sptgnn.config import Config
+from sptgnn.config import Config, ConfigError
 
 LIMESODA_SUITE = ("B.204", "BB.250", "G.150", "MG.112", "G.104", "MGS.101", "BB.72", "NSW.52", "MWP.36", "BB.30_2")
 
@@ -56,7 +56,7 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
     if only:
         unknown = sorted(set(only) - set(variants))
         if unknown:
-            raise ValueError(f"unknown ablation variant(s) {unknown}; valid here: {', '.join(variants)}")
+            raise ConfigError(f"unknown ablation variant(s) {unknown}; valid here: {', '.join(variants)}")
         variants = {k: v for k, v in variants.items() if k == "full" or k in only}
     return variants
 

@@ -128,12 +128,12 @@ def fit_predict_quantile_baseline(name: str, train: SoilSamples, test: SoilSampl
     """Fit a quantile baseline on the training fold and predict quantiles of the test fold.
 
     Returns:
-        :class:`BaselineResult` whose ``forecast`` is a :class:`~sptgnn.evaluate.metrics.QuantileForecast` at
+        :class:`BaselineResult` whose ``forecast`` is a :class:`~sptgnn.distributions.QuantileForecast` at
         ``levels`` (crossing quantiles sorted) and whose ``mean`` is the forest's conditional mean (``qrf``) or the
         median (``xgboost_quantile``); ``sd`` is ``None``. CRPS is then the quantile-grid approximation
-        (:func:`~sptgnn.evaluate.metrics.crps_from_quantiles`).
+        (:func:`~sptgnn.distributions.crps_from_quantiles`).
     """
-    from sptgnn.evaluate.metrics import QuantileForecast
+    from sptgnn.distributions import QuantileForecast
 
     with_xy = name.endswith("+xy")
     model = make_quantile_regressor(name, levels, seed)

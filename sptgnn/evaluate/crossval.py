@@ -24,6 +24,7 @@ from sptgnn.data import splits
 from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.baselines import fit_predict_baseline, regression_kriging
 from sptgnn.evaluate.metrics import _mape, distribution_columns, score
+from sptgnn.estimator.run import Run
 from sptgnn.train.ensemble import DeepEnsemble
 
 PREDICTION_COLUMNS = ["sample_id", "fold", "model", "y_true", "mean", "sd", "mean_log"]
@@ -145,13 +146,14 @@ def cross_validate(
             ens = DeepEnsemble(cfg).fit(train, progress=lambda m, n=name, c=cfg: tick(
                 f"{label}: {n} member {m + 1}/{c.train.members}"))
             start = time.perf_counter()
-            pred = ens.predict(test)
+            run = Run(ens)  # the one prediction path, as for maps and point tables
+            pred = run.predict(test)
             pred_s[name] = pred_s.get(name, 0.0) + time.perf_counter() - start
             fit_s[name] = fit_s.get(name, 0.0) + ens.fit_seconds
             # "name" is the calibrated ensemble; with a calibrator, "name_uncalibrated" is the same members without it
             outputs = [(name, pred)]
             if ens.calibrator is not None:
-                outputs.append((f"{name}_uncalibrated", ens.predict(test, calibrated=False)))
+                outputs.append((f"{name}_uncalibrated", run.predict(test, calibrated=False)))
                 fit_s[f"{name}_uncalibrated"] = fit_s.get(f"{name}_uncalibrated", 0.0) + ens.fit_seconds
             for out_name, p in outputs:
                 mean_log = log_point(p.member_mean, p.member_var) if cfg.data.target_transform == "log1p" \

@@ -6,7 +6,7 @@ over the observations that are not zero (LimeSoDa B.204 and BB.72 hold SOC = 0 g
 Distributional scores are computed per sample from the forecast's own distribution and then averaged (pooled):
 
 * a forecast object with ``cdf``, ``quantiles``, ``crps`` and ``logpdf`` (the SpTGNN Gaussian mixture,
-  :class:`sptgnn.train.ensemble.Prediction`, or :class:`QuantileForecast` of a quantile baseline) gives the per-sample
+  :class:`sptgnn.distributions.Prediction`, or :class:`QuantileForecast` of a quantile baseline) gives the per-sample
   columns of :func:`distribution_columns`;
 * a mean and sd only: a Gaussian (CRPS in closed form, Gneiting & Raftery 2007, via ``scoringrules``);
 * a point forecast (no sd): CRPS = MAE (the CRPS of a point mass), no NLL, PICP or calibration error.
@@ -29,6 +29,7 @@ import numpy as np
 import scoringrules as sr
 from scipy.stats import norm
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, r2_score
+
 
 
 def _mape(y: np.ndarray, mean: np.ndarray) -> float | None:
@@ -146,81 +147,6 @@ def calibration_scores(pit: np.ndarray, num_bins: int = CALIBRATION_BINS) -> tup
     """Interval-based mean absolute calibration error and miscalibration area of PIT values ``(num_samples,)``."""
     expected, observed = interval_calibration_curve(pit, num_bins)
     return float(np.mean(np.abs(observed - expected))), miscalibration_area(expected, observed)
-
-
-def pinball_loss(y: np.ndarray, q: np.ndarray, level) -> np.ndarray:
-    """Pinball (quantile) loss ``ρ_p(y − q) = (y − q)(p − 1{y < q})``, broadcast over ``y`` ``(n, 1)``, ``q`` ``(n, L)``."""
-    r = y - q
-    return r * (np.asarray(level) - (r < 0))
-
-
-def crps_from_quantiles(y: np.ndarray, levels, q: np.ndarray) -> np.ndarray:
-    """CRPS approximated from quantiles: ``CRPS = 2 ∫₀¹ ρ_p(y − Q(p)) dp`` (Gneiting & Ranjan 2011) with each level's
-    pinball loss weighted by the width of its cell on [0, 1] (cells split halfway between adjacent levels; the end cells
-    reach 0 and 1, i.e. the tails beyond the outer levels are taken as the outer quantiles).
-
-    With the midpoints of ``K`` equal cells this is the midpoint rule. With the baselines' 39 levels 0.025 … 0.975 the
-    tails are coarse and the result is an approximation (within a few % of the closed form for a Gaussian, tested).
-
-    Shapes:
-        ``y`` ``(n,)``, ``levels`` ``(L,)`` increasing, ``q`` ``(n, L)`` → ``(n,)``.
-    """
-    lv = np.asarray(levels, dtype=float)
-    edges = np.r_[0.0, (lv[1:] + lv[:-1]) / 2, 1.0]
-    w = np.diff(edges)
-    return 2 * (pinball_loss(np.asarray(y, dtype=float)[:, None], np.asarray(q, dtype=float), lv) * w).sum(1)
-
-
-class QuantileForecast:
-    """A forecast given by quantiles at fixed levels (quantile regression forest, XGBoost quantile objective).
-
-    Crossing quantiles are sorted per sample (monotone rearrangement, Chernozhukov et al. 2010). The CDF and other
-    quantiles are linear interpolations between the given ones; beyond the outer levels the CDF is put halfway into the
-    unknown tail (``l₁/2`` below the lowest quantile, ``(1 + l_L)/2`` above the highest) and quantiles are clamped to the
-    outer ones. It has no density, so no NLL.
-
-    Args:
-        levels: Increasing levels in (0, 1), ``(L,)``.
-        values: Quantiles, ``(num_samples, L)``, target units.
-    """
-
-    def __init__(self, levels, values: np.ndarray):
-        self.levels = np.asarray(levels, dtype=float)
-        self.values = np.sort(np.asarray(values, dtype=float), axis=1)
-        if self.values.ndim != 2 or self.values.shape[1] != self.levels.size:
-            raise ValueError(f"quantiles must be (num_samples, {self.levels.size}), got {self.values.shape}")
-
-    def __len__(self) -> int:
-        return self.values.shape[0]
-
-    def cdf(self, y: np.ndarray) -> np.ndarray:
-        """Interpolated CDF at ``y`` ``(num_samples,)``."""
-        y = np.asarray(y, dtype=float)
-        q, lv = self.values, self.levels
-        k = (q <= y[:, None]).sum(1)  # quantiles at or below y
-        inner = (k > 0) & (k < lv.size)
-        j = np.clip(k - 1, 0, lv.size - 2)
-        rows = np.arange(len(y))
-        q0, q1 = q[rows, j], q[rows, j + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(q1 > q0, (y - q0) / (q1 - q0), 1.0)
-        u = lv[j] + np.clip(t, 0, 1) * (lv[j + 1] - lv[j])
-        return np.where(inner, u, np.where(k == 0, lv[0] / 2, (1 + lv[-1]) / 2))
-
-    def quantiles(self, levels) -> np.ndarray:
-        """Quantiles at ``levels`` by linear interpolation in the level, ``(num_samples, len(levels))``."""
-        from sptgnn.train.ensemble import check_levels
-
-        want = check_levels(levels)
-        return np.stack([np.interp(want, self.levels, row) for row in self.values])
-
-    def crps(self, y: np.ndarray) -> np.ndarray:
-        """Quantile-grid CRPS (:func:`crps_from_quantiles`), ``(num_samples,)``."""
-        return crps_from_quantiles(y, self.levels, self.values)
-
-    def logpdf(self, y: np.ndarray) -> None:
-        """No density: a finite set of quantiles does not define one."""
-        return None
 
 
 def score(

@@ -48,7 +48,7 @@ class GraphBuilder:
         self.imagery_config = imagery
         self.transform = NodeFeatureTransform()
         if imagery is not None and imagery.encoder != "columns":
-            from sptgnn.encoders.imagery import ImageryStream
+            from sptgnn.imagery.stream import ImageryStream
 
             self.transform = NodeFeatureTransform(imagery=ImageryStream(imagery), keep_columns=imagery.keep_columns)
         self.relations: list[str] = []
@@ -85,6 +85,44 @@ class GraphBuilder:
         other.transform, other.relations, other.distance_scale = self.transform, list(self.relations), dict(self.distance_scale)
         other.labelled = labelled
         return other
+
+    def state(self) -> dict:
+        """The fitted builder without its labelled samples, as tensors, lists and numbers (for
+        ``torch.save(weights_only=True)``); :meth:`from_state` with the same labelled samples restores it."""
+        if self.labelled is None:
+            raise RuntimeError("GraphBuilder.state called before fit")
+        t = self.transform
+        return {
+            "relations": list(self.relations),
+            "distance_scale": dict(self.distance_scale),
+            "transform": {
+                "mean": {k: torch.tensor(v) for k, v in t.mean.items()},
+                "scale": {k: torch.tensor(v) for k, v in t.scale.items()},
+                "centre_m": torch.tensor(t.centre_m),
+                "spread_m": t.spread_m,
+                "reference_year": t.reference_year,
+                "columns": t.columns,
+                "imagery": None if t.imagery is None else t.imagery.state(),
+            },
+        }
+
+    @classmethod
+    def from_state(cls, config: GraphConfig, imagery, state: dict, labelled: SoilSamples) -> "GraphBuilder":
+        """A fitted builder from :meth:`state` and the labelled samples it was fitted on (no refitting)."""
+        builder = cls(config, imagery)
+        builder.labelled = labelled
+        builder.relations = list(state["relations"])
+        builder.distance_scale = dict(state["distance_scale"])
+        tr = state["transform"]
+        imagery_stream = builder.transform.imagery
+        builder.transform = NodeFeatureTransform(
+            mean={k: v.numpy() for k, v in tr["mean"].items()}, scale={k: v.numpy() for k, v in tr["scale"].items()},
+            centre_m=tr["centre_m"].numpy(), spread_m=tr["spread_m"], reference_year=tr["reference_year"],
+            columns=tr["columns"], imagery=imagery_stream, keep_columns=builder.transform.keep_columns,
+        )
+        if imagery_stream is not None:
+            imagery_stream.load_state(tr.get("imagery") or {})
+        return builder
 
     # -- neighbour search -------------------------------------------------------------------------------------------
     def spectral_space(self, samples: SoilSamples) -> np.ndarray:

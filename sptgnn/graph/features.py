@@ -29,7 +29,7 @@ class NodeFeatureTransform:
             this unit so that positional length scales mean the same on a field and on a continent.
         reference_year: Mean sampling year of the labelled nodes (0 when dates are unknown).
         columns: Feature columns per stream, as fitted (the samples' own columns).
-        imagery: An :class:`~sptgnn.encoders.imagery.ImageryStream` whose chip features form the imagery stream (fitted
+        imagery: An :class:`~sptgnn.imagery.stream.ImageryStream` whose chip features form the imagery stream (fitted
             here on the labelled samples' chips), or ``None`` to use the samples' imagery columns.
         keep_columns: With ``imagery``: keep the samples' imagery columns before the chip features.
     """

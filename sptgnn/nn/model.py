@@ -9,7 +9,9 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from sptgnn.config import ModelConfig
-from sptgnn.encoders import PointBandEncoder, PositionalEncoder, TemporalEncoder
+from sptgnn.nn.point_bands import PointBandEncoder
+from sptgnn.nn.positional import PositionalEncoder
+from sptgnn.nn.temporal import TemporalEncoder
 from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.nn.heads import HeteroscedasticHead
 from sptgnn.nn.mlp import MLP
@@ -124,6 +126,20 @@ class SpTGNN(nn.Module):
             h = layer(h, edge_index, edge_attr)
             states.append(h)
         return states
+
+    def forward_cached(self, streams: dict[str, Tensor], caches: list, nbr: dict[str, tuple[Tensor, Tensor]],
+                       attend_fn=None) -> tuple[Tensor, Tensor]:
+        """Mean and variance ``(n,)`` (standardised target units) of ``n`` query nodes from their streams
+        ``{stream: (n, F_stream)}``, per layer the labelled nodes' :meth:`RelationalAttentionLayer.cache_sources` of
+        :meth:`layer_states`, and per relation their labelled neighbours (indices ``(n, k)``, attributes ``(n, k)``).
+        Equal to :meth:`forward` on the full graph for those nodes, in eval mode (tested)."""
+        h, _, _ = self.embed_streams(streams, None)
+        for layer, cache in zip(self.layers, caches):
+            h = layer.forward_cached(h, cache, nbr) if attend_fn is None else layer.forward_cached(h, cache, nbr, attend_fn)
+        mean, var = self.head(h)
+        if self.linear_skip is not None:
+            mean = mean + self.linear_skip(torch.cat([streams["imagery"], streams["environment"]], dim=-1)).squeeze(-1)
+        return mean, var
 
     def forward(self, data: HeteroData, label_value: Tensor | None = None) -> ModelOutput:
         h, balance, gates = self.embed(data, label_value)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from sptgnn.data.rasters import CovariateStack, match_sources, resolve_path
 from sptgnn.data.tables import TableError, _read
-from sptgnn.predict.raster import PredictError, RunModel
+from sptgnn.estimator.run import Run
+from sptgnn.predict.raster import PredictError, raster_sources
 
 
 def read_points(path: str | Path, x: str | None = None, y: str | None = None, crs: str | None = None,
@@ -62,12 +63,12 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
     return gpd.GeoDataFrame(pd.DataFrame(frame), geometry=gpd.points_from_xy(xs, ys), crs=crs)
 
 
-def predict_points(model: RunModel, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
+def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
                    date_column: str | None = None) -> tuple[gpd.GeoDataFrame, int]:
     """Predictions at points.
 
     Args:
-        model: :func:`~sptgnn.predict.raster.load_run` result.
+        model: The :class:`~sptgnn.estimator.run.Run` (see :func:`sptgnn.load_run`).
         points: Locations with a CRS; covariate columns named as in training are used as they are.
         rasters: Rasters to sample missing covariates from (default: the run config's ``data.rasters``).
         dates: Sampling date for the time stream when the points have no date column.
@@ -89,11 +90,11 @@ def predict_points(model: RunModel, points: gpd.GeoDataFrame, rasters: Sequence[
         if f in points.columns:
             values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
     if missing:
-        paths = [str(p) for p in rasters] or [str(p) for s in model.raster_sources for p in _expand(s.path)]
+        paths = [str(p) for p in rasters] or [str(p) for s in raster_sources(model) for p in _expand(s.path)]
         if not paths:
             raise PredictError(f"the points lack covariate(s) {missing} and no raster is given to sample them from; "
                                "pass --raster")
-        with CovariateStack.open(match_sources(paths, model.raster_sources)) as stack:
+        with CovariateStack.open(match_sources(paths, raster_sources(model))) as stack:
             sampled, _ = stack.sample_points(xy, points.crs, missing)
         for j, f in enumerate(missing):
             values[f] = sampled[:, j]
@@ -108,7 +109,7 @@ def predict_points(model: RunModel, points: gpd.GeoDataFrame, rasters: Sequence[
         dates = pd.to_datetime(points[date_column], errors="coerce")
         ok &= dates.notna().to_numpy()
         dates = dates[ok]
-    p = model.prefix()
+    p = model.prefix
     out = points.copy()
     cols = {"mean": f"{p}_mean", "sd": f"{p}_sd", "aleatoric_sd": f"{p}_aleatoric_sd", "epistemic_sd": f"{p}_epistemic_sd",
             "q05": f"{p}_q05", "q95": f"{p}_q95"}
@@ -116,7 +117,7 @@ def predict_points(model: RunModel, points: gpd.GeoDataFrame, rasters: Sequence[
         out[c] = np.nan
     out["aoa"] = 0
     if ok.any():
-        bands = model.predict_features({f: v[ok] for f, v in values.items()}, xy_train[ok], dates)
+        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates)
         for b, c in cols.items():
             out.loc[ok, c] = bands[b]
         out.loc[ok, "aoa"] = bands["aoa"].astype(int)

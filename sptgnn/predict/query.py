@@ -2,8 +2,9 @@
 
 No edge leaves a query node (rule 1), so the labelled nodes' hidden states at every layer do not depend on the queries.
 :class:`QueryPredictor` computes them once per member on the labelled-only graph, caches each layer's source
-projection ``Θ_l h_j`` per relation, and predicts a batch of query nodes with the stream encoders, the MoE, and per layer
-one GATv2 attention step over their ``k`` labelled neighbours in each relation (Brody et al. 2022, eq. 7):
+projection ``Θ_l h_j`` per relation (:meth:`~sptgnn.nn.relational_attention.RelationalAttentionLayer.cache_sources`),
+and predicts a batch of query nodes with :meth:`~sptgnn.nn.model.SpTGNN.forward_cached`: the stream encoders, the MoE,
+and per layer one GATv2 attention step over their ``k`` labelled neighbours in each relation (Brody et al. 2022, eq. 7):
 
 ``e_ij = aᵀ LeakyReLU(Θ_l h_j + Θ_r h_i + Θ_e a_ij)``, ``α_ij = softmax_j(e_ij)``, ``m_i = Σ_j α_ij Θ_l h_j + b``,
 summed over relations, then ``h_i ← LayerNorm(h_i + GELU(Σ_r m_i^r))``.
@@ -22,11 +23,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from sptgnn.data.samples import EARTH_RADIUS_M, SoilSamples, chord_to_great_circle_m
-from sptgnn.graph.builder import edge_type
+from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
 
 
@@ -141,67 +141,6 @@ class QueryInputs:
         )
 
 
-def attend(xl: torch.Tensor, idx: torch.Tensor, x_r: torch.Tensor, attr: torch.Tensor, we: torch.Tensor | None,
-           att: torch.Tensor, bias: torch.Tensor | None, slope: float) -> torch.Tensor:
-    """One GATv2 step of query nodes over their labelled neighbours (eval mode, no dropout).
-
-    Args:
-        xl: Labelled source projections ``Θ_l h_j``, ``(N_lab, H, C)``.
-        idx: Neighbour indices ``(n, k)``.
-        x_r: Query target projections ``Θ_r h_i``, ``(n, 1, H, C)``.
-        attr: Edge attributes ``(n, k)``.
-        we: Edge weight vector ``(1, 1, H, C)`` of ``Θ_e`` (scalar attribute, no bias) or ``None``.
-        att: Attention vector ``a``, ``(1, H, C)``.
-        bias: Output bias ``(H·C,)`` or ``None``.
-        slope: LeakyReLU negative slope.
-
-    Returns:
-        Messages ``(n, H·C)`` (heads concatenated).
-    """
-    xg = xl[idx]  # (n, k, H, C) projections of the neighbours
-    e = xg + x_r
-    if we is not None:
-        e = e + attr[:, :, None, None] * we
-    e = F.leaky_relu(e, slope)
-    alpha = torch.softmax((e * att).sum(-1), dim=1)  # (n, k, H)
-    out = (alpha.unsqueeze(-1) * xg).sum(1).reshape(xg.shape[0], -1)
-    return out if bias is None else out + bias
-
-
-def member_forward(model, xl: list[dict[str, torch.Tensor]], we: list[dict[str, torch.Tensor | None]],
-                   streams: dict[str, torch.Tensor], nbr: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                   attend_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One member's forward pass for ``n`` query nodes, in tensors only.
-
-    Args:
-        model: An :class:`~sptgnn.nn.model.SpTGNN` member in eval mode.
-        xl: Per layer, per relation, the cached labelled source projections ``(N_lab, H, C)``.
-        we: Per layer, per relation, the edge weight vector ``(1, 1, H, C)`` or ``None``.
-        streams: ``{"imagery", "environment", "position", "time"}`` → ``(n, F_stream)``.
-        nbr: Per relation, neighbour indices ``(n, k)`` (int64) and edge attributes ``(n, k)``.
-        attend_fn: The attention step, :func:`attend` (default) or its compiled version.
-
-    Returns:
-        Mean and aleatoric variance ``(n,)`` each, standardised target units.
-    """
-    attend_fn = attend if attend_fn is None else attend_fn
-    h, _, _ = model.embed_streams(streams, None)
-    for layer, xl_rel, we_rel in zip(model.layers, xl, we):
-        msg = None
-        for r in model.relations:
-            conv = layer.conv.convs[edge_type(r)]
-            idx, attr = nbr[r]
-            x_r = conv.lin_r(h).view(-1, 1, conv.heads, conv.out_channels)
-            out = attend_fn(xl_rel[r], idx, x_r, attr, we_rel[r], conv.att, conv.bias, conv.negative_slope)
-            msg = out if msg is None else msg + out
-        if msg is not None:
-            h = layer.norm(h + F.gelu(msg))
-    mean, var = model.head(h)
-    if model.linear_skip is not None:
-        mean = mean + model.linear_skip(torch.cat([streams["imagery"], streams["environment"]], dim=-1)).squeeze(-1)
-    return mean, var
-
-
 class QueryPredictor:
     """Predicts query nodes of a fitted :class:`~sptgnn.train.ensemble.DeepEnsemble` with cached labelled states.
 
@@ -240,27 +179,13 @@ class QueryPredictor:
                    "candidates": min(max(cfg.elevation_candidates, cfg.k_elevation), self.n_lab)}
         graph = b.build(None, ensemble.target)
         labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
-        # per member, per layer, per relation: the source projection Θ_l h_j of the labelled nodes, (N_lab, H, C)
-        self._xl: list[list[dict[str, torch.Tensor]]] = []
-        self._we: list[list[dict[str, torch.Tensor | None]]] = []  # edge weight vectors (1, 1, H, C) per relation
+        # per member, per layer: the labelled nodes' source projections and edge weights per relation
+        self._caches: list[list] = []
         with torch.no_grad():
             for model in ensemble.members:
                 model.eval()
                 states = model.layer_states(graph, labels)
-                per_layer, per_layer_we = [], []
-                for layer, h in zip(model.layers, states[:-1]):
-                    per_rel, per_we = {}, {}
-                    for r in model.relations:
-                        conv = layer.conv.convs[edge_type(r)]
-                        per_rel[r] = conv.lin_l(h).view(-1, conv.heads, conv.out_channels)
-                        lin_e = conv.lin_edge
-                        per_we[r] = None if lin_e is None else lin_e.weight.detach().reshape(1, 1, conv.heads, conv.out_channels)
-                        if lin_e is not None and (lin_e.weight.shape[1] != 1 or getattr(lin_e, "bias", None) is not None):
-                            raise NotImplementedError("the query fast path assumes a scalar edge attribute without bias")
-                    per_layer.append(per_rel)
-                    per_layer_we.append(per_we)
-                self._xl.append(per_layer)
-                self._we.append(per_layer_we)
+                self._caches.append([layer.cache_sources(h) for layer, h in zip(model.layers, states[:-1])])
 
     @property
     def compiled(self) -> bool:
@@ -270,7 +195,7 @@ class QueryPredictor:
     def enable_compile(self) -> None:
         """Fuse the attention step with ``torch.compile`` (eager mode stays, with a warning, if it is unavailable).
 
-        Only the attention step: compiling the whole :func:`member_forward` made inductor's CPU kernels about 10×
+        Only the attention step: compiling the whole :meth:`SpTGNN.forward_cached` made inductor's CPU kernels about 10×
         slower (benchmarked on a 1000 × 1000 stack), while the fused attention step is about 3× faster than eager."""
         if self.compiled:
             return
@@ -315,16 +240,16 @@ class QueryPredictor:
     # -- forward --------------------------------------------------------------------------------------------------
     def _member(self, m: int, model, q: QueryInputs, tensors: dict) -> tuple[np.ndarray, np.ndarray]:
         """Member ``m``'s Gaussian-space location and variance ``(n,)`` of the query chunk (trend added)."""
-        args = (model, self._xl[m], self._we[m], tensors["streams"], tensors["nbr"])
+        args = (tensors["streams"], self._caches[m], tensors["nbr"])
         try:
-            mean, var = member_forward(*args, attend_fn=self._attend)
+            mean, var = model.forward_cached(*args, attend_fn=self._attend)
         except Exception as exc:  # noqa: BLE001 - a compiled pass that fails at its first call: go eager
             if not self.compiled:
                 raise
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); prediction runs in eager mode",
                           stacklevel=2)
             self._attend = attend
-            mean, var = member_forward(*args)
+            mean, var = model.forward_cached(*args)
         return self.ensemble.member_gaussian(mean.numpy(), var.numpy(), q.trend)
 
     @torch.no_grad()
@@ -333,7 +258,7 @@ class QueryPredictor:
         ``calibrated``), as :meth:`DeepEnsemble.predict`.
 
         Returns:
-            :class:`~sptgnn.train.ensemble.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
+            :class:`~sptgnn.distributions.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
         """
         n, M = len(q), len(self.ensemble.members)
         means, variances = np.empty((M, n)), np.empty((M, n))  # Gaussian-space location and variance per member

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,7 +28,7 @@ from pyproj.exceptions import ProjError
 from rasterio.enums import Resampling
 
 from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
-from sptgnn.predict.query import QueryInputs, QueryPredictor
+from sptgnn.estimator.run import Run
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
 NODATA = -9999.0
@@ -40,81 +39,9 @@ class PredictError(ValueError):
     """A prediction that cannot run with the given inputs; the message says what to change."""
 
 
-@dataclass
-class RunModel:
-    """What prediction needs from a run: the ensemble, its fast predictor, the AOA reference and the feature names.
-
-    Attributes:
-        ensemble: Loaded :class:`~sptgnn.train.ensemble.DeepEnsemble`.
-        predictor: :class:`QueryPredictor` over it.
-        aoa: :class:`~sptgnn.evaluate.aoa.AreaOfApplicability` (fitted from the labelled nodes when the run has none).
-        features: Covariate columns the model needs (imagery and environment streams, in order).
-        elevation: Column of elevation (m) when the elevation relation is used, else ``None``.
-        units: Unit of the target (from the run's metadata or ``""``).
-    """
-
-    ensemble: object
-    predictor: QueryPredictor
-    aoa: object
-    features: list[str]
-    elevation: str | None
-    units: str = ""
-    raster_sources: list[RasterSource] = field(default_factory=list)
-
-    @classmethod
-    def from_ensemble(cls, ensemble, chunk: int = 16384, compile: bool = False, workers: int = 1) -> "RunModel":
-        """Wrap a fitted or loaded ensemble (fits the AOA from the labelled nodes if it has none); ``chunk``,
-        ``compile`` and ``workers`` go to :class:`QueryPredictor`."""
-        from sptgnn.evaluate.aoa import fit_aoa
-
-        lab = ensemble.builder.labelled
-        aoa = ensemble.aoa if ensemble.aoa is not None else fit_aoa(lab, ensemble.target, seed=ensemble.config.train.seed)
-        t = ensemble.builder.transform
-        features = [c for s in ("imagery", "environment") for c in t.columns.get(s, [])]
-        elevation = lab.elevation if "elevation" in ensemble.builder.relations else None
-        table = ensemble.config.data.table
-        units = (table.units if table is not None and table.units else None) or lab.metadata.get("units", {}).get(ensemble.target, "")
-        return cls(ensemble, QueryPredictor(ensemble, chunk, compile, workers), aoa, features, elevation, units or "",
-                   [RasterSource.from_config(r) for r in ensemble.config.data.rasters])
-
-    @property
-    def needed(self) -> list[str]:
-        """Features to read: the model's covariates plus the elevation column if it is not one of them."""
-        extra = [self.elevation] if self.elevation and self.elevation not in self.features else []
-        trend = [] if self.ensemble.trend is None else self.ensemble.trend.columns
-        return list(dict.fromkeys(self.features + extra + [f for f in [*self.aoa.features, *trend] if f not in self.features]))
-
-    def prefix(self) -> str:
-        """Column prefix of predictions: ``soc`` for an SOC target, else the target name (SOM stays SOM)."""
-        t = self.ensemble.target
-        return "soc" if t.lower().startswith("soc") else t
-
-    def predict_features(self, values: dict[str, np.ndarray], xy_train: np.ndarray, dates=None) -> dict[str, np.ndarray]:
-        """Predict queries from raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training CRS.
-
-        Returns:
-            ``{band: (n,)}`` for every band of :data:`BANDS`.
-        """
-        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy_train, dates, self.elevation, self.ensemble.trend)
-        pred = self.predictor.predict_inputs(q)
-        q05, q95 = pred.quantiles([0.05, 0.95]).T
-        X = np.stack([values[f] for f in self.aoa.features], axis=1)
-        return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
-                "q05": q05, "q95": q95, "aoa": self.aoa.flag(X).astype(np.float64)}
-
-
-def load_run(run: str | Path, chunk: int = 16384, compile: bool = False, workers: int = 1) -> RunModel:
-    """Load a run directory for prediction.
-
-    Raises:
-        RunError: Missing, incomplete, corrupt or other-version run directory (see :meth:`DeepEnsemble.load`).
-    """
-    from sptgnn.train.ensemble import DeepEnsemble, RunError
-
-    run = Path(run)
-    if not run.is_dir():
-        raise RunError(f"run directory not found: {run}; train one with `sptgnn train CONFIG --out {run}`")
-    return RunModel.from_ensemble(DeepEnsemble.load(run), chunk, compile, workers)
+def raster_sources(run) -> list[RasterSource]:
+    """The band-naming rules of the run config's ``data.rasters`` (matched against the rasters given to predict)."""
+    return [RasterSource.from_config(r) for r in run.config.data.rasters]
 
 
 def _transformer(src_crs, dst_crs, probe: tuple[float, float]) -> Transformer | None:
@@ -141,13 +68,13 @@ def _check_out(out: Path) -> None:
         raise PredictError(f"{out} is a folder; give a file name such as map.tif")
 
 
-def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
+def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
                    progress: Callable[[int, int], None] | None = None, quicklook: bool = True,
                    overwrite: bool = False, compile: bool | None = None) -> dict:
     """Predict a covariate stack window by window and write the multi-band map (see the module docstring).
 
     Args:
-        model: :func:`load_run` result.
+        model: The :class:`~sptgnn.estimator.run.Run` (see :func:`sptgnn.load_run`).
         rasters: Covariate GeoTIFFs; bands are named by the training config's ``data.rasters`` rules when a file name
             matches one of its patterns, else by description / file stem.
         out: Output GeoTIFF; its folder must exist. A PNG quicklook is written beside it (``.png``).
@@ -174,7 +101,7 @@ def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Pa
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
     png = out.with_suffix(".png")
-    sources = match_sources([str(p) for p in rasters], model.raster_sources)
+    sources = match_sources([str(p) for p in rasters], raster_sources(model))
     start = time.perf_counter()
     # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
@@ -214,7 +141,7 @@ def predict_raster(model: RunModel, rasters: Sequence[str | Path], out: str | Pa
                         xy = np.c_[x, y]
                         ok = np.isfinite(xy).all(1)
                         vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
-                        bands = model.predict_features(vals, xy[ok], dates)
+                        bands = model.predict_arrays(vals, xy[ok], dates)
                         rows, cols = np.nonzero(valid)
                         rows, cols = rows[ok], cols[ok]
                         for bi, b in enumerate(BANDS):
@@ -273,4 +200,4 @@ def write_quicklook(tif: str | Path, png: str | Path, target: str, units: str, m
     plt.close(fig)
 
 
-__all__ = ["BANDS", "NODATA", "PredictError", "RunModel", "load_run", "predict_raster", "write_quicklook"]
+__all__ = ["BANDS", "NODATA", "PredictError", "predict_raster", "raster_sources", "write_quicklook"]

@@ -1,291 +1,27 @@
-"""Deep ensemble of SpTGNN members (Lakshminarayanan et al. 2017) with a save/load run directory.
+"""Deep ensemble of SpTGNN members (Lakshminarayanan et al. 2017): training orchestration and prediction routing.
 
-The members' Gaussians form a mixture: ``mean = mean_m μ_m``, aleatoric variance ``= mean_m σ²_m``, epistemic variance
-``= var_m μ_m`` (population variance over members), total variance = aleatoric + epistemic (DESIGN.md, "Terms").
-Moments are taken in target units (g/kg for SOC), after each member's back-transform.
+The members' Gaussians form the mixture of :class:`~sptgnn.distributions.Prediction`; the fitted ensemble is saved and
+loaded as a :class:`~sptgnn.estimator.run.Run`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
-import scoringrules as sr
 import torch
-from scipy.special import logsumexp, ndtr, ndtri
-from scipy.stats import norm
 
-from sptgnn import __version__
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
+from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check_levels
 from sptgnn.graph.builder import NODE, GraphBuilder
-from sptgnn.graph.features import NodeFeatureTransform
+from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
-from sptgnn.train.calibration import Calibrator
 from sptgnn.train.splits import calibration_parts, spatial_holdout
 from sptgnn.train.target import TargetTransform
-from sptgnn.graph.sampler import InNeighbourSampler
-from sptgnn.train.trainer import predict_nodes, stream_dims, train_member
-from sptgnn.train.trend import TREND_FILE, CovariateTrend
-
-RUN_FORMAT = 1
-
-
-class RunError(ValueError):
-    """A run directory that cannot be written or read back; the message says what is wrong and what to do."""
-
-
-CRPS_GRID = 199  # midpoint levels of the quantile-grid CRPS of a recalibrated (non-Gaussian-mixture) prediction
-
-
-def check_levels(levels) -> np.ndarray:
-    """Quantile levels as a 1-d float array; each must lie strictly inside (0, 1).
-
-    Raises:
-        ValueError: A level is not finite or lies outside (0, 1), or no level is given.
-    """
-    lv = np.atleast_1d(np.asarray(levels, dtype=np.float64))
-    if lv.ndim != 1 or lv.size == 0:
-        raise ValueError(f"quantile levels must be a non-empty list of numbers, got {levels!r}")
-    bad = lv[~(np.isfinite(lv) & (lv > 0) & (lv < 1))]
-    if bad.size:
-        raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {bad.tolist()}; e.g. [0.05, 0.5, 0.95]")
-    return lv
-
-
-@dataclass
-class Prediction:
-    """Ensemble prediction in target units (g/kg for SOC): the equally weighted mixture of the members' Gaussians.
-
-    Each member ``m`` predicts a Gaussian ``N(loc_m, scale_m²)`` in the *Gaussian space*: target units for the
-    ``none`` target transform, ``log(1 + y)`` for ``log1p`` (then the member is a shifted lognormal in target units).
-    The moments (``mean``, ``aleatoric_sd``, ``epistemic_sd``) are in target units (lognormal moments for ``log1p``,
-    see :meth:`sptgnn.train.target.TargetTransform.inverse`). The distribution functions (:meth:`cdf`,
-    :meth:`quantiles`, :meth:`logpdf`, :meth:`crps`) are those of the exact mixture, not of a Gaussian with the
-    mixture's moments; for ``log1p`` they are evaluated in the Gaussian space and mapped through ``expm1`` (quantiles)
-    or with the Jacobian ``1 / (1 + y)`` (density). After isotonic or conformal recalibration (``recalibration``, see
-    :mod:`sptgnn.train.calibration`) the CDF is ``R(F(y))`` and the quantile at level ``p`` is ``F⁻¹(R⁻¹(p))``
-    (Kuleshov et al. 2018); the moments stay those of the members.
-
-    Attributes:
-        mean: Mixture mean, ``(num_query,)``.
-        aleatoric_sd: sqrt of the mean member variance, ``(num_query,)``.
-        epistemic_sd: sd of member means, ``(num_query,)``.
-        member_mean: ``(M, num_query)``, target units.
-        member_var: ``(M, num_query)``, target units².
-        member_loc: ``(M, num_query)`` Gaussian-space locations (defaults to ``member_mean``).
-        member_scale: ``(M, num_query)`` Gaussian-space sds (defaults to ``sqrt(member_var)``).
-        log1p: True when the Gaussian space is ``log(1 + y)``.
-        recalibration: Monotone map of PIT values applied to the CDF, or ``None``.
-        quantile_levels: Levels asked for in :meth:`DeepEnsemble.predict`, ``(L,)``, or ``None``.
-        quantile_values: Their quantiles, ``(num_query, L)``, target units, or ``None``.
-    """
-
-    mean: np.ndarray
-    aleatoric_sd: np.ndarray
-    epistemic_sd: np.ndarray
-    member_mean: np.ndarray
-    member_var: np.ndarray
-    member_loc: np.ndarray | None = None
-    member_scale: np.ndarray | None = None
-    log1p: bool = False
-    recalibration: object | None = None
-    quantile_levels: np.ndarray | None = None
-    quantile_values: np.ndarray | None = None
-
-    def __post_init__(self):
-        if self.member_loc is None:
-            self.member_loc = np.asarray(self.member_mean, dtype=np.float64)
-        if self.member_scale is None:
-            self.member_scale = np.sqrt(np.asarray(self.member_var, dtype=np.float64))
-
-    @property
-    def sd(self) -> np.ndarray:
-        """Total predictive sd, ``sqrt(aleatoric² + epistemic²)``, ``(num_query,)``."""
-        return np.sqrt(self.aleatoric_sd**2 + self.epistemic_sd**2)
-
-    def __len__(self) -> int:
-        return int(np.shape(self.mean)[0])
-
-    @classmethod
-    def from_members(cls, member_mean: np.ndarray, member_var: np.ndarray, **extra) -> "Prediction":
-        """Combine member means and variances ``(M, num_query)`` (target units) into the mixture moments."""
-        return cls(
-            mean=member_mean.mean(0),
-            aleatoric_sd=np.sqrt(member_var.mean(0)),
-            epistemic_sd=member_mean.std(0),
-            member_mean=member_mean,
-            member_var=member_var,
-            **extra,
-        )
-
-    @classmethod
-    def from_gaussian_space(cls, loc: np.ndarray, scale: np.ndarray, log1p: bool, recalibration=None) -> "Prediction":
-        """Mixture of members ``N(loc, scale²)`` given in the Gaussian space, ``(M, num_query)`` each."""
-        loc, scale = np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64)
-        if log1p:  # moments of the shifted lognormal 1 + Y = exp(L), L ~ N(loc, scale²)
-            var = scale**2
-            mean, member_var = np.exp(loc + var / 2) - 1.0, np.expm1(var) * np.exp(2 * loc + var)
-        else:
-            mean, member_var = loc, scale**2
-        return cls.from_members(mean, member_var, member_loc=loc, member_scale=scale, log1p=log1p,
-                                recalibration=recalibration)
-
-    def subset(self, index) -> "Prediction":
-        """The prediction of the query samples selected by ``index`` (boolean mask or integer indices)."""
-        pick = lambda a: None if a is None else a[..., index]  # noqa: E731
-        return Prediction(
-            mean=self.mean[index], aleatoric_sd=self.aleatoric_sd[index], epistemic_sd=self.epistemic_sd[index],
-            member_mean=pick(self.member_mean), member_var=pick(self.member_var), member_loc=pick(self.member_loc),
-            member_scale=pick(self.member_scale), log1p=self.log1p, recalibration=self.recalibration,
-            quantile_levels=self.quantile_levels,
-            quantile_values=None if self.quantile_values is None else self.quantile_values[index],
-        )
-
-    def scaled(self, factor: float) -> "Prediction":
-        """The mixture widened by ``factor`` about its Gaussian-space mean: member locations ``l̄ + c (l_m − l̄)`` and
-        sds ``c · s_m``, so that with the ``none`` transform the total, aleatoric and epistemic sds are all multiplied
-        by ``c`` and the mean is unchanged (variance scaling, Levi et al. 2022; Kuleshov et al. 2018 §3)."""
-        centre = self.member_loc.mean(0, keepdims=True)
-        return Prediction.from_gaussian_space(centre + factor * (self.member_loc - centre), factor * self.member_scale,
-                                              self.log1p, self.recalibration)
-
-    def uncalibrated(self) -> "Prediction":
-        """The same mixture without its PIT recalibration map."""
-        return Prediction.from_gaussian_space(self.member_loc, self.member_scale, self.log1p)
-
-    # -- distribution functions ----------------------------------------------------------------------------------------
-    def _gauss(self, y: np.ndarray) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if not self.log1p:
-            return y
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(y > -1, np.log1p(np.maximum(y, -1 + 1e-300)), -np.inf)
-
-    def _expand(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``y`` ``(num_query,)`` or ``(num_query, K)`` as ``(M, num_query, K)`` with the member parameters."""
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape[0] != len(self):
-            raise ValueError(f"{y.shape[0]} values for a prediction of {len(self)} query samples")
-        yk = y.reshape(len(self), -1)
-        return yk, self.member_loc[:, :, None], self.member_scale[:, :, None]
-
-    def raw_cdf(self, y: np.ndarray) -> np.ndarray:
-        """Mixture CDF ``F(y) = mean_m Φ((g(y) − loc_m) / scale_m)`` before recalibration; ``y`` shaped
-        ``(num_query,)`` or ``(num_query, K)``, same shape out."""
-        yk, loc, scale = self._expand(y)
-        return norm.cdf((self._gauss(yk)[None] - loc) / scale).mean(0).reshape(np.shape(y))
-
-    def cdf(self, y: np.ndarray) -> np.ndarray:
-        """Predictive CDF at ``y`` (the PIT value when ``y`` is the observation), recalibrated when a map is set."""
-        u = self.raw_cdf(y)
-        return u if self.recalibration is None else self.recalibration.forward(u)
-
-    def logpdf(self, y: np.ndarray) -> np.ndarray | None:
-        """Log predictive density at ``y`` ``(num_query,)`` in target units (nats); ``None`` when the recalibrated
-        distribution has no density (conformal map)."""
-        yk, loc, scale = self._expand(y)
-        g = self._gauss(yk)[None]
-        lp = logsumexp(norm.logpdf(g, loc, scale), axis=0) - np.log(loc.shape[0])
-        if self.log1p:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lp = lp - np.log1p(yk)
-        lp = lp.reshape(np.shape(y))
-        if self.recalibration is not None:
-            if not getattr(self.recalibration, "has_density", True):
-                return None
-            with np.errstate(divide="ignore"):
-                lp = lp + np.log(self.recalibration.derivative(self.raw_cdf(y)))
-        return lp
-
-    def _raw_quantile(self, u: np.ndarray, tol: float = 1e-10, xtol: float = 1e-12, iterations: int = 100) -> np.ndarray:
-        """Inverse of :meth:`raw_cdf` at probabilities ``u`` ``(num_query, K)``.
-
-        Safeguarded Newton iterations on the mixture CDF in the Gaussian space (Press et al., Numerical Recipes,
-        ``rtsafe``): started at the normal approximation of the mixture and kept inside the bracket of the smallest and
-        largest member quantile (the mixture quantile lies between them), which shrinks at every step. A Newton step
-        that leaves the bracket, or follows one that did not halve the CDF error, becomes a bisection step. Each
-        quantile stops on its own (active set) once its CDF is within ``tol`` of its level or its bracket is narrower
-        than ``xtol`` relative to it, so the cost is that of the few slow ones, not of all for the slowest's count.
-        """
-        u = np.clip(np.asarray(u, dtype=np.float64), 1e-12, 1 - 1e-12)
-        n, k = u.shape
-        z = ndtri(u)[None]  # (1, N, K)
-        loc, scale = self.member_loc[:, :, None], self.member_scale[:, :, None]
-        comp = loc + scale * z
-        lo, hi = comp.min(0).ravel(), comp.max(0).ravel()
-        x = np.clip(loc.mean(0) + np.sqrt((scale**2).mean(0) + loc.var(0)) * z[0], lo.reshape(n, k), hi.reshape(n, k)).ravel()
-        # the iterations run in float64 torch, whose ndtr/exp use every intra-op thread (numpy's use one)
-        T = torch.from_numpy
-        x, lo, hi, target = T(x), T(lo), T(hi), T(np.ascontiguousarray(u).ravel())
-        rows = torch.arange(n).repeat_interleave(k)  # query of each flattened (query, level) entry
-        member_loc, member_scale = T(np.ascontiguousarray(self.member_loc, dtype=np.float64)), \
-            T(np.ascontiguousarray(self.member_scale, dtype=np.float64))
-        last = torch.full((x.numel(),), float("inf"), dtype=torch.float64)  # |CDF error| before the last Newton step
-        active = torch.arange(x.numel())
-        for _ in range(iterations):
-            if active.numel() == 0:
-                break
-            xa, ra = x[active], rows[active]
-            la, sa = member_loc[:, ra], member_scale[:, ra]
-            t = (xa[None] - la) / sa
-            err = torch.special.ndtr(t).mean(0) - target[active]
-            h, l = torch.where(err > 0, xa, hi[active]), torch.where(err <= 0, xa, lo[active])
-            done = (err.abs() < tol) | (h - l < xtol * (1.0 + xa.abs()))
-            pdf = (torch.exp(-0.5 * t * t) / sa).mean(0) / np.sqrt(2 * np.pi)
-            step = xa - err / pdf
-            bisect = ~torch.isfinite(step) | (step <= l) | (step >= h) | (err.abs() > 0.5 * last[active])
-            x[active] = torch.where(done, xa, torch.where(bisect, 0.5 * (l + h), step))
-            hi[active], lo[active] = h, l
-            last[active] = torch.where(bisect, torch.full_like(err, float("inf")), err.abs())
-            active = active[~done]
-        x = x.numpy()
-        x = x.reshape(n, k)
-        return np.expm1(x) if self.log1p else x
-
-    def quantiles(self, levels) -> np.ndarray:
-        """Quantiles of the (recalibrated) mixture, ``(num_query, L)`` in target units.
-
-        Args:
-            levels: Probability levels, each strictly inside (0, 1), e.g. ``[0.05, 0.5, 0.95]``.
-
-        Raises:
-            ValueError: A level outside (0, 1).
-        """
-        lv = check_levels(levels)
-        p = np.broadcast_to(lv, (len(self), lv.size))
-        u = p if self.recalibration is None else self.recalibration.inverse(p)
-        return self._raw_quantile(np.asarray(u, dtype=np.float64))
-
-    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """Central prediction interval ``[Q(0.5 − level/2), Q(0.5 + level/2)]``, two arrays ``(num_query,)``."""
-        q = self.quantiles([0.5 - level / 2, 0.5 + level / 2])
-        return q[:, 0], q[:, 1]
-
-    def crps(self, y: np.ndarray) -> np.ndarray:
-        """CRPS per query sample (target units), ``(num_query,)``.
-
-        Gaussian mixture in target units (``none``, no recalibration map): the closed form of Grimit et al. (2006)
-        via ``scoringrules.crps_mixnorm``. Otherwise (``log1p`` or a recalibration map):
-        ``CRPS = 2 ∫₀¹ ρ_p(y − Q(p)) dp`` (Gneiting & Ranjan 2011, the pinball-loss form) by the midpoint rule on
-        :data:`CRPS_GRID` levels, whose error is well below 1 % (tested against the closed form).
-        """
-        from sptgnn.evaluate.metrics import crps_from_quantiles  # evaluate imports this module
-
-        y = np.asarray(y, dtype=np.float64)
-        if self.recalibration is None and not self.log1p:
-            return np.asarray(sr.crps_mixnorm(y, self.member_loc.T, self.member_scale.T), dtype=np.float64)
-        levels = (np.arange(CRPS_GRID) + 0.5) / CRPS_GRID
-        return crps_from_quantiles(y, levels, self.quantiles(levels))
-
+from sptgnn.train.trainer import predict_nodes, train_member
+from sptgnn.train.trend import CovariateTrend
 
 def _attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block_km: float | None) -> None:
     """Store the square block (``block_km`` side, planar metres) of every labelled node as ``mask_block`` (``-1``
@@ -321,7 +57,6 @@ class DeepEnsemble:
         self.best_epochs: list[int] = []
         self.fit_seconds = 0.0
         self.trend: CovariateTrend | None = None
-        self.aoa = None  # AreaOfApplicability reference for prediction (sptgnn.evaluate.aoa), saved as aoa.npz
         self.calibrator: Calibrator | None = None
         self.calibration_ids: list = []
         self.calibration_data: tuple[Prediction, np.ndarray] | None = None
@@ -338,7 +73,7 @@ class DeepEnsemble:
         of ``samples``, k-means blocks as for early stopping) is set aside, and each member gets a *twin*: the same
         seed and number of epochs, trained on ``samples`` minus the calibration part, which then predicts the
         calibration part attached to the rest. The calibrator is fitted on the twins' mixture there
-        (:class:`~sptgnn.train.calibration.Calibrator`). The kept members are trained exactly as without calibration
+        (:class:`~sptgnn.distributions.calibration.Calibrator`). The kept members are trained exactly as without calibration
         (same data, seeds and epochs), so calibration does not change the point predictions; it costs one extra
         fixed-epoch training per member. The twins are trained on less data than the members, so the calibrator
         tends to err on the wide side; the epoch count they reuse was chosen on a hold-out that may overlap the
@@ -361,7 +96,6 @@ class DeepEnsemble:
             ValueError: Too few samples for a graph and a hold-out.
         """
         from sptgnn.data.samples import SamplesError
-        from sptgnn.train.calibration import CalibrationError
 
         start = time.perf_counter()
         y = samples.target(self.target)
@@ -529,152 +263,5 @@ class DeepEnsemble:
         labels = self._labelled_inputs(len(query))
         return np.mean([m.embed(graph, labels)[2][n_lab:].numpy() for m in self.members], axis=0)
 
-    # -- persistence ------------------------------------------------------------------------------------------------
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write a run directory: ``config.yaml``, ``ensemble.pt`` (weights, transforms) and ``labelled.gpkg``.
 
-        Written to a temporary directory beside ``path`` and renamed when complete, so an interrupted save leaves
-        nothing under ``path``.
-
-        Raises:
-            RunError: ``path`` exists and ``overwrite`` is False, or its parent folder does not exist.
-        """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise RunError(f"{path} already exists; choose another --out or remove it")
-        if not path.parent.is_dir():
-            raise RunError(f"folder {path.parent} does not exist; create it first")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            self.write_into(tmp)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
-
-    def write_into(self, folder: Path) -> None:
-        """Write the run files into an existing folder (used by :meth:`save` and the CLI's atomic output)."""
-        b, t = self.builder, self.builder.transform
-        lab = b.labelled
-        state = {
-            "format": RUN_FORMAT,
-            "sptgnn_version": __version__,
-            "target": self.target,
-            "relations": list(b.relations),
-            "distance_scale": dict(b.distance_scale),
-            "transform": {
-                "mean": {k: torch.tensor(v) for k, v in t.mean.items()},
-                "scale": {k: torch.tensor(v) for k, v in t.scale.items()},
-                "centre_m": torch.tensor(t.centre_m),
-                "spread_m": t.spread_m,
-                "reference_year": t.reference_year,
-                "columns": t.columns,
-                "imagery": None if t.imagery is None else t.imagery.state(),
-            },
-            "target_transform": self.target_transform.state(),
-            "samples": {
-                "targets": lab.targets, "feature_groups": lab.feature_groups, "elevation": lab.elevation,
-                "date_column": lab.date_column, "name": lab.name,
-            },
-            "members": [m.state_dict() for m in self.members],
-            "best_epochs": self.best_epochs,
-            "fit_seconds": self.fit_seconds,
-            "calibrator": None if self.calibrator is None else self.calibrator.state(),
-            "calibration_ids": [str(i) for i in self.calibration_ids],
-            "trend": self.trend is not None,
-        }
-        (folder / "config.yaml").write_text(self.config.to_yaml())
-        torch.save(state, folder / "ensemble.pt")
-        frame = lab.frame.copy()
-        if lab.date_column:
-            frame[lab.date_column] = pd.to_datetime(frame[lab.date_column]).dt.strftime("%Y-%m-%d")
-        frame.to_file(folder / "labelled.gpkg", driver="GPKG", layer="labelled")
-        if self.aoa is not None:
-            self.aoa.save(folder / "aoa.npz")
-        if self.trend is not None:
-            self.trend.save(folder)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "DeepEnsemble":
-        """Load a run directory written by :meth:`save`; predictions equal those before saving.
-
-        Raises:
-            RunError: A missing or incomplete run directory, a run from another format version, or a corrupt checkpoint.
-        """
-        from sptgnn.config import ConfigError, load_config
-
-        path = Path(path)
-        files = [path / "config.yaml", path / "ensemble.pt", path / "labelled.gpkg"]
-        missing = [f.name for f in files if not f.is_file()]
-        if missing:
-            raise RunError(f"{path} is not a complete sptgnn run directory (missing {missing}); train one with `sptgnn train`")
-        try:
-            config = load_config(files[0])
-        except ConfigError as exc:
-            raise RunError(f"{path}: {exc}") from None
-        try:
-            state = torch.load(files[1], map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-            raise RunError(f"{files[1]} is corrupt or not an sptgnn checkpoint ({type(exc).__name__}); retrain the run") from None
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            raise RunError(
-                f"{files[1]} has run format {state.get('format') if isinstance(state, dict) else '?'}, this sptgnn reads "
-                f"format {RUN_FORMAT}; retrain with this version"
-            )
-        s = state["samples"]
-        frame = gpd.read_file(files[2], layer="labelled")
-        if s["date_column"]:
-            frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
-        labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"], elevation=s["elevation"],
-                               date_column=s["date_column"], name=s["name"])
-        ens = cls(config)
-        builder = GraphBuilder(config.graph, config.imagery)
-        builder.labelled = labelled
-        builder.relations = list(state["relations"])
-        builder.distance_scale = dict(state["distance_scale"])
-        tr = state["transform"]
-        builder.transform = NodeFeatureTransform(
-            mean={k: v.numpy() for k, v in tr["mean"].items()}, scale={k: v.numpy() for k, v in tr["scale"].items()},
-            centre_m=tr["centre_m"].numpy(), spread_m=tr["spread_m"], reference_year=tr["reference_year"], columns=tr["columns"],
-            imagery=builder.transform.imagery, keep_columns=builder.transform.keep_columns,
-        )
-        if builder.transform.imagery is not None:
-            builder.transform.imagery.load_state(tr.get("imagery") or {})
-        ens.builder = builder
-        ens.target_transform = TargetTransform(**state["target_transform"])
-        graph = builder.build(None, ens.target)
-        dims = stream_dims(graph)
-        for m, weights in enumerate(state["members"]):
-            model = SpTGNN(config.model, builder.relations, dims, config.train.seed + m)
-            try:
-                model.load_state_dict(weights)
-            except RuntimeError as exc:
-                raise RunError(f"{files[1]}: member {m} weights do not match the config's model ({exc}); retrain the run") from None
-            model.eval()
-            ens.members.append(model)
-        ens.best_epochs = list(state["best_epochs"])
-        ens.fit_seconds = float(state["fit_seconds"])
-        if state.get("trend", False):
-            if not (path / TREND_FILE).is_file():
-                raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
-            try:
-                ens.trend = CovariateTrend.load(path)
-            except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-                raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
-        if (path / "aoa.npz").is_file():
-            from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
-
-            try:
-                ens.aoa = AreaOfApplicability.load(path / "aoa.npz")
-            except AOAError as exc:
-                raise RunError(str(exc)) from None
-        cal = state.get("calibrator")  # absent in runs saved before calibration existed
-        ens.calibrator = None if cal is None else Calibrator.from_state(cal)
-        ens.calibration_ids = list(state.get("calibration_ids", []))
-        return ens
-
-
-__all__ = ["DeepEnsemble", "Prediction", "RunError"]
+__all__ = ["DeepEnsemble"]

@@ -57,7 +57,7 @@ class TargetTransform:
         ``none``: target units (``m·s + c``, ``v·s²``). ``log1p``: ``log(1 + y)`` units, where the prediction is
         ``N(m·s + c, v·s²)``; its distribution in target units is a shifted lognormal, whose quantiles are
         ``expm1`` of the Gaussian's quantiles (a monotone map keeps quantiles) — this is how
-        :meth:`sptgnn.train.ensemble.Prediction.quantiles` and ``cdf`` treat it, exactly and not by moments.
+        :meth:`sptgnn.distributions.Prediction.quantiles` and ``cdf`` treat it, exactly and not by moments.
 
         Shapes:
             ``mean``, ``var``: ``(num_nodes,)`` → two arrays ``(num_nodes,)``.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from sptgnn.data.chips import ChipError, Chips
-from sptgnn.encoders.imagery import ChipEncoder
+from sptgnn.imagery.encoders import ChipEncoder
 
 DAYS_PER_YEAR = 365.25
 

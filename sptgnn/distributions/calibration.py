@@ -146,7 +146,7 @@ class Calibrator:
 
         Args:
             method: ``variance``, ``isotonic`` or ``conformal``.
-            prediction: :class:`sptgnn.train.ensemble.Prediction` of the calibration samples by members that did not
+            prediction: :class:`sptgnn.distributions.Prediction` of the calibration samples by members that did not
                 train on them.
             y: Their observed targets, ``(n,)``, target units.
             min_samples: Fewest calibration samples accepted.
@@ -175,7 +175,7 @@ class Calibrator:
         return cls(method=method, pit_map=pit_map, n_samples=n)
 
     def apply(self, prediction):
-        """The recalibrated prediction (a new :class:`~sptgnn.train.ensemble.Prediction`)."""
+        """The recalibrated prediction (a new :class:`~sptgnn.distributions.Prediction`)."""
         if self.method == "variance":
             return prediction.scaled(self.factor)
         out = prediction.uncalibrated()

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from sptgnn.data.chips import ChipError, Chips
-from sptgnn.encoders.imagery import ChipEncoder
+from sptgnn.imagery.encoders import ChipEncoder
 
 # TerraMind v1 pre-training statistics, copied from terratorch,
 # terratorch/models/backbones/terramind/model/terramind_register.py, `v1_pretraining_mean` / `v1_pretraining_std`,

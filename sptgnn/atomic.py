@@ -1,0 +1,65 @@
+"""Atomic outputs: a result appears under its final name complete, or not at all.
+
+Every writer of a user-visible output (run folders, evaluation folders, maps, point tables) writes into a temporary
+sibling of the output and renames it when complete (``os.replace``, atomic on one file system), so an interrupted or
+failed run leaves nothing half-written under the name the user asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_dir(out: str | Path, overwrite: bool = False, make_parents: bool = True) -> Iterator[Path]:
+    """A temporary folder beside ``out``, renamed to ``out`` when the block succeeds and removed when it fails.
+
+    Args:
+        out: Final folder.
+        overwrite: Replace an existing ``out`` (only once the new one is complete).
+        make_parents: Create missing parent folders; otherwise a missing parent is an error.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        FileNotFoundError: The parent folder is missing and ``make_parents`` is False.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another output folder or remove it")
+    if make_parents:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    elif not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def atomic_file(out: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary file path beside ``out`` (same ``suffix``, so drivers that pick a format by extension still
+    work), renamed to ``out`` when the block succeeds and removed when it fails. The parent folder must exist."""
+    out = Path(out)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=suffix or out.suffix, dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["atomic_dir", "atomic_file"]

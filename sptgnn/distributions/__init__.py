@@ -1,0 +1,14 @@
+"""Predictive distributions (a leaf package: it imports nothing else from sptgnn).
+
+The forecast protocol (:class:`Forecast`: ``cdf``, ``quantiles``, ``crps``, ``logpdf``), SpTGNN's Gaussian mixture
+(:class:`Prediction`), the quantile forecast of the quantile baselines (:class:`QuantileForecast`) and the post-hoc
+calibrators (:class:`Calibrator`).
+"""
+
+from sptgnn.distributions.base import Forecast, check_levels, crps_from_quantiles, pinball_loss
+from sptgnn.distributions.calibration import METHODS, CalibrationError, Calibrator, PitMap
+from sptgnn.distributions.mixture import Prediction
+from sptgnn.distributions.quantile import QuantileForecast
+
+__all__ = ["METHODS", "CalibrationError", "Calibrator", "Forecast", "PitMap", "Prediction", "QuantileForecast",
+           "check_levels", "crps_from_quantiles", "pinball_loss"]

@@ -1,0 +1,131 @@
+"""Reading and writing run folders (format :data:`RUN_FORMAT`; format 1 still loads). The files are listed in
+:mod:`sptgnn.estimator.run`; everything is tensors and plain values, read with ``torch.load(weights_only=True)``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import torch
+
+from sptgnn._version import __version__
+from sptgnn.config import ConfigError, load_config
+from sptgnn.data.samples import SoilSamples
+from sptgnn.distributions import Calibrator
+from sptgnn.estimator.figures import calibration_part_figures
+from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
+from sptgnn.graph.builder import GraphBuilder
+from sptgnn.nn.model import SpTGNN
+from sptgnn.train.ensemble import DeepEnsemble
+from sptgnn.train.target import TargetTransform
+from sptgnn.train.trainer import stream_dims
+from sptgnn.train.trend import TREND_FILE, CovariateTrend
+
+RUN_FORMAT = 2  # 2: the graph builder's state under "builder"; 1 (sptgnn 0.1.0 before the estimator) still loads
+RUN_FILES = ("config.yaml", "ensemble.pt", "labelled.gpkg")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be written or read back; the message says what is wrong and what to do."""
+
+
+def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: str, folder: Path) -> None:
+    """Write a fitted ensemble, its AOA reference and target unit into an existing, empty folder (the files of
+    :mod:`sptgnn.estimator.run`)."""
+    lab = ens.builder.labelled
+    state = {
+        "format": RUN_FORMAT, "sptgnn_version": __version__, "target": ens.target, "units": units,
+        "builder": ens.builder.state(), "target_transform": ens.target_transform.state(),
+        "samples": {"targets": lab.targets, "feature_groups": lab.feature_groups, "elevation": lab.elevation,
+                    "date_column": lab.date_column, "name": lab.name},
+        "members": [m.state_dict() for m in ens.members], "best_epochs": ens.best_epochs,
+        "fit_seconds": ens.fit_seconds, "calibrator": None if ens.calibrator is None else ens.calibrator.state(),
+        "calibration_ids": [str(i) for i in ens.calibration_ids], "trend": ens.trend is not None,
+    }
+    (folder / "config.yaml").write_text(ens.config.to_yaml())
+    torch.save(state, folder / "ensemble.pt")
+    frame = lab.frame.copy()
+    if lab.date_column:
+        frame[lab.date_column] = pd.to_datetime(frame[lab.date_column]).dt.strftime("%Y-%m-%d")
+    frame.to_file(folder / "labelled.gpkg", driver="GPKG", layer="labelled")
+    if aoa is not None:
+        aoa.save(folder / "aoa.npz")
+    if ens.trend is not None:
+        ens.trend.save(folder)
+    summary = {"format": RUN_FORMAT, "sptgnn_version": __version__, "dataset": lab.name, "target": ens.target,
+               "units": units, "n_samples": len(lab), "members": len(ens.members),
+               "best_epochs": ens.best_epochs, "fit_seconds": round(ens.fit_seconds, 2),
+               "calibration": None if ens.calibrator is None else ens.calibrator.method,
+               "trend_oof_r2": None if ens.trend is None else ens.trend.oof_r2}
+    (folder / "run.json").write_text(json.dumps(summary, indent=2))
+    if ens.calibration_data is not None:
+        calibration_part_figures(ens, folder)
+
+
+def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | None, str]:
+    """The fitted ensemble, AOA reference (or ``None``) and target unit of a run folder.
+
+    Raises:
+    RunError: A missing or incomplete folder, a run of another format version, or a corrupt file.
+    """
+    if not path.is_dir():
+        raise RunError(f"run directory not found: {path}; train one with `sptgnn train CONFIG --out {path}`")
+    missing = [f for f in RUN_FILES if not (path / f).is_file()]
+    if missing:
+        raise RunError(f"{path} is not a complete sptgnn run directory (missing {missing}); train one with `sptgnn train`")
+    try:
+        config = load_config(path / "config.yaml")
+    except ConfigError as exc:
+        raise RunError(f"{path}: {exc}") from None
+    try:
+        state = torch.load(path / "ensemble.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise RunError(f"{path / 'ensemble.pt'} is corrupt or not an sptgnn checkpoint ({type(exc).__name__}); "
+                       "retrain the run") from None
+    version = state.get("format") if isinstance(state, dict) else "?"
+    if version not in (1, RUN_FORMAT):
+        raise RunError(f"{path / 'ensemble.pt'} has run format {version}, this sptgnn {__version__} reads formats 1 "
+                       f"and {RUN_FORMAT}; retrain the run with this version")
+    if version == 1:  # format 1 kept the builder's fields at the top level
+        state["builder"] = {k: state[k] for k in ("relations", "distance_scale", "transform")}
+    s = state["samples"]
+    frame = gpd.read_file(path / "labelled.gpkg", layer="labelled")
+    if s["date_column"]:
+        frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
+    labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"],
+                           elevation=s["elevation"], date_column=s["date_column"], name=s["name"])
+    ens = DeepEnsemble(config)
+    ens.builder = GraphBuilder.from_state(config.graph, config.imagery, state["builder"], labelled)
+    ens.target_transform = TargetTransform(**state["target_transform"])
+    dims = stream_dims(ens.builder.build(None, ens.target))
+    for m, weights in enumerate(state["members"]):
+        model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise RunError(f"{path / 'ensemble.pt'}: member {m} weights do not match the config's model ({exc}); "
+                           "retrain the run") from None
+        ens.members.append(model.eval())
+    ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
+    if state.get("trend", False):
+        if not (path / TREND_FILE).is_file():
+            raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
+        try:
+            ens.trend = CovariateTrend.load(path)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+            raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
+    aoa = None
+    if (path / "aoa.npz").is_file():
+        try:
+            aoa = AreaOfApplicability.load(path / "aoa.npz")
+        except AOAError as exc:
+            raise RunError(str(exc)) from None
+    cal = state.get("calibrator")
+    ens.calibrator = None if cal is None else Calibrator.from_state(cal)
+    ens.calibration_ids = list(state.get("calibration_ids", []))
+    return ens, aoa, str(state.get("units", ""))
+
+
+__all__ = ["RUN_FILES", "RUN_FORMAT", "RunError", "read_run_folder", "write_run_folder"]

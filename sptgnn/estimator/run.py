@@ -1,0 +1,246 @@
+"""`Run`: the one versioned artefact of a fitted SpTGNN model, and the one prediction path.
+
+A run folder holds ``config.yaml`` (the whole configuration), ``ensemble.pt`` (members' weights, the graph builder's
+:meth:`~sptgnn.graph.builder.GraphBuilder.state`, the target transform, the calibrator; tensors and plain values only,
+read with ``torch.load(weights_only=True)``), ``labelled.gpkg`` (the labelled nodes every query attaches to), optionally
+``aoa.npz`` (area-of-applicability reference), ``trend.skops`` (covariate trend), ``run.json`` (what was fitted on
+what, in how long) and the calibration part's uncertainty figures. ``SpTGNNRegressor.fit(...).save(path)`` and
+``sptgnn train`` write the same folder (both go through :func:`fit_run` and :meth:`Run.save`).
+
+:meth:`Run.predict` is the prediction path of cross-validation test folds, point tables and raster maps alike: the
+labelled nodes' hidden states are computed once per member and cached, and each query costs one attention step per
+layer over its neighbours in each relation (:class:`~sptgnn.predict.query.QueryPredictor`; equal to the full-graph
+forward pass up to float error, tested).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sptgnn.atomic import atomic_dir
+from sptgnn.config import Config
+from sptgnn.data.samples import SoilSamples
+from sptgnn.distributions import Prediction, check_levels
+from sptgnn.estimator.inputs import to_samples
+from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
+from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
+from sptgnn.predict.query import QueryInputs, QueryPredictor
+from sptgnn.train.ensemble import DeepEnsemble
+
+
+def fit_run(config: Config, samples: SoilSamples, progress: Callable[[int], None] | None = None,
+            aoa: bool = True) -> "Run":
+    """Train the ensemble of ``config`` on every sample and wrap it as a :class:`Run` with its AOA reference.
+
+    Args:
+        config: Whole run configuration.
+        samples: Training samples (the labelled nodes of every later prediction).
+        progress: Called with the member index after each trained member.
+        aoa: Fit the area-of-applicability reference (needs covariates; skipped without any).
+
+    Raises:
+        SamplesError: The target is missing or invalid.
+        CalibrationError: Too few samples for the configured calibration part.
+    """
+    samples.target(config.data.target)
+    ensemble = DeepEnsemble(config).fit(samples, progress=progress)
+    reference = fit_aoa(samples, config.data.target, seed=config.train.seed) if aoa and samples.feature_columns else None
+    units = samples.metadata.get("units", {}).get(config.data.target, "")
+    table = config.data.table
+    if table is not None and table.units:
+        units = table.units
+    return Run(ensemble, aoa=reference, units=units or "")
+
+
+def train_to_folder(config: Config, out: str | Path, progress: Callable[[int], None] | None = None) -> "Run":
+    """Load ``data.table`` or ``data.dataset``, train on every sample and write the run folder ``out`` (what
+    ``sptgnn train`` does); ``out`` must not exist and is written atomically.
+
+    Raises:
+        FileExistsError: ``out`` exists. SamplesError, DatasetError, RasterError, CalibrationError: Unusable inputs.
+    """
+    from sptgnn.data.tables import load_samples
+
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
+    run = fit_run(config, load_samples(config.data), progress=progress)
+    with atomic_dir(out) as tmp:
+        run.write_into(tmp)
+    run.path = out
+    return run
+
+
+class Run:
+    """A fitted ensemble with everything needed to predict anywhere: the artefact ``sptgnn train`` and
+    :meth:`SpTGNNRegressor.save <sptgnn.estimator.regressor.SpTGNNRegressor.save>` write and :func:`load_run` reads.
+
+    Args:
+        ensemble: A fitted :class:`~sptgnn.train.ensemble.DeepEnsemble`.
+        aoa: Area-of-applicability reference, or ``None`` (then fitted from the labelled nodes when a map needs it).
+        units: Unit of the target, e.g. ``"g/kg"``.
+        path: The folder it was loaded from or saved to, or ``None``.
+
+    Attributes:
+        config: The whole run configuration.
+        target: Target column, e.g. ``"soc_g_kg"``.
+        labelled: The labelled nodes (training samples).
+    """
+
+    def __init__(self, ensemble: DeepEnsemble, aoa: AreaOfApplicability | None = None, units: str = "",
+                 path: Path | None = None):
+        if not ensemble.members or ensemble.builder is None:
+            raise RunError("a Run needs a fitted ensemble; call fit first")
+        self.ensemble = ensemble
+        self.aoa = aoa
+        self.units = units
+        self.path = path
+        self._predictor: QueryPredictor | None = None
+        self._predictor_options = {"chunk": 16384, "compile": False, "workers": 1}
+
+    # -- what the run is -------------------------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        return self.ensemble.config
+
+    @property
+    def target(self) -> str:
+        return self.ensemble.target
+
+    @property
+    def labelled(self) -> SoilSamples:
+        return self.ensemble.builder.labelled
+
+    @property
+    def features(self) -> list[str]:
+        """Covariate columns the model reads (imagery and environment streams, in order)."""
+        columns = self.ensemble.builder.transform.columns
+        return [c for s in ("imagery", "environment") for c in columns.get(s, [])]
+
+    @property
+    def elevation(self) -> str | None:
+        """Column of elevation (m) when the elevation relation is used, else ``None``."""
+        return self.labelled.elevation if "elevation" in self.ensemble.builder.relations else None
+
+    @property
+    def prefix(self) -> str:
+        """Column prefix of predictions: ``soc`` for an SOC target, else the target name (SOM stays SOM)."""
+        return "soc" if self.target.lower().startswith("soc") else self.target
+
+    def area_of_applicability(self) -> AreaOfApplicability:
+        """The AOA reference, fitted from the labelled nodes (and kept) when the run has none."""
+        if self.aoa is None:
+            self.aoa = fit_aoa(self.labelled, self.target, seed=self.config.train.seed)
+        return self.aoa
+
+    @property
+    def needed(self) -> list[str]:
+        """Columns a prediction reads: the covariates, elevation, the AOA's and the trend's features."""
+        extra = [self.elevation] if self.elevation and self.elevation not in self.features else []
+        trend = [] if self.ensemble.trend is None else self.ensemble.trend.columns
+        aoa = self.area_of_applicability().features
+        return list(dict.fromkeys(self.features + extra + [f for f in [*aoa, *trend] if f not in self.features]))
+
+    # -- prediction ------------------------------------------------------------------------------------------------
+    def set_prediction_options(self, chunk: int = 16384, compile: bool = False, workers: int = 1) -> "Run":
+        """Query chunk size (memory ``O(chunk · k · d)``), ``torch.compile`` of the attention step, and threads of the
+        neighbour search; see :class:`~sptgnn.predict.query.QueryPredictor`."""
+        self._predictor_options = {"chunk": int(chunk), "compile": bool(compile), "workers": int(workers)}
+        self._predictor = None
+        return self
+
+    @property
+    def predictor(self) -> QueryPredictor:
+        """The cached-state query predictor (built on first use)."""
+        if self._predictor is None:
+            self._predictor = QueryPredictor(self.ensemble, **self._predictor_options)
+        return self._predictor
+
+    def predict(self, samples, quantiles=None, calibrated: bool = True, coords=None, crs=None) -> Prediction:
+        """Predictive distribution of query samples attached to the labelled nodes (DESIGN.md rule 1).
+
+        Args:
+            samples: Query samples with the training samples' feature columns (and elevation, dates if used):
+                :class:`~sptgnn.data.samples.SoilSamples`, a point GeoDataFrame, or a DataFrame with ``coords`` columns
+                in ``crs`` (see :func:`sptgnn.estimator.inputs.to_samples`).
+            quantiles: Levels in (0, 1) to store in ``Prediction.quantile_values`` ``(n, L)``, or ``None``.
+            calibrated: Apply the run's calibrator (if any); ``False`` gives the raw mixture.
+
+        Returns:
+            :class:`~sptgnn.distributions.Prediction` in target units, ``(n,)`` moments.
+
+        Raises:
+            ValueError: A quantile level outside (0, 1).
+        """
+        levels = None if quantiles is None else check_levels(quantiles)
+        if not isinstance(samples, SoilSamples):
+            lab = self.labelled
+            samples = to_samples(samples, target=self.target, coords=coords, crs=crs,
+                                 imagery=lab.feature_groups.get("imagery", []),
+                                 environment=lab.feature_groups.get("environment", []), elevation=lab.elevation,
+                                 date=lab.date_column)
+        pred = self.predictor.predict(samples, calibrated)
+        if levels is not None:
+            pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
+        return pred
+
+    def predict_arrays(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None) -> dict[str, np.ndarray]:
+        """The map bands of queries given as raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training
+        CRS (raster windows, point tables): ``mean``, ``sd``, ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``
+        (target units) and ``aoa`` (0/1), each ``(n,)``."""
+        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy, dates, self.elevation, self.ensemble.trend)
+        pred = self.predictor.predict_inputs(q)
+        q05, q95 = pred.quantiles([0.05, 0.95]).T
+        aoa = self.area_of_applicability()
+        X = np.stack([values[f] for f in aoa.features], axis=1)
+        return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
+                "q05": q05, "q95": q95, "aoa": aoa.flag(X).astype(np.float64)}
+
+    # -- persistence -----------------------------------------------------------------------------------------------
+    def save(self, path: str | Path, overwrite: bool = False) -> "Run":
+        """Write the run folder atomically (a temporary sibling renamed when complete); returns ``self``.
+
+        Raises:
+            RunError: ``path`` exists and ``overwrite`` is False, or its parent folder does not exist.
+        """
+        path = Path(path)
+        try:
+            with atomic_dir(path, overwrite=overwrite, make_parents=False) as tmp:
+                self.write_into(tmp)
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise RunError(str(exc)) from None
+        self.path = path
+        return self
+
+    def write_into(self, folder: Path) -> None:
+        """Write the run files into an existing, empty folder (see the module docstring for the files)."""
+        write_run_folder(self.ensemble, self.aoa, self.units, folder)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Run":
+        """Read a run folder; predictions equal those before saving.
+
+        Raises:
+            RunError: A missing or incomplete folder, a run of another format version, or a corrupt file.
+        """
+        ensemble, aoa, units = read_run_folder(Path(path))
+        return cls(ensemble, aoa=aoa, units=units, path=Path(path))
+
+
+def load_run(path: str | Path, chunk: int = 16384, compile: bool = False, workers: int = 1) -> Run:
+    """Load a run folder written by ``sptgnn train`` or :meth:`Run.save`, ready to predict.
+
+    Args:
+        path: The run folder.
+        chunk, compile, workers: Prediction options (see :meth:`Run.set_prediction_options`).
+
+    Raises:
+        RunError: Missing, incomplete, corrupt or other-version run folder.
+    """
+    return Run.load(path).set_prediction_options(chunk, compile, workers)
+
+
+__all__ = ["RUN_FORMAT", "Run", "RunError", "fit_run", "load_run", "train_to_folder"]

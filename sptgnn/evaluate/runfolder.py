@@ -1,0 +1,118 @@
+"""Evaluation folders: cross-validate samples and write ``metrics.json``, ``predictions.csv``, ``gates.csv``,
+``config.yaml``, ``report.md`` and the figures, atomically (what ``sptgnn evaluate`` and ``sptgnn ablate`` write)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from sptgnn._version import __version__
+from sptgnn.atomic import atomic_dir
+from sptgnn.config import Config
+from sptgnn.data.samples import SoilSamples
+from sptgnn.evaluate.crossval import CrossValidationResult, cross_validate, make_folds
+from sptgnn.evaluate.figures import uncertainty_figures
+from sptgnn.evaluate.reports import write_report
+
+
+def check_new_folder(out: Path) -> None:
+    """Fail before any work when ``out`` cannot be created; missing parents are made only when the run succeeds.
+
+    Raises:
+        FileExistsError: ``out`` exists, or one of its parents is a file.
+    """
+    if out.exists():
+        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FileExistsError(f"{parent} is a file, not a folder; pass another --out")
+            break
+
+
+def default_folder(config: Config, command: str) -> Path:
+    """``runs/<command>-<dataset or table name>-<time>``."""
+    name = Path(config.data.table.path).stem if config.data.table is not None else config.data.dataset.replace(":", "-")
+    return Path("runs") / f"{command}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def evaluation_total(config: Config, samples: SoilSamples, variants: dict[str, Config] | None = None) -> int:
+    """Progress steps of :func:`evaluate_to_folder`: one per trained member and baseline fit of every fold."""
+    variants = variants or {"sptgnn": config}
+    return len(make_folds(samples, config)) * (sum(v.train.members for v in variants.values())
+                                               + len(config.evaluate.baselines))
+
+
+def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants: dict[str, Config] | None = None,
+                       progress: Callable[[str], None] | None = None) -> tuple[dict, CrossValidationResult]:
+    """Cross-validate SpTGNN (or its ``variants``) and ``evaluate.baselines`` on the same folds and write the folder.
+
+    Args:
+        config: Run configuration (folds, target, baselines).
+        samples: Every sample with the target.
+        out: Folder to create (must not exist; written atomically).
+        variants: SpTGNN configurations by model name (default ``{"sptgnn": config}``).
+        progress: Called with a short description after each trained member and baseline fit.
+
+    Returns:
+        The metrics dict written to ``metrics.json`` and the :class:`~sptgnn.evaluate.crossval.CrossValidationResult`.
+
+    Raises:
+        FileExistsError: ``out`` exists.
+        SamplesError, SplitError, CalibrationError: Unusable samples, folds or calibration part.
+    """
+    check_new_folder(out)
+    samples.target(config.data.target)
+    n_folds = len(make_folds(samples, config))
+    start, cpu = time.perf_counter(), time.process_time()
+    result = cross_validate(samples, config, progress=progress, variants=variants or {"sptgnn": config})
+    ev = config.evaluate
+    metrics = {
+        "dataset": samples.name, "target": config.data.target, "n_samples": len(samples),
+        "folds": ev.split, "n_folds": n_folds, "members": config.train.members, "sptgnn_version": __version__,
+        "split": {"split": ev.split, "n_folds": n_folds, "block_size_km": ev.block_size_km, "buffer_km": ev.buffer_km,
+                  "seed": ev.seed},
+        "target_transform": config.data.target_transform,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "torch_threads": torch.get_num_threads(),
+        "fold_sizes": result.folds,
+        "stream_usage": result.stream_usage,
+        "dropped": samples.metadata.get("dropped"),
+        "models": result.metrics,
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        result.predictions.to_csv(tmp / "predictions.csv", index=False)
+        if result.gates is not None:
+            result.gates.to_csv(tmp / "gates.csv", index=False)
+        (tmp / "config.yaml").write_text(config.to_yaml())
+        write_report(tmp, metrics, result.predictions)
+        uncertainty_figures(result.predictions, tmp)
+    return metrics, result
+
+
+def evaluate_dataset(config: Config, out: Path | None = None, command: str = "evaluate",
+                     variants: dict[str, Config] | None = None,
+                     start: Callable[[int], Callable[[str], None]] | None = None) -> tuple[Path, dict, CrossValidationResult]:
+    """Load ``data.table`` (with ``data.rasters``) or ``data.dataset`` and :func:`evaluate_to_folder` it into ``out``
+    (default :func:`default_folder`), which is checked before any work. ``start`` is called with the number of
+    progress steps and returns the progress callback. Returns the folder, the metrics and the result."""
+    from sptgnn.data.tables import load_samples
+
+    out = out or default_folder(config, command)
+    check_new_folder(out)
+    samples = load_samples(config.data)
+    samples.target(config.data.target)
+    tick = None if start is None else start(evaluation_total(config, samples, variants))
+    metrics, result = evaluate_to_folder(config, samples, out, variants, progress=tick)
+    return out, metrics, result
+
+
+__all__ = ["check_new_folder", "default_folder", "evaluate_dataset", "evaluate_to_folder", "evaluation_total"]

@@ -1,0 +1,77 @@
+"""One call from a run folder to a written prediction: a GeoTIFF map or a point table (what ``sptgnn predict`` does)."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from sptgnn.estimator.run import load_run
+from sptgnn.predict.points import predict_points, read_points, write_points
+from sptgnn.predict.raster import PredictError, predict_raster
+
+
+def cwd_path(path: Path) -> Path:
+    """A raster path (or glob) as given when it exists relative to the working directory, made absolute; otherwise
+    unchanged, so that relative names are read under the data directory like config paths."""
+    if path.is_absolute():
+        return path
+    if path.exists() or glob.glob(str(path)):
+        return Path.cwd() / path
+    return path
+
+
+def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Path] = (), points: str | Path | None = None,
+                    window: int = 512, date: str | None = None, x: str | None = None, y: str | None = None,
+                    crs: str | None = None, overwrite: bool = False, threads: int = 1, compile: bool | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> str:
+    """Predict a map (``rasters`` → GeoTIFF ``out``) or points (``points`` → ``out`` table) with a saved run.
+
+    Args:
+        run: Run folder (``sptgnn train`` or :meth:`~sptgnn.estimator.run.Run.save`).
+        out: Output GeoTIFF or ``.gpkg``/``.csv``/``.parquet``; its folder must exist.
+        rasters: Covariate GeoTIFFs (maps), or rasters to sample covariates the points lack.
+        points: Table of locations; ``x``, ``y``, ``crs`` name coordinate columns of a CSV.
+        window: Map window size in pixels (memory is bounded by it).
+        date: Sampling date ``YYYY-MM-DD`` for the time stream (default: the training mean year).
+        threads: CPU threads of torch and the neighbour search.
+        compile: ``torch.compile`` the attention step (``None``: on for maps over 4 Mpx).
+        progress: Called with ``(windows done, windows total)`` while mapping.
+
+    Returns:
+        A one-line summary of what was written.
+
+    Raises:
+        PredictError, RunError, RasterError, AOAError: Unusable inputs; the message says what to change.
+    """
+    out = Path(out)
+    if points is None and not rasters:
+        raise PredictError("give --raster a.tif [--raster b.tif ...] for a map, or --points in.gpkg for points")
+    if date is not None:
+        try:
+            pd.Timestamp(date)
+        except ValueError:
+            raise PredictError(f"--date '{date}' is not a date; use YYYY-MM-DD") from None
+    if not out.parent.is_dir():
+        raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
+    torch.set_num_threads(threads)
+    rasters = [cwd_path(Path(p)) for p in rasters]
+    model = load_run(run, compile=bool(compile), workers=threads)
+    if points is not None:
+        result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date)
+        write_points(result, out, overwrite)
+        msg = f"predicted {len(result) - n_bad} of {len(result)} points; wrote {out}"
+        if n_bad:
+            msg += f" ({n_bad} rows lack a covariate or coordinate: empty predictions, aoa 0)"
+        return msg
+    s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile)
+    r = s["ranges"]
+    return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted, "
+            f"{s['seconds']:.1f} s) and {s['png']}; mean {r['mean'][0]:.3g}-{r['mean'][1]:.3g} {model.units}, "
+            f"sd {r['sd'][0]:.3g}-{r['sd'][1]:.3g}")
+
+
+__all__ = ["cwd_path", "predict_to_file"]

@@ -1,0 +1,161 @@
+"""The run folder: save/load round trip, atomic writes, and a clear error for every broken folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from sptgnn.data.samples import SoilSamples
+from sptgnn.distributions import Prediction
+from sptgnn.estimator.run import Run, RunError
+from sptgnn.train.ensemble import DeepEnsemble
+
+
+def _split(samples: SoilSamples):
+    query = np.zeros(len(samples), dtype=bool)
+    query[::4] = True
+    return samples.subset(~query), samples.subset(query)
+
+
+def _assert_same_prediction(a: Prediction, b: Prediction):
+    for attr in ("mean", "aleatoric_sd", "epistemic_sd", "member_mean", "member_var"):
+        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
+    np.testing.assert_array_equal(a.sd, b.sd)
+
+
+@pytest.fixture(scope="module")
+def data(samples_factory):
+    return _split(samples_factory(n=48, seed=11))
+
+
+@pytest.fixture(scope="module")
+def fitted(data, config_factory):
+    lab, _ = data
+    return DeepEnsemble(config_factory(model={"num_layers": 2})).fit(lab)
+
+
+@pytest.fixture(scope="module")
+def saved_run(fitted, tmp_path_factory):
+    return Run(fitted).save(tmp_path_factory.mktemp("runs") / "run").path
+
+
+# -- run directory ------------------------------------------------------------------------------------------------------
+def test_save_then_load_gives_identical_predictions(fitted, saved_run, data):
+    _, query = data
+    assert sorted(p.name for p in saved_run.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "run.json"]
+    loaded = Run.load(saved_run).ensemble
+    assert loaded.config == fitted.config
+    assert loaded.best_epochs == fitted.best_epochs
+    assert loaded.builder.relations == fitted.builder.relations
+    assert loaded.builder.distance_scale == fitted.builder.distance_scale
+    assert loaded.target_transform == fitted.target_transform
+    np.testing.assert_array_equal(loaded.builder.labelled.xy(), fitted.builder.labelled.xy())
+    _assert_same_prediction(fitted.predict(query), loaded.predict(query))
+    np.testing.assert_array_equal(fitted.gates(query), loaded.gates(query))
+
+
+@pytest.mark.parametrize("variant", ["no_dates_no_elevation", "no_label_inputs"])
+def test_save_load_variants(variant, samples_factory, config_factory, tmp_path):
+    if variant == "no_dates_no_elevation":
+        samples = samples_factory(n=36, seed=4, with_date=False, with_elevation=False)
+        cfg = config_factory(graph={"relations": ["spatial", "spectral"]}, data={"target_transform": "none"})
+    else:
+        samples = samples_factory(n=36, seed=4)
+        cfg = config_factory(model={"label_inputs": False}, train={"members": 1})
+    lab, query = _split(samples)
+    ens = DeepEnsemble(cfg).fit(lab)
+    loaded = Run.load(Run(ens).save(tmp_path / "run").path).ensemble
+    _assert_same_prediction(ens.predict(query), loaded.predict(query))
+
+
+def test_save_to_an_existing_path_raises(fitted, saved_run, tmp_path):
+    before = sorted(p.name for p in saved_run.iterdir())
+    with pytest.raises(RunError, match="already exists"):
+        Run(fitted).save(saved_run)
+    assert sorted(p.name for p in saved_run.iterdir()) == before
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    with pytest.raises(RunError, match="already exists"):
+        Run(fitted).save(existing)
+    assert list(existing.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # no temporary folder left behind
+
+
+def test_save_overwrite_replaces(fitted, tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "stale.txt").write_text("old")
+    Run(fitted).save(target, overwrite=True)
+    assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_save_into_missing_parent_raises(fitted, tmp_path):
+    with pytest.raises(RunError, match="does not exist"):
+        Run(fitted).save(tmp_path / "nope" / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _copy(saved_run, tmp_path):
+    return shutil.copytree(saved_run, tmp_path / "copy")
+
+
+@pytest.mark.parametrize("missing", ["config.yaml", "ensemble.pt", "labelled.gpkg"])
+def test_load_with_a_missing_file(saved_run, tmp_path, missing):
+    run = _copy(saved_run, tmp_path)
+    (run / missing).unlink()
+    with pytest.raises(RunError) as info:
+        Run.load(run).ensemble
+    msg = str(info.value)
+    assert missing in msg and "sptgnn train" in msg
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(RunError, match="run directory not found"):
+        Run.load(tmp_path / "nothing")
+
+
+def test_load_corrupt_checkpoint(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    (run / "ensemble.pt").write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(RunError, match="corrupt"):
+        Run.load(run).ensemble
+
+
+def test_load_truncated_checkpoint(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    data = (run / "ensemble.pt").read_bytes()
+    (run / "ensemble.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunError, match="corrupt"):
+        Run.load(run).ensemble
+
+
+@pytest.mark.parametrize(("state", "shown"), [({"format": 99}, "format 99"), ([1, 2, 3], "format ?"), ({}, "format None")])
+def test_load_wrong_format(saved_run, tmp_path, state, shown):
+    run = _copy(saved_run, tmp_path)
+    torch.save(state, run / "ensemble.pt")
+    with pytest.raises(RunError) as info:
+        Run.load(run).ensemble
+    assert shown in str(info.value) and "retrain" in str(info.value)
+
+
+def test_load_invalid_config(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["model"]["hiden"] = raw["model"].pop("hidden")
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RunError, match="did you mean 'hidden'"):
+        Run.load(run).ensemble
+
+
+def test_load_weights_that_do_not_match_the_config(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    raw["model"]["hidden"] = 32
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(RunError, match="do not match"):
+        Run.load(run).ensemble
