@@ -34,7 +34,8 @@ from rasterio.transform import from_origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sptgnn.data.chips import ChipExtractor, ChipSource  # noqa: E402
+from sptgnn.data.chip_extractor import ChipExtractor  # noqa: E402
+from sptgnn.data.chips import ChipSource  # noqa: E402
 
 BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 

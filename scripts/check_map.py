@@ -19,7 +19,7 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sptgnn.data.rasters import expand_paths  # noqa: E402
+from sptgnn.data.raster_sources import expand_paths  # noqa: E402
 from sptgnn.predict.points import predict_points  # noqa: E402
 from sptgnn.estimator.run import load_run  # noqa: E402
 from sptgnn.predict.raster import NODATA  # noqa: E402

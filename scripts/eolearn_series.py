@@ -27,7 +27,8 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sptgnn.data.chips import ChipExtractor, ChipSource  # noqa: E402
+from sptgnn.data.chip_extractor import ChipExtractor  # noqa: E402
+from sptgnn.data.chips import ChipSource  # noqa: E402
 from sptgnn.data.paths import data_dir  # noqa: E402
 from sptgnn.imagery.encoders import RandomConvEncoder  # noqa: E402
 from sptgnn.imagery.series import SeriesEncoder  # noqa: E402

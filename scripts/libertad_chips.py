@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.config import load_config  # noqa: E402
-from sptgnn.data import splits  # noqa: E402
+from sptgnn import splits  # noqa: E402
 from sptgnn.data.samples import SoilSamples  # noqa: E402
 from sptgnn.data.tables import load_table  # noqa: E402
 from sptgnn.imagery.stream import ImageryStream  # noqa: E402

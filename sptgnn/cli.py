@@ -17,9 +17,9 @@ from rich.table import Table
 from sptgnn.config import Config, ConfigError, load_config
 from sptgnn.data.datasets import available_datasets
 from sptgnn.data.limesoda import DatasetError
-from sptgnn.data.rasters import RasterError
+from sptgnn.data.raster_sources import RasterError
 from sptgnn.data.samples import SamplesError
-from sptgnn.data.splits import SplitError
+from sptgnn.splits import SplitError
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.runfolder import check_new_folder, evaluate_dataset
 from sptgnn.progress import progress_display

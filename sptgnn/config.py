@@ -276,7 +276,7 @@ class EvaluateConfig(_Section):
         moran_permutations: Permutations of the Moran's I p-value.
         split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
             block K-fold: square blocks of ``block_size_km`` on a metric grid, whole blocks assigned to folds by a
-            seeded balanced assignment; see :mod:`sptgnn.data.splits`).
+            seeded balanced assignment; see :mod:`sptgnn.splits`).
         n_folds: ``K`` of ``random`` and ``blocks``.
         block_size_km: Side of a spatial block in km (``blocks``).
         buffer_km: Buffered leave-block-out: training samples closer than this (km) to any test sample are left out

@@ -10,7 +10,8 @@ from scipy.spatial.distance import cdist
 from sklearn.preprocessing import StandardScaler
 
 from sptgnn.config import GraphConfig
-from sptgnn.data.samples import EARTH_RADIUS_M, SoilSamples
+from sptgnn.data.samples import SoilSamples
+from sptgnn.geo import EARTH_RADIUS_M
 from sptgnn.graph.builder import NODE, GraphBuilder, edge_type
 
 CFG = GraphConfig(k_spatial=4, k_spectral=3, k_elevation=2, elevation_candidates=6)

@@ -10,8 +10,8 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-import sptgnn.data.chips as chips_mod
-from sptgnn.data.chips import ChipError, ChipExtractor, ChipSource
+from sptgnn.data.chip_extractor import ChipExtractor
+from sptgnn.data.chips import ChipError, ChipSource
 
 DATA = Path(__file__).parent / "data" / "chips"
 X0, Y0, RES = 500_000.0, 5_000_160.0, 10.0
@@ -114,7 +114,7 @@ def test_second_run_reads_no_raster(tmp_path, monkeypatch):
     def no_open(*args, **kwargs):
         raise AssertionError("a raster was opened although every chip is cached")
 
-    monkeypatch.setattr(chips_mod.rasterio, "open", no_open)
+    monkeypatch.setattr(rasterio, "open", no_open)
     second_ex = ChipExtractor(sources, size=5, cache_dir=tmp_path)
     again = second_ex.extract(["c", "a"], xy[[2, 0]], "EPSG:32633")
     assert second_ex.opens == 0

@@ -9,7 +9,8 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
+from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
+from sptgnn.data.rasters import CovariateStack
 
 X0, Y0 = 500_000.0, 5_700_000.0  # upper-left corner, EPSG:32633
 

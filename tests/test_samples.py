@@ -9,7 +9,8 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import LineString
 
-from sptgnn.data.samples import EARTH_RADIUS_M, SamplesError, SoilSamples, chord_to_great_circle_m
+from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.geo import EARTH_RADIUS_M, chord_to_great_circle_m
 
 
 def _haversine_m(lon1, lat1, lon2, lat2):

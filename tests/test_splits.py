@@ -8,7 +8,7 @@ from scipy.spatial.distance import cdist
 
 from sptgnn.config import ConfigError, load_config
 from sptgnn.data.samples import SamplesError
-from sptgnn.data.splits import (
+from sptgnn.splits import (
     assign_blocks,
     block_folds,
     block_ids,
@@ -74,7 +74,7 @@ def test_planar_coords_project_lonlat_to_metres(geo_samples_factory):
     xy = planar_coords(s)
     assert xy.shape == (len(s), 2)
     # planar distances approximate great-circle ones (equal-area projection, a few % at most over ~7 degrees)
-    from sptgnn.data.samples import chord_to_great_circle_m
+    from sptgnn.geo import chord_to_great_circle_m
 
     mc = s.metric_coords()
     d_plane = np.linalg.norm(xy[0] - xy[1])
@@ -125,7 +125,7 @@ def test_make_folds_partition_and_buffer(samples_factory, split):
 
 
 def test_make_folds_buffer_on_lonlat_is_great_circle(geo_samples_factory):
-    from sptgnn.data.samples import chord_to_great_circle_m
+    from sptgnn.geo import chord_to_great_circle_m
 
     s = geo_samples_factory(n=80)
     folds = make_folds(s, "blocks", n_folds=4, block_size_km=150.0, buffer_km=60.0)

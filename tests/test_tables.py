@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sptgnn.config import ConfigError, DataConfig, load_config
-from sptgnn.data.rasters import RasterError
+from sptgnn.data.raster_sources import RasterError
 from sptgnn.data.tables import TableError, load_samples, load_table
 
 from test_rasters import X0, Y0, field, write_tif

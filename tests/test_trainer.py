@@ -11,7 +11,7 @@ import sptgnn.train.trainer as trainer_mod
 from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.losses import beta_nll, gaussian_nll
 from sptgnn.nn.model import SpTGNN
-from sptgnn.train.splits import spatial_holdout
+from sptgnn.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import _objective, _subgraph_edges, _validation_score, train_member
 

@@ -422,7 +422,7 @@ def test_cross_fitted_calibration_uses_every_training_sample_once(calibrated, co
 def test_spatial_parts_are_balanced_and_keep_blocks_whole():
     from sklearn.cluster import KMeans
 
-    from sptgnn.train.splits import spatial_parts
+    from sptgnn.splits import spatial_parts
 
     rng = np.random.default_rng(0)
     xy = np.r_[rng.normal(0, 50, (150, 2)), rng.normal(1000, 50, (90, 2)), rng.uniform(-2000, 2000, (60, 2))]

@@ -31,6 +31,7 @@ import pandas as pd
 from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.paths import data_dir
 from sptgnn.data.samples import SoilSamples
+from sptgnn.geo import CRSTransformError, pixel_index, transform_xy
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +112,15 @@ def sample_raster_points(path: Path, xy: np.ndarray, crs) -> tuple[np.ndarray, l
         GridCoverageError: No point falls on a valid cell (the message gives the raster's and the points' bounds).
     """
     import rasterio
-    from pyproj import Transformer
 
     with rasterio.open(path) as ds:
         names = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
-        tr = Transformer.from_crs(crs, ds.crs, always_xy=True)
-        gx, gy = tr.transform(xy[:, 0], xy[:, 1])
-        gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
+        try:
+            gx, gy = transform_xy(xy, crs, ds.crs).T
+        except CRSTransformError as exc:
+            raise GridCoverageError(f"{path}: {exc}; check the points' CRS") from None
         data = ds.read(masked=True)
-        inv = ~ds.transform
-        col, row = inv @ (gx, gy)
-        with np.errstate(invalid="ignore"):
-            row, col = np.floor(row), np.floor(col)
-            on = np.isfinite(row) & np.isfinite(col) & (row >= 0) & (row < ds.height) & (col >= 0) & (col < ds.width)
-        r, c = np.where(on, row, 0).astype(int), np.where(on, col, 0).astype(int)
+        r, c, on = pixel_index(ds.transform, ds.height, ds.width, np.c_[gx, gy])
         values = np.asarray(data.filled(np.nan)[:, r, c].T, dtype=np.float64)
         values[~on] = np.nan
         if not np.isfinite(values).any(1).any():

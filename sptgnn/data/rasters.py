@@ -1,27 +1,11 @@
-"""Covariate stacks: one or more GeoTIFFs aligned on a reference grid, sampled at points or read window by window.
-
-A :class:`CovariateStack` opens every raster of its sources and aligns those whose grid differs from the reference grid
-(the first raster's CRS, transform and shape unless another is named) with a rasterio
-:class:`~rasterio.vrt.WarpedVRT`, so rasters in other CRSs and resolutions are resampled on the fly, window by window,
-without a copy on disk. Each band becomes a named *feature*:
-
-* the band description when the file sets one (e.g. the WorldGrids codes of ``afgrid20_covariates_20km.tif``),
-* the file stem for a single-band file without description (``vindum_cov_ECa.tif`` → ``vindum_cov_ECa``), with an
-  optional prefix stripped (``strip: vindum_cov_`` → ``ECa``),
-* ``STEM_bN`` otherwise,
-
-or explicitly by the config (``bands: {feature: description or 1-based index}``). A pixel is valid for a feature when
-the band's GDAL mask is set (nodata, per-dataset masks and alpha respected) and the value is finite.
-
-Errors are :class:`RasterError` with the file and the fix: a file that cannot be opened, a missing band for a needed
-feature, a raster CRS that cannot be transformed to the points' CRS, a raster that covers none of the points, and a
-raster (or window read) without a single valid pixel.
+"""Covariate stacks: GeoTIFFs aligned on a reference grid (the first raster's unless named; others resampled on the fly
+by a rasterio :class:`~rasterio.vrt.WarpedVRT`), sampled at points or read window by window. Bands are named features
+(:mod:`sptgnn.data.raster_sources`); a pixel is valid for a feature when its GDAL mask is set and the value is finite.
+Errors are :class:`RasterError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import glob
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,69 +13,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import rasterio
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError, ProjError
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sptgnn.data.paths import data_dir
-
-
-class RasterError(ValueError):
-    """A raster or covariate stack that cannot be used as it is; the message names the file or band and the fix."""
-
-
-@dataclass
-class RasterSource:
-    """One covariate raster (or a glob of them) and how its bands map to feature names.
-
-    Attributes:
-        path: GeoTIFF path or glob pattern (``vindum/vindum_cov_*.tif``); relative paths are resolved against the data
-            directory (:func:`sptgnn.data.paths.data_dir`).
-        bands: ``{feature: band}`` with ``band`` a band description or a 1-based band index; ``None`` takes every band
-            under its automatic name (description, file stem, or ``STEM_bN``).
-        strip: Prefix removed from automatic names (e.g. ``"vindum_cov_"``).
-        stream: Feature stream the bands feed (``environment`` or ``imagery``).
-        resampling: rasterio resampling used when the raster is aligned on another grid (``nearest`` keeps
-            categorical codes intact; ``bilinear`` for continuous covariates).
-    """
-
-    path: str
-    bands: dict[str, str | int] | None = None
-    strip: str = ""
-    stream: str = "environment"
-    resampling: str = "nearest"
-
-    @classmethod
-    def from_config(cls, cfg) -> "RasterSource":
-        """From a :class:`sptgnn.config.RasterSourceConfig` (or any object with the same attributes)."""
-        return cls(path=str(cfg.path), bands=dict(cfg.bands) if cfg.bands else None, strip=cfg.strip, stream=cfg.stream,
-                   resampling=cfg.resampling)
-
-
-def resolve_path(path: str | Path) -> Path:
-    """An absolute path as is; a relative one under the data directory (``$SPTGNN_DATA_DIR``)."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else data_dir() / p
-
-
-def expand_paths(pattern: str | Path) -> list[Path]:
-    """The files a source path names: itself, or the sorted matches of a glob pattern.
-
-    Raises:
-        RasterError: Nothing matches (the message says where it looked).
-    """
-    p = resolve_path(pattern)
-    if any(ch in str(p) for ch in "*?["):
-        found = sorted(Path(f) for f in glob.glob(str(p)))
-        if not found:
-            raise RasterError(f"no raster matches '{pattern}' (looked for {p}); check the path or set SPTGNN_DATA_DIR")
-        return found
-    if not p.is_file():
-        raise RasterError(f"raster file not found: {p} (from '{pattern}'); relative paths are read under the data "
-                          f"directory {data_dir()} (SPTGNN_DATA_DIR)")
-    return [p]
+from sptgnn.data.paths import resolve_data_path
+from sptgnn.data.raster_sources import RasterError, RasterSource, _band_names, _fmt, _open, expand_paths
+from sptgnn.geo import CRSTransformError, pixel_index, transform_xy
 
 
 @dataclass
@@ -126,7 +54,6 @@ class CovariateStack:
     _datasets: list = field(default_factory=list, repr=False)
     _readers: list = field(default_factory=list, repr=False)
 
-    # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, sources: Sequence[str | Path | RasterSource], reference: str | Path | None = None) -> "CovariateStack":
         """Open and align covariate rasters.
@@ -147,7 +74,7 @@ class CovariateStack:
             for s in srcs:
                 for p in expand_paths(s.path):
                     opened.append((p, _open(p), s))
-            ref_ds = _open(resolve_path(reference)) if reference is not None else opened[0][1]
+            ref_ds = _open(resolve_data_path(reference)) if reference is not None else opened[0][1]
             if ref_ds.crs is None:
                 raise RasterError(f"{ref_ds.name} has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:XXXX) first")
             stack = cls(files=[p for p, _, _ in opened], crs=ref_ds.crs, transform=ref_ds.transform,
@@ -208,7 +135,6 @@ class CovariateStack:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- features -------------------------------------------------------------------------------------------------
     @property
     def features(self) -> list[str]:
         """Feature names, in source and band order."""
@@ -244,39 +170,16 @@ class CovariateStack:
         """CRS, transform, width and height of the reference grid, as a rasterio profile fragment."""
         return {"crs": self.crs, "transform": self.transform, "width": self.width, "height": self.height}
 
-    # -- points -----------------------------------------------------------------------------------------------------
     def to_grid_xy(self, xy: np.ndarray, crs) -> np.ndarray:
         """Points ``(n, 2)`` in ``crs`` transformed to the stack CRS, ``(n, 2)`` (NaN where the transform fails).
 
         Raises:
             RasterError: No transformation between the two CRSs exists.
         """
-        src, dst = CRS.from_user_input(crs), CRS.from_user_input(self.crs.to_wkt())
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        if src == dst:
-            return xy.copy()
         try:
-            tr = Transformer.from_crs(src, dst, always_xy=True)
-            x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
-        except (ProjError, CRSError) as exc:
-            raise RasterError(f"no transformation from the points' CRS ({src.to_string()}) to the rasters' CRS "
-                              f"({dst.to_string()}): {exc}; reproject one of them") from None
-        out = np.c_[x, y]
-        out[~np.isfinite(out).all(1)] = np.nan
-        if len(out) and np.isnan(out).all():
-            raise RasterError(f"no transformation from the points' CRS ({src.to_string()}) to the rasters' CRS "
-                              f"({dst.to_string()}) gives finite coordinates; reproject the rasters or the points")
-        return out
-
-    def rowcol(self, grid_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pixel row and column ``(n,)`` of points in the stack CRS and whether they fall on the grid ``(n,)``."""
-        inv = ~self.transform
-        x, y = grid_xy[:, 0], grid_xy[:, 1]
-        col, row = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
-        with np.errstate(invalid="ignore"):
-            row, col = np.floor(row), np.floor(col)
-            on = np.isfinite(row) & np.isfinite(col) & (row >= 0) & (row < self.height) & (col >= 0) & (col < self.width)
-        return np.where(on, row, 0).astype(np.int64), np.where(on, col, 0).astype(np.int64), on
+            return transform_xy(xy, crs, self.crs, ("the points' CRS", "the rasters' CRS"))
+        except CRSTransformError as exc:
+            raise RasterError(f"{exc}; reproject the rasters or the points") from None
 
     def sample_points(self, xy: np.ndarray, crs, features: Sequence[str] | None = None, block: int = 1024,
                       require_any: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +203,7 @@ class CovariateStack:
         features = self.features if features is None else list(features)
         self.check_features(features)
         grid_xy = self.to_grid_xy(xy, crs)
-        row, col, on = self.rowcol(grid_xy)
+        row, col, on = pixel_index(self.transform, self.height, self.width, grid_xy)
         n = len(grid_xy)
         values = np.full((n, len(features)), np.nan)
         if on.any():
@@ -327,7 +230,6 @@ class CovariateStack:
             )
         return values, ok
 
-    # -- windows ----------------------------------------------------------------------------------------------------
     def windows(self, size: int = 512) -> Iterator[Window]:
         """Square windows of ``size`` pixels tiling the reference grid, row by row (edge windows are smaller)."""
         if size < 1:
@@ -392,65 +294,4 @@ class CovariateStack:
         return int(sum(self.read_window(w, features)[1].sum() for w in self.windows(size)))
 
 
-def _open(path: Path):
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise RasterError(f"cannot open {path} as a raster ({exc}); give a GeoTIFF") from None
-
-
-def _band_names(path: Path, ds, source: RasterSource) -> dict[str, int]:
-    """Feature name → 1-based band of one file, from the source's ``bands`` or the automatic names."""
-    descriptions = list(ds.descriptions)
-    if source.bands:
-        out = {}
-        for feature, sel in source.bands.items():
-            if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()):
-                k = int(sel)
-                if not 1 <= k <= ds.count:
-                    raise RasterError(f"{path} has {ds.count} band(s); band {k} for feature '{feature}' does not exist")
-                out[feature] = k
-            elif sel in descriptions:
-                out[feature] = descriptions.index(sel) + 1
-            else:
-                raise RasterError(
-                    f"{path} has no band described '{sel}' (for feature '{feature}'); band descriptions: "
-                    f"{[d for d in descriptions if d]} — use a description or a 1-based band index"
-                )
-        return out
-    stem = path.stem
-    out = {}
-    for k, desc in enumerate(descriptions, start=1):
-        name = desc if desc else (stem if ds.count == 1 else f"{stem}_b{k}")
-        if source.strip and name.startswith(source.strip):
-            name = name[len(source.strip):]
-        if name in out:
-            raise RasterError(f"{path}: two bands are both named '{name}'; map them with `bands:` in the config")
-        out[name] = k
-    return out
-
-
-def _fmt(b) -> str:
-    return "(none finite)" if b is None else "(" + ", ".join(f"{v:.3f}" for v in b) + ")"
-
-
-def match_sources(paths: Sequence[str | Path], configured: Sequence[RasterSource]) -> list[RasterSource]:
-    """Raster sources for files given at prediction time, with the naming rules of the training config.
-
-    A file takes the ``bands``, ``strip``, ``stream`` and ``resampling`` of the first configured source whose path
-    pattern matches its file name (so a map is predicted from other copies of the training rasters under the same
-    feature names); a file no configured source matches takes the automatic names.
-    """
-    out = []
-    for p in paths:
-        name = Path(p).name
-        match = next((c for c in configured if fnmatch.fnmatch(name, Path(c.path).name)), None)
-        if match is None:
-            out.append(RasterSource(path=str(p)))
-        else:
-            out.append(RasterSource(path=str(p), bands=match.bands, strip=match.strip, stream=match.stream,
-                                    resampling=match.resampling))
-    return out
-
-
-__all__ = ["CovariateStack", "RasterError", "RasterSource", "expand_paths", "match_sources", "resolve_path"]
+__all__ = ["CovariateStack"]

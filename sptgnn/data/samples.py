@@ -8,8 +8,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from sptgnn.geo import metric_coords
+
 STREAMS = ("imagery", "environment")
-EARTH_RADIUS_M = 6_371_008.8
 
 
 class SamplesError(ValueError):
@@ -156,23 +157,17 @@ class SoilSamples:
         return np.c_[self.frame.geometry.x.to_numpy(), self.frame.geometry.y.to_numpy()]
 
     def metric_coords(self) -> np.ndarray:
-        """Coordinates in metres for neighbour search, shape ``(num_samples, d)``.
-
-        Projected CRS: ``d = 2``, the projected x, y (the CRS's linear unit must be metres). Geographic CRS: ``d = 3``,
-        Earth-centred unit-sphere coordinates scaled by the mean Earth radius, whose Euclidean (chord) distances order
-        neighbours exactly as great-circle distances do (see :func:`chord_to_great_circle_m`).
+        """Coordinates in metres for neighbour search, shape ``(num_samples, d)``: ``d = 2`` projected x, y (the CRS's
+        unit must be the metre), ``d = 3`` Earth-centred sphere coordinates for a geographic CRS (see
+        :func:`sptgnn.geo.metric_coords`).
 
         Raises:
             SamplesError: A projected CRS whose unit is not the metre.
         """
-        xy = self.xy()
-        if self.crs.is_geographic:
-            lon, lat = np.radians(xy[:, 0]), np.radians(xy[:, 1])
-            return EARTH_RADIUS_M * np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
-        unit = self.crs.axis_info[0].unit_name if self.crs.axis_info else "metre"
-        if unit not in ("metre", "meter"):
-            raise SamplesError(f"{self.name}: projected CRS {self.crs.to_string()} has unit '{unit}'; reproject to a metric CRS")
-        return xy
+        try:
+            return metric_coords(self.xy(), self.crs)
+        except ValueError as exc:
+            raise SamplesError(f"{self.name}: {exc}") from None
 
     def lonlat(self) -> np.ndarray:
         """Longitude and latitude in degrees (WGS84), shape ``(num_samples, 2)``."""
@@ -198,8 +193,3 @@ class SoilSamples:
             name=self.name,
             metadata=dict(self.metadata),
         )
-
-
-def chord_to_great_circle_m(chord_m: np.ndarray) -> np.ndarray:
-    """Great-circle distance (m) from the chord distance (m) between two points on the sphere of radius 6,371,008.8 m."""
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.clip(np.asarray(chord_m) / (2 * EARTH_RADIUS_M), 0.0, 1.0))

@@ -18,8 +18,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sptgnn.data.paths import data_dir
-from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, resolve_path
+from sptgnn.data.paths import data_dir, resolve_data_path
+from sptgnn.data.raster_sources import RasterError, RasterSource
+from sptgnn.data.rasters import CovariateStack
 from sptgnn.data.samples import SamplesError, SoilSamples
 
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -114,7 +115,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None) -> SoilS
             targets/features without ``drop_missing``, or nothing left after dropping.
         RasterError: A raster problem (missing band, CRS without transform, no point on the rasters).
     """
-    path = resolve_path(table.path)
+    path = resolve_data_path(table.path)
     if not path.is_file():
         raise TableError(f"point table not found: {path} (data.table.path '{table.path}'; relative paths are read under "
                          f"the data directory {data_dir()}, set SPTGNN_DATA_DIR to change it)")

@@ -165,12 +165,11 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         start = time.perf_counter()
         config = self.to_config()
         samples = self._samples(X, y)
-        progress = None
-        if self.verbose:
-            def progress(m: int) -> None:
-                print(f"[{time.perf_counter() - start:6.1f} s] member {m + 1}/{config.train.members} trained",
-                      file=sys.stderr, flush=True)
-        self.run_ = fit_run(config, samples, progress=progress)
+        def progress(m: int) -> None:
+            print(f"[{time.perf_counter() - start:6.1f} s] member {m + 1}/{config.train.members} trained",
+                  file=sys.stderr, flush=True)
+
+        self.run_ = fit_run(config, samples, progress=progress if self.verbose else None)
         self.feature_groups_ = {k: list(v) for k, v in samples.feature_groups.items()}
         self.n_features_in_ = int(np.shape(X)[1]) if hasattr(X, "shape") and len(np.shape(X)) == 2 else len(samples.feature_columns)
         self.fit_seconds_ = time.perf_counter() - start

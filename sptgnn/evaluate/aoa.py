@@ -29,21 +29,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from sptgnn.splits.holdouts import kmeans_folds
+
 AOA_FORMAT = 1
 
 
 class AOAError(ValueError):
     """An AOA reference that cannot be fitted or read; the message says why."""
-
-
-def spatial_folds(coords: np.ndarray, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold ids ``0 … n_folds-1`` ``(n,)`` from k-means blocks of the coordinates (m): the spatial CV folds of the
-    training DI (CAST's ``trainDI`` takes the model's CV folds). k-means clusters, unlike the square blocks of
-    :mod:`sptgnn.data.splits`, need no block size and always give ``n_folds`` non-empty folds, whatever the extent."""
-    from sklearn.cluster import KMeans
-
-    n_folds = max(2, min(n_folds, len(coords)))
-    return KMeans(n_clusters=n_folds, n_init=4, random_state=seed).fit_predict(np.asarray(coords, dtype=np.float64))
 
 
 def importance_weights(X: np.ndarray, y: np.ndarray, folds: np.ndarray, seed: int = 0, n_repeats: int = 3) -> np.ndarray:
@@ -195,9 +187,9 @@ def fit_aoa(samples, target: str, n_folds: int = 5, seed: int = 0) -> AreaOfAppl
     if not features:
         raise AOAError(f"{samples.name}: no covariates, so no area of applicability can be computed")
     X = samples.frame[features].to_numpy(dtype=np.float64)
-    folds = spatial_folds(samples.metric_coords(), n_folds, seed)
+    folds = kmeans_folds(samples.metric_coords(), n_folds, seed)
     weights = importance_weights(X, samples.target(target), folds, seed)
     return AreaOfApplicability.fit(X, features, folds, weights, seed=seed)
 
 
-__all__ = ["AOAError", "AreaOfApplicability", "fit_aoa", "importance_weights", "spatial_folds"]
+__all__ = ["AOAError", "AreaOfApplicability", "fit_aoa", "importance_weights"]

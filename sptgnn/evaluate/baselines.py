@@ -216,7 +216,7 @@ def regression_kriging(train: SoilSamples, test: SoilSamples, target: str, seed:
     :class:`~pykrige.ok.OrdinaryKriging` (exponential variogram fitted by :func:`fit_variogram`, moving window of the
     ``neighbours`` nearest residuals) and added to the trend (Hengl, Heuvelink & Rossiter 2007, "About regression-kriging:
     from equations to case studies", Computers & Geosciences 33). Coordinates are planar metres
-    (:func:`sptgnn.data.splits.planar_coords`, lon/lat projected to an equal-area CRS). The sd is the kriging standard
+    (:func:`sptgnn.splits.planar_coords`, lon/lat projected to an equal-area CRS). The sd is the kriging standard
     error of the residual (the trend's own error is not included). The nugget is kriged as measurement error
     (PyKrige's ``exact_values=False``): a test sample at a training sample's location (repeated samples of a plot,
     common in random folds of clustered data) gets the nugget variance, not the exact interpolator's zero variance.
@@ -230,7 +230,7 @@ def regression_kriging(train: SoilSamples, test: SoilSamples, target: str, seed:
     """
     from pykrige.ok import OrdinaryKriging
 
-    from sptgnn.data.splits import planar_coords, planar_crs
+    from sptgnn.splits import planar_coords, planar_crs
 
     start = time.perf_counter()
     forest = make_regressor("random_forest", seed)

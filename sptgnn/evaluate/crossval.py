@@ -1,6 +1,6 @@
 """Cross-validation: SpTGNN ensemble(s) and baselines trained on identical folds and features, scored by one function.
 
-Folds come from ``evaluate.split`` (:mod:`sptgnn.data.splits`: shipped, random K-fold, spatial blocks, optional buffer).
+Folds come from ``evaluate.split`` (:mod:`sptgnn.splits`: shipped, random K-fold, spatial blocks, optional buffer).
 Every model sees the same training and test samples of each fold and the same feature columns; the target transform
 of ``data.target_transform`` applies to SpTGNN and the tree baselines alike. Scores are pooled over all out-of-fold
 predictions (rule 5 of DESIGN.md) and also given per fold. ``r2_log`` is R² on ``log1p(SOC)``: for a model fitted in
@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.config import Config
-from sptgnn.data import splits
+from sptgnn import splits
 from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.baselines import fit_predict_baseline, regression_kriging
 from sptgnn.evaluate.metrics import _mape, distribution_columns, score
@@ -37,7 +37,7 @@ class CrossValidationResult:
     Attributes:
         predictions: One row per sample and model: ``sample_id, fold, model, y_true, mean, sd, mean_log`` (target
             units; ``sd`` NaN for point forecasts; ``mean_log`` the ``log1p``-space point prediction), plus ``x, y``
-            (planar metres, :func:`sptgnn.data.splits.planar_coords`), for SpTGNN models ``aleatoric_sd`` and
+            (planar metres, :func:`sptgnn.splits.planar_coords`), for SpTGNN models ``aleatoric_sd`` and
             ``epistemic_sd``, and for models with a distribution object (SpTGNN's mixture, quantile baselines) the
             per-sample ``pit``, ``crps``, ``nll`` and ``lowerXX``/``upperXX`` columns of
             :func:`sptgnn.evaluate.metrics.distribution_columns`. Model ``sptgnn`` is calibrated
@@ -59,7 +59,7 @@ class CrossValidationResult:
 
 
 def fold_ids(samples: SoilSamples, config: Config) -> np.ndarray:
-    """Fold id of every sample for ``evaluate.split`` (see :func:`sptgnn.data.splits.fold_ids`).
+    """Fold id of every sample for ``evaluate.split`` (see :func:`sptgnn.splits.fold_ids`).
 
     Raises:
         SamplesError: ``shipped`` folds requested but the samples have none.

@@ -16,7 +16,8 @@ import torch
 from torch_geometric.data import HeteroData
 
 from sptgnn.config import GraphConfig
-from sptgnn.data.samples import SoilSamples, chord_to_great_circle_m
+from sptgnn.data.samples import SoilSamples
+from sptgnn.geo import chord_to_great_circle_m
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.graph.relations import Edges, elevation_edges, knn_edges
 

@@ -7,7 +7,7 @@ Chip encoders behind one interface, :class:`ChipEncoder`: ``fit(chips)`` on the 
   features, MOSAIKS; the offline default for chips), :class:`~sptgnn.imagery.series.SeriesEncoder` (multi-date chips)
   and :class:`~sptgnn.imagery.terramind.TerraMindEncoder` (optional foundation model).
 
-:class:`~sptgnn.imagery.stream.ImageryStream` ties an :class:`~sptgnn.data.chips.ChipExtractor` and a chip encoder
+:class:`~sptgnn.imagery.stream.ImageryStream` ties an :class:`~sptgnn.data.chip_extractor.ChipExtractor` and a chip encoder
 to :class:`~sptgnn.data.samples.SoilSamples`, driven by the ``imagery`` section of the config.
 """
 

@@ -1,5 +1,5 @@
 """The imagery stream of :class:`~sptgnn.data.samples.SoilSamples`: chips cut by a
-:class:`~sptgnn.data.chips.ChipExtractor` and encoded by the chip encoder the ``imagery`` config section names."""
+:class:`~sptgnn.data.chip_extractor.ChipExtractor` and encoded by the chip encoder the ``imagery`` config section names."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _from_saveable(obj):
 
 class ImageryStream:
     """Chip features of :class:`~sptgnn.data.samples.SoilSamples`: chips cut by a
-    :class:`~sptgnn.data.chips.ChipExtractor` (cached on disk), encoded by the configured chip encoder.
+    :class:`~sptgnn.data.chip_extractor.ChipExtractor` (cached on disk), encoded by the configured chip encoder.
 
     Args:
         config: The ``imagery`` section of the run config (an encoder other than ``columns``).
@@ -67,7 +67,8 @@ class ImageryStream:
     """
 
     def __init__(self, config):
-        from sptgnn.data.chips import ChipExtractor, ChipSource, resolve_source_path
+        from sptgnn.data.chip_extractor import ChipExtractor
+        from sptgnn.data.chips import ChipSource, resolve_source_path
 
         self.config = config
         sources = [ChipSource(path=resolve_source_path(s.path), bands=s.bands, name=s.name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -12,16 +11,6 @@ import torch
 from sptgnn.estimator.run import load_run
 from sptgnn.predict.points import predict_points, read_points, write_points
 from sptgnn.predict.raster import PredictError, predict_raster
-
-
-def cwd_path(path: Path) -> Path:
-    """A raster path (or glob) as given when it exists relative to the working directory, made absolute; otherwise
-    unchanged, so that relative names are read under the data directory like config paths."""
-    if path.is_absolute():
-        return path
-    if path.exists() or glob.glob(str(path)):
-        return Path.cwd() / path
-    return path
 
 
 def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Path] = (), points: str | Path | None = None,
@@ -58,7 +47,6 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
     if not out.parent.is_dir():
         raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
     torch.set_num_threads(threads)
-    rasters = [cwd_path(Path(p)) for p in rasters]
     model = load_run(run, compile=bool(compile), workers=threads)
     if points is not None:
         result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date)
@@ -74,4 +62,4 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
             f"sd {r['sd'][0]:.3g}-{r['sd'][1]:.3g}")
 
 
-__all__ = ["cwd_path", "predict_to_file"]
+__all__ = ["predict_to_file"]

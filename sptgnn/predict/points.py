@@ -9,8 +9,6 @@ The output is written to a temporary file beside it and renamed when complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +16,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sptgnn.data.rasters import CovariateStack, match_sources, resolve_path
+from sptgnn.atomic import atomic_file
+from sptgnn.data.paths import resolve_data_path
+from sptgnn.data.raster_sources import expand_paths, match_sources
+from sptgnn.data.rasters import CovariateStack
 from sptgnn.data.tables import TableError, _read
 from sptgnn.estimator.run import Run
 from sptgnn.predict.raster import PredictError, raster_sources
@@ -125,12 +126,11 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
 
 
 def _expand(pattern: str) -> list[Path]:
-    from sptgnn.data.rasters import expand_paths
 
     try:
         return expand_paths(pattern)
     except Exception:  # noqa: BLE001 - a configured raster that moved is reported when sampling
-        return [resolve_path(pattern)]
+        return [resolve_data_path(pattern)]
 
 
 def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = False) -> Path:
@@ -145,10 +145,7 @@ def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = Fal
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
     suffix = out.suffix.lower()
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=suffix or ".gpkg", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_file(out, suffix=suffix or ".gpkg") as tmp:
         if suffix == ".csv":
             f = pd.DataFrame(frame.drop(columns="geometry"))
             f["x"], f["y"] = frame.geometry.x, frame.geometry.y
@@ -158,10 +155,6 @@ def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = Fal
         else:
             tmp.unlink()
             frame.to_file(tmp, driver="GPKG", layer="predictions")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -25,26 +25,10 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
-from sptgnn.data.samples import EARTH_RADIUS_M, SoilSamples, chord_to_great_circle_m
+from sptgnn.data.samples import SoilSamples
+from sptgnn.geo import chord_to_great_circle_m, metric_coords
 from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
-
-
-def metric_coords(xy: np.ndarray, crs) -> np.ndarray:
-    """Coordinates in metres for neighbour search, as :meth:`SoilSamples.metric_coords` computes them.
-
-    Args:
-        xy: ``(n, 2)`` coordinates in ``crs`` (x, y or lon, lat).
-        crs: pyproj CRS of ``xy`` (the training samples' CRS).
-
-    Returns:
-        ``(n, 2)`` projected metres, or ``(n, 3)`` Earth-centred sphere coordinates (m) for a geographic CRS.
-    """
-    xy = np.asarray(xy, dtype=np.float64)
-    if crs.is_geographic:
-        lon, lat = np.radians(xy[:, 0]), np.radians(xy[:, 1])
-        return EARTH_RADIUS_M * np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]
-    return xy
 
 
 def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.ndarray:
@@ -279,4 +263,4 @@ class QueryPredictor:
         return self.predict_inputs(QueryInputs.from_samples(self.builder, query, self.ensemble.trend), calibrated)
 
 
-__all__ = ["QueryInputs", "QueryPredictor", "metric_coords", "time_features"]
+__all__ = ["QueryInputs", "QueryPredictor", "time_features"]

@@ -16,19 +16,19 @@ the final name. Memory is bounded by the window size, not the raster size.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import rasterio
-from pyproj import CRS, Transformer
-from pyproj.exceptions import ProjError
+from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from sptgnn.data.rasters import CovariateStack, RasterError, RasterSource, match_sources
+from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
+from sptgnn.data.rasters import CovariateStack
+from sptgnn.atomic import atomic_file
 from sptgnn.estimator.run import Run
+from sptgnn.geo import CRSTransformError, transform_xy, transformer
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
 NODATA = -9999.0
@@ -46,18 +46,13 @@ def raster_sources(run) -> list[RasterSource]:
 
 def _transformer(src_crs, dst_crs, probe: tuple[float, float]) -> Transformer | None:
     """A transformer from the rasters' CRS to the training CRS (None when equal); fails early when impossible."""
-    src, dst = CRS.from_user_input(src_crs.to_wkt() if hasattr(src_crs, "to_wkt") else src_crs), CRS.from_user_input(dst_crs)
-    if src == dst:
-        return None
+    names = ("the rasters' CRS", "the training CRS")
     try:
-        tr = Transformer.from_crs(src, dst, always_xy=True)
-        x, y = tr.transform(probe[0], probe[1], errcheck=False)
-    except ProjError as exc:
-        raise RasterError(f"the rasters' CRS ({src.to_string()}) has no transformation to the training CRS "
-                          f"({dst.to_string()}): {exc}; reproject the rasters") from None
-    if not (np.isfinite(x) and np.isfinite(y)):
-        raise RasterError(f"the rasters' CRS ({src.to_string()}) has no usable transformation to the training CRS "
-                          f"({dst.to_string()}) at the raster centre; reproject the rasters")
+        tr = transformer(src_crs, dst_crs, names)
+        if tr is not None:
+            transform_xy(np.array([probe]), src_crs, dst_crs, names)
+    except CRSTransformError as exc:
+        raise RasterError(f"{exc} at the raster centre; reproject the rasters") from None
     return tr
 
 
@@ -117,12 +112,9 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
             "transform": stack.transform, "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256,
             "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
         }
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=".tif", dir=out.parent)
-        os.close(fd)
-        tmp, tmp_png = Path(tmp_name), None
         stats = {b: [np.inf, -np.inf] for b in BANDS}
         n_valid = 0
-        try:
+        with atomic_file(out, ".tif") as tmp:
             total = stack.num_windows(window)
             with rasterio.open(tmp, "w", **profile) as dst:
                 for i, b in enumerate(BANDS, start=1):
@@ -158,18 +150,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                 raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
                                   "check the rasters' nodata")
             if quicklook:
-                fd, png_name = tempfile.mkstemp(prefix=f".{png.name}.partial-", suffix=".png", dir=out.parent)
-                os.close(fd)
-                tmp_png = Path(png_name)
-                write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
-            os.replace(tmp, out)
-            if tmp_png is not None:
-                os.replace(tmp_png, png)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            if tmp_png is not None:
-                tmp_png.unlink(missing_ok=True)
-            raise
+                with atomic_file(png, ".png") as tmp_png:
+                    write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
     return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": n_valid,
             "seconds": time.perf_counter() - start,
             "ranges": {b: (None if not np.isfinite(v[0]) else [v[0], v[1]]) for b, v in stats.items()}}

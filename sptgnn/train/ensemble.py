@@ -18,7 +18,7 @@ from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check
 from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
-from sptgnn.train.splits import calibration_parts, spatial_holdout
+from sptgnn.splits import calibration_parts, spatial_holdout
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import predict_nodes, train_member
 from sptgnn.train.trend import CovariateTrend
@@ -28,7 +28,7 @@ def _attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block
     for query nodes), so that mini-batch training hides whole blocks of labels at once (``train.label_mask_block_km``)."""
     if block_km is None:
         return
-    from sptgnn.data.splits import block_ids, planar_coords
+    from sptgnn.splits import block_ids, planar_coords
 
     ids = block_ids(planar_coords(labelled), block_km * 1000.0)
     graph[NODE].mask_block = torch.cat([torch.as_tensor(ids, dtype=torch.long),

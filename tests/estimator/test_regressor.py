@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sptgnn import Config, ConfigError, SamplesError, SpTGNNRegressor, load_run
 from sptgnn.estimator.regressor import FLAT
+from sptgnn.splits import BlockKFold
 
 TINY = dict(members=2, epochs=5, patience=3, hidden=16, num_layers=1, num_experts=3, heads=2, k_spatial=4,
             k_spectral=3, k_elevation=2)
@@ -140,7 +141,8 @@ def test_y_of_another_length_is_refused(frames):
 
 def test_grid_search_over_the_estimator(frames):
     train, _ = frames
-    search = GridSearchCV(_est(members=1, relations=("spatial",)), {"hidden": [8, 16]}, cv=KFold(2), error_score="raise")
+    search = GridSearchCV(_est(members=1, relations=("spatial",)), {"hidden": [8, 16]}, cv=BlockKFold(2, block_size_km=1.0),
+                          error_score="raise")
     search.fit(train, train["soc_g_kg"])
     assert search.best_params_["hidden"] in (8, 16)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()

@@ -1,4 +1,5 @@
-"""Held-out parts of a training fold, for early stopping and calibration without leaking the test fold."""
+"""Held-out parts of a training fold (early stopping, calibration) and k-means spatial folds (the AOA's training DI),
+never touching the test fold."""
 
 from __future__ import annotations
 
@@ -90,3 +91,13 @@ def calibration_parts(coords_m: np.ndarray, split: str, fraction: float, folds: 
         return [held]
     return [spatial_holdout(coords_m, fraction, num_blocks, seed)]
 
+
+def kmeans_folds(coords: np.ndarray, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold ids ``0 … n_folds-1`` ``(n,)`` from k-means blocks of the coordinates (m): the spatial CV folds of the
+    training DI (CAST's ``trainDI`` takes the model's CV folds). k-means clusters, unlike the square blocks of
+    :mod:`sptgnn.splits.folds`, need no block size and always give ``n_folds`` non-empty folds, whatever the extent."""
+    n_folds = max(2, min(n_folds, len(coords)))
+    return KMeans(n_clusters=n_folds, n_init=4, random_state=seed).fit_predict(np.asarray(coords, dtype=np.float64))
+
+
+__all__ = ["calibration_parts", "kmeans_folds", "spatial_holdout", "spatial_parts"]

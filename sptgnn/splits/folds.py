@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from sptgnn.data.samples import EARTH_RADIUS_M, SamplesError, SoilSamples
+from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.geo import EARTH_RADIUS_M, equal_area_crs
 
 SPLITS = ("shipped", "random", "blocks")
 
@@ -40,14 +41,7 @@ def planar_crs(samples: SoilSamples) -> str | None:
     """
     if not samples.crs.is_geographic:
         return None
-    lonlat = samples.xy()
-    if len(lonlat) and np.ptp(lonlat[:, 0]) > 180:
-        return "EPSG:6933"
-    lon, lat = np.radians(lonlat[:, 0]), np.radians(lonlat[:, 1])
-    v = np.c_[np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)].mean(0)
-    lon0 = float(np.degrees(np.arctan2(v[1], v[0])))
-    lat0 = float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1]))))
-    return f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
+    return equal_area_crs(samples.xy())
 
 
 def planar_coords(samples: SoilSamples, crs: str | None = None) -> np.ndarray:
