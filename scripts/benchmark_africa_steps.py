@@ -22,7 +22,7 @@ import torch
 
 from sptgnn.config import load_config
 from sptgnn.data import load_dataset
-from sptgnn.evaluate.crossval import make_folds
+from sptgnn.evaluate.crossval import config_folds
 from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
@@ -33,7 +33,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     cfg = load_config(sys.argv[1] if len(sys.argv) > 1 else "configs/afsp_africa_blocks100km.yaml")
     samples = load_dataset(cfg.data.dataset)
-    fold = make_folds(samples, cfg)[0]
+    fold = config_folds(samples, cfg)[0]
     train, test = samples.subset(fold.train), samples.subset(fold.test)
     graph = GraphBuilder(cfg.graph).fit(train).build(test, cfg.data.target)
     model = SpTGNN(cfg.model, [et[1] for et in graph.edge_types], stream_dims(graph), 0)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sptgnn.config import load_config
 from sptgnn.data.datasets import load_dataset
-from sptgnn.evaluate.crossval import fold_ids
+from sptgnn.splits import fold_ids
 from sptgnn.evaluate.metrics import distribution_columns, score
 from sptgnn.distributions.calibration import Calibrator
 from sptgnn.train.ensemble import DeepEnsemble
@@ -42,7 +42,8 @@ def main() -> None:
         {"blocks": args.blocks} if args.blocks else {}) | ({"folds": args.folds} if args.folds else {})
     cfg = load_config(args.config, {"calibration": cal} | ({"train": {"members": args.members}} if args.members else {}))
     samples = load_dataset(cfg.data.dataset)
-    folds = fold_ids(samples, cfg)
+    ev = cfg.evaluate
+    folds = fold_ids(samples, ev.split, ev.n_folds, ev.block_size_km, ev.seed)
     methods = ("none", "variance", "isotonic", "isotonic_central", "conformal")
     rows = {m: [] for m in methods}
     start, load0 = time.perf_counter(), os.getloadavg()

@@ -21,7 +21,7 @@ import yaml
 
 from sptgnn.config import load_config
 from sptgnn.data import load_dataset
-from sptgnn.evaluate.crossval import cross_validate
+from sptgnn.evaluate.crossval import cross_validate_config
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         override.setdefault("data", {})["dataset"] = source
         cfg = load_config(None, override)
     start = time.perf_counter()
-    m = cross_validate(load_dataset(cfg.data.dataset), cfg).metrics["sptgnn"]
+    m = cross_validate_config(load_dataset(cfg.data.dataset), cfg).metrics["sptgnn"]
     print(f"{cfg.data.dataset} {text} R2 {m['r2']:.4f} R2_log {m.get('r2_log', float('nan')):.4f} rmse {m['rmse']:.3f} "
           f"picp90 {m['picp90']:.3f} time {time.perf_counter() - start:.0f}")
 

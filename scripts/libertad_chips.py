@@ -35,8 +35,8 @@ from sptgnn import splits  # noqa: E402
 from sptgnn.data.samples import SoilSamples  # noqa: E402
 from sptgnn.data.tables import load_table  # noqa: E402
 from sptgnn.imagery.stream import ImageryStream  # noqa: E402
-from sptgnn.evaluate.baselines import fit_predict_baseline  # noqa: E402
-from sptgnn.evaluate.crossval import cross_validate  # noqa: E402
+from sptgnn.evaluate.baselines import TreeBaseline  # noqa: E402
+from sptgnn.evaluate.crossval import cross_validate_config  # noqa: E402
 from sptgnn.evaluate.metrics import score  # noqa: E402
 
 VARIANTS = {
@@ -79,7 +79,7 @@ def baseline_cv(samples: SoilSamples, cfg) -> dict:
                 return np.c_[s.stream("imagery"), f] if cfg.imagery.keep_columns else f
             tr, te = with_features(train, names, feats(train)), with_features(test, names, feats(test))
         for b in BASELINES:
-            res = fit_predict_baseline(b, tr, te, "soc_g_kg", seed=cfg.train.seed)
+            res = TreeBaseline(b, "soc_g_kg", seed=cfg.train.seed).fit(tr).predict_dist(te)
             rows[b].append(pd.DataFrame({"sample_id": test.sample_ids, "y": test.target("soc_g_kg"), "mean": res.mean,
                                          "sd": np.nan if res.sd is None else res.sd}))
         # null model: the training fold's mean and sd (what R² = 0 means under pooled out-of-fold scoring)
@@ -119,7 +119,7 @@ def main() -> None:
         cfg = base.model_copy(deep=True)
         cfg.imagery = cfg.imagery.model_copy(update=over)
         t0 = time.perf_counter()
-        cv = cross_validate(samples, cfg)
+        cv = cross_validate_config(samples, cfg)
         results[name] = {"sptgnn": cv.metrics["sptgnn"], **baseline_cv(samples, cfg)}
         results[name]["seconds"] = round(time.perf_counter() - t0, 1)
         m = cv.metrics["sptgnn"]

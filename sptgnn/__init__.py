@@ -14,8 +14,9 @@ from sptgnn.data.datasets import available_datasets, load_dataset
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.distributions import Forecast, Prediction, QuantileForecast
 from sptgnn.estimator import Run, RunError, SpTGNNRegressor, fit_run, load_run
-from sptgnn.evaluate.crossval import CrossValidationResult, cross_validate
+from sptgnn.evaluate.crossval import CrossValidationResult, cross_validate, cross_validate_config
+from sptgnn.splits import BlockKFold
 
-__all__ = ["Config", "ConfigError", "CrossValidationResult", "Forecast", "Prediction", "QuantileForecast", "Run", "RunError", "SamplesError",
-           "SoilSamples", "SpTGNNRegressor", "__version__", "available_datasets", "cross_validate", "fit_run", "load_config",
+__all__ = ["BlockKFold", "Config", "ConfigError", "CrossValidationResult", "Forecast", "Prediction", "QuantileForecast", "Run", "RunError", "SamplesError",
+           "SoilSamples", "SpTGNNRegressor", "__version__", "available_datasets", "cross_validate", "cross_validate_config", "fit_run", "load_config",
            "load_dataset", "load_run"]

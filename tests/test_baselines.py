@@ -1,30 +1,15 @@
-"""Baselines: features (with coordinates for ``+xy``), the random forest's tree spread as sd, point forecasts."""
+"""Baselines on the shared protocol: features (with coordinates for ``+xy``), the random forest's tree spread as sd,
+point forecasts, and the same forecast through ``clone`` (what cross-validation does per fold)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.ensemble import RandomForestRegressor
 from xgboost import XGBRegressor
 
-import sptgnn.evaluate.baselines as baselines
-from sptgnn.evaluate.baselines import BASELINES, baseline_features, fit_predict_baseline, make_regressor
-
-
-@pytest.fixture
-def captured(monkeypatch):
-    """Baselines with few trees (fast) whose fitted regressors are kept for inspection."""
-    models = []
-    original = baselines.make_regressor
-
-    def small(name, seed=0):
-        model = original(name, seed)
-        model.set_params(n_estimators=25)
-        models.append(model)
-        return model
-
-    monkeypatch.setattr(baselines, "make_regressor", small)
-    return models
+from sptgnn.evaluate.baselines import BASELINES, TreeBaseline, baseline_features, make_regressor
 
 
 @pytest.fixture
@@ -44,39 +29,49 @@ def test_features_are_the_stream_columns_plus_coordinates(samples):
 
 
 @pytest.mark.parametrize("name", BASELINES)
-def test_each_baseline_sees_features_plus_two_coordinates_for_xy(captured, folds, name):
+def test_each_baseline_sees_features_plus_two_coordinates_for_xy(folds, name):
     train, test = folds
-    res = fit_predict_baseline(name, train, test, "soc_g_kg", seed=0)
-    model = captured[-1]
+    model = TreeBaseline(name, seed=0, trees=25).fit(train)
+    res = model.predict_dist(test)
     expected = 5 + (2 if name.endswith("+xy") else 0)
-    assert model.n_features_in_ == expected
-    assert res.mean.shape == (len(test),)
-    assert np.isfinite(res.mean).all()
-    assert res.fit_seconds >= 0
-    np.testing.assert_allclose(res.mean, model.predict(baseline_features(test, name.endswith("+xy"))), rtol=1e-6)
+    assert model.model_.n_features_in_ == expected
+    assert res.mean.shape == (len(test),) and np.isfinite(res.mean).all()
+    np.testing.assert_allclose(res.mean, model.model_.predict(baseline_features(test, name.endswith("+xy"))), rtol=1e-6)
+    np.testing.assert_array_equal(clone(model).fit(train).predict_dist(test).mean, res.mean)  # seeded: same forecast
 
 
-def test_xgboost_is_a_point_forecast(captured, folds):
+def test_xgboost_is_a_point_forecast(folds):
     train, test = folds
-    res = fit_predict_baseline("xgboost+xy", train, test, "soc_g_kg")
-    assert isinstance(captured[-1], XGBRegressor)
-    assert res.sd is None
+    model = TreeBaseline("xgboost+xy").fit(train)
+    assert isinstance(model.model_, XGBRegressor)
+    assert model.predict_dist(test).sd is None
 
 
-def test_random_forest_sd_is_the_tree_spread(captured, folds):
+def test_random_forest_sd_is_the_tree_spread(folds):
     train, test = folds
-    res = fit_predict_baseline("random_forest", train, test, "soc_g_kg", seed=3)
-    model = captured[-1]
-    assert isinstance(model, RandomForestRegressor)
+    model = TreeBaseline("random_forest", seed=3, trees=25).fit(train)
+    res = model.predict_dist(test)
+    assert isinstance(model.model_, RandomForestRegressor)
     x = baseline_features(test, False)
-    trees = np.array([t.predict(x) for t in model.estimators_])
+    trees = np.array([t.predict(x) for t in model.model_.estimators_])
     assert trees.shape == (25, len(test))
     np.testing.assert_allclose(res.sd, np.maximum(trees.std(axis=0, ddof=0), 1e-6), rtol=1e-12)
     np.testing.assert_allclose(res.mean, trees.mean(axis=0), rtol=1e-10)
     assert (res.sd > 0).all()
 
 
-def test_coordinates_help_when_the_target_is_a_function_of_position(monkeypatch, samples_factory):
+def test_log1p_fits_the_log_target_and_back_transforms(folds):
+    train, test = folds
+    logged = TreeBaseline("random_forest", transform="log1p", seed=1, trees=25).fit(train)
+    res = logged.predict_dist(test)
+    raw = logged.model_.predict(baseline_features(test, False))
+    np.testing.assert_allclose(res.mean_log, raw)
+    np.testing.assert_allclose(res.mean, np.expm1(raw))
+    ref = RandomForestRegressor(25, random_state=1, n_jobs=1).fit(baseline_features(train, False), np.log1p(train.target()))
+    np.testing.assert_allclose(res.mean_log, ref.predict(baseline_features(test, False)))
+
+
+def test_coordinates_help_when_the_target_is_a_function_of_position(samples_factory):
     """The +xy variant really uses the coordinates: with a target that is pure position, it beats the plain model."""
     from sptgnn.data.samples import SoilSamples
 
@@ -87,15 +82,15 @@ def test_coordinates_help_when_the_target_is_a_function_of_position(monkeypatch,
     frame["B02"] = frame["B04"] = frame["NDVI"] = frame["Slope"] = frame["Altitude"] = np.random.default_rng(0).normal(size=200)
     s = SoilSamples(frame=frame, targets=["soc_g_kg"], feature_groups=s.feature_groups, name="xy")
     train, test = s.subset(np.arange(200) % 4 != 0), s.subset(np.arange(200) % 4 == 0)
-    original = baselines.make_regressor
-    monkeypatch.setattr(baselines, "make_regressor", lambda n, seed=0: original(n, seed).set_params(n_estimators=50))
     y = test.target()
-    err = {n: np.abs(fit_predict_baseline(n, train, test, "soc_g_kg").mean - y).mean() for n in ("random_forest", "random_forest+xy")}
+    err = {n: np.abs(TreeBaseline(n, trees=50).fit(train).predict_dist(test).mean - y).mean()
+           for n in ("random_forest", "random_forest+xy")}
     assert err["random_forest+xy"] < 0.5 * err["random_forest"]
 
 
 def test_regressor_seeds_and_unknown_names():
     assert make_regressor("xgboost", seed=4).get_params()["random_state"] == 4
     assert make_regressor("random_forest+xy", seed=4).random_state == 4
+    assert make_regressor("random_forest", trees=7, max_features=0.5).get_params()["n_estimators"] == 7
     with pytest.raises(ValueError, match="unknown baseline 'lightgbm'"):
         make_regressor("lightgbm")

@@ -7,19 +7,25 @@ import pandas as pd
 import pytest
 from sklearn.metrics import r2_score
 
-from sptgnn.evaluate.baselines import fit_predict_baseline, fit_variogram, regression_kriging
-from sptgnn.evaluate.crossval import cross_validate, log_point
+from sptgnn.distributions import Prediction
+from sptgnn.evaluate.baselines import TreeBaseline
+from sptgnn.evaluate.crossval import cross_validate_config
+from sptgnn.evaluate.kriging import RegressionKriging, fit_variogram
 from sptgnn.evaluate.reports import write_report
 from sptgnn.train.target import TargetTransform
 
 
-def test_log_point_inverts_the_lognormal_moments():
+def test_mean_log_is_the_members_log_space_mean_behind_their_lognormal_moments():
     rng = np.random.default_rng(0)
     m, v = rng.normal(0, 1, (3, 50)), rng.uniform(0.01, 0.5, (3, 50))
     t = TargetTransform("log1p").fit(np.exp(rng.normal(2, 1, 100)))
-    means, variances = zip(*[t.inverse(m[i], v[i]) for i in range(3)])
-    expected = (m * t.scale + t.mean).mean(0)
-    np.testing.assert_allclose(log_point(np.stack(means), np.stack(variances)), expected, rtol=1e-9, atol=1e-9)
+    loc, var = t.gaussian_space(m, v)
+    pred = Prediction.from_gaussian_space(loc, np.sqrt(var), log1p=True)
+    # invert the members' lognormal moments by hand: v = log(1 + Var / (1 + E)²), m = log(1 + E) − v / 2
+    one = 1 + pred.member_mean
+    v_log = np.log1p(pred.member_var / one**2)
+    np.testing.assert_allclose(pred.mean_log, (np.log(one) - v_log / 2).mean(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(pred.mean_log, (m * t.scale + t.mean).mean(0), rtol=1e-9, atol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ def cv(config_factory, samples_factory):
     cfg = config_factory(evaluate={"baselines": ["xgboost", "regression_kriging"], "split": "blocks", "block_size_km": 0.5,
                                    "n_folds": 4, "moran_permutations": 0, "forest_trees": 20},
                          train={"members": 2, "epochs": 3})
-    return samples, cfg, cross_validate(samples, cfg)
+    return samples, cfg, cross_validate_config(samples, cfg)
 
 
 def test_every_model_sees_the_same_blocked_folds(cv):
@@ -96,12 +102,12 @@ def test_regression_kriging_recovers_a_spatial_residual(samples_factory):
     test[::4] = True
     train, tst = s.subset(~test), s.subset(test)
     y = tst.target()
-    rk = regression_kriging(train, tst, "soc_g_kg", forest_trees=50, neighbours=24)
-    rf = fit_predict_baseline("random_forest", train, tst, "soc_g_kg", forest_trees=50)
+    rk = RegressionKriging(trees=50, neighbours=24).fit(train).predict_dist(tst)
+    rf = TreeBaseline("random_forest", trees=50).fit(train).predict_dist(tst)
     rmse = lambda p: np.sqrt(np.mean((y - p) ** 2))  # noqa: E731
     assert rmse(rk.mean) < 0.7 * rmse(rf.mean)
-    assert rk.sd is not None and (rk.sd > 0).all() and rk.fit_seconds > 0
-    logged = regression_kriging(train, tst, "soc_g_kg", transform="log1p", forest_trees=20, neighbours=24)
+    assert rk.sd is not None and (rk.sd > 0).all()
+    logged = RegressionKriging(transform="log1p", trees=20, neighbours=24).fit(train).predict_dist(tst)
     np.testing.assert_allclose(logged.mean, np.expm1(logged.mean_log))
     pd.testing.assert_index_equal(pd.Index(range(len(y))), pd.RangeIndex(len(logged.mean)))
 
@@ -114,7 +120,7 @@ def test_regression_kriging_gives_the_nugget_variance_at_a_training_location(sam
     s.frame["soc_g_kg"] = 10 + 2 * s.frame["NDVI"].to_numpy() + rng.normal(0, 1.0, len(s))
     train, tst = s.subset(np.arange(len(s)) >= 20), s.subset(np.arange(len(s)) < 20)
     tst.frame.geometry = train.frame.geometry.iloc[:20].to_numpy()  # at training locations
-    rk = regression_kriging(train, tst, "soc_g_kg", forest_trees=30, neighbours=24)
+    rk = RegressionKriging(trees=30, neighbours=24).fit(train).predict_dist(tst)
     assert (rk.sd > 0.05).all()
     assert np.isfinite(rk.sd).all() and (rk.sd < 10).all()
 

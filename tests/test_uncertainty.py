@@ -283,30 +283,31 @@ def small_quantile_models(monkeypatch):
 
 @pytest.mark.parametrize("name", ["qrf", "xgboost_quantile", "qrf+xy"])
 def test_quantile_baselines_predict_sorted_quantiles(name, samples, small_quantile_models):
-    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, fit_predict_baseline
+    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, QuantileBaseline
 
     test = samples.folds == 1
-    res = fit_predict_baseline(name, samples.subset(~test), samples.subset(test), "soc_g_kg")
-    f = res.forecast
+    f = QuantileBaseline(name).fit(samples.subset(~test)).predict_dist(samples.subset(test))
     assert isinstance(f, QuantileForecast) and f.values.shape == (int(test.sum()), len(QUANTILE_LEVELS))
     assert (np.diff(f.values, axis=1) >= 0).all()
-    assert res.sd is None and np.isfinite(res.mean).all() and res.fit_seconds >= 0
+    assert f.sd is None and np.isfinite(f.mean).all()
     y = samples.subset(test).target("soc_g_kg")
-    s = score(y, res.mean, None, columns=distribution_columns(y, f))
+    s = score(y, f.mean, None, columns=distribution_columns(y, f))
     assert s["nll"] is None and 0 <= s["picp90"] <= 1 and s["crps"] > 0 and s["calibration_error"] is not None
 
 
-def test_qrf_quantiles_equal_quantile_forest(samples):
+def test_qrf_quantiles_and_mean_equal_quantile_forest(samples):
     from quantile_forest import RandomForestQuantileRegressor
 
-    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, baseline_features, fit_predict_baseline
+    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, QuantileBaseline, baseline_features
 
     test = samples.folds == 1
     train_s, test_s = samples.subset(~test), samples.subset(test)
-    res = fit_predict_baseline("qrf", train_s, test_s, "soc_g_kg", seed=3)
+    f = QuantileBaseline("qrf", seed=3).fit(train_s).predict_dist(test_s)
     ref = RandomForestQuantileRegressor(n_estimators=500, random_state=3).fit(
         baseline_features(train_s, False), train_s.target("soc_g_kg"))
-    np.testing.assert_allclose(res.forecast.values, np.sort(ref.predict(baseline_features(test_s, False), quantiles=list(QUANTILE_LEVELS)), axis=1))
+    x = baseline_features(test_s, False)
+    np.testing.assert_allclose(f.values, np.sort(ref.predict(x, quantiles=list(QUANTILE_LEVELS)), axis=1))
+    np.testing.assert_allclose(f.mean, ref.predict(x, quantiles="mean"))
 
 
 # -- the ensemble with calibration ---------------------------------------------------------------------------------------
@@ -376,12 +377,12 @@ def test_negative_soc_is_an_error(samples_factory, config_factory):
 
 
 def test_cross_validation_reports_calibrated_and_uncalibrated_rows(samples_factory, config_factory, small_quantile_models):
-    from sptgnn.evaluate.crossval import cross_validate
+    from sptgnn.evaluate.crossval import cross_validate_config
 
     samples = samples_factory(n=100, seed=4, folds=2)
     cfg = config_factory(calibration={"method": "variance", "min_samples": 8}, data={"target_transform": "none"},
                          evaluate={"baselines": ["qrf"], "moran_permutations": 0})
-    res = cross_validate(samples, cfg)
+    res = cross_validate_config(samples, cfg)
     assert set(res.metrics) == {"sptgnn", "sptgnn_uncalibrated", "qrf"}
     for name in ("sptgnn", "sptgnn_uncalibrated"):
         m = res.metrics[name]

@@ -8,7 +8,8 @@ calibrators (:class:`Calibrator`).
 from sptgnn.distributions.base import Forecast, check_levels, crps_from_quantiles, pinball_loss
 from sptgnn.distributions.calibration import METHODS, CalibrationError, Calibrator, PitMap
 from sptgnn.distributions.mixture import Prediction
+from sptgnn.distributions.moments import MomentForecast
 from sptgnn.distributions.quantile import QuantileForecast
 
-__all__ = ["METHODS", "CalibrationError", "Calibrator", "Forecast", "PitMap", "Prediction", "QuantileForecast",
+__all__ = ["METHODS", "CalibrationError", "Calibrator", "Forecast", "MomentForecast", "PitMap", "Prediction", "QuantileForecast",
            "check_levels", "crps_from_quantiles", "pinball_loss"]

@@ -71,6 +71,12 @@ class Prediction:
         """Total predictive sd, ``sqrt(aleatoric² + epistemic²)``, ``(num_query,)``."""
         return np.sqrt(self.aleatoric_sd**2 + self.epistemic_sd**2)
 
+    @property
+    def mean_log(self) -> np.ndarray | None:
+        """The mean over members of their ``log1p``-space Gaussian means, ``(num_query,)``, when the Gaussian space is
+        ``log(1 + y)`` (the ensemble's own log-scale point prediction), else ``None``."""
+        return np.asarray(self.member_loc, dtype=np.float64).mean(0) if self.log1p else None
+
     def __len__(self) -> int:
         return int(np.shape(self.mean)[0])
 

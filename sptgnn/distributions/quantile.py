@@ -18,13 +18,24 @@ class QuantileForecast:
     Args:
         levels: Increasing levels in (0, 1), ``(L,)``.
         values: Quantiles, ``(num_samples, L)``, target units.
+        mean: The model's point prediction ``(num_samples,)`` (a quantile forest's conditional mean); default the
+            interpolated median.
+
+    Attributes:
+        mean: Point prediction ``(num_samples,)``, target units.
+        sd: ``None`` (the spread is in the quantiles).
+        mean_log: ``None`` (the model was not fitted on ``log1p`` targets).
     """
 
-    def __init__(self, levels, values: np.ndarray):
+    sd = None
+    mean_log = None
+
+    def __init__(self, levels, values: np.ndarray, mean: np.ndarray | None = None):
         self.levels = np.asarray(levels, dtype=float)
         self.values = np.sort(np.asarray(values, dtype=float), axis=1)
         if self.values.ndim != 2 or self.values.shape[1] != self.levels.size:
             raise ValueError(f"quantiles must be (num_samples, {self.levels.size}), got {self.values.shape}")
+        self.mean = self.quantiles([0.5])[:, 0] if mean is None else np.asarray(mean, dtype=float).reshape(-1)
 
     def __len__(self) -> int:
         return self.values.shape[0]

@@ -21,6 +21,7 @@ from sptgnn.config import Config, ConfigError, format_config_error
 from sptgnn.distributions import Prediction
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.run import Run, fit_run
+from sptgnn.train.interpret import stream_usage
 
 _D = Config()  # the schema's defaults: the estimator's defaults are the config's, written once
 FLAT = {  # estimator parameter -> (config section, field)
@@ -35,8 +36,6 @@ FLAT = {  # estimator parameter -> (config section, field)
     "patience": ("train", "patience"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "calibration": ("calibration", "method"),
 }
-COLUMNS = {"coords": None, "crs": "crs", "imagery_columns": "imagery", "environment_columns": "environment",
-           "elevation_column": "elevation", "date_column": "date", "id_column": "id"}  # parameter -> data.table field
 
 
 def _default(name: str):
@@ -72,6 +71,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         id_column: Column of sample ids.
         config: A base :class:`~sptgnn.config.Config` for every setting without a flat parameter (imagery encoders,
             calibration details, ...); the flat parameters override it.
+        area_of_applicability: Fit the AOA reference at fit time (maps need it; cross-validation does not).
         verbose: Print a line per trained member on stderr.
 
     Attributes:
@@ -94,7 +94,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                  batch_size=_default("batch_size"), seed=_default("seed"), target=_default("target"),
                  target_transform=_default("target_transform"), calibration=_default("calibration"),
                  coords=None, crs=None, imagery_columns=None, environment_columns=None, elevation_column=None,
-                 date_column=None, id_column=None, config=None, verbose=False):
+                 date_column=None, id_column=None, config=None, area_of_applicability=True, verbose=False):
         self.members, self.hidden, self.num_layers, self.num_experts = members, hidden, num_layers, num_experts
         self.top_k, self.heads, self.dropout, self.label_inputs, self.trend = top_k, heads, dropout, label_inputs, trend
         self.relations, self.k_spatial, self.k_spectral, self.k_elevation = relations, k_spatial, k_spectral, k_elevation
@@ -104,24 +104,17 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         self.coords, self.crs = coords, crs
         self.imagery_columns, self.environment_columns = imagery_columns, environment_columns
         self.elevation_column, self.date_column, self.id_column = elevation_column, date_column, id_column
-        self.config, self.verbose = config, verbose
+        self.config, self.area_of_applicability, self.verbose = config, area_of_applicability, verbose
 
     # -- config <-> parameters -------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: Config, **overrides) -> "SpTGNNRegressor":
-        """The estimator of a run configuration (its ``data.table`` columns included); ``overrides`` set parameters."""
+        """The estimator of a run configuration; ``overrides`` set parameters. ``data`` (where samples come from) is
+        the caller's: fit on :func:`sptgnn.data.tables.load_samples` of it, whose streams the estimator then takes."""
         params = {}
         for name, (section, field) in FLAT.items():
             value = getattr(getattr(config, section), field)
             params[name] = tuple(value) if isinstance(value, list) else value
-        table = config.data.table
-        if table is not None:
-            for name, field in COLUMNS.items():
-                if field is not None:
-                    value = getattr(table, field)
-                    params[name] = (value or None) if isinstance(value, list) else value
-            if table.x is not None:
-                params["coords"] = (table.x, table.y)
         return cls(**(params | {"config": config} | overrides))
 
     def to_config(self) -> Config:
@@ -150,12 +143,13 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                           environment=g["environment"], elevation=self.elevation_column, date=self.date_column,
                           id_column=self.id_column)
 
-    def fit(self, X, y=None) -> "SpTGNNRegressor":
+    def fit(self, X, y=None, progress=None) -> "SpTGNNRegressor":
         """Train the ensemble on every sample of ``X`` (the labelled nodes) and fit its calibration and AOA reference.
 
         Args:
             X: Training samples (see the class docstring), ``(num_samples, …)``.
             y: Targets ``(num_samples,)`` in target units (SOC in g/kg), or ``None`` to read column ``target`` of ``X``.
+            progress: Called with ``"member m/M"`` after each trained member.
 
         Raises:
             SamplesError: Missing coordinates, CRS or columns; NaN features or targets; negative SOC.
@@ -165,11 +159,14 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         start = time.perf_counter()
         config = self.to_config()
         samples = self._samples(X, y)
-        def progress(m: int) -> None:
-            print(f"[{time.perf_counter() - start:6.1f} s] member {m + 1}/{config.train.members} trained",
-                  file=sys.stderr, flush=True)
+        def member_done(m: int) -> None:
+            if self.verbose:
+                print(f"[{time.perf_counter() - start:6.1f} s] member {m + 1}/{config.train.members} trained",
+                      file=sys.stderr, flush=True)
+            if progress is not None:
+                progress(f"member {m + 1}/{config.train.members}")
 
-        self.run_ = fit_run(config, samples, progress=progress if self.verbose else None)
+        self.run_ = fit_run(config, samples, progress=member_done, aoa=self.area_of_applicability)
         self.feature_groups_ = {k: list(v) for k, v in samples.feature_groups.items()}
         self.n_features_in_ = int(np.shape(X)[1]) if hasattr(X, "shape") and len(np.shape(X)) == 2 else len(samples.feature_columns)
         self.fit_seconds_ = time.perf_counter() - start
@@ -201,6 +198,21 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         if quantiles is not None:
             return pred.quantiles(quantiles)
         return (pred.mean, pred.sd) if return_std else pred.mean
+
+    def extra_forecasts(self, X) -> dict[str, Prediction]:
+        """Other forecasts of the same fit, by name suffix: ``{"uncalibrated": …}`` (the raw mixture) when a calibrator
+        was fitted; cross-validation scores them as ``<model>_uncalibrated`` beside the calibrated model."""
+        check_is_fitted(self, "run_")
+        if self.run_.ensemble.calibrator is None:
+            return {}
+        return {"uncalibrated": self.run_.predict(self._samples(X, groups=self.feature_groups_), calibrated=False)}
+
+    def diagnostics(self, X) -> dict:
+        """The MoE gate weights of each query sample averaged over members, ``gates`` ``(n, E)``, and the share of each
+        stream in what the used experts read, ``stream_usage`` (:func:`sptgnn.train.interpret.stream_usage`)."""
+        check_is_fitted(self, "run_")
+        gates = self.run_.ensemble.gates(self._samples(X, groups=self.feature_groups_))
+        return {"gates": gates, "stream_usage": stream_usage(self.run_.ensemble, gates)}
 
     def save(self, path, overwrite: bool = False) -> Run:
         """Write the run folder (the same as ``sptgnn train`` writes) and return the :class:`Run`.

@@ -1,4 +1,4 @@
-"""Cross-validation reports: a Markdown summary, figures, and the MoE stream-usage summary.
+"""Cross-validation reports: a Markdown summary and figures.
 
 :func:`write_report` turns a ``metrics.json`` dict and the out-of-fold ``predictions.csv`` frame into ``report.md`` and
 PNG figures (predicted vs observed per model on log axes, a residual map of SpTGNN, per-fold R² on log SOC).
@@ -14,36 +14,6 @@ import pandas as pd
 TABLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("rmse", "RMSE", 2), ("mae", "MAE", 2), ("mape", "MAPE %", 1),
                  ("crps", "CRPS", 2), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3),
                  ("fit_seconds", "fit s", 0)]
-
-
-def stream_usage(ensemble, gates: np.ndarray) -> dict[str, float]:
-    """Share of each stream in what the MoE's experts read, weighted by how much each expert is used.
-
-    For member ``m`` and expert ``e`` the share of stream ``s`` is ``‖W_e[:, s]‖² / ‖W_e‖²`` over the columns of the
-    expert's first linear layer that read stream ``s`` (the MoE input is the concatenation of the stream embeddings);
-    the usage of ``s`` is ``Σ_e ḡ_e · share_e(s)`` with ``ḡ_e`` the mean gate weight of ``e`` over the given nodes,
-    averaged over members. A weight-norm attribution: it says which streams the used experts are wired to read, not a
-    causal effect.
-
-    Args:
-        ensemble: A fitted :class:`~sptgnn.train.ensemble.DeepEnsemble`.
-        gates: Gate weights ``(num_nodes, E)`` (e.g. :meth:`DeepEnsemble.gates` of a test fold).
-
-    Returns:
-        ``{stream: share}``, shares summing to 1.
-    """
-    g = np.asarray(gates, dtype=float).mean(0)
-    totals: dict[str, float] = {}
-    for model in ensemble.members:
-        d = model.config.hidden
-        experts = model.moe.experts if model.moe is not None else [model.fuse]  # fusion "concat": one MLP, gate 1
-        for e, expert in enumerate(experts):
-            w = expert[0].weight.detach().numpy() ** 2
-            whole = w.sum() or 1.0
-            for i, stream in enumerate(model.streams):
-                totals[stream] = totals.get(stream, 0.0) + g[e] * w[:, i * d:(i + 1) * d].sum() / whole
-    norm = sum(totals.values()) or 1.0
-    return {k: float(v / norm) for k, v in totals.items()}
 
 
 def metrics_table(models: dict[str, dict]) -> str:
@@ -169,4 +139,4 @@ def write_report(out: Path, metrics: dict, predictions: pd.DataFrame, with_figur
     return path
 
 
-__all__ = ["stream_usage", "metrics_table", "figures", "write_report"]
+__all__ = ["metrics_table", "figures", "write_report"]

@@ -15,7 +15,7 @@ from sptgnn._version import __version__
 from sptgnn.atomic import atomic_dir
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
-from sptgnn.evaluate.crossval import CrossValidationResult, cross_validate, make_folds
+from sptgnn.evaluate.crossval import CrossValidationResult, config_folds, cross_validate_config
 from sptgnn.evaluate.figures import uncertainty_figures
 from sptgnn.evaluate.reports import write_report
 
@@ -44,7 +44,7 @@ def default_folder(config: Config, command: str) -> Path:
 def evaluation_total(config: Config, samples: SoilSamples, variants: dict[str, Config] | None = None) -> int:
     """Progress steps of :func:`evaluate_to_folder`: one per trained member and baseline fit of every fold."""
     variants = variants or {"sptgnn": config}
-    return len(make_folds(samples, config)) * (sum(v.train.members for v in variants.values())
+    return len(config_folds(samples, config)) * (sum(v.train.members for v in variants.values())
                                                + len(config.evaluate.baselines))
 
 
@@ -68,9 +68,9 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
     """
     check_new_folder(out)
     samples.target(config.data.target)
-    n_folds = len(make_folds(samples, config))
+    n_folds = len(config_folds(samples, config))
     start, cpu = time.perf_counter(), time.process_time()
-    result = cross_validate(samples, config, progress=progress, variants=variants or {"sptgnn": config})
+    result = cross_validate_config(samples, config, progress=progress, variants=variants)
     ev = config.evaluate
     metrics = {
         "dataset": samples.name, "target": config.data.target, "n_samples": len(samples),

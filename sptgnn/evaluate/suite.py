@@ -15,7 +15,7 @@ from sptgnn.config import Config, ConfigError
 from sptgnn.data.datasets import load_dataset
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.ablation import LIMESODA_SUITE
-from sptgnn.evaluate.crossval import cross_validate
+from sptgnn.evaluate.crossval import cross_validate_config
 from sptgnn.evaluate.runfolder import check_new_folder
 
 SUITES = {"limesoda": LIMESODA_SUITE}
@@ -87,12 +87,12 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
         calibration[name] = cfg.calibration.method
         tick = None if progress is None else (lambda msg, n=name: progress(n, msg))
         try:
-            res = cross_validate(samples, cfg, progress=tick)
+            res = cross_validate_config(samples, cfg, progress=tick)
         except CalibrationError as exc:  # a small dataset: its folds cannot spare a calibration part
             if warn is not None:
                 warn(f"{name}: {exc}. Running {name} without calibration.")
             calibration[name] = f"none ({exc})"
-            res = cross_validate(samples, cfg.updated(calibration={"method": "none"}), progress=tick)
+            res = cross_validate_config(samples, cfg.updated(calibration={"method": "none"}), progress=tick)
         results[name] = {k: {"r2": v["r2"], "rmse": v["rmse"], "r2_log": v["r2_log"], "mape": v["mape"],
                              "fit_seconds": v["fit_seconds"]} for k, v in res.metrics.items()}
         frames.append(res.predictions.assign(dataset=name))
