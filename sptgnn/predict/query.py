@@ -11,7 +11,7 @@ summed over relations, then ``h_i ← LayerNorm(h_i + GELU(Σ_r m_i^r))``.
 
 Neighbours come from cKDTrees over the fitted builder's spaces (metric coordinates, the spectral space, elevation among
 spatial candidates), built once. The result equals :meth:`DeepEnsemble.predict` on the full graph (up to float error,
-see ``tests/test_predict_query.py``) at a cost linear in the number of queries, in chunks of bounded memory.
+see ``tests/predict/test_query.py``) at a cost linear in the number of queries, in chunks of bounded memory.
 """
 
 from __future__ import annotations

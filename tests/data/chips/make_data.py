@@ -1,4 +1,4 @@
-"""Seeded generator of the small GeoTIFFs used by tests/test_chips.py (run: python tests/data/chips/make_data.py).
+"""Seeded generator of the small GeoTIFFs used by tests/data/test_chips.py (run: python tests/data/chips/make_data.py).
 
 Files (written next to this script, or into the folder given as the first argument):
 - ``s2.tif``: 4 bands ``B02 B03 B04 B08`` (descriptions), 16 rows × 20 cols at 10 m, EPSG:32633, float32, nodata -9999

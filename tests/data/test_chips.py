@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from sptgnn.data.chip_extractor import ChipExtractor
 from sptgnn.data.chips import ChipError, ChipSource
 
-DATA = Path(__file__).parent / "data" / "chips"
+DATA = Path(__file__).resolve().parents[1] / "data" / "chips"
 X0, Y0, RES = 500_000.0, 5_000_160.0, 10.0
 
 

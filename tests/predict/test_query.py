@@ -79,3 +79,19 @@ def test_fast_path_clips_features_as_the_builder_does(split, config_factory):
     arrays = pred.predict_inputs(QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=dates,
                                                          elevation_column=query.elevation))
     np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)
+
+
+def test_full_graph_mini_batch_and_cached_paths_give_one_prediction(split, config_factory):
+    """The three ways to predict query nodes agree: the full graph, mini-batches of in-neighbour subgraphs
+    (``train.batch_size``) and the cached labelled states of ``Run.predict`` (cross-validation, points, maps)."""
+    from sptgnn.estimator.run import Run
+
+    lab, query = split
+    model = {"label_inputs": True, "num_layers": 2}
+    ens = DeepEnsemble(config_factory(model=model, train={"batch_size": 8, "epochs": 3, "members": 2})).fit(lab)
+    batched, cached = ens.predict(query), Run(ens).predict(query)
+    ens.config = config_factory(model=model, train={"batch_size": None, "members": 2})  # same members, whole graph
+    full = ens.predict(query)
+    for other in (batched, cached):
+        np.testing.assert_allclose(other.member_mean, full.member_mean, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(other.member_var, full.member_var, rtol=1e-5, atol=1e-5)

@@ -16,7 +16,7 @@ from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.estimator.run import Run
 from sptgnn.train.ensemble import DeepEnsemble
 
-DATA = Path(__file__).parent / "data" / "chips"
+DATA = Path(__file__).resolve().parents[1] / "data" / "chips"
 
 
 def _chips(n=6, c=2, size=5, seed=0, series_dates=None) -> Chips:

@@ -18,7 +18,7 @@ from sptgnn.distributions import Prediction
 from sptgnn.estimator.run import load_run
 from sptgnn.predict.raster import BANDS, NODATA
 
-from test_rasters import write_tif
+from helpers import write_tif
 
 X0, Y0, RES, H, W = 600_000.0, 5_500_000.0, 10.0, 30, 40
 

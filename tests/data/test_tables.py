@@ -11,7 +11,7 @@ from sptgnn.config import ConfigError, DataConfig, load_config
 from sptgnn.data.raster_sources import RasterError
 from sptgnn.data.tables import TableError, load_samples, load_table
 
-from test_rasters import X0, Y0, field, write_tif
+from helpers import X0, Y0, field, write_tif
 
 
 def _frame(n=12, seed=0):

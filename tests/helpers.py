@@ -1,0 +1,29 @@
+"""Helpers shared by test modules (tests import this module, never each other): small GeoTIFF writers."""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+X0, Y0 = 500_000.0, 5_700_000.0  # upper-left corner, EPSG:32633
+
+
+def write_tif(path, data, res, crs="EPSG:32633", origin=(X0, Y0), nodata=None, descriptions=None, dtype="float32"):
+    data = np.asarray(data, dtype=dtype)
+    if data.ndim == 2:
+        data = data[None]
+    prof = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=dtype,
+                crs=CRS.from_user_input(crs) if isinstance(crs, str) else crs, transform=from_origin(origin[0], origin[1], res, res),
+                nodata=nodata)
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(data)
+        for i, d in enumerate(descriptions or []):
+            dst.set_band_description(i + 1, d)
+    return path
+
+
+def field(x, y):
+    """A linear covariate of the coordinates (m): exact under nearest resampling at pixel centres."""
+    return (x - X0) / 10.0 + 2 * (Y0 - y) / 10.0
