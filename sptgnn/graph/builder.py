@@ -17,9 +17,8 @@ from torch_geometric.data import HeteroData
 
 from sptgnn.config import GraphConfig
 from sptgnn.data.samples import SoilSamples
-from sptgnn.geo import chord_to_great_circle_m
 from sptgnn.graph.features import NodeFeatureTransform
-from sptgnn.graph.relations import Edges, elevation_edges, knn_edges
+from sptgnn.graph.relations import Edges, RelationIndex
 
 NODE = "sample"
 
@@ -55,6 +54,7 @@ class GraphBuilder:
         self.relations: list[str] = []
         self.distance_scale: dict[str, float] = {}
         self.labelled: SoilSamples | None = None
+        self.index: RelationIndex | None = None
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, labelled: SoilSamples) -> "GraphBuilder":
@@ -71,6 +71,7 @@ class GraphBuilder:
         if "elevation" in self.relations and labelled.elevation is None:
             warnings.warn(f"{labelled.name} has no elevation: the elevation relation is left out", stacklevel=2)
             self.relations.remove("elevation")
+        self.index = self._index(labelled)
         for rel in self.relations:
             _, _, dist = self._edges(rel, labelled, exclude_self=True)
             med = float(np.median(dist)) if len(dist) else 1.0
@@ -85,6 +86,7 @@ class GraphBuilder:
         other = GraphBuilder(self.config)
         other.transform, other.relations, other.distance_scale = self.transform, list(self.relations), dict(self.distance_scale)
         other.labelled = labelled
+        other.index = other._index(labelled)
         return other
 
     def state(self) -> dict:
@@ -123,6 +125,7 @@ class GraphBuilder:
         )
         if imagery_stream is not None:
             imagery_stream.load_state(tr.get("imagery") or {})
+        builder.index = builder._index(labelled)
         return builder
 
     # -- neighbour search -------------------------------------------------------------------------------------------
@@ -159,21 +162,17 @@ class GraphBuilder:
         clip = self.config.feature_clip
         return z if clip is None else np.clip(z, -clip, clip)
 
+    def _index(self, labelled: SoilSamples) -> RelationIndex:
+        """The k-d trees of ``labelled`` for the fitted relations (built once, shared by graphs and the query path)."""
+        cfg = self.config
+        k = {"spatial": cfg.k_spatial, "spectral": cfg.k_spectral, "elevation": cfg.k_elevation}
+        index = RelationIndex(self.relations, k, cfg.elevation_candidates, bool(labelled.crs.is_geographic))
+        spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
+        return index.fit(labelled.metric_coords(), spectral, labelled.elevation_m())
+
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
-        lab, cfg = self.labelled, self.config
-        if relation == "spatial":
-            src, dst, dist = knn_edges(lab.metric_coords(), targets.metric_coords(), cfg.k_spatial, exclude_self)
-            if lab.crs.is_geographic:
-                dist = chord_to_great_circle_m(dist)
-            return src, dst, dist
-        if relation == "spectral":
-            return knn_edges(self.spectral_space(lab), self.spectral_space(targets), cfg.k_spectral, exclude_self)
-        if relation == "elevation":
-            return elevation_edges(
-                lab.metric_coords(), lab.elevation_m(), targets.metric_coords(), targets.elevation_m(),
-                cfg.k_elevation, cfg.elevation_candidates, exclude_self,
-            )
-        raise ValueError(f"unknown relation '{relation}'")
+        spectral = self.spectral_space(targets) if relation == "spectral" else None
+        return self.index.edges(relation, targets.metric_coords(), spectral, targets.elevation_m(), exclude_self)
 
     # -- building ---------------------------------------------------------------------------------------------------
     def build(self, query: SoilSamples | None = None, target: str | None = None) -> HeteroData:

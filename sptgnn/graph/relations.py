@@ -1,15 +1,19 @@
 """Neighbour search for the three relations (DESIGN.md, "relation").
 
-Every function returns edges *from* labelled nodes *to* target nodes as ``(src, dst, distance)`` arrays. ``src``
-indexes the labelled (reference) set, ``dst`` the target set. When the targets are the labelled nodes themselves
-(``exclude_self=True``) a node is never its own neighbour. Neighbour indices are built with :class:`scipy.spatial.cKDTree`
-on the labelled nodes only (rule 1 of DESIGN.md): a query node never enters an index.
+:class:`RelationIndex` holds one labelled set's k-d trees (:class:`scipy.spatial.cKDTree`, on the labelled nodes only:
+rule 1 of DESIGN.md, a query node never enters an index), built once. :meth:`RelationIndex.edges` attaches targets for a
+graph as ``(src, dst, distance)`` arrays (``src`` indexes the labelled set, ``dst`` the targets; with
+``exclude_self=True`` the targets are the labelled nodes and a node is never its own neighbour);
+:meth:`RelationIndex.query` gives new points' neighbours as ``(n, k)`` arrays for the cached prediction path. Both search
+the same trees with the same rules, so a map pixel gets exactly the neighbours a graph would give it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
+
+from sptgnn.geo import chord_to_great_circle_m
 
 Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -29,19 +33,26 @@ def knn_edges(reference: np.ndarray, targets: np.ndarray, k: int, exclude_self: 
     Raises:
         ValueError: Too few reference nodes to give any neighbour.
     """
-    available = len(reference) - (1 if exclude_self else 0)
-    if available < 1 or len(targets) == 0:
-        if len(targets) == 0:
-            return np.empty(0, int), np.empty(0, int), np.empty(0)
-        raise ValueError(f"need at least {2 if exclude_self else 1} labelled nodes to find neighbours, got {len(reference)}")
+    if len(targets) == 0:
+        return np.empty(0, int), np.empty(0, int), np.empty(0)
+    dist, idx = _knn(cKDTree(reference) if len(reference) else None, len(reference), targets, k, exclude_self)
+    return idx.ravel(), np.repeat(np.arange(len(targets)), idx.shape[1]), dist.ravel()
+
+
+def _knn(tree: cKDTree | None, n_ref: int, targets: np.ndarray, k: int, exclude_self: bool,
+         workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and indices ``(n, k')`` of the ``k' = min(k, available)`` nearest reference points of each target.
+
+    Raises:
+        ValueError: Too few reference nodes to give any neighbour.
+    """
+    available = n_ref - (1 if exclude_self else 0)
+    if available < 1:
+        raise ValueError(f"need at least {2 if exclude_self else 1} labelled nodes to find neighbours, got {n_ref}")
     k_eff = min(k, available)
-    tree = cKDTree(reference)
-    dist, idx = tree.query(targets, k=k_eff + (1 if exclude_self else 0))
+    dist, idx = tree.query(targets, k=k_eff + (1 if exclude_self else 0), workers=workers)
     dist, idx = dist.reshape(len(targets), -1), idx.reshape(len(targets), -1)
-    if exclude_self:
-        dist, idx = _drop_self(dist, idx, k_eff)
-    dst = np.repeat(np.arange(len(targets)), k_eff)
-    return idx.ravel(), dst, dist.ravel()
+    return _drop_self(dist, idx, k_eff) if exclude_self else (dist, idx)
 
 
 def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,14 +89,106 @@ def elevation_edges(
     Returns:
         ``(src, dst, abs_elevation_difference_m)``.
     """
-    src, dst, _ = knn_edges(coords_ref, coords_tgt, max(candidates, k), exclude_self)
-    if len(dst) == 0:
-        return src, dst, np.empty(0)
-    n_t = len(coords_tgt)
-    src = src.reshape(n_t, -1)
-    diff = np.abs(elev_ref[src] - elev_tgt[:, None])
-    k_eff = min(k, src.shape[1])
-    order = np.argsort(diff, axis=1, kind="stable")[:, :k_eff]
-    src = np.take_along_axis(src, order, 1)
-    diff = np.take_along_axis(diff, order, 1)
-    return src.ravel(), np.repeat(np.arange(n_t), k_eff), diff.ravel()
+    if len(coords_tgt) == 0:
+        return np.empty(0, int), np.empty(0, int), np.empty(0)
+    _, cand = _knn(cKDTree(coords_ref), len(coords_ref), coords_tgt, max(candidates, k), exclude_self)
+    idx, diff = _closest_in_elevation(cand, elev_ref, elev_tgt, k)
+    return idx.ravel(), np.repeat(np.arange(len(coords_tgt)), idx.shape[1]), diff.ravel()
+
+
+def _closest_in_elevation(cand: np.ndarray, elev_ref: np.ndarray, elev_tgt: np.ndarray,
+                          k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Among candidate neighbours ``(n, c)`` the ``k`` closest in elevation (stable order): indices and absolute
+    elevation differences (m), ``(n, min(k, c))`` each."""
+    diff = np.abs(elev_ref[cand] - np.asarray(elev_tgt)[:, None])
+    order = np.argsort(diff, axis=1, kind="stable")[:, : min(k, cand.shape[1])]
+    return np.take_along_axis(cand, order, 1), np.take_along_axis(diff, order, 1)
+
+
+class RelationIndex:
+    """The k-d trees of one labelled set for every relation, built once; graphs and new points search the same ones.
+
+    Args:
+        relations: Relation names (``spatial``, ``spectral``, ``elevation``).
+        k: In-degree per relation, ``{"spatial": 8, "spectral": 8, "elevation": 4}``.
+        candidates: Spatial candidates among which the elevation relation keeps the closest in elevation.
+        geographic: Metric coordinates are Earth-centred sphere coordinates: spatial distances are turned from chords
+            into great-circle metres.
+        workers: Threads of the tree queries.
+
+    Shapes:
+        fit: labelled metric coordinates ``(N, d)``, spectral space ``(N, F)`` (or ``None``), elevation ``(N,)`` m.
+        edges: targets' spaces ``(n, ·)`` → ``(src, dst, distance)``, each ``(n · k,)``.
+        query: queries' spaces ``(n, ·)`` → per relation indices and distances ``(n, k)``.
+    """
+
+    def __init__(self, relations: list[str], k: dict[str, int], candidates: int, geographic: bool, workers: int = 1):
+        unknown = set(relations) - {"spatial", "spectral", "elevation"}
+        if unknown:
+            raise ValueError(f"unknown relation(s) {sorted(unknown)}; valid: spatial, spectral, elevation")
+        self.relations, self.k, self.candidates = list(relations), dict(k), int(candidates)
+        self.geographic, self.workers = geographic, workers
+
+    def fit(self, metric: np.ndarray, spectral: np.ndarray | None = None,
+            elevation: np.ndarray | None = None) -> "RelationIndex":
+        """Build the trees of the labelled nodes (the metric tree serves spatial and elevation candidates)."""
+        self.n = len(metric)
+        self.metric_tree = cKDTree(metric) if self.n else None
+        self.spectral_tree = cKDTree(spectral) if "spectral" in self.relations and self.n else None
+        self.elevation = None if elevation is None else np.asarray(elevation, dtype=np.float64)
+        return self
+
+    def _spatial(self, dist: np.ndarray) -> np.ndarray:
+        return chord_to_great_circle_m(dist) if self.geographic else dist
+
+    def edges(self, relation: str, metric: np.ndarray, spectral: np.ndarray | None = None,
+              elevation: np.ndarray | None = None, exclude_self: bool = False) -> Edges:
+        """Edges of one relation from the labelled nodes to the targets (the labelled nodes themselves with
+        ``exclude_self``): ``(src, dst, distance)``, distance in m (spatial), standardised units (spectral) or m of
+        elevation difference."""
+        n = len(metric)
+        if n == 0:
+            return np.empty(0, int), np.empty(0, int), np.empty(0)
+        if relation == "spatial":
+            dist, idx = _knn(self.metric_tree, self.n, metric, self.k["spatial"], exclude_self, self.workers)
+            dist = self._spatial(dist)
+        elif relation == "spectral":
+            dist, idx = _knn(self.spectral_tree, self.n, spectral, self.k["spectral"], exclude_self, self.workers)
+        elif relation == "elevation":
+            _, cand = _knn(self.metric_tree, self.n, metric, max(self.candidates, self.k["elevation"]), exclude_self,
+                           self.workers)
+            idx, dist = _closest_in_elevation(cand, self.elevation, elevation, self.k["elevation"])
+        else:
+            raise ValueError(f"unknown relation '{relation}'")
+        return idx.ravel(), np.repeat(np.arange(n), idx.shape[1]), dist.ravel()
+
+    def query(self, metric: np.ndarray, spectral: np.ndarray | None = None, elevation: np.ndarray | None = None,
+              workers: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Labelled neighbours of new points per relation: indices and distances ``(n, k)``, as :meth:`edges` gives
+        them (one search of the metric tree serves the spatial relation and the elevation candidates); ``workers``
+        threads for this call.
+
+        Raises:
+            ValueError: The elevation relation without the points' elevation.
+        """
+        out, w = {}, self.workers if workers is None else workers
+        k_metric = max(self.k["spatial"] if "spatial" in self.relations else 0,
+                       max(self.candidates, self.k["elevation"]) if "elevation" in self.relations else 0)
+        if k_metric:
+            m_dist, m_idx = _knn(self.metric_tree, self.n, metric, k_metric, False, w)
+        for r in self.relations:
+            if r == "spatial":
+                k = min(self.k["spatial"], self.n)
+                out[r] = (m_idx[:, :k], self._spatial(m_dist[:, :k]))
+            elif r == "spectral":
+                dist, idx = _knn(self.spectral_tree, self.n, spectral, self.k["spectral"], False, w)
+                out[r] = (idx, dist)
+            else:
+                if elevation is None:
+                    raise ValueError("the elevation relation needs the queries' elevation")
+                cand = m_idx[:, : min(max(self.candidates, self.k["elevation"]), self.n)]
+                out[r] = _closest_in_elevation(cand, self.elevation, elevation, self.k["elevation"])
+        return out
+
+
+__all__ = ["Edges", "RelationIndex", "elevation_edges", "knn_edges"]

@@ -23,10 +23,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial import cKDTree
 
 from sptgnn.data.samples import SoilSamples
-from sptgnn.geo import chord_to_great_circle_m, metric_coords
+from sptgnn.geo import metric_coords
 from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
 
@@ -149,18 +148,8 @@ class QueryPredictor:
         self.ensemble = ensemble
         self.builder = ensemble.builder
         self.chunk = int(chunk)
-        b, lab = self.builder, self.builder.labelled
-        cfg = b.config
-        self.n_lab = len(lab)
+        b = self.builder
         self.relations = list(b.relations)
-        self._lab_metric = lab.metric_coords()
-        self._lab_elev = lab.elevation_m()
-        self._geographic = bool(lab.crs.is_geographic)
-        self._trees = {"metric": cKDTree(self._lab_metric)}
-        if "spectral" in self.relations:
-            self._trees["spectral"] = cKDTree(b.spectral_space(lab))
-        self._k = {"spatial": min(cfg.k_spatial, self.n_lab), "spectral": min(cfg.k_spectral, self.n_lab),
-                   "candidates": min(max(cfg.elevation_candidates, cfg.k_elevation), self.n_lab)}
         graph = b.build(None, ensemble.target)
         labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
         # per member, per layer: the labelled nodes' source projections and edge weights per relation
@@ -191,35 +180,11 @@ class QueryPredictor:
     # -- neighbours -----------------------------------------------------------------------------------------------
     def neighbours(self, q: QueryInputs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Labelled neighbours of each query per relation: indices ``(n, k)`` and edge attributes ``(n, k)``
-        (``log1p(distance / distance_scale)``), exactly as :meth:`GraphBuilder.build` attaches queries."""
-        out = {}
+        (``log1p(distance / distance_scale)``), from the builder's :class:`~sptgnn.graph.relations.RelationIndex`, the
+        trees :meth:`GraphBuilder.build` attaches queries with."""
         scale = self.builder.distance_scale
-        # one search of the metric tree serves the spatial relation and the elevation candidates (nearest first)
-        k_metric = max(self._k["spatial"] if "spatial" in self.relations else 0,
-                       self._k["candidates"] if "elevation" in self.relations else 0)
-        metric = self._query(self._trees["metric"], q.metric, k_metric) if k_metric else None
-        for r in self.relations:
-            if r == "spatial":
-                dist, idx = metric[0][:, : self._k["spatial"]], metric[1][:, : self._k["spatial"]]
-                if self._geographic:
-                    dist = chord_to_great_circle_m(dist)
-            elif r == "spectral":
-                dist, idx = self._query(self._trees["spectral"], q.spectral, self._k["spectral"])
-            elif r == "elevation":
-                if q.elevation is None:
-                    raise ValueError("the elevation relation needs the queries' elevation")
-                cand = metric[1][:, : self._k["candidates"]]
-                diff = np.abs(self._lab_elev[cand] - q.elevation[:, None])
-                order = np.argsort(diff, axis=1, kind="stable")[:, : min(self.builder.config.k_elevation, cand.shape[1])]
-                idx, dist = np.take_along_axis(cand, order, 1), np.take_along_axis(diff, order, 1)
-            else:
-                raise ValueError(f"unknown relation '{r}'")
-            out[r] = (idx, np.log1p(dist / scale[r]))
-        return out
-
-    def _query(self, tree: cKDTree, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        dist, idx = tree.query(points, k=k, workers=self.workers)
-        return dist.reshape(len(points), -1), idx.reshape(len(points), -1)
+        found = self.builder.index.query(q.metric, q.spectral, q.elevation, workers=self.workers)
+        return {r: (idx, np.log1p(dist / scale[r])) for r, (idx, dist) in found.items()}
 
     # -- forward --------------------------------------------------------------------------------------------------
     def _member(self, m: int, model, q: QueryInputs, tensors: dict) -> tuple[np.ndarray, np.ndarray]:
