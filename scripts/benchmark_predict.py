@@ -110,15 +110,13 @@ def predict_one(run: Path, stack: Path, out: Path, window: int, threads: int, co
     load_s = time.perf_counter() - t0
     check = None
     if compile_:  # compiled and eager attention must agree
-        from sptgnn.predict.query import QueryPredictor
-
-        lab = model.ensemble.builder.labelled
+        lab = model.labelled
         vals = {c: lab.frame[c].to_numpy() for c in model.needed}
         a = model.predict_arrays(vals, lab.xy())["mean"]
-        model.predictor = QueryPredictor(model.ensemble, compile=False, workers=threads)
+        model.set_prediction_options(compile=False, workers=threads)
         b = model.predict_arrays(vals, lab.xy())["mean"]
         check = float(np.max(np.abs(a - b)))
-        model.predictor = QueryPredictor(model.ensemble, compile=True, workers=threads)
+        model.set_prediction_options(compile=True, workers=threads)
     load_before = os.getloadavg()
     c0, t1 = time.process_time(), time.perf_counter()
     summary = predict_raster(model, [stack], out, window=window, quicklook=False, overwrite=True)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sptgnn.data.raster_sources import expand_paths  # noqa: E402
 from sptgnn.predict.points import predict_points  # noqa: E402
 from sptgnn.estimator.run import load_run  # noqa: E402
-from sptgnn.predict.raster import NODATA  # noqa: E402
+from sptgnn.predict.raster import NODATA, raster_sources  # noqa: E402
 
 
 def main(run: str, tif: str, reference: str) -> int:
@@ -40,7 +40,7 @@ def main(run: str, tif: str, reference: str) -> int:
         mean_at = arr[0][rows[inside], cols[inside]]
         inside_mask = ~np.ma.getmaskarray(mean_at)
     centres = gpd.GeoDataFrame(geometry=gpd.points_from_xy(xc, yc), crs=m.crs)
-    rasters = [str(p) for s in model.raster_sources for p in expand_paths(s.path)]
+    rasters = [str(p) for s in raster_sources(model) for p in expand_paths(s.path)]
     pred, n_bad = predict_points(model, centres, rasters)
     point_mean = pred[f"{model.prefix}_mean"].to_numpy()
     ok = inside_mask & np.isfinite(point_mean)

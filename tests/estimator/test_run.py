@@ -159,3 +159,13 @@ def test_load_weights_that_do_not_match_the_config(saved_run, tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(RunError, match="do not match"):
         Run.load(run).ensemble
+
+
+def test_a_format_1_run_folder_still_loads(saved_run, fitted, data, tmp_path):
+    """Run folders written before the estimator (format 1: the builder's fields at the top level) load unchanged."""
+    _, query = data
+    run = _copy(saved_run, tmp_path)
+    state = torch.load(run / "ensemble.pt", weights_only=True)
+    old = {k: v for k, v in state.items() if k != "builder"} | state["builder"] | {"format": 1}
+    torch.save(old, run / "ensemble.pt")
+    _assert_same_prediction(Run.load(run).ensemble.predict(query), fitted.predict(query))
