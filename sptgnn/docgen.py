@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import inspect
 import re
-import typing
 
 from pydantic import BaseModel
 
-from sptgnn.config import Config
+from sptgnn.config import Config, _section_type
 
 
 def _attributes(doc: str) -> dict[str, str]:
@@ -38,16 +37,6 @@ def _type(annotation) -> str:
     return re.sub(r"<class '(\w+)'>", r"\1", text)
 
 
-def _section(annotation) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _section(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _default(field) -> str:
     if field.default_factory is not None:
         value = field.default_factory()
@@ -61,7 +50,7 @@ def config_reference() -> str:
              "Generated from `sptgnn/config.py` by `python scripts/make_docs.py`; do not edit by hand. A YAML config holds",
              "any of these sections; unknown keys are errors (with a did-you-mean hint). `SpTGNNRegressor`'s flat",
              "parameters map onto them (`SpTGNNRegressor.to_config()`).", ""]
-    todo = [(name, _section(f.annotation)) for name, f in Config.model_fields.items()]
+    todo = [(name, _section_type(f.annotation)) for name, f in Config.model_fields.items()]
     seen: set[type] = set()
     while todo:
         path, model = todo.pop(0)
@@ -76,7 +65,7 @@ def config_reference() -> str:
             text = described.get(name, "").replace("|", "\\|")
             kind = _type(field.annotation).replace("sptgnn.config.", "").replace("|", "\\|")
             lines.append(f"| `{name}` | `{kind}` | {_default(field).replace('|', chr(92) + '|')} | {text} |")
-            sub = _section(field.annotation)
+            sub = _section_type(field.annotation)
             if sub is not None:
                 todo.append((f"{path}.{name}", sub))
         lines.append("")

@@ -1,4 +1,5 @@
-"""Helpers shared by test modules (tests import this module, never each other): small GeoTIFF writers."""
+"""Helpers shared by test modules (tests import this module, never each other): small GeoTIFF writers, a query
+split and an exact comparison of two predictions."""
 
 from __future__ import annotations
 
@@ -27,3 +28,17 @@ def write_tif(path, data, res, crs="EPSG:32633", origin=(X0, Y0), nodata=None, d
 def field(x, y):
     """A linear covariate of the coordinates (m): exact under nearest resampling at pixel centres."""
     return (x - X0) / 10.0 + 2 * (Y0 - y) / 10.0
+
+
+def split_every_fourth(samples):
+    """Labelled samples and every fourth sample as queries."""
+    query = np.zeros(len(samples), dtype=bool)
+    query[::4] = True
+    return samples.subset(~query), samples.subset(query)
+
+
+def assert_same_prediction(a, b):
+    """Two ensemble predictions are identical (moments and member moments, exactly)."""
+    for attr in ("mean", "aleatoric_sd", "epistemic_sd", "member_mean", "member_var"):
+        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
+    np.testing.assert_array_equal(a.sd, b.sd)

@@ -9,27 +9,15 @@ import pytest
 import torch
 import yaml
 
-from sptgnn.data.samples import SoilSamples
-from sptgnn.distributions import Prediction
 from sptgnn.estimator.run import Run, RunError
 from sptgnn.train.ensemble import DeepEnsemble
 
-
-def _split(samples: SoilSamples):
-    query = np.zeros(len(samples), dtype=bool)
-    query[::4] = True
-    return samples.subset(~query), samples.subset(query)
-
-
-def _assert_same_prediction(a: Prediction, b: Prediction):
-    for attr in ("mean", "aleatoric_sd", "epistemic_sd", "member_mean", "member_var"):
-        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
-    np.testing.assert_array_equal(a.sd, b.sd)
+from helpers import assert_same_prediction, split_every_fourth
 
 
 @pytest.fixture(scope="module")
 def data(samples_factory):
-    return _split(samples_factory(n=48, seed=11))
+    return split_every_fourth(samples_factory(n=48, seed=11))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +42,7 @@ def test_save_then_load_gives_identical_predictions(fitted, saved_run, data):
     assert loaded.builder.distance_scale == fitted.builder.distance_scale
     assert loaded.target_transform == fitted.target_transform
     np.testing.assert_array_equal(loaded.builder.labelled.xy(), fitted.builder.labelled.xy())
-    _assert_same_prediction(fitted.predict(query), loaded.predict(query))
+    assert_same_prediction(fitted.predict(query), loaded.predict(query))
     np.testing.assert_array_equal(fitted.gates(query), loaded.gates(query))
 
 
@@ -66,10 +54,10 @@ def test_save_load_variants(variant, samples_factory, config_factory, tmp_path):
     else:
         samples = samples_factory(n=36, seed=4)
         cfg = config_factory(model={"label_inputs": False}, train={"members": 1})
-    lab, query = _split(samples)
+    lab, query = split_every_fourth(samples)
     ens = DeepEnsemble(cfg).fit(lab)
     loaded = Run.load(Run(ens).save(tmp_path / "run").path).ensemble
-    _assert_same_prediction(ens.predict(query), loaded.predict(query))
+    assert_same_prediction(ens.predict(query), loaded.predict(query))
 
 
 def test_save_to_an_existing_path_raises(fitted, saved_run, tmp_path):
@@ -168,4 +156,4 @@ def test_a_format_1_run_folder_still_loads(saved_run, fitted, data, tmp_path):
     state = torch.load(run / "ensemble.pt", weights_only=True)
     old = {k: v for k, v in state.items() if k != "builder"} | state["builder"] | {"format": 1}
     torch.save(old, run / "ensemble.pt")
-    _assert_same_prediction(Run.load(run).ensemble.predict(query), fitted.predict(query))
+    assert_same_prediction(Run.load(run).ensemble.predict(query), fitted.predict(query))

@@ -13,22 +13,12 @@ from sptgnn.distributions import Prediction
 from sptgnn.train.ensemble import DeepEnsemble
 from sptgnn.train.target import TargetTransform
 
-
-def _split(samples: SoilSamples):
-    query = np.zeros(len(samples), dtype=bool)
-    query[::4] = True
-    return samples.subset(~query), samples.subset(query)
-
-
-def _assert_same_prediction(a: Prediction, b: Prediction):
-    for attr in ("mean", "aleatoric_sd", "epistemic_sd", "member_mean", "member_var"):
-        np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), err_msg=attr)
-    np.testing.assert_array_equal(a.sd, b.sd)
+from helpers import assert_same_prediction, split_every_fourth
 
 
 @pytest.fixture(scope="module")
 def data(samples_factory):
-    return _split(samples_factory(n=48, seed=11))
+    return split_every_fourth(samples_factory(n=48, seed=11))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +124,7 @@ def test_fit_and_predict(fitted, data):
     # log1p back-transform: the mean is the members' lognormal mean, computed here from their log-space Gaussians
     lognormal = np.exp(p.member_loc + p.member_scale**2 / 2) - 1
     np.testing.assert_allclose(p.mean, lognormal.mean(0), rtol=1e-10)
-    _assert_same_prediction(p, fitted.predict(query))
+    assert_same_prediction(p, fitted.predict(query))
 
 
 def test_member_moments_are_the_back_transformed_member_outputs(fitted, data):
@@ -158,7 +148,7 @@ def test_query_targets_are_never_used(fitted, data):
     frame["soc_g_kg"] = 1e6
     changed = SoilSamples(frame=frame, targets=query.targets, feature_groups=query.feature_groups, elevation=query.elevation,
                           date_column=query.date_column, name=query.name)
-    _assert_same_prediction(fitted.predict(query), fitted.predict(changed))
+    assert_same_prediction(fitted.predict(query), fitted.predict(changed))
 
 
 def test_a_query_is_predicted_the_same_alone_or_with_others(fitted, data):
@@ -185,4 +175,4 @@ def test_predict_before_fit(config_factory, data):
 def test_same_seed_gives_identical_ensembles(data, config_factory):
     lab, query = data
     cfg = config_factory(train={"members": 1, "epochs": 3})
-    _assert_same_prediction(DeepEnsemble(cfg).fit(lab).predict(query), DeepEnsemble(cfg).fit(lab).predict(query))
+    assert_same_prediction(DeepEnsemble(cfg).fit(lab).predict(query), DeepEnsemble(cfg).fit(lab).predict(query))
