@@ -22,7 +22,7 @@ from sptgnn.data.samples import SamplesError
 from sptgnn.splits import SplitError
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.runfolder import check_new_folder, evaluate_dataset
-from sptgnn.progress import progress_display
+from sptgnn.progress import counter, progress_display
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -190,10 +190,9 @@ def predict(
     # a terminated run unwinds like Ctrl-C, so the temporary map is removed and nothing stays under --out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with progress_display(err_console) as bar:
-            task = bar.add_task("points" if points else f"windows of {window} px", total=None)
+        with progress_display(err_console) as bar:  # the bar appears with the first window, after the checks
             msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
-                                  progress=lambda k, n: bar.update(task, completed=k, total=n))
+                                  counter(bar, f"windows of {window} px"))
     except USER_ERRORS + (RunError, PredictError, AOAError) as exc:
         _fail(str(exc))
     console.print(msg, highlight=False)

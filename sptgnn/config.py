@@ -557,9 +557,14 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         if not path.is_file():
             raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/limesoda_bb250.yaml)")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text())
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a text file; give a YAML config") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if raw is None:
+            raise ConfigError(f"{path} is empty; give at least one section (e.g. data: {{dataset: limesoda:BB.250}}), "
+                              "or leave out the config to run the embedded default")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (data, graph, model, loss, train, evaluate)")
     for section, values in (overrides or {}).items():

@@ -58,4 +58,17 @@ def progress_display(console: Console) -> Progress | LineProgress:
                     console=console, transient=False)
 
 
-__all__ = ["LineProgress", "progress_display"]
+def counter(bar, description: str):
+    """A ``(done, total)`` callback that adds its task to ``bar`` on the first call, so nothing is shown before the
+    work starts (an input error stays one line on stderr)."""
+    tasks: list = []
+
+    def tick(done: int, total: int) -> None:
+        if not tasks:
+            tasks.append(bar.add_task(description, total=total))
+        bar.update(tasks[0], completed=done, total=total)
+
+    return tick
+
+
+__all__ = ["LineProgress", "counter", "progress_display"]

@@ -232,7 +232,7 @@ def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, confi
     out = tmp_path / "run"
     result = _invoke(["train", _write(tmp_path, raw), "--out", out, "--members", "1"])
     assert result.exit_code == 0, result.output
-    assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg", "aoa.npz", "run.json"} == {p.name for p in out.iterdir()}
+    assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg", "aoa.npz", "run.json", "manifest.json"} == {p.name for p in out.iterdir()}
     ens = Run.load(out).ensemble
     assert ens.calibrator is not None and ens.calibrator.method == "isotonic" and ens.calibrator.n_samples >= 5
 

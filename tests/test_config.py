@@ -133,8 +133,18 @@ def test_section_that_is_not_a_mapping_cannot_take_overrides(tmp_path):
         load_config(_write(tmp_path, "train: 5\n"), overrides={"train": {"members": 1}})
 
 
-def test_empty_file_gives_defaults(tmp_path):
-    assert load_config(_write(tmp_path, "")) == Config()
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_file_is_an_error_not_the_defaults(tmp_path, text):
+    """A 0-byte config used to train the built-in default silently (a careless upload, a failed copy)."""
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(_write(tmp_path, text))
+    assert load_config() == Config()  # no file at all: the schema defaults
+
+
+def test_a_binary_file_is_a_config_error(tmp_path):
+    (tmp_path / "c.yaml").write_bytes(b"\x80\x04binary")
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_config(tmp_path / "c.yaml")
 
 
 @pytest.mark.parametrize("path", [REPO / "configs" / "limesoda_bb250.yaml", REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml"])

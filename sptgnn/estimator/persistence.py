@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import torch
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from sptgnn._version import __version__
 from sptgnn.config import ConfigError, load_config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Calibrator
 from sptgnn.estimator.figures import calibration_part_figures
+from sptgnn.estimator.manifest import MANIFEST, manifest_problems, write_manifest
 from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.nn.model import SpTGNN
@@ -23,7 +26,7 @@ from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import stream_dims
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
 
-RUN_FORMAT = 2  # 2: the graph builder's state under "builder"; 1 (sptgnn 0.1.0 before the estimator) still loads
+RUN_FORMAT = 3  # 3: manifest.json and a skops trend; 2: the builder's state under "builder"; 1 and 2 still load
 RUN_FILES = ("config.yaml", "ensemble.pt", "labelled.gpkg")
 
 
@@ -62,6 +65,7 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     (folder / "run.json").write_text(json.dumps(summary, indent=2))
     if ens.calibration_data is not None:
         calibration_part_figures(ens, folder)
+    write_manifest(folder, {"format": RUN_FORMAT, "sptgnn_version": __version__})
 
 
 def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | None, str]:
@@ -75,6 +79,10 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
     missing = [f for f in RUN_FILES if not (path / f).is_file()]
     if missing:
         raise RunError(f"{path} is not a complete sptgnn run directory (missing {missing}); train one with `sptgnn train`")
+    problems = manifest_problems(path)
+    if problems:
+        raise RunError(f"{path} does not match its manifest: {'; '.join(problems)}; the folder was edited, copied "
+                       "incompletely or corrupted: copy or retrain the run again")
     try:
         config = load_config(path / "config.yaml")
     except ConfigError as exc:
@@ -85,13 +93,21 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
         raise RunError(f"{path / 'ensemble.pt'} is corrupt or not an sptgnn checkpoint ({type(exc).__name__}); "
                        "retrain the run") from None
     version = state.get("format") if isinstance(state, dict) else "?"
-    if version not in (1, RUN_FORMAT):
-        raise RunError(f"{path / 'ensemble.pt'} has run format {version}, this sptgnn {__version__} reads formats 1 "
-                       f"and {RUN_FORMAT}; retrain the run with this version")
+    if version not in (1, 2, RUN_FORMAT):
+        raise RunError(f"{path / 'ensemble.pt'} has run format {version}, this sptgnn {__version__} reads formats 1 to "
+                       f"{RUN_FORMAT}; retrain the run with this version")
+    if problems is None:
+        if version == RUN_FORMAT:
+            raise RunError(f"{path} has no {MANIFEST}, which every run of format {RUN_FORMAT} has; copy the whole folder "
+                           "again or retrain the run")
+        warnings.warn(f"{path}: a run of format {version} has no {MANIFEST}: its files are not verified", stacklevel=2)
     if version == 1:  # format 1 kept the builder's fields at the top level
         state["builder"] = {k: state[k] for k in ("relations", "distance_scale", "transform")}
     s = state["samples"]
-    frame = gpd.read_file(path / "labelled.gpkg", layer="labelled")
+    try:
+        frame = gpd.read_file(path / "labelled.gpkg", layer="labelled")
+    except Exception as exc:  # noqa: BLE001 - any read failure of the GeoPackage means a corrupt file
+        raise RunError(f"{path / 'labelled.gpkg'} cannot be read ({type(exc).__name__}); copy or retrain the run") from None
     if s["date_column"]:
         frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
     labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"],
@@ -110,11 +126,17 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
         ens.members.append(model.eval())
     ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
     if state.get("trend", False):
+        if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():
+            raise RunError(f"{path} stores its covariate trend as a pickle (trend.joblib), which sptgnn no longer loads "
+                           "because unpickling can run code; retrain the run with this version")
         if not (path / TREND_FILE).is_file():
             raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
         try:
             ens.trend = CovariateTrend.load(path)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        except UntrustedTypesFoundException as exc:
+            raise RunError(f"{path / TREND_FILE} holds types a trend never has ({exc}); it was not loaded and nothing in "
+                           "it was run: use a run folder from a source you trust, or retrain") from None
+        except Exception as exc:  # noqa: BLE001 - any other read failure means a corrupt file
             raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
     aoa = None
     if (path / "aoa.npz").is_file():

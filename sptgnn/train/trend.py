@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
 from sptgnn.data.samples import SamplesError, SoilSamples
 
-TREND_FILE = "trend.joblib"
+TREND_FILE = "trend.skops"
+#: Types a trend file may hold beyond skops' defaults: the decision tree arrays of a scikit-learn forest. skops refuses
+#: any other type, so loading a trend never runs code planted in the file (no pickle).
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 
 def _covariates(samples: SoilSamples, columns: list[str]) -> np.ndarray:
@@ -89,14 +92,18 @@ class CovariateTrend:
         return self.forest.predict(np.asarray(x, dtype=np.float64))
 
     def save(self, folder: Path) -> None:
-        """Write the fitted trend to ``folder / trend.joblib`` (a pickle: load run folders you trust only)."""
-        joblib.dump({"columns": self.columns, "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
-                     "trees": self.trees, "folds": self.folds, "seed": self.seed}, Path(folder) / TREND_FILE)
+        """Write the fitted trend to ``folder / trend.skops`` (``skops.io``: no pickle)."""
+        sio.dump({"columns": list(self.columns), "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
+                  "trees": self.trees, "folds": self.folds, "seed": self.seed}, Path(folder) / TREND_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> "CovariateTrend":
-        """Read a trend written by :meth:`save`."""
-        state = joblib.load(Path(folder) / TREND_FILE)
+        """Read a trend written by :meth:`save`; only :data:`TRUSTED_TYPES` and skops' safe defaults are accepted.
+
+        Raises:
+            skops.io.exceptions.UntrustedTypesFoundException: The file holds another type (nothing is run).
+        """
+        state = sio.load(Path(folder) / TREND_FILE, trusted=TRUSTED_TYPES)
         trend = cls(state["trees"], state["folds"], state["seed"])
         trend.columns, trend.oof, trend.oof_r2, trend.forest = state["columns"], state["oof"], state["oof_r2"], state["forest"]
         return trend

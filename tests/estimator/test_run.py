@@ -9,6 +9,8 @@ import pytest
 import torch
 import yaml
 
+from sptgnn.estimator.manifest import write_manifest
+from sptgnn.estimator.persistence import RUN_FORMAT
 from sptgnn.estimator.run import Run, RunError
 from sptgnn.train.ensemble import DeepEnsemble
 
@@ -34,7 +36,7 @@ def saved_run(fitted, tmp_path_factory):
 # -- run directory ------------------------------------------------------------------------------------------------------
 def test_save_then_load_gives_identical_predictions(fitted, saved_run, data):
     _, query = data
-    assert sorted(p.name for p in saved_run.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "run.json"]
+    assert sorted(p.name for p in saved_run.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "manifest.json", "run.json"]
     loaded = Run.load(saved_run).ensemble
     assert loaded.config == fitted.config
     assert loaded.best_epochs == fitted.best_epochs
@@ -78,7 +80,7 @@ def test_save_overwrite_replaces(fitted, tmp_path):
     target.mkdir()
     (target / "stale.txt").write_text("old")
     Run(fitted).save(target, overwrite=True)
-    assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "run.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "ensemble.pt", "labelled.gpkg", "manifest.json", "run.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -90,6 +92,13 @@ def test_save_into_missing_parent_raises(fitted, tmp_path):
 
 def _copy(saved_run, tmp_path):
     return shutil.copytree(saved_run, tmp_path / "copy")
+
+
+def _reseal(run):
+    """Rewrite the manifest after an edit: a consistent folder whose content is wrong, to reach the checks behind the
+    manifest's."""
+    write_manifest(run, {"format": RUN_FORMAT})
+    return run
 
 
 @pytest.mark.parametrize("missing", ["config.yaml", "ensemble.pt", "labelled.gpkg"])
@@ -126,6 +135,7 @@ def test_load_truncated_checkpoint(saved_run, tmp_path):
 def test_load_wrong_format(saved_run, tmp_path, state, shown):
     run = _copy(saved_run, tmp_path)
     torch.save(state, run / "ensemble.pt")
+    _reseal(run)
     with pytest.raises(RunError) as info:
         Run.load(run).ensemble
     assert shown in str(info.value) and "retrain" in str(info.value)
@@ -136,6 +146,7 @@ def test_load_invalid_config(saved_run, tmp_path):
     raw = yaml.safe_load((run / "config.yaml").read_text())
     raw["model"]["hiden"] = raw["model"].pop("hidden")
     (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    _reseal(run)
     with pytest.raises(RunError, match="did you mean 'hidden'"):
         Run.load(run).ensemble
 
@@ -145,7 +156,10 @@ def test_load_weights_that_do_not_match_the_config(saved_run, tmp_path):
     raw = yaml.safe_load((run / "config.yaml").read_text())
     raw["model"]["hidden"] = 32
     (run / "config.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(RunError, match="do not match"):
+    with pytest.raises(RunError, match="config.yaml differs from the manifest"):  # an edit is caught by the manifest
+        Run.load(run)
+    _reseal(run)
+    with pytest.raises(RunError, match="do not match"):  # a consistent folder whose config and weights disagree
         Run.load(run).ensemble
 
 
@@ -156,4 +170,43 @@ def test_a_format_1_run_folder_still_loads(saved_run, fitted, data, tmp_path):
     state = torch.load(run / "ensemble.pt", weights_only=True)
     old = {k: v for k, v in state.items() if k != "builder"} | state["builder"] | {"format": 1}
     torch.save(old, run / "ensemble.pt")
-    assert_same_prediction(Run.load(run).ensemble.predict(query), fitted.predict(query))
+    (run / "manifest.json").unlink()  # format 1 had none: loads with a warning that nothing is verified
+    with pytest.warns(UserWarning, match="not verified"):
+        loaded = Run.load(run)
+    assert_same_prediction(loaded.ensemble.predict(query), fitted.predict(query))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "ensemble.pt", "labelled.gpkg", "run.json", "manifest.json"])
+def test_one_changed_byte_in_any_file_names_that_file(saved_run, tmp_path, name):
+    run = _copy(saved_run, tmp_path)
+    data = bytearray((run / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (run / name).write_bytes(bytes(data))
+    with pytest.raises(RunError) as info:
+        Run.load(run)
+    assert (name if name != "manifest.json" else "differs") in str(info.value) or "manifest" in str(info.value)
+
+
+class _Payload:
+    """A pickle that creates a marker file when it is unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "ensemble.pt", "labelled.gpkg", "aoa.npz", "manifest.json"])
+def test_a_planted_pickle_is_refused_and_never_run(saved_run, tmp_path, name):
+    import pickle
+
+    run = _copy(saved_run, tmp_path)
+    marker = tmp_path / "pwned"
+    (run / name).write_bytes(pickle.dumps(_Payload(marker)))
+    if name != "manifest.json":
+        _reseal(run)  # a hostile sender rewrites the manifest too
+    with pytest.raises(RunError):
+        Run.load(run)
+    assert not marker.exists()
+

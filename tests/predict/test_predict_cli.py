@@ -132,14 +132,21 @@ def test_bad_input_is_one_line_and_no_output(trained):
 def test_corrupt_and_other_version_runs(trained, tmp_path):
     import shutil
 
+    from sptgnn.estimator.manifest import write_manifest
+
     bad = tmp_path / "run"
     shutil.copytree(trained / "run", bad)
     (bad / "ensemble.pt").write_bytes(b"garbage")
+    res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
+    assert res.exit_code == 2 and "ensemble.pt differs from the manifest" in res.output
+    assert len(res.stderr.strip().splitlines()) == 1  # one line, no progress before it
+    write_manifest(bad, {"format": 3})
     res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
     assert res.exit_code == 2 and "corrupt" in res.output
     state = torch.load(trained / "run" / "ensemble.pt", weights_only=True)
     state["format"] = 99
     torch.save(state, bad / "ensemble.pt")
+    write_manifest(bad, {"format": 3})
     res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
     assert res.exit_code == 2 and "format 99" in res.output
     res = _invoke(["predict", tmp_path / "nope", "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])

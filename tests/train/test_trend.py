@@ -8,6 +8,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold
 
 from sptgnn.data.samples import SamplesError
+from sptgnn.estimator.manifest import write_manifest
 from sptgnn.estimator.run import Run, RunError
 from sptgnn.train.ensemble import DeepEnsemble
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
@@ -70,10 +71,45 @@ def test_trend_run_reloads_to_identical_predictions_and_needs_its_trend_file(dat
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.sd, b.sd)
     (run / TREND_FILE).unlink()
-    with pytest.raises(RunError, match=TREND_FILE):
+    with pytest.raises(RunError, match=TREND_FILE):  # the manifest names the missing file
         Run.load(run)
-    (run / TREND_FILE).write_bytes(b"not a pickle")
+    write_manifest(run, {"format": 3})
+    with pytest.raises(RunError, match=TREND_FILE):  # and so does the load behind a consistent manifest
+        Run.load(run)
+    (run / TREND_FILE).write_bytes(b"not a skops file")
+    write_manifest(run, {"format": 3})
     with pytest.raises(RunError, match="corrupt"):
+        Run.load(run)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_planted_trend_is_refused_and_never_run(fitted, tmp_path):
+    import pickle
+
+    import skops.io as sio
+
+    run = Run(fitted).save(tmp_path / "run").path
+    marker = tmp_path / "pwned"
+    for planted in ("pickle", "skops"):
+        if planted == "pickle":  # a raw pickle under the trend's name
+            (run / TREND_FILE).write_bytes(pickle.dumps(_Payload(marker)))
+        else:  # a valid skops file holding a type a trend never has (a callable that would write the marker)
+            sio.dump({"forest": _Payload(marker), "columns": []}, run / TREND_FILE)
+        write_manifest(run, {"format": 3})  # a hostile sender rewrites the manifest too
+        with pytest.raises(RunError, match="corrupt|never has"):
+            Run.load(run)
+        assert not marker.exists()
+    old = run / "trend.joblib"  # a run of an earlier version: its pickled trend is not opened
+    (run / TREND_FILE).rename(old)
+    write_manifest(run, {"format": 3})
+    with pytest.raises(RunError, match="pickle"):
         Run.load(run)
 
 
