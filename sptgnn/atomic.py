@@ -15,9 +15,27 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _share(path: Path) -> None:
+    """Give a finished output the permissions the user's umask asks for (temporary files and folders are created
+    owner-only); a folder's contents too."""
+    mask = _umask()
+    if path.is_dir():
+        for p in [path, *path.rglob("*")]:
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+    else:
+        os.chmod(path, 0o666 & ~mask)
+
+
 @contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False, make_parents: bool = True) -> Iterator[Path]:
-    """A temporary folder beside ``out``, renamed to ``out`` when the block succeeds and removed when it fails.
+    """A temporary folder beside ``out``, renamed to ``out`` when the block succeeds (with the permissions of the
+    user's umask) and removed when it fails.
 
     Args:
         out: Final folder.
@@ -38,6 +56,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False, make_parents: bool = Tr
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         yield tmp
+        _share(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -56,6 +75,7 @@ def atomic_file(out: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        _share(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -12,7 +12,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sptgnn.config import Config, ConfigError, load_config
 from sptgnn.data.datasets import available_datasets
@@ -21,8 +20,9 @@ from sptgnn.data.raster_sources import RasterError
 from sptgnn.data.samples import SamplesError
 from sptgnn.splits import SplitError
 from sptgnn.distributions import CalibrationError
+from sptgnn.evaluate.reports import console_table
 from sptgnn.evaluate.runfolder import check_new_folder, evaluate_dataset
-from sptgnn.progress import counter, progress_display
+from sptgnn.progress import counter, progress_display, starter, warnings_to
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -33,8 +33,11 @@ USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError,
 CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
 MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
 DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")
-COLUMNS = [("r2", "R²", 3), ("rmse", "RMSE", 3), ("mae", "MAE", 3), ("mape", "MAPE %", 1), ("nll", "NLL", 3), ("crps", "CRPS", 3),
-           ("picp90", "PICP90", 3), ("calibration_error", "cal. err", 3), ("morans_i", "Moran's I", 3), ("fit_seconds", "fit s", 1)]
+
+
+@app.callback()
+def _main() -> None:
+    warnings_to(err_console)  # a warning is one line, like an error
 
 
 def _fail(message: str) -> None:  # one line on stderr, exit code 2
@@ -47,16 +50,6 @@ def _config(config: Optional[Path], dataset: Optional[str], members: Optional[in
     return load_config(config if config is not None else DEFAULT_CONFIG, overrides)
 
 
-def _table(title: str, metrics: dict) -> Table:
-    table = Table(title=title)
-    table.add_column("model")
-    for _, label, _ in COLUMNS:
-        table.add_column(label, justify="right")
-    for model, m in metrics.items():
-        table.add_row(model, *["—" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in COLUMNS])
-    return table
-
-
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):
     with progress_display(err_console) as bar:
         def start(total: int):
@@ -64,7 +57,7 @@ def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | N
             return lambda msg: bar.update(task, advance=1, description=msg)
 
         out, metrics, result = evaluate_dataset(cfg, out, command, variants, start)
-    console.print(_table(f"{metrics['dataset']}: {command}, pooled out-of-fold scores of {cfg.data.target} "
+    console.print(console_table(f"{metrics['dataset']}: {command}, pooled out-of-fold scores of {cfg.data.target} "
                          f"({metrics['n_folds']} folds, split {cfg.evaluate.split})", result.metrics))
     console.print(f"wrote {out / 'metrics.json'}, {out / 'predictions.csv'} and {out / 'report.md'}")
 
@@ -98,8 +91,7 @@ def train(
         cfg = _config(config, dataset, members)
         check_new_folder(out)
         with progress_display(err_console) as bar:
-            task = bar.add_task("members", total=cfg.train.members)
-            run = train_to_folder(cfg, out, progress=lambda m: bar.update(task, advance=1))
+            run = train_to_folder(cfg, out, start=starter(bar, "members", cfg.train.members))
     except USER_ERRORS as exc:
         _fail(str(exc))
     console.print(f"trained {cfg.train.members} members on {len(run.labelled)} samples in {run.ensemble.fit_seconds:.1f} s; saved {out}")
@@ -165,7 +157,7 @@ def benchmark(
 
 @app.command()
 def predict(
-    run: Path = typer.Argument(..., help="Run folder written by `sptgnn train`."),
+    run: Path = typer.Argument(..., help="Run folder written by `sptgnn train` (verified against its manifest.json; nothing in it is executed)."),
     out: Path = typer.Option(..., "--out", help="Output: a GeoTIFF map (with --raster) or a .gpkg/.csv/.parquet (with --points); its folder must exist."),
     raster: Optional[list[Path]] = typer.Option(None, "--raster", help="Covariate GeoTIFF(s); repeat for several. With --points: sample covariates the points lack."),
     points: Optional[Path] = typer.Option(None, "--points", help="GeoPackage/CSV/Parquet of locations to predict."),

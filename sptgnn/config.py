@@ -94,6 +94,9 @@ class DataConfig(_Section):
         table: A point table to read instead of ``dataset`` (see :class:`TableConfig`).
         rasters: Covariate rasters sampled at the table's points; their bands join the streams (see
             :class:`RasterSourceConfig`) and ``sptgnn predict --raster`` maps them.
+        duplicates: Samples of a table that share a location: ``keep`` them as separate samples (with a warning),
+            ``mean`` them into one sample (numeric columns averaged, the first id kept, with a warning) or make them an
+            ``error``.
     """
 
     dataset: str = "limesoda:BB.250"
@@ -102,6 +105,7 @@ class DataConfig(_Section):
     target_transform: Literal["none", "log1p"] = "none"
     table: TableConfig | None = None
     rasters: list[RasterSourceConfig] = Field(default_factory=list)
+    duplicates: Literal["keep", "mean", "error"] = "keep"
 
 
 class GraphConfig(_Section):

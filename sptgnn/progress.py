@@ -66,9 +66,33 @@ def counter(bar, description: str):
     def tick(done: int, total: int) -> None:
         if not tasks:
             tasks.append(bar.add_task(description, total=total))
+            if done == 0:
+                return
         bar.update(tasks[0], completed=done, total=total)
 
     return tick
 
 
-__all__ = ["LineProgress", "counter", "progress_display"]
+def starter(bar, description: str, total: int):
+    """A function that, once called (when the work starts, after the inputs were checked), shows a task of ``total``
+    steps at 0 and returns the callback that marks step ``i`` (0-based) done."""
+
+    def start():
+        tick = counter(bar, description)
+        tick(0, total)
+        return lambda i: tick(i + 1, total)
+
+    return start
+
+
+def warnings_to(console: Console) -> None:
+    """Show Python warnings as one ``warning: …`` line on ``console`` (not the file and line of the code that warned)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
+
+    warnings.showwarning = show
+
+
+__all__ = ["LineProgress", "counter", "progress_display", "starter", "warnings_to"]

@@ -102,6 +102,12 @@ class SoilSamples:
         xy = np.c_[f.geometry.x.values, f.geometry.y.values]
         if not np.isfinite(xy).all():
             raise SamplesError(f"{self.name}: non-finite coordinates in sample_id(s) {_rows(~np.isfinite(xy).all(1), f['sample_id'])}")
+        degrees = (np.abs(xy[:, 0]) <= 180).all() and (np.abs(xy[:, 1]) <= 90).all()
+        if not f.crs.is_geographic and len(xy) > 1 and degrees and np.ptp(xy, axis=0).max() < 360:
+            raise SamplesError(
+                f"{self.name}: CRS {f.crs.to_string()} is projected (metres) but every coordinate lies within ±180/±90 "
+                "and the samples span less than 360 m: they are probably lon/lat degrees; set the CRS to EPSG:4326"
+            )
         if f.crs.is_geographic and ((np.abs(xy[:, 0]) > 180).any() or (np.abs(xy[:, 1]) > 90).any()):
             raise SamplesError(
                 f"{self.name}: CRS {f.crs.to_string()} is geographic (degrees) but coordinates exceed ±180/±90; "

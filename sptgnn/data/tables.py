@@ -96,7 +96,7 @@ def _id_text(ids: pd.Series) -> pd.Series:
     return ids.astype(str)
 
 
-def load_table(table, target: str, rasters=(), name: str | None = None) -> SoilSamples:
+def load_table(table, target: str, rasters=(), name: str | None = None, duplicates: str = "keep") -> SoilSamples:
     """Read a point table described by a :class:`~sptgnn.config.TableConfig` as soil samples.
 
     Args:
@@ -105,6 +105,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None) -> SoilS
         rasters: ``data.rasters`` entries (config objects or :class:`~sptgnn.data.rasters.RasterSource`) whose bands
             are sampled at the points and added as feature columns of their stream.
         name: Dataset name of the samples (default: the file name).
+        duplicates: Samples sharing a location: ``keep`` (warn), ``mean`` (average them, warn) or ``error``.
 
     Returns:
         :class:`SoilSamples` in the CRS of the coordinates, ``metadata`` with ``source``, ``units``, ``dropped``
@@ -233,6 +234,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None) -> SoilS
         gdf = gdf.rename(columns={"sample_id": "sample_id_original"})
     gdf["sample_id"] = ids.to_numpy()
     gdf = gdf.drop(columns="__row").reset_index(drop=True)
+    gdf = _duplicate_locations(gdf, name or path.name, duplicates)
     return SoilSamples(
         frame=gdf,
         targets=[target],
@@ -246,6 +248,30 @@ def load_table(table, target: str, rasters=(), name: str | None = None) -> SoilS
     )
 
 
+def _duplicate_locations(gdf, name: str, rule: str):
+    """Samples that share a location, by ``data.duplicates``: repeated samples of a plot sit in one spatial block, and
+    different values at one point bound what any model can explain. ``keep`` warns, ``mean`` averages each group's
+    numeric columns into its first row (warns), ``error`` raises :class:`TableError` naming them."""
+    key = pd.Series(list(zip(gdf.geometry.x.round(6), gdf.geometry.y.round(6))), index=gdf.index)
+    dup = key.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return gdf
+    ids = ", ".join(gdf["sample_id"].astype(str)[dup].head(4))
+    what = f"{name}: {int(dup.sum())} samples share their location with another sample (e.g. {ids})"
+    if rule == "error":
+        raise TableError(f"{what}; average them (data.duplicates: mean), keep them (keep) or fix the coordinates")
+    if rule == "keep":
+        warnings.warn(f"{what}; they are kept as separate samples (data.duplicates: keep)", stacklevel=3)
+        return gdf
+    groups = key.map({k: i for i, k in enumerate(dict.fromkeys(key))})
+    numeric = [c for c in gdf.columns if c != gdf.geometry.name and pd.api.types.is_numeric_dtype(gdf[c])]
+    first = gdf.groupby(groups.to_numpy(), sort=True).head(1).copy()
+    first[numeric] = gdf.groupby(groups.to_numpy(), sort=True)[numeric].mean().to_numpy()
+    warnings.warn(f"{what}; averaged into {int(len(gdf) - len(first))} fewer samples (data.duplicates: mean)",
+                  stacklevel=3)
+    return first.reset_index(drop=True)
+
+
 def load_samples(data) -> SoilSamples:
     """Samples of a :class:`~sptgnn.config.DataConfig`: its ``table`` (with ``rasters``) when set, else its named dataset.
 
@@ -253,7 +279,7 @@ def load_samples(data) -> SoilSamples:
         TableError, RasterError, DatasetError: See :func:`load_table` and :func:`sptgnn.data.datasets.load_dataset`.
     """
     if data.table is not None:
-        return load_table(data.table, data.target, data.rasters)
+        return load_table(data.table, data.target, data.rasters, duplicates=data.duplicates)
     from sptgnn.data.datasets import load_dataset
 
     if data.rasters:

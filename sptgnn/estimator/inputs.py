@@ -30,9 +30,10 @@ def as_frame(X, coords: Sequence[str] | None, crs) -> gpd.GeoDataFrame:
             X = X.set_crs(crs)
         return X.reset_index(drop=True)
     if not isinstance(X, pd.DataFrame):
-        if np.iscomplexobj(X):
+        arr = np.asarray(X)
+        if np.iscomplexobj(arr):
             raise SamplesError("X holds complex numbers; coordinates and covariates must be real")
-        arr = np.asarray(X, dtype=np.float64)
+        arr = arr.astype(np.float64)
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise SamplesError(f"X must be a table with coordinates: a GeoDataFrame, a DataFrame with x/y columns, or an "
                                f"array (num_samples, 2 + num_features) with x, y first; got shape {arr.shape}")

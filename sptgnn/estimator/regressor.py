@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sptgnn.config import Config, ConfigError, format_config_error
+from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Prediction
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.run import Run, fit_run
@@ -168,7 +169,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
 
         self.run_ = fit_run(config, samples, progress=member_done, aoa=self.area_of_applicability)
         self.feature_groups_ = {k: list(v) for k, v in samples.feature_groups.items()}
-        self.n_features_in_ = int(np.shape(X)[1]) if hasattr(X, "shape") and len(np.shape(X)) == 2 else len(samples.feature_columns)
+        plain = not isinstance(X, SoilSamples) and len(np.shape(X)) == 2
+        self.n_features_in_ = int(np.shape(X)[1]) if plain else len(samples.feature_columns)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -176,7 +178,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         """Predictive distribution of ``X``: ``.mean``, ``.sd``, ``.aleatoric_sd``, ``.epistemic_sd`` ``(n,)``,
         ``.quantiles(levels)``, ``.interval(level)``, ``.cdf(y)``, ``.crps(y)``, ``.logpdf(y)`` (target units)."""
         check_is_fitted(self, "run_")
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] != self.n_features_in_:
+        if not isinstance(X, SoilSamples) and len(np.shape(X)) == 2 and not hasattr(X, "columns") \
+                and np.shape(X)[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but SpTGNNRegressor is expecting {self.n_features_in_} "
                              "features as input (x, y, then the covariates it was fitted on)")
         return self.run_.predict(self._samples(X, groups=self.feature_groups_))

@@ -28,6 +28,7 @@ from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
 from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
 from sptgnn.predict.query import QueryInputs, QueryPredictor
+from sptgnn.train.checks import check_training_samples
 from sptgnn.train.ensemble import DeepEnsemble
 
 
@@ -55,9 +56,11 @@ def fit_run(config: Config, samples: SoilSamples, progress: Callable[[int], None
     return Run(ensemble, aoa=reference, units=units or "")
 
 
-def train_to_folder(config: Config, out: str | Path, progress: Callable[[int], None] | None = None) -> "Run":
+def train_to_folder(config: Config, out: str | Path,
+                    start: Callable[[], Callable[[int], None] | None] | None = None) -> "Run":
     """Load ``data.table`` or ``data.dataset``, train on every sample and write the run folder ``out`` (what
-    ``sptgnn train`` does); ``out`` must not exist and is written atomically.
+    ``sptgnn train`` does); ``out`` must not exist and is written atomically. ``start`` is called once the samples are
+    loaded and checked, and returns the per-member progress callback.
 
     Raises:
         FileExistsError: ``out`` exists. SamplesError, DatasetError, RasterError, CalibrationError: Unusable inputs.
@@ -67,7 +70,9 @@ def train_to_folder(config: Config, out: str | Path, progress: Callable[[int], N
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
-    run = fit_run(config, load_samples(config.data), progress=progress)
+    samples = load_samples(config.data)
+    check_training_samples(samples, config)
+    run = fit_run(config, samples, progress=None if start is None else start())
     with atomic_dir(out) as tmp:
         run.write_into(tmp)
     run.path = out

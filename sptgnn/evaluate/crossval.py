@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from sptgnn.data.samples import SoilSamples
+from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.evaluate.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
 from sptgnn.evaluate.kriging import RegressionKriging
@@ -70,6 +70,18 @@ def fold_scores(y: np.ndarray, mean: np.ndarray, mean_log: np.ndarray) -> dict:
     out["mape"] = _mape(y, mean)
     out["r2_log"] = float(r2_score(np.log1p(y), mean_log))
     return out
+
+
+def check_target_varies(samples: SoilSamples, target: str) -> None:
+    """Raise before any work when the target is missing or constant (R² and the distributional scores are undefined).
+
+    Raises:
+        SamplesError: The target is missing or (near) constant.
+    """
+    y = samples.target(target)  # fails early with the available targets
+    if len(y) and np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+        raise SamplesError(f"{samples.name}: target '{target}' is constant ({y[0]:g}) over all {len(y)} samples, so R² and "
+                           "the distributional scores are undefined; cross-validate a target that varies")
 
 
 def _folds(cv, samples: SoilSamples) -> list[Fold]:
@@ -136,10 +148,10 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
         :class:`CrossValidationResult` with pooled out-of-fold metrics.
 
     Raises:
-        SamplesError: The target is missing.
+        SamplesError: The target is missing, or constant (R² undefined).
     """
     target = target or samples.targets[0]
-    samples.target(target)  # fails early with the available targets
+    check_target_varies(samples, target)
     folds = _folds(cv, samples)
     tick = progress or (lambda _msg: None)
     planar, metric_xy = planar_coords(samples), dict(zip(samples.sample_ids, samples.metric_coords()))

@@ -14,6 +14,22 @@ import pandas as pd
 TABLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("rmse", "RMSE", 2), ("mae", "MAE", 2), ("mape", "MAPE %", 1),
                  ("crps", "CRPS", 2), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3),
                  ("fit_seconds", "fit s", 0)]
+CONSOLE_COLUMNS = [("r2", "R²", 3), ("rmse", "RMSE", 3), ("mae", "MAE", 3), ("mape", "MAPE %", 1), ("nll", "NLL", 3),
+                   ("crps", "CRPS", 3), ("picp90", "PICP90", 3), ("calibration_error", "cal. err", 3),
+                   ("morans_i", "Moran's I", 3), ("fit_seconds", "fit s", 1)]
+
+
+def console_table(title: str, metrics: dict):
+    """The pooled scores of every model as a rich table for the terminal (``sptgnn evaluate``, ``ablate``)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("model")
+    for _, label, _ in CONSOLE_COLUMNS:
+        table.add_column(label, justify="right")
+    for model, m in metrics.items():
+        table.add_row(model, *["—" if m.get(k) is None else f"{m[k]:.{d}f}" for k, _, d in CONSOLE_COLUMNS])
+    return table
 
 
 def metrics_table(models: dict[str, dict]) -> str:
@@ -139,4 +155,4 @@ def write_report(out: Path, metrics: dict, predictions: pd.DataFrame, with_figur
     return path
 
 
-__all__ = ["metrics_table", "figures", "write_report"]
+__all__ = ["console_table", "metrics_table", "figures", "write_report"]

@@ -9,15 +9,33 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from sptgnn._version import __version__
 from sptgnn.atomic import atomic_dir
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
-from sptgnn.evaluate.crossval import CrossValidationResult, config_folds, cross_validate_config
+from sptgnn.evaluate.crossval import CrossValidationResult, check_target_varies, config_folds, cross_validate_config
 from sptgnn.evaluate.figures import uncertainty_figures
 from sptgnn.evaluate.reports import write_report
+
+
+def finite_json(obj, path: str = "") -> tuple[object, dict[str, str]]:
+    """``obj`` with every float that is not finite replaced by ``None``, and ``{dotted.path: reason}`` of each
+    (``metrics.json`` never holds NaN or Infinity, which strict JSON readers reject)."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None, {path: f"not finite ({obj}): undefined for these predictions, e.g. a constant residual"}
+    if isinstance(obj, dict):
+        out, why = {}, {}
+        for k, v in obj.items():
+            out[k], w = finite_json(v, f"{path}.{k}" if path else str(k))
+            why |= w
+        return out, why
+    if isinstance(obj, (list, tuple)):
+        items = [finite_json(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+        return [v for v, _ in items], {k: r for _, w in items for k, r in w.items()}
+    return obj, {}
 
 
 def check_new_folder(out: Path) -> None:
@@ -87,8 +105,11 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
         "dropped": samples.metadata.get("dropped"),
         "models": result.metrics,
     }
+    metrics, undefined = finite_json(metrics)
+    if undefined:
+        metrics["undefined"] = undefined
     with atomic_dir(out) as tmp:
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
         result.predictions.to_csv(tmp / "predictions.csv", index=False)
         if result.gates is not None:
             result.gates.to_csv(tmp / "gates.csv", index=False)
@@ -109,10 +130,10 @@ def evaluate_dataset(config: Config, out: Path | None = None, command: str = "ev
     out = out or default_folder(config, command)
     check_new_folder(out)
     samples = load_samples(config.data)
-    samples.target(config.data.target)
+    check_target_varies(samples, config.data.target)
     tick = None if start is None else start(evaluation_total(config, samples, variants))
     metrics, result = evaluate_to_folder(config, samples, out, variants, progress=tick)
     return out, metrics, result
 
 
-__all__ = ["check_new_folder", "default_folder", "evaluate_dataset", "evaluate_to_folder", "evaluation_total"]
+__all__ = ["finite_json", "check_new_folder", "default_folder", "evaluate_dataset", "evaluate_to_folder", "evaluation_total"]

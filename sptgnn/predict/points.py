@@ -133,11 +133,14 @@ def _expand(pattern: str) -> list[Path]:
         return [resolve_data_path(pattern)]
 
 
+POINT_FORMATS = (".gpkg", ".csv", ".parquet", ".pq")
+
+
 def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = False) -> Path:
-    """Write predictions atomically: ``.gpkg`` (default), ``.csv`` (with x, y) or ``.parquet``.
+    """Write predictions atomically: ``.gpkg``, ``.csv`` (with x, y) or ``.parquet``, by the suffix of ``out``.
 
     Raises:
-        PredictError: Missing output folder or existing output.
+        PredictError: Missing output folder, existing output, or a suffix of another format (e.g. ``.tif``).
     """
     out = Path(out)
     if not out.parent.is_dir():
@@ -145,7 +148,10 @@ def write_points(frame: gpd.GeoDataFrame, out: str | Path, overwrite: bool = Fal
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
     suffix = out.suffix.lower()
-    with atomic_file(out, suffix=suffix or ".gpkg") as tmp:
+    if suffix not in POINT_FORMATS:
+        raise PredictError(f"--out {out.name}: point predictions are written as {', '.join(POINT_FORMATS)}; "
+                           "name the output with one of these")
+    with atomic_file(out, suffix=suffix) as tmp:
         if suffix == ".csv":
             f = pd.DataFrame(frame.drop(columns="geometry"))
             f["x"], f["y"] = frame.geometry.x, frame.geometry.y

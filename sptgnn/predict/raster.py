@@ -61,6 +61,8 @@ def _check_out(out: Path) -> None:
         raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
     if out.is_dir():
         raise PredictError(f"{out} is a folder; give a file name such as map.tif")
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise PredictError(f"--out {out.name}: a map is written as a GeoTIFF; name it .tif")
 
 
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,

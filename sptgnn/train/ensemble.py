@@ -19,6 +19,7 @@ from sptgnn.graph.builder import NODE, GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
 from sptgnn.splits import calibration_parts, spatial_holdout
+from sptgnn.train.checks import check_training_samples, clip_neighbours
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import predict_nodes, train_member
 from sptgnn.train.trend import CovariateTrend
@@ -95,16 +96,10 @@ class DeepEnsemble:
             CalibrationError: The calibration part has fewer than ``calibration.min_samples`` samples.
             ValueError: Too few samples for a graph and a hold-out.
         """
-        from sptgnn.data.samples import SamplesError
-
         start = time.perf_counter()
-        y = samples.target(self.target)
-        if self.target.lower().startswith("soc") and (y < 0).any():
-            bad = np.flatnonzero(y < 0)
-            ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
-            raise SamplesError(f"{samples.name}: target '{self.target}' has {len(bad)} negative value(s) (SOC cannot be "
-                               f"negative), e.g. samples {ids}; fix or drop those rows")
+        y = check_training_samples(samples, self.config)
         self.target_transform.fit(y)
+        self.config = clip_neighbours(self.config, len(samples), samples.name)
         self.builder = GraphBuilder(self.config.graph, self.config.imagery).fit(samples)
         coords = samples.metric_coords()
         self.members, self.best_epochs, self.calibrator, self.calibration_ids = [], [], None, []

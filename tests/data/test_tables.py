@@ -136,3 +136,25 @@ def test_config_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key 'data.rasters.0.strp' \(did you mean 'strip'\?\)"):
         load_config(None, {"data": {"rasters": [{"path": "a.tif", "strp": "x"}]}})
     assert load_config(None).data.table is None and load_config(None).data.rasters == []
+
+
+@pytest.mark.parametrize("rule", ["keep", "mean", "error"])
+def test_duplicate_locations_follow_data_duplicates(tmp_path, rule):
+    f = _frame(n=8)
+    f.loc[[1, 4], ["east", "north"]] = f.loc[0, ["east", "north"]].to_numpy()  # three samples at sample 0's point
+    f.to_csv(tmp_path / "pts.csv", index=False)
+    data = _data(tmp_path / "pts.csv").model_copy(update={"duplicates": rule})
+    if rule == "error":
+        with pytest.raises(TableError, match="3 samples share their location"):
+            load_samples(data)
+        return
+    with pytest.warns(UserWarning, match="3 samples share their location"):
+        s = load_samples(data)
+    if rule == "keep":
+        assert len(s) == 8
+    else:
+        assert len(s) == 6
+        first = s.frame[s.frame["sample_id"] == "100"].iloc[0]
+        assert first["soc"] == pytest.approx(f.loc[[0, 1, 4], "soc"].mean())
+        assert first["clay"] == pytest.approx(f.loc[[0, 1, 4], "clay"].mean())
+        assert list(s.frame["sample_id"]) == ["100", "102", "103", "105", "106", "107"]

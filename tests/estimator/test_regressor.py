@@ -149,8 +149,9 @@ def test_grid_search_over_the_estimator(frames):
 
 
 # -- scikit-learn's own checks --------------------------------------------------------------------------------------------
-# Like verde's gridders, SpTGNN needs coordinates: an array X is read as (x, y, features...) in a projected CRS. The checks
-# below cannot pass for that reason (or because a graph needs a few distinct locations), and are declared here.
+# Like verde's gridders, SpTGNN needs coordinates: an array X is read as (x, y, features...) in the given CRS (lon/lat
+# here: the checks' small values are refused as metres spanning a few metres, which is how degrees declared as metres
+# look). The checks below cannot pass for such reasons, and are declared here.
 EXPECTED_FAILED = {
     "check_complex_data": "complex X is refused with sptgnn's own message (no coordinates)",
     "check_estimators_empty_data_messages": "empty X is refused with sptgnn's own message",
@@ -165,11 +166,14 @@ EXPECTED_FAILED = {
     "check_fit2d_1feature": "an array X needs x and y before any covariate; sptgnn's own message",
     "check_fit2d_predict1d": "a 1-d X has no coordinates; sptgnn's own message",
     "check_requires_y_none": "y=None reads the target column of X",
+    "check_fit_idempotent": "the check's X holds values beyond ±90, which are no latitudes (and too close for metres)",
+    "check_fit_check_is_fitted": "the check's X holds values beyond ±90, which are no latitudes (and too close for metres)",
+    "check_n_features_in": "the check's X holds values beyond ±90, which are no latitudes (and too close for metres)",
 }
 
 
 @parametrize_with_checks([SpTGNNRegressor(members=1, epochs=2, patience=2, hidden=8, num_layers=1, num_experts=2,
-                                          heads=1, crs="EPSG:32633", relations=("spatial",), target="y")],
+                                          heads=1, crs="EPSG:4326", relations=("spatial",), target="y")],
                          expected_failed_checks=lambda est: EXPECTED_FAILED)
 def test_sklearn_checks(estimator, check):
     check(estimator)

@@ -1,0 +1,54 @@
+"""Checks of training samples and settings made before any work, so that a user error comes first and whole."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from sptgnn.config import Config
+from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.train.target import TargetTransform
+
+MIN_TRAIN_SAMPLES = 5
+
+
+def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
+    """The target ``(n,)`` of samples fit to train on, before any work (so that a user error comes first).
+
+    Raises:
+        SamplesError: The target is missing; SOC (a target named ``soc…``) is negative; fewer than
+            :data:`MIN_TRAIN_SAMPLES` samples; the target transform cannot take the target (e.g. ``log1p`` of a negative).
+    """
+    target = config.data.target
+    y = samples.target(target)
+    if target.lower().startswith("soc") and (y < 0).any():
+        bad = np.flatnonzero(y < 0)
+        ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
+        raise SamplesError(f"{samples.name}: target '{target}' has {len(bad)} negative value(s) (SOC cannot be "
+                           f"negative), e.g. samples {ids}; fix or drop those rows")
+    if len(samples) < MIN_TRAIN_SAMPLES:
+        raise SamplesError(f"{samples.name}: {len(samples)} training samples are too few; the ensemble needs at "
+                           f"least {MIN_TRAIN_SAMPLES} (a graph and a hold-out for early stopping)")
+    try:
+        TargetTransform(config.data.target_transform).fit(y)
+    except ValueError as exc:
+        raise SamplesError(f"{samples.name}: target '{target}': {exc}") from None
+    return y
+
+
+def clip_neighbours(config: Config, n: int, name: str) -> Config:
+    """``config`` with every neighbour count of ``graph`` (``k_spatial``, ``k_spectral``, ``k_elevation``,
+    ``elevation_candidates``) at most ``n − 1``, the labelled neighbours a node can have, with a warning; the clipped
+    values are what the run stores and uses."""
+    g = config.graph
+    keys = ("k_spatial", "k_spectral", "k_elevation", "elevation_candidates")
+    clipped = {k: n - 1 for k in keys if getattr(g, k) > n - 1}
+    if not clipped:
+        return config
+    warnings.warn(f"{name}: graph {', '.join(f'{k} = {getattr(g, k)}' for k in clipped)} exceed(s) the {n - 1} "
+                  f"labelled neighbours {n} samples have; using {n - 1}", stacklevel=3)
+    return config.updated(graph=clipped)
+
+
+__all__ = ["MIN_TRAIN_SAMPLES", "check_training_samples", "clip_neighbours"]
