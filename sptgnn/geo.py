@@ -99,6 +99,27 @@ def pixel_index(transform, height: int, width: int, xy: np.ndarray) -> tuple[np.
     return np.where(on, row, 0).astype(np.int64), np.where(on, col, 0).astype(np.int64), on
 
 
+def axes_swapped(xy: np.ndarray, crs) -> bool:
+    """Whether points ``(n, 2)`` fall outside the area of use of their CRS while the same points with x and y exchanged
+    fall inside it (most outside, nearly all inside): a table whose x and y columns were swapped. ``False`` for a CRS
+    without an area of use or one that covers the world (lon/lat)."""
+    area = as_crs(crs).area_of_use
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if area is None or len(xy) == 0:
+        return False
+    w, s, e, n = area.bounds
+
+    def share_inside(points: np.ndarray) -> float:
+        try:
+            ll = transform_xy(points, crs, "EPSG:4326")
+        except CRSTransformError:
+            return 0.0
+        lon = (ll[:, 0] >= w) & (ll[:, 0] <= e) if w <= e else (ll[:, 0] >= w) | (ll[:, 0] <= e)
+        return float((np.isfinite(ll).all(1) & lon & (ll[:, 1] >= s) & (ll[:, 1] <= n)).mean())
+
+    return share_inside(xy) < 0.5 and share_inside(xy[:, ::-1]) > 0.9
+
+
 def equal_area_crs(lonlat: np.ndarray) -> str:
     """The equal-area CRS of lon/lat points ``(n, 2)``: Lambert azimuthal equal-area centred on their mean direction
     (robust to the antimeridian), or EASE-Grid 2.0 (EPSG:6933) when the longitudes span more than 180°."""
@@ -112,5 +133,5 @@ def equal_area_crs(lonlat: np.ndarray) -> str:
     return f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
 
 
-__all__ = ["CRSTransformError", "EARTH_RADIUS_M", "as_crs", "chord_to_great_circle_m", "equal_area_crs", "metric_coords", "pixel_index",
+__all__ = ["CRSTransformError", "EARTH_RADIUS_M", "as_crs", "axes_swapped", "chord_to_great_circle_m", "equal_area_crs", "metric_coords", "pixel_index",
            "transform_xy", "transformer"]

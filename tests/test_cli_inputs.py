@@ -125,3 +125,9 @@ def test_metrics_that_are_not_finite_are_written_as_null_with_a_reason():
     json.dumps(clean, allow_nan=False)  # strict JSON
     with pytest.raises(ValueError):
         json.dumps({"x": float("nan")}, allow_nan=False)
+
+
+def test_swapped_x_and_y_columns(tmp_path):
+    table = _table(tmp_path) | {"x": "north", "y": "east"}
+    res = _run("train", _config(tmp_path, table), "--out", tmp_path / "run")
+    _one_line_error(res, "swap data.table.x and data.table.y")

@@ -56,3 +56,14 @@ def test_one_path_rule(tmp_path, monkeypatch):
     assert resolve_data_path("here.tif") == tmp_path / "here.tif"  # found in the working directory
     assert resolve_data_path("*.tif") == tmp_path / "*.tif"  # a glob with matches there
     assert resolve_data_path("vindum/a.tif") == data_dir() / "vindum/a.tif" == tmp_path / "data" / "vindum/a.tif"
+
+
+def test_swapped_axes_are_detected_by_the_crs_area_of_use():
+    from sptgnn.geo import axes_swapped
+
+    utm33 = np.array([[500_000.0, 5_700_000.0], [510_000.0, 5_710_000.0]])  # 15°E 51°N: inside UTM 33N's area
+    assert not axes_swapped(utm33, "EPSG:32633")
+    assert axes_swapped(utm33[:, ::-1], "EPSG:32633")
+    rd = np.array([[180_000.0, 330_000.0], [181_000.0, 331_000.0]])  # Meuse in the Dutch RD grid
+    assert not axes_swapped(rd, "EPSG:28992") and axes_swapped(rd[:, ::-1], "EPSG:28992")
+    assert not axes_swapped(np.array([[50.0, 10.0]]), "EPSG:4326")  # lon/lat: the world, nothing to tell

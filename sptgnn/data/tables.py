@@ -22,6 +22,7 @@ from sptgnn.data.paths import data_dir, resolve_data_path
 from sptgnn.data.raster_sources import RasterError, RasterSource
 from sptgnn.data.rasters import CovariateStack
 from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.geo import axes_swapped
 
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
 PARQUET_SUFFIXES = {".parquet", ".pq", ".geoparquet"}
@@ -146,6 +147,9 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         bad = (~np.isfinite(x) | ~np.isfinite(y)).to_numpy()
         if bad.any():
             raise TableError(f"{path}: coordinates '{table.x}'/'{table.y}' are missing in {_rows(bad, frame, id_col)}; fill or remove those rows")
+        if axes_swapped(np.c_[x.to_numpy(), y.to_numpy()], crs):
+            raise TableError(f"{path}: the points fall outside the area of {crs} unless '{table.x}' and '{table.y}' are "
+                             "exchanged; swap data.table.x and data.table.y")
         data = pd.DataFrame(frame.drop(columns="geometry", errors="ignore"))
         gdf = gpd.GeoDataFrame(data, geometry=gpd.points_from_xy(x.to_numpy(), y.to_numpy()), crs=crs)
     else:
