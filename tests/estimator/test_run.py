@@ -197,16 +197,27 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "ensemble.pt", "labelled.gpkg", "aoa.npz", "manifest.json"])
+@pytest.mark.parametrize("name", ["config.yaml", "ensemble.pt", "labelled.gpkg", "aoa.npz", "run.json", "manifest.json"])
 def test_a_planted_pickle_is_refused_and_never_run(saved_run, tmp_path, name):
     import pickle
 
     run = _copy(saved_run, tmp_path)
     marker = tmp_path / "pwned"
     (run / name).write_bytes(pickle.dumps(_Payload(marker)))
-    if name != "manifest.json":
-        _reseal(run)  # a hostile sender rewrites the manifest too
+    if name not in ("manifest.json", "run.json"):
+        _reseal(run)  # a hostile sender rewrites the manifest too (run.json is never read: the manifest refuses it)
     with pytest.raises(RunError):
         Run.load(run)
     assert not marker.exists()
+
+
+def test_a_truncated_geopackage_is_a_one_line_run_error(saved_run, tmp_path):
+    run = _copy(saved_run, tmp_path)
+    data = (run / "labelled.gpkg").read_bytes()
+    (run / "labelled.gpkg").write_bytes(data[: len(data) // 3])
+    with pytest.raises(RunError, match="labelled.gpkg differs"):
+        Run.load(run)
+    _reseal(run)
+    with pytest.raises(RunError, match="labelled.gpkg cannot be read"):
+        Run.load(run)
 
