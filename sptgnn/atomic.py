@@ -82,4 +82,19 @@ def atomic_file(out: str | Path, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-__all__ = ["atomic_dir", "atomic_file"]
+def check_new_folder(out: Path) -> None:
+    """Fail before any work when ``out`` cannot be created; missing parents are made only when the run succeeds.
+
+    Raises:
+        FileExistsError: ``out`` exists, or one of its parents is a file.
+    """
+    if out.exists():
+        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FileExistsError(f"{parent} is a file, not a folder; pass another --out")
+            break
+
+
+__all__ = ["atomic_dir", "atomic_file", "check_new_folder"]

@@ -21,7 +21,8 @@ from sptgnn.data.samples import SamplesError
 from sptgnn.splits import SplitError
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.reports import console_table
-from sptgnn.evaluate.runfolder import check_new_folder, evaluate_dataset
+from sptgnn.atomic import check_new_folder
+from sptgnn.evaluate.runfolder import evaluate_dataset
 from sptgnn.progress import counter, progress_display, starter, warnings_to
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")

@@ -160,6 +160,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         start = time.perf_counter()
         config = self.to_config()
         samples = self._samples(X, y)
+
         def member_done(m: int) -> None:
             if self.verbose:
                 print(f"[{time.perf_counter() - start:6.1f} s] member {m + 1}/{config.train.members} trained",

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from sptgnn.atomic import atomic_dir
+from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Prediction, check_levels
@@ -46,7 +46,6 @@ def fit_run(config: Config, samples: SoilSamples, progress: Callable[[int], None
         SamplesError: The target is missing or invalid.
         CalibrationError: Too few samples for the configured calibration part.
     """
-    samples.target(config.data.target)
     ensemble = DeepEnsemble(config).fit(samples, progress=progress)
     reference = fit_aoa(samples, config.data.target, seed=config.train.seed) if aoa and samples.feature_columns else None
     units = samples.metadata.get("units", {}).get(config.data.target, "")
@@ -68,8 +67,7 @@ def train_to_folder(config: Config, out: str | Path,
     from sptgnn.data.tables import load_samples
 
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
+    check_new_folder(out)
     samples = load_samples(config.data)
     check_training_samples(samples, config)
     run = fit_run(config, samples, progress=None if start is None else start())

@@ -235,11 +235,10 @@ def cross_validate_config(samples: SoilSamples, config, progress: Callable[[str]
         SamplesError: The target is missing, or shipped folds are requested for samples without any.
         SplitError: Too few samples or blocks for the folds.
     """
-    samples.target(config.data.target)
     ev = config.evaluate
     return cross_validate(config_models(config, variants), samples, config_folds(samples, config), config.data.target,
                           progress, ev.moran_k, ev.moran_permutations)
 
 
-__all__ = ["PREDICTION_COLUMNS", "CrossValidationResult", "config_folds", "config_models", "make_baseline", "cross_validate", "cross_validate_config",
-           "fold_scores"]
+__all__ = ["PREDICTION_COLUMNS", "CrossValidationResult", "check_target_varies", "config_folds", "config_models",
+           "cross_validate", "cross_validate_config", "fold_scores", "make_baseline"]

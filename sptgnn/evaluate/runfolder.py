@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from sptgnn._version import __version__
-from sptgnn.atomic import atomic_dir
+from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.crossval import CrossValidationResult, check_target_varies, config_folds, cross_validate_config
@@ -38,25 +38,15 @@ def finite_json(obj, path: str = "") -> tuple[object, dict[str, str]]:
     return obj, {}
 
 
-def check_new_folder(out: Path) -> None:
-    """Fail before any work when ``out`` cannot be created; missing parents are made only when the run succeeds.
-
-    Raises:
-        FileExistsError: ``out`` exists, or one of its parents is a file.
-    """
-    if out.exists():
-        raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise FileExistsError(f"{parent} is a file, not a folder; pass another --out")
-            break
+def timestamped_folder(command: str, name: str) -> Path:
+    """``runs/<command>-<name>-<time>``, the default output folder of every command."""
+    return Path("runs") / f"{command}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def default_folder(config: Config, command: str) -> Path:
-    """``runs/<command>-<dataset or table name>-<time>``."""
+    """:func:`timestamped_folder` named after the config's dataset or table."""
     name = Path(config.data.table.path).stem if config.data.table is not None else config.data.dataset.replace(":", "-")
-    return Path("runs") / f"{command}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return timestamped_folder(command, name)
 
 
 def evaluation_total(config: Config, samples: SoilSamples, variants: dict[str, Config] | None = None) -> int:
@@ -85,11 +75,9 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
         SamplesError, SplitError, CalibrationError: Unusable samples, folds or calibration part.
     """
     check_new_folder(out)
-    samples.target(config.data.target)
-    n_folds = len(config_folds(samples, config))
     start, cpu = time.perf_counter(), time.process_time()
     result = cross_validate_config(samples, config, progress=progress, variants=variants)
-    ev = config.evaluate
+    ev, n_folds = config.evaluate, len(result.folds)
     metrics = {
         "dataset": samples.name, "target": config.data.target, "n_samples": len(samples),
         "folds": ev.split, "n_folds": n_folds, "members": config.train.members, "sptgnn_version": __version__,
@@ -136,4 +124,5 @@ def evaluate_dataset(config: Config, out: Path | None = None, command: str = "ev
     return out, metrics, result
 
 
-__all__ = ["finite_json", "check_new_folder", "default_folder", "evaluate_dataset", "evaluate_to_folder", "evaluation_total"]
+__all__ = ["default_folder", "evaluate_dataset", "evaluate_to_folder", "evaluation_total", "finite_json",
+           "timestamped_folder"]

@@ -10,13 +10,13 @@ from typing import Callable
 
 import pandas as pd
 
-from sptgnn.atomic import atomic_dir
+from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config, ConfigError
 from sptgnn.data.datasets import load_dataset
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.ablation import LIMESODA_SUITE
 from sptgnn.evaluate.crossval import cross_validate_config
-from sptgnn.evaluate.runfolder import check_new_folder
+from sptgnn.evaluate.runfolder import timestamped_folder
 
 SUITES = {"limesoda": LIMESODA_SUITE}
 
@@ -40,7 +40,7 @@ def suite_datasets(suite: str, only: list[str] | None = None) -> list[str]:
 
 def default_suite_folder(suite: str) -> Path:
     """``runs/benchmark-<suite>-<time>``."""
-    return Path("runs") / f"benchmark-{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return timestamped_folder("benchmark", suite)
 
 
 def _table(results: dict[str, dict], calibration: dict[str, str]) -> str:

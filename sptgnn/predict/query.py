@@ -148,9 +148,7 @@ class QueryPredictor:
         self.ensemble = ensemble
         self.builder = ensemble.builder
         self.chunk = int(chunk)
-        b = self.builder
-        self.relations = list(b.relations)
-        graph = b.build(None, ensemble.target)
+        graph = self.builder.build(None, ensemble.target)
         labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
         # per member, per layer: the labelled nodes' source projections and edge weights per relation
         self._caches: list[list] = []
