@@ -50,11 +50,17 @@ def check_levels(levels) -> np.ndarray:
     return lv
 
 
-
 def pinball_loss(y: np.ndarray, q: np.ndarray, level) -> np.ndarray:
     """Pinball (quantile) loss ``ρ_p(y − q) = (y − q)(p − 1{y < q})``, broadcast over ``y`` ``(n, 1)``, ``q`` ``(n, L)``."""
     r = y - q
     return r * (np.asarray(level) - (r < 0))
+
+
+def level_weights(levels) -> np.ndarray:
+    """Width of each level's cell on [0, 1] (cells split halfway between adjacent levels, the end cells reaching 0 and
+    1), ``(L,)`` summing to 1: the midpoint-rule weights of ``∫₀¹ g(Q(p)) dp`` over quantiles at ``levels``."""
+    lv = np.asarray(levels, dtype=float)
+    return np.diff(np.r_[0.0, (lv[1:] + lv[:-1]) / 2, 1.0])
 
 
 def crps_from_quantiles(y: np.ndarray, levels, q: np.ndarray) -> np.ndarray:
@@ -69,9 +75,8 @@ def crps_from_quantiles(y: np.ndarray, levels, q: np.ndarray) -> np.ndarray:
         ``y`` ``(n,)``, ``levels`` ``(L,)`` increasing, ``q`` ``(n, L)`` → ``(n,)``.
     """
     lv = np.asarray(levels, dtype=float)
-    edges = np.r_[0.0, (lv[1:] + lv[:-1]) / 2, 1.0]
-    w = np.diff(edges)
+    w = level_weights(lv)
     return 2 * (pinball_loss(np.asarray(y, dtype=float)[:, None], np.asarray(q, dtype=float), lv) * w).sum(1)
 
 
-__all__ = ["Forecast", "check_levels", "crps_from_quantiles", "pinball_loss"]
+__all__ = ["Forecast", "check_levels", "crps_from_quantiles", "level_weights", "pinball_loss"]

@@ -77,6 +77,11 @@ class Prediction:
         ``log(1 + y)`` (the ensemble's own log-scale point prediction), else ``None``."""
         return np.asarray(self.member_loc, dtype=np.float64).mean(0) if self.log1p else None
 
+    @property
+    def median(self) -> np.ndarray:
+        """Median of the (recalibrated) mixture ``(num_query,)``, target units."""
+        return self.quantiles([0.5])[:, 0]
+
     def __len__(self) -> int:
         return int(np.shape(self.mean)[0])
 

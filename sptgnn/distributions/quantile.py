@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sptgnn.distributions.base import check_levels, crps_from_quantiles
+from sptgnn.distributions.base import check_levels, crps_from_quantiles, level_weights
 
 
 class QuantileForecast:
@@ -18,24 +18,34 @@ class QuantileForecast:
     Args:
         levels: Increasing levels in (0, 1), ``(L,)``.
         values: Quantiles, ``(num_samples, L)``, target units.
-        mean: The model's point prediction ``(num_samples,)`` (a quantile forest's conditional mean); default the
-            interpolated median.
+        mean: The mean of the model's predictive distribution ``(num_samples,)`` where it knows it more finely (a quantile
+            forest's conditional mean); default the mean of this forecast, ``∫₀¹ Q(p) dp`` over the quantiles with the
+            weights of :func:`~sptgnn.distributions.base.level_weights` (the tails taken as the outer quantiles).
+        mean_log: The model's own ``log1p``-scale point prediction ``(num_samples,)`` when it was fitted on ``log1p``
+            targets, else ``None``.
 
     Attributes:
-        mean: Point prediction ``(num_samples,)``, target units.
+        mean: Mean of the predictive distribution ``(num_samples,)``, target units.
+        median: Its median (interpolated), ``(num_samples,)``.
         sd: ``None`` (the spread is in the quantiles).
-        mean_log: ``None`` (the model was not fitted on ``log1p`` targets).
+        mean_log: As given.
     """
 
     sd = None
-    mean_log = None
 
-    def __init__(self, levels, values: np.ndarray, mean: np.ndarray | None = None):
+    def __init__(self, levels, values: np.ndarray, mean: np.ndarray | None = None, mean_log: np.ndarray | None = None):
         self.levels = np.asarray(levels, dtype=float)
         self.values = np.sort(np.asarray(values, dtype=float), axis=1)
         if self.values.ndim != 2 or self.values.shape[1] != self.levels.size:
             raise ValueError(f"quantiles must be (num_samples, {self.levels.size}), got {self.values.shape}")
-        self.mean = self.quantiles([0.5])[:, 0] if mean is None else np.asarray(mean, dtype=float).reshape(-1)
+        self.mean = (self.values @ level_weights(self.levels) if mean is None
+                     else np.asarray(mean, dtype=float).reshape(-1))
+        self.mean_log = None if mean_log is None else np.asarray(mean_log, dtype=float).reshape(-1)
+
+    @property
+    def median(self) -> np.ndarray:
+        """Interpolated median ``(num_samples,)``, target units."""
+        return self.quantiles([0.5])[:, 0]
 
     def __len__(self) -> int:
         return self.values.shape[0]

@@ -21,11 +21,13 @@ from xgboost import XGBRegressor
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import MomentForecast, QuantileForecast
+from sptgnn.evaluate.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
 
 BASELINES = ("xgboost", "random_forest", "xgboost+xy", "random_forest+xy")
 QUANTILE_BASELINES = ("qrf", "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy")
 QUANTILE_LEVELS = tuple(round(0.025 * i, 3) for i in range(1, 40))  # 0.025 … 0.975: holds every interval end point
-SPATIAL_BASELINES = ("regression_kriging",)
+SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.evaluate.kriging and .kriging_prior
+MEAN_GRID = tuple((np.arange(100) + 0.5) / 100)  # midpoint levels of a quantile forest's mean in target units
 
 
 def baseline_features(samples: SoilSamples, with_xy: bool) -> np.ndarray:
@@ -69,8 +71,10 @@ class TreeBaseline(BaseEstimator):
 
     The random forest's sd is the spread of its trees' predictions (a common, uncalibrated DSM proxy); XGBoost gives a
     point forecast. With ``transform="log1p"`` the model is fitted on ``log1p(target)`` (as SpTGNN with
-    ``data.target_transform: log1p``); its ``mean`` is ``expm1(prediction)`` (the back-transformed median), its sd the
-    delta-method ``(1 + mean) · sd_log`` and its ``mean_log`` the raw prediction.
+    ``data.target_transform: log1p``) and back-transformed as every model is (:mod:`sptgnn.evaluate.backtransform`):
+    its ``mean`` is Duan's smearing estimate from out-of-bag (random forest) or 5-fold cross-fitted (XGBoost)
+    log-scale residuals, its ``median`` ``expm1(prediction)``, its sd the delta-method ``(1 + mean) · sd_log`` and its
+    ``mean_log`` the raw prediction.
 
     Args:
         name: One of :data:`BASELINES`.
@@ -89,34 +93,44 @@ class TreeBaseline(BaseEstimator):
         """Fit on the training samples (their ``target`` column, or ``y`` ``(n,)`` in target units)."""
         self.model_ = make_regressor(self.name, self.seed, self.trees, self.max_features)
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
-        self.model_.fit(baseline_features(samples, self.name.endswith("+xy")),
-                        np.log1p(y) if self.transform == "log1p" else y)
+        x = self.features(samples, fitting=True)
+        logged = self.transform == "log1p"
+        if logged and isinstance(self.model_, RandomForestRegressor):
+            self.model_.set_params(oob_score=True)  # out-of-bag residuals for the smearing factor, at no extra fit
+        self.model_.fit(x, np.log1p(y) if logged else y)
+        self.smearing_ = duan_smearing(out_of_fold_residuals(self.model_, x, np.log1p(y), self.seed)) if logged else None
         if progress is not None:
             progress("fitted")
         return self
 
+    def features(self, samples: SoilSamples, fitting: bool = False) -> np.ndarray:
+        """The model's inputs ``(n, num_features)``: :func:`baseline_features` (``fitting``: of the training
+        samples, for subclasses whose training inputs differ from their query inputs)."""
+        return baseline_features(samples, self.name.endswith("+xy"))
+
     def predict_dist(self, samples: SoilSamples) -> MomentForecast:
         """Mean (and the forest's tree sd) of each query sample, target units."""
-        x = baseline_features(samples, self.name.endswith("+xy"))
+        x = self.features(samples)
         mean = np.asarray(self.model_.predict(x), dtype=float)
         sd = None
         if isinstance(self.model_, RandomForestRegressor):
             sd = np.maximum(np.stack([t.predict(x) for t in self.model_.estimators_]).std(0), 1e-6)
         if self.transform == "log1p":
-            back = np.expm1(mean)
-            return MomentForecast(back, None if sd is None else np.maximum((1 + back) * sd, 1e-6), mean_log=mean)
+            return smeared_forecast(mean, self.smearing_, sd)
         return MomentForecast(mean, sd)
 
 
-def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0):
+def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, trees: int | None = None,
+                            max_features: float | None = None):
     """A fresh quantile regressor: ``qrf`` (Meinshausen 2006, ``quantile_forest.RandomForestQuantileRegressor``, 500
-    trees) or ``xgboost_quantile`` (one XGBoost model with the pinball loss at every level, ``reg:quantileerror``,
+    trees or ``trees``, all features per split or the share ``max_features``) or ``xgboost_quantile`` (one XGBoost model with the pinball loss at every level, ``reg:quantileerror``,
     the same trees and learning rate as the ``xgboost`` baseline)."""
     base = name.removesuffix("+xy")
     if base == "qrf":
         from quantile_forest import RandomForestQuantileRegressor
 
-        return RandomForestQuantileRegressor(n_estimators=500, n_jobs=n_jobs(), random_state=seed)
+        return RandomForestQuantileRegressor(n_estimators=trees or 500, max_features=max_features or 1.0,
+                                             n_jobs=n_jobs(), random_state=seed)
     if base == "xgboost_quantile":
         return XGBRegressor(objective="reg:quantileerror", quantile_alpha=np.asarray(levels), n_estimators=500,
                             learning_rate=0.05, max_depth=4, subsample=0.8, colsample_bytree=0.8, n_jobs=n_jobs(),
@@ -128,24 +142,34 @@ class QuantileBaseline(BaseEstimator):
     """Quantile regression forest (``qrf``) or XGBoost quantile regression (``xgboost_quantile``), ``+xy`` variants too.
 
     :meth:`predict_dist` gives a :class:`~sptgnn.distributions.QuantileForecast` at ``levels`` (crossing quantiles
-    sorted) whose ``mean`` is the forest's conditional mean (``qrf``) or the median (``xgboost_quantile``); its CRPS is
-    the quantile-grid approximation (:func:`~sptgnn.distributions.crps_from_quantiles`). Fitted on the target itself.
+    sorted); its CRPS is the quantile-grid approximation (:func:`~sptgnn.distributions.crps_from_quantiles`). Its
+    ``mean`` is the mean of the model's predictive distribution: the forest's conditional mean (``qrf``, no
+    transform), ``∫₀¹ expm1(Q_log(p)) dp`` on :data:`MEAN_GRID` midpoint levels (``qrf``, ``log1p``), or the integral
+    over ``levels`` (``xgboost_quantile``, which predicts no other levels). With ``transform="log1p"`` the model is
+    fitted on ``log1p(target)`` and its quantiles are ``expm1`` of the log-scale ones (exact: quantiles follow a
+    monotone transform); ``mean_log`` is then its log-scale point prediction (the forest's conditional mean, or the
+    median quantile).
 
     Args:
         name: One of :data:`QUANTILE_BASELINES`.
         target: Target column.
         seed: Seed of the model.
         levels: Quantile levels in (0, 1).
+        transform: ``"none"`` or ``"log1p"``.
+        trees, max_features: The quantile forest's size and share of features per split (``None``: 500, all).
     """
 
-    def __init__(self, name: str = "qrf", target: str = "soc_g_kg", seed: int = 0, levels=QUANTILE_LEVELS):
+    def __init__(self, name: str = "qrf", target: str = "soc_g_kg", seed: int = 0, levels=QUANTILE_LEVELS,
+                 transform: str = "none", trees: int | None = None, max_features: float | None = None):
         self.name, self.target, self.seed, self.levels = name, target, seed, levels
+        self.transform, self.trees, self.max_features = transform, trees, max_features
 
     def fit(self, samples: SoilSamples, y=None, progress: Callable[[str], None] | None = None) -> "QuantileBaseline":
         """Fit on the training samples (their ``target`` column, or ``y``)."""
-        self.model_ = make_quantile_regressor(self.name, self.levels, self.seed)
+        self.model_ = make_quantile_regressor(self.name, self.levels, self.seed, self.trees, self.max_features)
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
-        self.model_.fit(baseline_features(samples, self.name.endswith("+xy")), y)
+        self.model_.fit(baseline_features(samples, self.name.endswith("+xy")),
+                        np.log1p(y) if self.transform == "log1p" else y)
         if progress is not None:
             progress("fitted")
         return self
@@ -153,14 +177,19 @@ class QuantileBaseline(BaseEstimator):
     def predict_dist(self, samples: SoilSamples) -> QuantileForecast:
         """Quantiles ``(n, L)`` of each query sample, target units."""
         x = baseline_features(samples, self.name.endswith("+xy"))
-        levels = list(self.levels)
+        levels, logged = list(self.levels), self.transform == "log1p"
+        back = np.expm1 if logged else (lambda a: a)
         if self.name.startswith("qrf"):
             q = np.asarray(self.model_.predict(x, quantiles=levels), dtype=float)
-            mean = np.asarray(self.model_.predict(x, quantiles="mean"), dtype=float)
-            return QuantileForecast(levels, q, mean)
-        q = np.asarray(self.model_.predict(x), dtype=float).reshape(len(samples), len(levels))
-        return QuantileForecast(levels, q)
+            forest_mean = np.asarray(self.model_.predict(x, quantiles="mean"), dtype=float)
+            if not logged:
+                return QuantileForecast(levels, q, forest_mean)
+            dense = np.asarray(self.model_.predict(x, quantiles=list(MEAN_GRID)), dtype=float)
+            return QuantileForecast(levels, np.expm1(q), np.expm1(dense).mean(1), mean_log=forest_mean)
+        q = np.sort(np.asarray(self.model_.predict(x), dtype=float).reshape(len(samples), len(levels)), axis=1)
+        median_log = np.array([np.interp(0.5, levels, row) for row in q])
+        return QuantileForecast(levels, back(q), mean_log=median_log if logged else None)
 
 
-__all__ = ["BASELINES", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
+__all__ = ["BASELINES", "MEAN_GRID", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
            "baseline_features", "make_quantile_regressor", "make_regressor", "n_jobs"]

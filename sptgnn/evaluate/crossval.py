@@ -1,15 +1,19 @@
 """Cross-validation: any models on identical folds and features, scored by one function (rules 4–6 of DESIGN.md).
 
 :func:`cross_validate` takes models that follow one protocol — ``fit(samples, progress=None)`` and
-``predict_dist(samples)`` returning a forecast with ``mean`` (target units), ``sd`` (or ``None``) and ``mean_log`` (the
-model's own ``log1p``-scale point prediction, or ``None``) — and a splitter (``split(samples)`` yielding train and test
+``predict_dist(samples)`` returning a forecast with ``mean`` (the mean of its predictive distribution, target units),
+``median`` (optional; default the mean), ``sd`` (or ``None``) and ``mean_log`` (the model's own ``log1p``-scale point
+prediction, or ``None``) — and a splitter (``split(samples)`` yielding train and test
 positions, e.g. :class:`~sptgnn.splits.BlockKFold`) or a list of :class:`~sptgnn.splits.Fold`. SpTGNN
 (:class:`~sptgnn.estimator.regressor.SpTGNNRegressor`) and every baseline (:mod:`sptgnn.evaluate.baselines`) follow
 it. Optional hooks: ``extra_forecasts(samples)`` gives more rows of the same fit (SpTGNN's uncalibrated mixture),
 ``diagnostics(samples)`` the MoE gates of the first model that has them.
 
-Scores are pooled over all out-of-fold predictions (rule 5) and also given per fold. ``r2_log`` is R² on ``log1p(SOC)``
-of the model's ``mean_log`` when it has one, else of ``log1p`` of its mean (clipped at 0).
+Scores are pooled over all out-of-fold predictions (rule 5) and also given per fold. Every model is scored in target
+units through the same back-transform (:mod:`sptgnn.evaluate.backtransform`): ``r2``, ``rmse``, ``mae`` of the mean of
+its predictive distribution, and ``r2_median``, ``rmse_median``, ``mae_median`` of its median as a named second
+variant. ``r2_log`` is R² on ``log1p(SOC)`` of the model's ``mean_log`` when it has one, else of ``log1p`` of its mean
+(clipped at 0).
 :func:`cross_validate_config` builds the models and folds of a run config (what ``sptgnn evaluate`` runs).
 """
 
@@ -28,10 +32,11 @@ from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.evaluate.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
 from sptgnn.evaluate.kriging import RegressionKriging
+from sptgnn.evaluate.kriging_prior import KrigingPriorForest
 from sptgnn.evaluate.metrics import _mape, distribution_columns, score
 from sptgnn.splits import Fold, planar_coords
 
-PREDICTION_COLUMNS = ["sample_id", "fold", "model", "y_true", "mean", "sd", "mean_log"]
+PREDICTION_COLUMNS = ["sample_id", "fold", "model", "y_true", "mean", "sd", "mean_log", "median"]
 
 
 @dataclass
@@ -39,13 +44,13 @@ class CrossValidationResult:
     """Out-of-fold predictions and pooled metrics of every model.
 
     Attributes:
-        predictions: One row per sample and model: ``sample_id, fold, model, y_true, mean, sd, mean_log`` (target
-            units; ``sd`` NaN for point forecasts), ``x, y`` (planar metres, :func:`sptgnn.splits.planar_coords`),
+        predictions: One row per sample and model: ``sample_id, fold, model, y_true, mean, sd, mean_log, median``
+            (target units; ``sd`` NaN for point forecasts), ``x, y`` (planar metres, :func:`sptgnn.splits.planar_coords`),
             ``aleatoric_sd`` and ``epistemic_sd`` where the forecast has them, and for forecasts with distribution
             functions (SpTGNN's mixture, quantile baselines) the per-sample ``pit``, ``crps``, ``nll`` and
             ``lowerXX``/``upperXX`` columns of :func:`sptgnn.evaluate.metrics.distribution_columns`.
-        metrics: ``{model: {metric: value}}`` from :func:`sptgnn.evaluate.metrics.score`, plus ``r2_log``,
-            ``fit_seconds``, ``predict_seconds`` and ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``).
+        metrics: ``{model: {metric: value}}`` from :func:`sptgnn.evaluate.metrics.score` (of the mean), plus
+            ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``, ``predict_seconds`` and ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``).
         folds: One dict per fold: ``fold, n_train, n_test, n_excluded`` (buffer).
         gates: MoE gate weights of the first model with ``diagnostics`` on each test sample, ``sample_id, fold,
             gate_0 …``.
@@ -93,12 +98,14 @@ def _folds(cv, samples: SoilSamples) -> list[Fold]:
 
 def _rows(test: SoilSamples, fold, model: str, y, forecast, xy) -> pd.DataFrame:
     mean = np.asarray(forecast.mean, dtype=float)
+    median = getattr(forecast, "median", None)
     sd = getattr(forecast, "sd", None)
     mean_log = getattr(forecast, "mean_log", None)
     frame = pd.DataFrame({
         "sample_id": test.sample_ids, "fold": fold, "model": model, "y_true": y, "mean": mean,
         "sd": np.full(len(y), np.nan) if sd is None else sd,
-        "mean_log": np.log1p(np.clip(mean, 0, None)) if mean_log is None else mean_log, "x": xy[:, 0], "y": xy[:, 1],
+        "mean_log": np.log1p(np.clip(mean, 0, None)) if mean_log is None else mean_log,
+        "median": mean if median is None else np.asarray(median, dtype=float), "x": xy[:, 0], "y": xy[:, 1],
     })
     if hasattr(forecast, "cdf"):  # per-sample PIT, CRPS, NLL and interval bounds of the forecast's own distribution
         for k, v in distribution_columns(y, forecast).items():
@@ -118,6 +125,10 @@ def _pooled(predictions: pd.DataFrame, metric_xy: dict, fit_s: dict, pred_s: dic
         xyz = np.stack([metric_xy[s] for s in group["sample_id"]])
         m = score(y, mean, sd, xyz, moran_k, moran_permutations,
                   columns=group if "pit" in group and group["pit"].notna().all() else None)
+        median = group["median"].to_numpy()
+        m["r2_median"] = float(r2_score(y, median))
+        m["rmse_median"] = float(np.sqrt(mean_squared_error(y, median)))
+        m["mae_median"] = float(mean_absolute_error(y, median))
         m["r2_log"] = float(r2_score(np.log1p(y), mlog))
         m["fit_seconds"] = round(fit_s.get(name, 0.0), 2)
         m["predict_seconds"] = round(pred_s.get(name, 0.0), 2)
@@ -198,7 +209,11 @@ def make_baseline(name: str, config):
     """
     ev, target, transform, seed = config.evaluate, config.data.target, config.data.target_transform, config.train.seed
     if name in QUANTILE_BASELINES:
-        return QuantileBaseline(name, target, seed)
+        return QuantileBaseline(name, target, seed, transform=transform, trees=ev.forest_trees,
+                                max_features=ev.forest_max_features)
+    if name == "kpr_random_forest":
+        return KrigingPriorForest(target, transform, seed, ev.forest_trees, ev.forest_max_features,
+                                  ev.regression_kriging_neighbours)
     if name in SPATIAL_BASELINES:
         return RegressionKriging(target, transform, seed, ev.regression_kriging_neighbours, ev.forest_trees,
                                  ev.forest_max_features)

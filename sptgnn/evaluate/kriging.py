@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from sptgnn.data.samples import SoilSamples
-from sptgnn.distributions import MomentForecast
+from sptgnn.distributions import LognormalForecast, MomentForecast
 from sptgnn.evaluate.baselines import baseline_features, make_regressor
 from sptgnn.splits import planar_coords, planar_crs
 
@@ -80,8 +80,9 @@ class RegressionKriging(BaseEstimator):
 
     Args:
         target: Target column.
-        transform: ``"log1p"`` works on ``log1p(target)`` and back-transforms as
-            :class:`~sptgnn.evaluate.baselines.TreeBaseline` does.
+        transform: ``"log1p"`` works on ``log1p(target)``; the forecast is then the lognormal of the log-scale
+            prediction and kriging sd (:class:`~sptgnn.distributions.LognormalForecast`: mean
+            ``exp(μ + σ²/2) − 1``, median ``expm1(μ)``).
         seed: Seed of the forest and the variogram's point draw.
         neighbours: Residuals used at each query point.
         trees, max_features: Random forest size and share of features per split (``None``: defaults).
@@ -111,7 +112,7 @@ class RegressionKriging(BaseEstimator):
             progress("fitted")
         return self
 
-    def predict_dist(self, samples: SoilSamples) -> MomentForecast:
+    def predict_dist(self, samples: SoilSamples) -> MomentForecast | LognormalForecast:
         """Trend plus kriged residual and the kriging sd of each query sample, target units."""
         trend = self.forest_.predict(baseline_features(samples, False))
         xy = planar_coords(samples, self.crs_)
@@ -120,8 +121,7 @@ class RegressionKriging(BaseEstimator):
         mean = trend + np.asarray(z, dtype=float)
         sd = np.sqrt(np.maximum(np.asarray(ss, dtype=float), 1e-12))
         if self.transform == "log1p":
-            back = np.expm1(mean)
-            return MomentForecast(back, np.maximum((1 + back) * sd, 1e-6), mean_log=mean)
+            return LognormalForecast(mean, sd)
         return MomentForecast(mean, np.maximum(sd, 1e-6))
 
 

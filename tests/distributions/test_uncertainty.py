@@ -275,8 +275,8 @@ def small_quantile_models(monkeypatch):
 
     original = baselines.make_quantile_regressor
 
-    def small(name, levels=baselines.QUANTILE_LEVELS, seed=0):
-        return original(name, levels, seed).set_params(n_estimators=30)
+    def small(name, levels=baselines.QUANTILE_LEVELS, seed=0, trees=None, max_features=None):
+        return original(name, levels, seed, trees, max_features).set_params(n_estimators=30)
 
     monkeypatch.setattr(baselines, "make_quantile_regressor", small)
 

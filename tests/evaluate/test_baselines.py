@@ -66,9 +66,14 @@ def test_log1p_fits_the_log_target_and_back_transforms(folds):
     res = logged.predict_dist(test)
     raw = logged.model_.predict(baseline_features(test, False))
     np.testing.assert_allclose(res.mean_log, raw)
-    np.testing.assert_allclose(res.mean, np.expm1(raw))
-    ref = RandomForestRegressor(25, random_state=1, n_jobs=1).fit(baseline_features(train, False), np.log1p(train.target()))
+    ref = RandomForestRegressor(25, random_state=1, n_jobs=1, oob_score=True).fit(baseline_features(train, False),
+                                                                                   np.log1p(train.target()))
     np.testing.assert_allclose(res.mean_log, ref.predict(baseline_features(test, False)))
+    # the median is expm1 of the log prediction, the mean Duan's smearing with the forest's out-of-bag residuals
+    np.testing.assert_allclose(res.median, np.expm1(raw))
+    smear = np.mean(np.exp(np.log1p(train.target()) - ref.oob_prediction_))
+    np.testing.assert_allclose(res.mean, np.exp(raw) * smear - 1, rtol=1e-10)
+    assert smear > 1 and (res.mean > res.median).all()
 
 
 def test_coordinates_help_when_the_target_is_a_function_of_position(samples_factory):

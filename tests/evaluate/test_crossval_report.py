@@ -61,9 +61,11 @@ def test_r2_log_and_per_fold_scores(cv):
             gf = g[g["fold"] == int(fold)]
             assert scores["n"] == len(gf)
             assert scores["rmse"] == pytest.approx(np.sqrt(np.mean((gf["y_true"] - gf["mean"]) ** 2)), rel=1e-9)
-    # log1p baselines return the back-transformed median: mean = expm1(mean_log)
+    # log1p baselines: the median is expm1(mean_log), the mean lies above it (smearing); both are scored
     xg = res.predictions[res.predictions["model"] == "xgboost"]
-    np.testing.assert_allclose(xg["mean"], np.expm1(xg["mean_log"]), rtol=1e-9)
+    np.testing.assert_allclose(xg["median"], np.expm1(xg["mean_log"]), rtol=1e-9)
+    assert (xg["mean"] > xg["median"]).all()
+    assert res.metrics["xgboost"]["r2_median"] == pytest.approx(r2_score(xg["y_true"], xg["median"]), rel=1e-9)
     assert res.gates is not None and len(res.gates) == 80
     assert res.stream_usage and sum(res.stream_usage.values()) == pytest.approx(1.0)
 
@@ -108,7 +110,8 @@ def test_regression_kriging_recovers_a_spatial_residual(samples_factory):
     assert rmse(rk.mean) < 0.7 * rmse(rf.mean)
     assert rk.sd is not None and (rk.sd > 0).all()
     logged = RegressionKriging(transform="log1p", trees=20, neighbours=24).fit(train).predict_dist(tst)
-    np.testing.assert_allclose(logged.mean, np.expm1(logged.mean_log))
+    np.testing.assert_allclose(logged.median, np.expm1(logged.mean_log))
+    np.testing.assert_allclose(logged.mean, np.exp(logged.mean_log + logged.sd_log**2 / 2) - 1)
     pd.testing.assert_index_equal(pd.Index(range(len(y))), pd.RangeIndex(len(logged.mean)))
 
 
