@@ -275,7 +275,9 @@ class EvaluateConfig(_Section):
 
     Attributes:
         baselines: Baselines trained on the same folds and features; ``qrf`` (quantile regression forest) and
-            ``xgboost_quantile`` (XGBoost, quantile loss) predict quantiles 0.025 … 0.975 and are scored as distributions.
+            ``xgboost_quantile`` (XGBoost, quantile loss) predict quantiles 0.025 … 0.975 and are scored as distributions;
+            ``kpr_random_forest`` is a random forest on the covariates plus cross-fitted ordinary-kriging predictions of
+            the target (kriging-prior regression, Schmidinger et al. 2026).
         moran_k: Neighbours of the kNN weights used for Moran's I of residuals.
         moran_permutations: Permutations of the Moran's I p-value.
         split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
@@ -286,15 +288,15 @@ class EvaluateConfig(_Section):
         buffer_km: Buffered leave-block-out: training samples closer than this (km) to any test sample are left out
             of that fold's training set (0: no buffer).
         seed: Seed of the random and block fold assignments.
-        regression_kriging_neighbours: Residual points used by the ordinary kriging of the ``regression_kriging``
-            baseline at each prediction point (moving-window kriging).
+        regression_kriging_neighbours: Points used by the ordinary kriging of the ``regression_kriging`` and
+            ``kpr_random_forest`` baselines at each prediction point (moving-window kriging).
         forest_trees: Trees of the random-forest baselines (``null``: 500).
         forest_max_features: Share of the features tried at each split of the random forests (``null``: all; 0.33 is
             the ``p/3`` of R's randomForest for regression and is much faster on many covariates).
     """
 
     baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging", "qrf",
-                            "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy"]] = Field(
+                            "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy", "kpr_random_forest"]] = Field(
         default_factory=lambda: ["xgboost", "random_forest", "xgboost+xy"]
     )
     moran_k: int = Field(8, ge=1)

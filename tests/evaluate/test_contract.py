@@ -10,6 +10,7 @@ from sklearn.base import clone
 from sptgnn import SamplesError, SpTGNNRegressor, cross_validate
 from sptgnn.evaluate.baselines import QuantileBaseline, TreeBaseline
 from sptgnn.evaluate.kriging import RegressionKriging
+from sptgnn.evaluate.kriging_prior import KrigingPriorForest
 from sptgnn.splits import BlockKFold
 
 MODELS = {
@@ -22,6 +23,8 @@ MODELS = {
     "qrf": QuantileBaseline("qrf"),
     "xgboost_quantile": QuantileBaseline("xgboost_quantile"),
     "regression_kriging": RegressionKriging(trees=30, neighbours=16),
+    "kpr_random_forest": KrigingPriorForest(trees=30, neighbours=16, transform="log1p"),
+    "qrf_log1p": QuantileBaseline("qrf", transform="log1p", trees=30),
 }
 
 
