@@ -175,6 +175,10 @@ class ModelConfig(_Section):
         trend_min_r2: Out-of-fold R² of the trend (training samples, standardised target) from which ``auto`` uses it.
         fusion: How the stream embeddings are fused: ``moe`` (sparse top-k mixture of experts) or ``concat``
             (concatenation and one MLP; the "no MoE" ablation).
+        gating: The MoE router: ``topk_softmax`` (noisy top-k softmax, Shazeer et al. 2017) or ``dirichlet``
+            (Dirichlet prior-aware gating: concentrations ``α₀ + evidence``, the gate is the posterior mean kept top-k
+            sparse, with a KL term to the symmetric prior weighted by ``loss.dirichlet_weight``).
+        dirichlet_prior: Concentration ``α₀`` of the symmetric Dirichlet prior of ``dirichlet`` gating.
     """
 
     hidden: int = Field(32, ge=4)
@@ -197,6 +201,8 @@ class ModelConfig(_Section):
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
     fusion: Literal["moe", "concat"] = "moe"
+    gating: Literal["topk_softmax", "dirichlet"] = "topk_softmax"
+    dirichlet_prior: float = Field(1.0, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -216,6 +222,7 @@ class LossConfig(_Section):
         warmup_epochs: Epochs of MSE before NLL when ``kind == "mse_warmup"``.
         moran_weight: λ_M, weight of the Moran's I penalty on standardised residuals.
         balance_weight: Weight of the MoE load-balancing loss.
+        dirichlet_weight: Weight of the Dirichlet router's KL to its prior (``model.gating: dirichlet``).
     """
 
     kind: Literal["gaussian_nll", "beta_nll", "mse_warmup"] = "beta_nll"
@@ -223,6 +230,7 @@ class LossConfig(_Section):
     warmup_epochs: int = Field(50, ge=0)
     moran_weight: float = Field(0.1, ge=0.0)
     balance_weight: float = Field(0.01, ge=0.0)
+    dirichlet_weight: float = Field(0.01, ge=0.0)
 
 
 class TrainConfig(_Section):

@@ -31,7 +31,7 @@ FLAT = {  # estimator parameter -> (config section, field)
     "k_elevation": ("graph", "k_elevation"),
     "hidden": ("model", "hidden"), "num_layers": ("model", "num_layers"), "num_experts": ("model", "num_experts"),
     "top_k": ("model", "top_k"), "heads": ("model", "heads"), "dropout": ("model", "dropout"),
-    "label_inputs": ("model", "label_inputs"), "trend": ("model", "trend"),
+    "label_inputs": ("model", "label_inputs"), "trend": ("model", "trend"), "gating": ("model", "gating"),
     "loss": ("loss", "kind"), "moran_weight": ("loss", "moran_weight"),
     "members": ("train", "members"), "epochs": ("train", "epochs"), "lr": ("train", "lr"),
     "patience": ("train", "patience"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
@@ -55,7 +55,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
 
     Args:
         members: Ensemble size ``M``.
-        hidden, num_layers, num_experts, top_k, heads, dropout, label_inputs, trend: ``model`` section.
+        hidden, num_layers, num_experts, top_k, heads, dropout, label_inputs, trend, gating: ``model``
+            section (``gating``: ``topk_softmax`` or ``dirichlet``).
         relations, k_spatial, k_spectral, k_elevation: ``graph`` section (relations and in-degree per relation).
         loss: ``gaussian_nll``, ``beta_nll`` or ``mse_warmup``; moran_weight: λ of the Moran's I penalty.
         epochs, lr, patience, batch_size, seed: ``train`` section.
@@ -89,7 +90,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, members=_default("members"), hidden=_default("hidden"), num_layers=_default("num_layers"),
                  num_experts=_default("num_experts"), top_k=_default("top_k"), heads=_default("heads"),
                  dropout=_default("dropout"), label_inputs=_default("label_inputs"), trend=_default("trend"),
-                 relations=_default("relations"), k_spatial=_default("k_spatial"), k_spectral=_default("k_spectral"),
+                 gating=_default("gating"), relations=_default("relations"), k_spatial=_default("k_spatial"), k_spectral=_default("k_spectral"),
                  k_elevation=_default("k_elevation"), loss=_default("loss"), moran_weight=_default("moran_weight"),
                  epochs=_default("epochs"), lr=_default("lr"), patience=_default("patience"),
                  batch_size=_default("batch_size"), seed=_default("seed"), target=_default("target"),
@@ -98,6 +99,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                  date_column=None, id_column=None, config=None, area_of_applicability=True, verbose=False):
         self.members, self.hidden, self.num_layers, self.num_experts = members, hidden, num_layers, num_experts
         self.top_k, self.heads, self.dropout, self.label_inputs, self.trend = top_k, heads, dropout, label_inputs, trend
+        self.gating = gating
         self.relations, self.k_spatial, self.k_spectral, self.k_elevation = relations, k_spatial, k_spectral, k_elevation
         self.loss, self.moran_weight = loss, moran_weight
         self.epochs, self.lr, self.patience, self.batch_size, self.seed = epochs, lr, patience, batch_size, seed

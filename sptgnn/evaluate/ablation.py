@@ -8,6 +8,7 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``no_graph``              ``model.num_layers = 0`` and no label inputs: an MLP on the fused streams
 ``only_<relation>``       ``graph.relations = [relation]`` for each configured relation
 ``no_moe``                ``model.fusion = concat``: the streams are concatenated and fused by one MLP
+``dirichlet_gating``      ``model.gating = dirichlet`` (or ``topk_softmax_gating`` when the configuration has it)
 ``no_moran``              ``loss.moran_weight = 0``
 ``no_position``           the position stream left out of ``model.streams``
 ``no_time``               the time stream left out
@@ -46,6 +47,8 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
             variants[f"only_{rel}"] = config.updated(graph={"relations": [rel]})
     if m.fusion == "moe":
         variants["no_moe"] = config.updated(model={"fusion": "concat"})
+        other = "topk_softmax" if m.gating == "dirichlet" else "dirichlet"
+        variants[f"{other}_gating"] = config.updated(model={"gating": other})
     if config.loss.moran_weight > 0:
         variants["no_moran"] = config.updated(loss={"moran_weight": 0.0})
     for stream in ("position", "time"):

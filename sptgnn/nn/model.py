@@ -30,12 +30,14 @@ class ModelOutput:
         var: Predicted aleatoric variance, standardised units², ``(num_nodes,)``.
         balance_loss: MoE load-balancing loss (scalar).
         gates: MoE gate weights, ``(num_nodes, E)``.
+        gate_kl: KL of the Dirichlet router to its prior (scalar; 0 without ``model.gating: dirichlet``).
     """
 
     mean: Tensor
     var: Tensor
     balance_loss: Tensor
     gates: Tensor
+    gate_kl: Tensor | None = None
 
 
 class SpTGNN(nn.Module):
@@ -77,7 +79,8 @@ class SpTGNN(nn.Module):
                 enc[s] = TemporalEncoder(d)
         self.encoders = nn.ModuleDict(enc)
         if config.fusion == "moe":
-            self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout)
+            self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout,
+                                 config.gating, config.dirichlet_prior)
         else:  # ablation "no MoE": concatenate the stream embeddings and fuse them with one MLP
             self.moe = None
             self.fuse = MLP(len(self.streams) * d, d, d, layers=2, dropout=config.dropout)
@@ -151,4 +154,5 @@ class SpTGNN(nn.Module):
         if self.linear_skip is not None:
             store = data[NODE]
             mean = mean + self.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
-        return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates)
+        kl = self.moe.last_kl if self.moe is not None and self.moe.last_kl is not None else mean.new_zeros(())
+        return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates, gate_kl=kl)
