@@ -69,10 +69,11 @@ def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_featu
 class TreeBaseline(BaseEstimator):
     """XGBoost or random forest on the samples' covariates (``name`` ending in ``+xy``: plus the coordinates).
 
-    The random forest's sd is the spread of its trees' predictions (a common, uncalibrated DSM proxy); XGBoost gives a
-    point forecast. With ``transform="log1p"`` the model is fitted on ``log1p(target)`` (as SpTGNN with
-    ``data.target_transform: log1p``) and back-transformed as every model is (:mod:`sptgnn.evaluate.backtransform`):
-    its ``mean`` is Duan's smearing estimate from out-of-bag (random forest) or 5-fold cross-fitted (XGBoost)
+    The random forest's sd is ``sqrt(tree spread² + out-of-bag MSE)``: the spread of its trees' predictions (a common
+    DSM proxy of the model's own uncertainty, far too narrow alone, e.g. with one covariate) plus the noise variance
+    estimated from its out-of-bag residuals; XGBoost gives a point forecast. With ``transform="log1p"`` the model is
+    fitted on ``log1p(target)`` (as SpTGNN with ``data.target_transform: log1p``) and back-transformed as every model
+    is (:mod:`sptgnn.evaluate.backtransform`): its ``mean`` is Duan's smearing estimate from out-of-bag (random forest) or 5-fold cross-fitted (XGBoost)
     log-scale residuals, its ``median`` ``expm1(prediction)``, its sd the delta-method ``(1 + mean) · sd_log`` and its
     ``mean_log`` the raw prediction.
 
@@ -94,11 +95,14 @@ class TreeBaseline(BaseEstimator):
         self.model_ = make_regressor(self.name, self.seed, self.trees, self.max_features)
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
         x = self.features(samples, fitting=True)
-        logged = self.transform == "log1p"
-        if logged and isinstance(self.model_, RandomForestRegressor):
-            self.model_.set_params(oob_score=True)  # out-of-bag residuals for the smearing factor, at no extra fit
-        self.model_.fit(x, np.log1p(y) if logged else y)
-        self.smearing_ = duan_smearing(out_of_fold_residuals(self.model_, x, np.log1p(y), self.seed)) if logged else None
+        logged, forest = self.transform == "log1p", isinstance(self.model_, RandomForestRegressor)
+        if forest:
+            self.model_.set_params(oob_score=True)  # out-of-bag residuals for the sd and the smearing, at no extra fit
+        yt = np.log1p(y) if logged else y
+        self.model_.fit(x, yt)
+        residuals = out_of_fold_residuals(self.model_, x, yt, self.seed) if (forest or logged) else None
+        self.oob_mse_ = float(np.mean(residuals**2)) if forest else None
+        self.smearing_ = duan_smearing(residuals) if logged else None
         if progress is not None:
             progress("fitted")
         return self
@@ -114,7 +118,8 @@ class TreeBaseline(BaseEstimator):
         mean = np.asarray(self.model_.predict(x), dtype=float)
         sd = None
         if isinstance(self.model_, RandomForestRegressor):
-            sd = np.maximum(np.stack([t.predict(x) for t in self.model_.estimators_]).std(0), 1e-6)
+            spread = np.stack([t.predict(x) for t in self.model_.estimators_]).std(0)
+            sd = np.maximum(np.sqrt(spread**2 + self.oob_mse_), 1e-6)
         if self.transform == "log1p":
             return smeared_forecast(mean, self.smearing_, sd)
         return MomentForecast(mean, sd)
