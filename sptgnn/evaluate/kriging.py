@@ -66,6 +66,24 @@ def fit_variogram(coords_m: np.ndarray, values: np.ndarray, max_points: int = 30
     return {"sill": float(psill + nugget), "range": float(range_m), "nugget": float(nugget)}
 
 
+def merge_duplicates(xy: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average the values of points that share their coordinates (repeated samples of a plot).
+
+    Two kriging points at one location make the kriging matrix singular (its two rows are equal), and the solver's
+    answer is then noise: sds near 0 and predictions far outside the data. Kriging the location means avoids it.
+
+    Shapes:
+        ``xy`` ``(n, 2)``, ``values`` ``(n,)`` → ``(u, 2)``, ``(u,)`` with ``u`` unique locations (first-seen order).
+    """
+    xy, values = np.asarray(xy, dtype=float), np.asarray(values, dtype=float)
+    unique, first, inverse = np.unique(xy, axis=0, return_index=True, return_inverse=True)
+    if len(unique) == len(xy):
+        return xy, values
+    order = np.argsort(first)  # keep the points' first-seen order
+    means = np.bincount(inverse.reshape(-1), weights=values) / np.bincount(inverse.reshape(-1))
+    return unique[order], means[order]
+
+
 class RegressionKriging(BaseEstimator):
     """Random-forest trend plus ordinary kriging of its residuals.
 
@@ -77,6 +95,8 @@ class RegressionKriging(BaseEstimator):
     kriging standard error of the residual (the trend's own error is not included). The nugget is kriged as
     measurement error (PyKrige's ``exact_values=False``): a query at a training sample's location (repeated samples of
     a plot, common in random folds of clustered data) gets the nugget variance, not the exact interpolator's zero.
+    Training samples that share coordinates are kriged as one point with their mean residual
+    (:func:`merge_duplicates`).
 
     Args:
         target: Target column.
@@ -103,7 +123,7 @@ class RegressionKriging(BaseEstimator):
         forest.fit(baseline_features(samples, False), yt)
         residual = yt - forest.oob_prediction_
         self.crs_ = planar_crs(samples)
-        xy = planar_coords(samples, self.crs_)
+        xy, residual = merge_duplicates(planar_coords(samples, self.crs_), residual)
         self.variogram_ = fit_variogram(xy, residual, seed=self.seed)
         self.forest_, self.n_train_ = forest, len(samples)
         self.kriging_ = OrdinaryKriging(xy[:, 0], xy[:, 1], residual, variogram_model="exponential",
@@ -126,4 +146,4 @@ class RegressionKriging(BaseEstimator):
         return MomentForecast(mean, np.maximum(sd, 1e-6))
 
 
-__all__ = ["RegressionKriging", "fit_variogram"]
+__all__ = ["RegressionKriging", "fit_variogram", "merge_duplicates"]

@@ -7,7 +7,8 @@ saw its own label: the training samples are split into ``folds`` shuffled folds 
 others (cross-fitting); a query sample's features come from all the training samples. The variogram is PyKrige's own
 weighted least-squares fit (exponential model) on at most ``max_variogram_points`` samples; kriging uses a moving
 window of the ``neighbours`` nearest samples and treats the nugget as measurement error (``exact_values=False``), so
-that a query at a labelled location is not handed that label.
+that a query at a labelled location is not handed that label; samples sharing a location are kriged as one point with
+their mean.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.model_selection import KFold
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.baselines import TreeBaseline, baseline_features
+from sptgnn.evaluate.kriging import merge_duplicates
 from sptgnn.splits import planar_coords, planar_crs
 
 KRIGING_FEATURES = ("kriging_mean", "kriging_sd")
@@ -41,7 +43,7 @@ class OrdinaryKrigingFeatures:
         """Fit the exponential variogram and the kriging system on ``xy`` ``(n, 2)`` (m) and ``values`` ``(n,)``."""
         from pykrige.ok import OrdinaryKriging
 
-        xy, values = np.asarray(xy, dtype=float), np.asarray(values, dtype=float)
+        xy, values = merge_duplicates(xy, values)  # repeated locations: one kriging point with their mean
         self.n_, self.constant_ = len(values), None
         if np.ptp(values) == 0 or len(values) < 3:  # no variogram to fit: every prediction is the mean
             self.constant_ = float(values.mean())

@@ -67,3 +67,18 @@ def test_kpr_forest_uses_the_kriging_inputs(samples_factory):
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(AttributeError):
         clone(model).kriging_
+
+
+def test_duplicate_locations_are_kriged_as_their_mean():
+    from sptgnn.evaluate.kriging import merge_duplicates
+
+    xy, values = field(n=60, seed=4)
+    xy2, v2 = np.r_[xy, xy[:20]], np.r_[values, values[:20] + 2.0]
+    u, m = merge_duplicates(xy2, v2)
+    np.testing.assert_array_equal(u, xy)
+    np.testing.assert_allclose(m, np.r_[values[:20] + 1.0, values[20:]])
+    f = OrdinaryKrigingFeatures(neighbours=16).fit(xy2, v2)
+    ref = OrdinaryKrigingFeatures(neighbours=16).fit(xy, m)
+    query = np.array([[1000.0, 1000.0], [4000.0, 300.0]])
+    np.testing.assert_allclose(f.predict(query), ref.predict(query))
+    assert (f.predict(xy[:5])[:, 1] >= 0).all()
