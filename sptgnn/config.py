@@ -168,7 +168,9 @@ class ModelConfig(_Section):
         linear_skip: Add a linear read-out of the standardised imagery and environment features to the predicted mean
             (the "wide" part of wide & deep models, Cheng et al. 2016).
         trend: ``random_forest``: the members model the residual of a random-forest trend on the covariates, as
-            regression kriging does with kriging (see :mod:`sptgnn.train.trend`); ``none``: they model the target;
+            regression kriging does with kriging (see :mod:`sptgnn.train.trend`); ``kpr_random_forest``: the trend
+            forest also reads cross-fitted ordinary-kriging predictions of the target (kriging-prior regression);
+            ``none``: they model the target;
             ``auto``: use the trend only when its out-of-fold R² on the training samples reaches ``trend_min_r2``
             (decided per fit, from training data only).
         trend_trees: Trees of the trend's random forest.
@@ -197,7 +199,7 @@ class ModelConfig(_Section):
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
     var_floor: float = Field(1e-4, gt=0.0)
     linear_skip: bool = False
-    trend: Literal["none", "random_forest", "auto"] = "none"
+    trend: Literal["none", "random_forest", "kpr_random_forest", "auto"] = "none"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
     fusion: Literal["moe", "concat"] = "moe"

@@ -44,7 +44,7 @@ class OrdinaryKrigingFeatures:
         from pykrige.ok import OrdinaryKriging
 
         xy, values = merge_duplicates(xy, values)  # repeated locations: one kriging point with their mean
-        self.n_, self.constant_ = len(values), None
+        self.n_, self.constant_, self.xy_, self.values_ = len(values), None, xy, values
         if np.ptp(values) == 0 or len(values) < 3:  # no variogram to fit: every prediction is the mean
             self.constant_ = float(values.mean())
             return self
@@ -53,11 +53,33 @@ class OrdinaryKrigingFeatures:
         fitted = OrdinaryKriging(xy[pick, 0], xy[pick, 1], values[pick], variogram_model="exponential", nlags=12,
                                  weight=True, exact_values=False)
         self.variogram_ = [float(p) for p in fitted.variogram_model_parameters]  # psill, range, nugget
+        self._system()
+        return self
+
+    def _system(self) -> None:
+        from pykrige.ok import OrdinaryKriging
+
+        xy, values = self.xy_, self.values_
         # nlags=1: PyKrige still bins all O(n²) pairs into an experimental variogram it does not use once the
         # parameters are given, one full pass per lag (about a minute at 15,000 points with its default 6)
         self.kriging_ = OrdinaryKriging(xy[:, 0], xy[:, 1], values, variogram_model="exponential",
                                         variogram_parameters=self.variogram_, exact_values=False, nlags=1)
-        return self
+
+    def state(self) -> dict:
+        """The fitted kriging as plain arrays and numbers (points, values, variogram), for a run folder."""
+        return {"neighbours": self.neighbours, "xy": self.xy_, "values": self.values_, "constant": self.constant_,
+                "variogram": getattr(self, "variogram_", None)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "OrdinaryKrigingFeatures":
+        """Rebuild the kriging system of :meth:`state` (no fitting)."""
+        f = cls(int(state["neighbours"]))
+        f.xy_, f.values_ = np.asarray(state["xy"], dtype=float), np.asarray(state["values"], dtype=float)
+        f.n_, f.constant_ = len(f.values_), state["constant"]
+        if f.constant_ is None:
+            f.variogram_ = [float(v) for v in state["variogram"]]
+            f._system()
+        return f
 
     def predict(self, xy: np.ndarray) -> np.ndarray:
         """Kriging prediction and sd (the values' units) at ``xy`` ``(m, 2)``, shape ``(m, 2)``."""

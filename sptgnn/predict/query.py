@@ -120,7 +120,8 @@ class QueryInputs:
             time=time_features(dates if has_dates else None, n, t.reference_year),
             metric=metric, spectral=np.concatenate([streams[s] for s in spec_streams], axis=1),
             elevation=None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64),
-            trend=None if trend is None else trend.predict_features(np.stack([features[c] for c in trend.columns], axis=1)),
+            trend=None if trend is None else trend.predict_features(
+                np.stack([features[c] for c in trend.columns], axis=1), xy),
         )
 
 

@@ -127,7 +127,8 @@ class DeepEnsemble:
         self.trend = None
         mc = self.config.model
         if mc.trend != "none":
-            self.trend = CovariateTrend(mc.trend_trees, seed=tc.seed).fit(samples, z)
+            kind = "random_forest" if mc.trend == "auto" else mc.trend
+            self.trend = CovariateTrend(mc.trend_trees, seed=tc.seed, kind=kind).fit(samples, z)
             if mc.trend == "auto" and self.trend.oof_r2 < mc.trend_min_r2:
                 self.trend = None  # the covariates explain too little: the members model the target itself
             else:

@@ -7,6 +7,11 @@ environment columns) in the ensemble's standardised target space. The members ar
 ``z − trend``, where the trend of every labelled node is its **out-of-fold** prediction (K-fold inside the training
 samples, so a member never sees a trend that was fitted on the node's own label), and a query node's prediction is
 ``trend(query) + member mean`` with the member's variance unchanged.
+
+The trend is the ensemble's one *teacher*: ``random_forest`` reads the covariates; ``kpr_random_forest`` also reads
+ordinary-kriging predictions of the standardised target from the labelled samples and their kriging sd (kriging-prior
+regression, :mod:`sptgnn.evaluate.kriging_prior`), cross-fitted inside each of the K folds so that no labelled node's
+trend depends on its own label.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
 from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.evaluate.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
+from sptgnn.geo import transform_xy
+from sptgnn.splits import planar_coords, planar_crs
+
+KINDS = ("random_forest", "kpr_random_forest")
 
 TREND_FILE = "trend.skops"
 #: Types a trend file may hold beyond skops' defaults: the decision tree arrays of a scikit-learn forest. skops refuses
@@ -40,6 +50,8 @@ class CovariateTrend:
         trees: Number of trees.
         folds: ``K`` of the K-fold that gives the labelled nodes their out-of-fold trend.
         seed: Seed of the forest and the fold assignment.
+        kind: ``random_forest`` (covariates) or ``kpr_random_forest`` (covariates plus kriging-prior features).
+        neighbours: Kriging neighbours (``kpr_random_forest``).
 
     Attributes:
         columns: Covariate columns the forest reads, in order (fitted).
@@ -47,8 +59,14 @@ class CovariateTrend:
         oof_r2: Pooled out-of-fold R² of the trend on the training samples (``1 − SSE/SST``; fitted).
     """
 
-    def __init__(self, trees: int = 300, folds: int = 5, seed: int = 0):
-        self.trees, self.folds, self.seed = trees, folds, seed
+    def __init__(self, trees: int = 300, folds: int = 5, seed: int = 0, kind: str = "random_forest",
+                 neighbours: int = 64):
+        if kind not in KINDS:
+            raise ValueError(f"unknown trend kind {kind!r}; valid: {', '.join(KINDS)}")
+        self.trees, self.folds, self.seed, self.kind, self.neighbours = trees, folds, seed, kind, neighbours
+        self.kriging: OrdinaryKrigingFeatures | None = None
+        self.crs: str | None = None  # the training samples' CRS (of query xy)
+        self.planar_crs: str | None = None  # the plane kriging works in (None: the CRS is projected, in metres)
         self.columns: list[str] = []
         self.oof: np.ndarray | None = None
         self.forest: RandomForestRegressor | None = None
@@ -74,27 +92,55 @@ class CovariateTrend:
         if len(samples) < self.folds:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
-        cv = KFold(self.folds, shuffle=True, random_state=self.seed)
-        self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
         z = np.asarray(z, dtype=np.float64)
+        cv = KFold(self.folds, shuffle=True, random_state=self.seed)
+        if self.kind == "random_forest":
+            self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
+            self.forest = self._forest().fit(x, z)
+        else:
+            self.crs, self.planar_crs = samples.crs.to_string(), planar_crs(samples)
+            xy = planar_coords(samples, self.planar_crs)
+            self.oof = np.empty(len(z))
+            for tr, te in cv.split(x):  # the kriging features of the held-out fold come from its training part only
+                fold_kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy[tr], z[tr])
+                forest = self._forest().fit(np.c_[x[tr], self._cross_fitted(xy[tr], z[tr])], z[tr])
+                self.oof[te] = forest.predict(np.c_[x[te], fold_kriging.predict(xy[te])])
+            self.kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy, z)
+            self.forest = self._forest().fit(np.c_[x, self._cross_fitted(xy, z)], z)
         self.oof_r2 = float(1.0 - np.sum((z - self.oof) ** 2) / np.sum((z - z.mean()) ** 2))
-        self.forest = self._forest().fit(x, z)
         return self
+
+    def _cross_fitted(self, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return cross_fitted_kriging_features(xy, z, neighbours=self.neighbours, seed=self.seed)
 
     def predict(self, samples: SoilSamples) -> np.ndarray:
         """Trend of query samples, ``(num_query,)``, standardised target units."""
-        return self.predict_features(_covariates(samples, self.columns))
+        return self.predict_features(_covariates(samples, self.columns), samples.xy())
 
-    def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """Trend of raw covariate rows ``(n, len(columns))`` in :attr:`columns` order, ``(n,)``."""
+    def predict_features(self, x: np.ndarray, xy: np.ndarray | None = None) -> np.ndarray:
+        """Trend of raw covariate rows ``(n, len(columns))`` in :attr:`columns` order at coordinates ``xy`` ``(n, 2)``
+        in the training samples' CRS (read by ``kpr_random_forest`` only), ``(n,)``.
+
+        Raises:
+            RuntimeError: Not fitted. ValueError: ``kpr_random_forest`` without ``xy``.
+        """
         if self.forest is None:
             raise RuntimeError("CovariateTrend.predict called before fit")
-        return self.forest.predict(np.asarray(x, dtype=np.float64))
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "kpr_random_forest":
+            if xy is None:
+                raise ValueError("a kpr_random_forest trend needs the query coordinates")
+            planar = np.asarray(xy, dtype=np.float64) if self.planar_crs is None else transform_xy(xy, self.crs,
+                                                                                                  self.planar_crs)
+            x = np.c_[x, self.kriging.predict(planar)]
+        return self.forest.predict(x)
 
     def save(self, folder: Path) -> None:
         """Write the fitted trend to ``folder / trend.skops`` (``skops.io``: no pickle)."""
         sio.dump({"columns": list(self.columns), "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
-                  "trees": self.trees, "folds": self.folds, "seed": self.seed}, Path(folder) / TREND_FILE)
+                  "trees": self.trees, "folds": self.folds, "seed": self.seed, "kind": self.kind,
+                  "neighbours": self.neighbours, "crs": self.crs, "planar_crs": self.planar_crs,
+                  "kriging": None if self.kriging is None else self.kriging.state()}, Path(folder) / TREND_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> "CovariateTrend":
@@ -104,6 +150,10 @@ class CovariateTrend:
             skops.io.exceptions.UntrustedTypesFoundException: The file holds another type (nothing is run).
         """
         state = sio.load(Path(folder) / TREND_FILE, trusted=TRUSTED_TYPES)
-        trend = cls(state["trees"], state["folds"], state["seed"])
+        trend = cls(state["trees"], state["folds"], state["seed"], state.get("kind", "random_forest"),
+                    state.get("neighbours", 64))
         trend.columns, trend.oof, trend.oof_r2, trend.forest = state["columns"], state["oof"], state["oof_r2"], state["forest"]
+        trend.crs, trend.planar_crs = state.get("crs"), state.get("planar_crs")
+        if state.get("kriging") is not None:
+            trend.kriging = OrdinaryKrigingFeatures.from_state(state["kriging"])
         return trend
