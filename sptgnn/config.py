@@ -225,6 +225,10 @@ class LossConfig(_Section):
         moran_weight: λ_M, weight of the Moran's I penalty on standardised residuals.
         balance_weight: Weight of the MoE load-balancing loss.
         dirichlet_weight: Weight of the Dirichlet router's KL to its prior (``model.gating: dirichlet``).
+        teacher_weight: Weight of the soft-target term ``mean((μ_student − μ_teacher)²)`` (standardised units) over the
+            nodes of each step. The teacher is the trend (``model.trend``: the members' output is the residual from
+            it), or the training mean where no trend is used; the term shrinks the members towards their teacher where
+            a few labels cannot support a large correction (soft targets, Hinton et al. 2015). 0: off.
     """
 
     kind: Literal["gaussian_nll", "beta_nll", "mse_warmup"] = "beta_nll"
@@ -233,6 +237,7 @@ class LossConfig(_Section):
     moran_weight: float = Field(0.1, ge=0.0)
     balance_weight: float = Field(0.01, ge=0.0)
     dirichlet_weight: float = Field(0.01, ge=0.0)
+    teacher_weight: float = Field(0.0, ge=0.0)
 
 
 class TrainConfig(_Section):

@@ -81,6 +81,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         feature_groups_: Feature columns per stream, ``{"imagery": [...], "environment": [...]}``.
         n_features_in_: Number of columns of ``X`` at fit.
         fit_seconds_: Wall-clock seconds of :meth:`fit`.
+        choices_: What the fit decided from the training data alone: ``trend`` (the teacher used: ``none``,
+            ``random_forest`` or ``kpr_random_forest``; ``auto`` decides per fit) and ``trend_oof_r2``.
 
     Example:
         >>> est = SpTGNNRegressor(members=5, calibration="variance").fit(gdf, gdf["soc_g_kg"])  # doctest: +SKIP
@@ -175,6 +177,9 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         plain = not isinstance(X, SoilSamples) and len(np.shape(X)) == 2
         self.n_features_in_ = int(np.shape(X)[1]) if plain else len(samples.feature_columns)
         self.fit_seconds_ = time.perf_counter() - start
+        trend = self.run_.ensemble.trend
+        self.choices_ = {"trend": "none" if trend is None else trend.kind,
+                         "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4)}
         return self
 
     def predict_dist(self, X) -> Prediction:

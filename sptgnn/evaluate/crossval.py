@@ -50,7 +50,9 @@ class CrossValidationResult:
             functions (SpTGNN's mixture, quantile baselines) the per-sample ``pit``, ``crps``, ``nll`` and
             ``lowerXX``/``upperXX`` columns of :func:`sptgnn.evaluate.metrics.distribution_columns`.
         metrics: ``{model: {metric: value}}`` from :func:`sptgnn.evaluate.metrics.score` (of the mean), plus
-            ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``, ``predict_seconds`` and ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``).
+            ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``,
+            ``predict_seconds``, ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``) and, for models with
+            ``choices_``, ``choices_per_fold`` (what each fold's fit chose from its training data alone).
         folds: One dict per fold: ``fold, n_train, n_test, n_excluded`` (buffer).
         gates: MoE gate weights of the first model with ``diagnostics`` on each test sample, ``sample_id, fold,
             gate_0 …``.
@@ -166,7 +168,7 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
     folds = _folds(cv, samples)
     tick = progress or (lambda _msg: None)
     planar, metric_xy = planar_coords(samples), dict(zip(samples.sample_ids, samples.metric_coords()))
-    rows, gate_rows, usage, fit_s, pred_s = [], [], [], {}, {}
+    rows, gate_rows, usage, fit_s, pred_s, choices = [], [], [], {}, {}, {}
     diagnosed = next((n for n, m in models.items() if hasattr(m, "diagnostics")), None)
     for i, f in enumerate(folds):
         label = f"fold {i + 1}/{len(folds)}"
@@ -180,6 +182,8 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
             start = time.perf_counter()
             outputs = {name: model.predict_dist(test)}
             pred_s[name] = pred_s.get(name, 0.0) + time.perf_counter() - start
+            if hasattr(model, "choices_"):  # what the fit chose from its training fold (e.g. the trend of `auto`)
+                choices.setdefault(name, {})[str(f.fold)] = dict(model.choices_)
             if hasattr(model, "extra_forecasts"):
                 outputs |= {f"{name}_{k}": v for k, v in model.extra_forecasts(test).items()}
             for out_name, forecast in outputs.items():
@@ -194,8 +198,11 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
     predictions = pd.concat(rows, ignore_index=True)
     fold_info = [{"fold": f.fold, "n_train": int(len(f.train)), "n_test": int(len(f.test)),
                   "n_excluded": int(len(f.excluded))} for f in folds]
+    metrics = _pooled(predictions, metric_xy, fit_s, pred_s, moran_k, moran_permutations)
+    for name, per_fold in choices.items():
+        metrics[name]["choices_per_fold"] = per_fold
     return CrossValidationResult(
-        predictions=predictions, metrics=_pooled(predictions, metric_xy, fit_s, pred_s, moran_k, moran_permutations),
+        predictions=predictions, metrics=metrics,
         folds=fold_info, gates=pd.concat(gate_rows, ignore_index=True) if gate_rows else None,
         stream_usage={k: float(np.mean([u[k] for u in usage])) for k in usage[0]} if usage else None)
 

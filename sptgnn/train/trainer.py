@@ -152,7 +152,7 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         out = model(graph, label_value)
         yt, mu, var = y_std[hidden], out.mean[hidden], out.var[hidden]
         loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                + config.loss.dirichlet_weight * out.gate_kl)
+                + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * out.mean.square().mean())
         if config.loss.moran_weight > 0 and spatial is not None:
             sub = _subgraph_edges(spatial, hidden)
             loss = loss + config.loss.moran_weight * moran_penalty((yt - mu) / var.sqrt(), sub, int(hidden.sum()))
@@ -254,7 +254,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
             out = model(sub, label_value)
             yt, mu, var = y_std[seeds], out.mean[:b], out.var[:b]
             loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                + config.loss.dirichlet_weight * out.gate_kl)
+                    + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * mu.square().mean())
             if config.loss.moran_weight > 0 and spatial in sub.edge_types:
                 keep = torch.zeros(sub[NODE].num_nodes, dtype=torch.bool)
                 keep[:b] = True

@@ -9,7 +9,7 @@ from sklearn.metrics import r2_score
 
 from sptgnn.distributions import Prediction
 from sptgnn.evaluate.baselines import TreeBaseline
-from sptgnn.evaluate.crossval import cross_validate_config
+from sptgnn.evaluate.crossval import cross_validate, cross_validate_config
 from sptgnn.evaluate.kriging import RegressionKriging, fit_variogram
 from sptgnn.evaluate.reports import write_report
 from sptgnn.train.target import TargetTransform
@@ -127,3 +127,18 @@ def test_regression_kriging_gives_the_nugget_variance_at_a_training_location(sam
     assert (rk.sd > 0.05).all()
     assert np.isfinite(rk.sd).all() and (rk.sd < 10).all()
 
+
+
+def test_metrics_say_what_each_fold_chose(samples_factory, config_factory):
+    """model.trend: auto decides per fold from the training fold; metrics.json records the decision per fold."""
+    from sptgnn.estimator.regressor import SpTGNNRegressor
+    from sptgnn.splits import BlockKFold
+
+    s = samples_factory(n=60, seed=3)
+    cfg = config_factory(model={"trend": "auto", "trend_min_r2": -10.0, "trend_trees": 10},
+                         train={"members": 1, "epochs": 2})
+    res = cross_validate({"sptgnn": SpTGNNRegressor.from_config(cfg, area_of_applicability=False)}, s,
+                         BlockKFold(3, block_size_km=0.5), moran_permutations=0)
+    chosen = res.metrics["sptgnn"]["choices_per_fold"]
+    assert set(chosen) == {"1", "2", "3"}
+    assert all(c["trend"] == "random_forest" and c["trend_oof_r2"] > -10 for c in chosen.values())

@@ -54,3 +54,21 @@ def test_a_run_with_the_kpr_teacher_saves_and_reloads(data, config_factory, tmp_
     again = load_run(tmp_path / "run")
     assert isinstance(again, Run) and again.ensemble.trend.kind == "kpr_random_forest"
     np.testing.assert_allclose(again.predict(query).mean, run.predict(query).mean, rtol=1e-6)
+
+
+def test_the_soft_target_term_pulls_the_members_to_their_teacher(data, config_factory):
+    """loss.teacher_weight penalises the members' departure from the teacher (the trend), so a large weight leaves
+    predictions close to the teacher's and no weight does not."""
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    lab, query = data
+    gaps = {}
+    for weight in (0.0, 100.0):
+        cfg = config_factory(model={"trend": "random_forest", "trend_trees": 20, "label_inputs": False},
+                             data={"target_transform": "none"}, loss={"teacher_weight": weight},
+                             train={"members": 1, "epochs": 30, "patience": 30})
+        ens = DeepEnsemble(cfg).fit(lab)
+        loc = ens.predict(query, calibrated=False).member_loc[0]  # teacher + member output, target units
+        teacher, _ = ens.target_transform.gaussian_space(ens.trend.predict(query), np.zeros(len(query)))
+        gaps[weight] = float(np.abs(loc - teacher).mean())
+    assert gaps[100.0] < 0.5 * gaps[0.0]
