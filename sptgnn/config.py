@@ -175,6 +175,8 @@ class ModelConfig(_Section):
             (decided per fit, from training data only).
         trend_trees: Trees of the trend's random forest.
         trend_min_r2: Out-of-fold R² of the trend (training samples, standardised target) from which ``auto`` uses it.
+        trend_candidates: The teachers ``auto`` fits; it keeps the one with the best out-of-fold R² on the training
+            samples (an inner cross-validation inside each training fold, never the test fold).
         fusion: How the stream embeddings are fused: ``moe`` (sparse top-k mixture of experts) or ``concat``
             (concatenation and one MLP; the "no MoE" ablation).
         gating: The MoE router: ``topk_softmax`` (noisy top-k softmax, Shazeer et al. 2017) or ``dirichlet``
@@ -202,6 +204,8 @@ class ModelConfig(_Section):
     trend: Literal["none", "random_forest", "kpr_random_forest", "auto"] = "none"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
+    trend_candidates: list[Literal["random_forest", "kpr_random_forest"]] = Field(
+        default_factory=lambda: ["random_forest"], min_length=1)
     fusion: Literal["moe", "concat"] = "moe"
     gating: Literal["topk_softmax", "dirichlet"] = "topk_softmax"
     dirichlet_prior: float = Field(1.0, gt=0.0)

@@ -127,8 +127,9 @@ class DeepEnsemble:
         self.trend = None
         mc = self.config.model
         if mc.trend != "none":
-            kind = "random_forest" if mc.trend == "auto" else mc.trend
-            self.trend = CovariateTrend(mc.trend_trees, seed=tc.seed, kind=kind).fit(samples, z)
+            kinds = mc.trend_candidates if mc.trend == "auto" else [mc.trend]
+            fitted = [CovariateTrend(mc.trend_trees, seed=tc.seed, kind=k).fit(samples, z) for k in kinds]
+            self.trend = max(fitted, key=lambda t: t.oof_r2)  # auto: the teacher with the best out-of-fold R²
             if mc.trend == "auto" and self.trend.oof_r2 < mc.trend_min_r2:
                 self.trend = None  # the covariates explain too little: the members model the target itself
             else:

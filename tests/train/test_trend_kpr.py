@@ -72,3 +72,16 @@ def test_the_soft_target_term_pulls_the_members_to_their_teacher(data, config_fa
         teacher, _ = ens.target_transform.gaussian_space(ens.trend.predict(query), np.zeros(len(query)))
         gaps[weight] = float(np.abs(loc - teacher).mean())
     assert gaps[100.0] < 0.5 * gaps[0.0]
+
+
+def test_auto_keeps_the_teacher_with_the_best_out_of_fold_r2(data, config_factory):
+    from sptgnn.train.ensemble import DeepEnsemble
+
+    lab, _ = data
+    cfg = config_factory(model={"trend": "auto", "trend_min_r2": -10.0, "trend_trees": 20,
+                                "trend_candidates": ["random_forest", "kpr_random_forest"]},
+                         data={"target_transform": "none"}, train={"members": 1, "epochs": 2})
+    ens = DeepEnsemble(cfg).fit(lab)
+    z = ens.target_transform.transform(lab.target())
+    rf = CovariateTrend(20, seed=cfg.train.seed).fit(lab, z)
+    assert ens.trend.kind == "kpr_random_forest" and ens.trend.oof_r2 > rf.oof_r2
