@@ -120,3 +120,21 @@ def test_random_forest_intervals_are_sane_with_a_single_covariate(samples_factor
     half = norm.ppf(0.95) * f.sd
     picp = np.mean(np.abs(y - f.mean) <= half)
     assert 0.8 <= picp <= 0.98
+
+
+def test_qrf_honours_forest_size_and_the_target_transform(folds):
+    from quantile_forest import RandomForestQuantileRegressor
+
+    from sptgnn.evaluate.baselines import MEAN_GRID, QUANTILE_LEVELS, QuantileBaseline
+
+    train, test = folds
+    model = QuantileBaseline("qrf", transform="log1p", trees=40, max_features=0.5, seed=2).fit(train)
+    assert model.model_.n_estimators == 40 and model.model_.max_features == 0.5
+    ref = RandomForestQuantileRegressor(n_estimators=40, max_features=0.5, random_state=2, n_jobs=1).fit(
+        baseline_features(train, False), np.log1p(train.target()))
+    x = baseline_features(test, False)
+    f = model.predict_dist(test)
+    # quantiles follow the monotone back-transform exactly; the mean is that of the distribution in g/kg
+    np.testing.assert_allclose(f.values, np.sort(np.expm1(ref.predict(x, quantiles=list(QUANTILE_LEVELS))), 1))
+    np.testing.assert_allclose(f.mean, np.expm1(ref.predict(x, quantiles=list(MEAN_GRID))).mean(1))
+    np.testing.assert_allclose(f.mean_log, ref.predict(x, quantiles="mean"))
