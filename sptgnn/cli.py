@@ -130,7 +130,7 @@ def ablate(
 
 @app.command()
 def benchmark(
-    suite: str = typer.Argument(..., help="Benchmark suite: 'limesoda' (10 LimeSoDa datasets with coordinates and Sentinel-2)."),
+    suite: str = typer.Argument(..., help="'limesoda' (10 LimeSoDa sets with Sentinel-2) or 'limesoda_all' (all with coordinates)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config; default: the embedded BB.250 config."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/benchmark-<suite>-<time>."),
     members: Optional[int] = MEMBERS,

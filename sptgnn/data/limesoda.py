@@ -132,8 +132,7 @@ def load_limesoda(name: str) -> SoilSamples:
             frame[new] = table[col] * factor
             targets.append(new)
     features = [c for c in table.columns if not c.endswith("_target")]
-    for col in features:
-        frame[col] = table[col].to_numpy()
+    frame = pd.concat([frame, table[features]], axis=1)  # one block: SC.93 has 2,146 covariate columns
     imagery = [c for c in features if S2_COLUMN.match(c)]
     environment = [c for c in features if c not in imagery]
     date = sampling_date(name)

@@ -18,7 +18,15 @@ from sptgnn.evaluate.ablation import LIMESODA_SUITE
 from sptgnn.evaluate.crossval import cross_validate_config
 from sptgnn.evaluate.runfolder import timestamped_folder
 
-SUITES = {"limesoda": LIMESODA_SUITE}
+SUITES = {"limesoda": LIMESODA_SUITE, "limesoda_all": None}  # None: every LimeSoDa dataset with real coordinates
+
+
+def _suite_names(suite: str) -> list[str]:
+    if SUITES[suite] is None:
+        from sptgnn.data.limesoda import limesoda_names
+
+        return limesoda_names()
+    return list(SUITES[suite])
 
 
 def suite_datasets(suite: str, only: list[str] | None = None) -> list[str]:
@@ -29,7 +37,7 @@ def suite_datasets(suite: str, only: list[str] | None = None) -> list[str]:
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown benchmark suite '{suite}'; valid: {', '.join(SUITES)}")
-    names = list(SUITES[suite])
+    names = _suite_names(suite)
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
@@ -84,6 +92,10 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
     for name in names:
         cfg = config.updated(data={"dataset": f"limesoda:{name}"}, evaluate={"split": "shipped"})
         samples = load_dataset(cfg.data.dataset)
+        if cfg.data.target not in samples.targets:  # e.g. a SOM dataset in a SOC suite
+            if warn is not None:
+                warn(f"{name}: no '{cfg.data.target}' (it has {', '.join(samples.targets)}); skipped")
+            continue
         calibration[name] = cfg.calibration.method
         tick = None if progress is None else (lambda msg, n=name: progress(n, msg))
         try:
@@ -93,8 +105,8 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
                 warn(f"{name}: {exc}. Running {name} without calibration.")
             calibration[name] = f"none ({exc})"
             res = cross_validate_config(samples, cfg.updated(calibration={"method": "none"}), progress=tick)
-        results[name] = {k: {"r2": v["r2"], "rmse": v["rmse"], "r2_log": v["r2_log"], "mape": v["mape"],
-                             "fit_seconds": v["fit_seconds"]} for k, v in res.metrics.items()}
+        keep = ("r2", "rmse", "mae", "r2_log", "r2_median", "mape", "fit_seconds", "choices_per_fold")
+        results[name] = {k: {key: v[key] for key in keep if key in v} for k, v in res.metrics.items()}
         frames.append(res.predictions.assign(dataset=name))
         if done is not None:
             done(name)
@@ -104,7 +116,7 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
     with atomic_dir(out) as tmp:
         (tmp / "benchmark.json").write_text(json.dumps(meta, indent=2))
         (tmp / "benchmark.md").write_text(f"# {suite} benchmark: pooled R² and RMSE (g/kg) on shipped folds\n\n{table}\n")
-        pd.concat(frames, ignore_index=True).to_csv(tmp / "predictions.csv", index=False)
+        (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_csv(tmp / "predictions.csv", index=False)
         (tmp / "config.yaml").write_text(config.to_yaml())
     return table, meta
 

@@ -92,3 +92,15 @@ def test_ablate_and_benchmark_commands(tmp_path, config_dict_factory):
     bad = _invoke(["benchmark", "limesoda", "--out", tmp_path / "y", "--datasets", "CV.98"])
     assert bad.exit_code == 2 and "not in the limesoda suite" in bad.output
     assert len(LIMESODA_SUITE) == 10
+
+
+def test_the_whole_limesoda_suite_lists_every_dataset_with_coordinates_and_skips_other_targets(tmp_path, config_factory):
+    from sptgnn.data.limesoda import limesoda_names
+    from sptgnn.evaluate.suite import run_suite, suite_datasets
+
+    names = suite_datasets("limesoda_all")
+    assert names == limesoda_names() and {"BB.250", "MWP.36", "SP.231"} <= set(names) and len(names) > 10
+    warned = []
+    _, meta = run_suite(config_factory(train={"members": 1, "epochs": 1}, evaluate={"baselines": []}), "limesoda_all",
+                        tmp_path / "b", ["SP.231"], warn=warned.append)
+    assert meta["datasets"] == {} and "no 'soc_g_kg'" in warned[0]  # SP.231 ships SOM, not SOC
