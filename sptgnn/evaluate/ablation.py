@@ -9,6 +9,8 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``only_<relation>``       ``graph.relations = [relation]`` for each configured relation
 ``no_moe``                ``model.fusion = concat``: the streams are concatenated and fused by one MLP
 ``dirichlet_gating``      ``model.gating = dirichlet`` (or ``topk_softmax_gating`` when the configuration has it)
+``kpr_teacher``           ``model.trend = kpr_random_forest``: the kriging-prior teacher (unless the configuration has it)
+``no_teacher``            ``model.trend = none`` and no soft-target term (when the configuration has a teacher)
 ``no_moran``              ``loss.moran_weight = 0``
 ``no_position``           the position stream left out of ``model.streams``
 ``no_time``               the time stream left out
@@ -49,6 +51,10 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
         variants["no_moe"] = config.updated(model={"fusion": "concat"})
         other = "topk_softmax" if m.gating == "dirichlet" else "dirichlet"
         variants[f"{other}_gating"] = config.updated(model={"gating": other})
+    if m.trend != "kpr_random_forest":
+        variants["kpr_teacher"] = config.updated(model={"trend": "kpr_random_forest"})
+    if m.trend != "none":
+        variants["no_teacher"] = config.updated(model={"trend": "none"}, loss={"teacher_weight": 0.0})
     if config.loss.moran_weight > 0:
         variants["no_moran"] = config.updated(loss={"moran_weight": 0.0})
     for stream in ("position", "time"):

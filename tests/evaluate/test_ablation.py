@@ -21,12 +21,16 @@ def test_variants_change_one_thing_each(config_factory):
     v = ablation_variants(cfg)
     assert list(v)[0] == "full" and v["full"] == cfg
     assert set(v) == {"full", "no_graph", "only_spatial", "only_spectral", "only_elevation", "no_moe", "no_moran",
-                      "no_position", "no_time", "no_label_inputs", "dirichlet_gating"}
+                      "no_position", "no_time", "no_label_inputs", "dirichlet_gating", "kpr_teacher"}
     assert v["no_graph"].model.num_layers == 0 and not v["no_graph"].model.label_inputs
     assert v["only_spectral"].graph.relations == ["spectral"]
     assert v["no_moe"].model.fusion == "concat"
     assert v["dirichlet_gating"].model.gating == "dirichlet"
     assert "topk_softmax_gating" in ablation_variants(cfg.updated(model={"gating": "dirichlet"}))
+    assert v["kpr_teacher"].model.trend == "kpr_random_forest"
+    taught = ablation_variants(cfg.updated(model={"trend": "kpr_random_forest"}, loss={"teacher_weight": 5.0}))
+    assert "kpr_teacher" not in taught and taught["no_teacher"].model.trend == "none"
+    assert taught["no_teacher"].loss.teacher_weight == 0
     assert v["no_moran"].loss.moran_weight == 0
     assert "time" not in v["no_time"].model.streams and "position" in v["no_time"].model.streams
     assert not v["no_label_inputs"].model.label_inputs
