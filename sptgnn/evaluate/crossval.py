@@ -100,7 +100,8 @@ def _folds(cv, samples: SoilSamples) -> list[Fold]:
 
 def _rows(test: SoilSamples, fold, model: str, y, forecast, xy) -> pd.DataFrame:
     mean = np.asarray(forecast.mean, dtype=float)
-    median = getattr(forecast, "median", None)
+    # a forecast with distribution functions gets its median from distribution_columns' one quantiles call below
+    median = None if hasattr(forecast, "cdf") else getattr(forecast, "median", None)
     sd = getattr(forecast, "sd", None)
     mean_log = getattr(forecast, "mean_log", None)
     frame = pd.DataFrame({

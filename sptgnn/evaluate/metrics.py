@@ -98,16 +98,19 @@ def distribution_columns(y: np.ndarray, forecast) -> dict[str, np.ndarray]:
     """Per-sample distributional columns of a forecast object (``cdf``, ``quantiles``, ``crps``, ``logpdf``).
 
     Returns:
-        ``pit`` (``F(y)``), ``crps`` (target units), ``nll`` (nats; NaN when the forecast has no density) and
-        ``lowerXX``/``upperXX`` (central XX % interval, target units), each ``(num_samples,)``.
+        ``pit`` (``F(y)``), ``crps`` (target units), ``nll`` (nats; NaN when the forecast has no density),
+        ``median`` and ``lowerXX``/``upperXX`` (central XX % interval), target units, each ``(num_samples,)``; the
+        median and the interval bounds come from one ``quantiles`` call.
     """
     y = np.asarray(y, dtype=float)
-    levels = sorted({round(0.5 - lv / 2, 6) for lv in INTERVAL_LEVELS} | {round(0.5 + lv / 2, 6) for lv in INTERVAL_LEVELS})
+    levels = sorted({round(0.5 - lv / 2, 6) for lv in INTERVAL_LEVELS} | {round(0.5 + lv / 2, 6) for lv in INTERVAL_LEVELS}
+                    | {0.5})
     q = forecast.quantiles(levels)
     col = {lv: q[:, i] for i, lv in enumerate(levels)}
     logpdf = forecast.logpdf(y)
     return {
         "pit": np.asarray(forecast.cdf(y), dtype=float),
+        "median": col[0.5],
         "crps": np.asarray(forecast.crps(y), dtype=float),
         "nll": np.full(len(y), np.nan) if logpdf is None else -np.asarray(logpdf, dtype=float),
         **_interval_columns({lv: col[round(0.5 - lv / 2, 6)] for lv in INTERVAL_LEVELS},
