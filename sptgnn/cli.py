@@ -135,6 +135,7 @@ def benchmark(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist); default runs/benchmark-<suite>-<time>."),
     members: Optional[int] = MEMBERS,
     only: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated subset of the suite, e.g. BB.250,G.150."),
+    target: Optional[str] = typer.Option(None, "--target", help="Primary target instead of the config's, e.g. ph or clay_percent (multi-task configs keep their other targets)."),
 ) -> None:
     """SpTGNN and the baselines on every dataset of a suite (shipped folds): pooled R² and RMSE per dataset and model in
     benchmark.md/.json, all out-of-fold predictions; datasets too small for a calibration part run without it."""
@@ -142,6 +143,10 @@ def benchmark(
 
     try:
         names, base = suite_datasets(suite, only.split(",") if only else None), _config(config, None, members)
+        if target is not None:
+            others = [t for t in base.data.targets or [] if t != target]
+            base = base.updated(data={"target": target, "targets": [target, *others] if others else None},
+                                loss={"task_weights": None})
         out = out or default_suite_folder(suite)
         check_new_folder(out)
         with progress_display(err_console) as bar:
@@ -169,6 +174,7 @@ def predict(
     crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the points' x/y columns, e.g. EPSG:4326."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads (torch and neighbour search)."),
+    student: bool = typer.Option(False, "--student", help="Use the run's distilled fast student (student.enabled: true) instead of the ensemble: several times faster, nearly the same map."),
     compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="Fuse the attention step with torch.compile: about 3x faster per pixel, tens of seconds to compile first (default: on for maps over 4 Mpx)."),
 ) -> None:
     """Predict a map (--raster ... --out map.tif) or points (--points in.gpkg --out out.gpkg) with a trained run: mean,
@@ -185,7 +191,7 @@ def predict(
     try:
         with progress_display(err_console) as bar:  # the bar appears with the first window, after the checks
             msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
-                                  counter(bar, f"windows of {window} px"))
+                                  counter(bar, f"windows of {window} px"), student=student)
     except USER_ERRORS + (RunError, PredictError, AOAError) as exc:
         _fail(str(exc))
     console.print(msg, highlight=False)

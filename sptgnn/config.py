@@ -97,6 +97,10 @@ class DataConfig(_Section):
         duplicates: Samples of a table that share a location: ``keep`` them as separate samples (with a warning),
             ``mean`` them into one sample (numeric columns averaged, the first id kept, with a warning) or make them an
             ``error``.
+        targets: Multi-task learning: every target the network predicts, the first the primary (``target`` is set to
+            it), e.g. ``[soc_g_kg, ph, clay_percent]``. Each further (auxiliary) target gets its own heteroscedastic
+            head over the shared streams, MoE and attention, is standardised on its own (no ``target_transform``) and
+            is masked at samples where it is missing (NaN). ``None``: one target.
     """
 
     dataset: str = "limesoda:BB.250"
@@ -106,6 +110,24 @@ class DataConfig(_Section):
     table: TableConfig | None = None
     rasters: list[RasterSourceConfig] = Field(default_factory=list)
     duplicates: Literal["keep", "mean", "error"] = "keep"
+    targets: list[str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> "DataConfig":
+        if self.targets is None:
+            return self
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"data.targets has duplicates: {self.targets}")
+        if "target" in self.model_fields_set and self.target != self.targets[0]:
+            raise ValueError(f"data.target '{self.target}' differs from the first of data.targets {self.targets}; "
+                             "the first of data.targets is the primary target: drop data.target or make them agree")
+        self.target = self.targets[0]
+        return self
+
+    @property
+    def aux_targets(self) -> list[str]:
+        """The auxiliary targets of multi-task learning (``targets`` after the first), possibly empty."""
+        return list(self.targets[1:]) if self.targets else []
 
 
 class GraphConfig(_Section):
@@ -233,6 +255,11 @@ class LossConfig(_Section):
             nodes of each step. The teacher is the trend (``model.trend``: the members' output is the residual from
             it), or the training mean where no trend is used; the term shrinks the members towards their teacher where
             a few labels cannot support a large correction (soft targets, Hinton et al. 2015). 0: off.
+        task_weighting: How the auxiliary targets' losses (``data.targets``) join the primary's: ``fixed``
+            (``task_weights``) or ``uncertainty``, learned homoscedastic weights (Kendall, Gal & Cipolla 2018, eq. 7) of
+            the auxiliary targets, the primary keeping weight 1 (see :func:`sptgnn.losses.multitask_loss`).
+        task_weights: Fixed weight of each auxiliary target's loss, in ``data.targets`` order after the primary
+            (``None``: 1 each).
     """
 
     kind: Literal["gaussian_nll", "beta_nll", "mse_warmup"] = "beta_nll"
@@ -242,6 +269,8 @@ class LossConfig(_Section):
     balance_weight: float = Field(0.01, ge=0.0)
     dirichlet_weight: float = Field(0.01, ge=0.0)
     teacher_weight: float = Field(0.0, ge=0.0)
+    task_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    task_weights: list[float] | None = Field(None, min_length=1)
 
 
 class TrainConfig(_Section):
@@ -486,9 +515,42 @@ class CalibrationConfig(_Section):
     folds: int = Field(1, ge=1, le=20)
 
 
+class StudentConfig(_Section):
+    """A fast student distilled from the ensemble (Hinton et al. 2015; ensemble → small network as in AK-KD,
+    Dai et al. 2025), which maps use when asked (``sptgnn predict --student``).
+
+    The student is one SpTGNN of width ``hidden`` with ``num_layers`` attention layers and ``num_experts`` experts on the
+    ensemble's graph, trained to give the ensemble's predictive mixture at every labelled node: its mean, its aleatoric
+    variance and, from a second head, its epistemic variance (see :mod:`sptgnn.train.student`).
+
+    Attributes:
+        enabled: Distil a student after the ensemble is fitted.
+        hidden: Width of the student's hidden states.
+        num_layers: Its relational attention layers.
+        num_experts: Its MoE experts (``top_k`` 1).
+        heads: Its attention heads (must divide ``hidden``).
+        epochs: Full-batch distillation epochs.
+        lr: AdamW learning rate.
+    """
+
+    enabled: bool = False
+    hidden: int = Field(16, ge=4)
+    num_layers: int = Field(1, ge=0)
+    num_experts: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    epochs: int = Field(400, ge=1)
+    lr: float = Field(0.005, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "StudentConfig":
+        if self.hidden % self.heads:
+            raise ValueError(f"student.hidden ({self.hidden}) must be divisible by student.heads ({self.heads})")
+        return self
+
+
 class Config(_Section):
     """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``,
-    ``calibration``."""
+    ``calibration``, ``student``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
@@ -498,6 +560,15 @@ class Config(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     imagery: ImageryConfig = Field(default_factory=ImageryConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+
+    @model_validator(mode="after")
+    def _check_tasks(self) -> "Config":
+        weights, aux = self.loss.task_weights, self.data.aux_targets
+        if weights is not None and len(weights) != len(aux):
+            raise ValueError(f"loss.task_weights has {len(weights)} weight(s) but data.targets has {len(aux)} auxiliary "
+                             f"target(s) {aux}: give one weight per target after the first")
+        return self
 
     def to_yaml(self) -> str:
         """The configuration as YAML text that :func:`load_config` reads back to an equal object."""

@@ -81,3 +81,47 @@ def moe_balance_loss(gates: Tensor, router_probs: Tensor) -> Tensor:
     f = assigned.sum(0) / assigned.sum().clamp_min(1.0)
     p = router_probs.mean(0)
     return num_experts * (f * p).sum()
+
+
+def masked_gaussian_nll(y: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+    """Per-task mean Gaussian NLL over the entries where ``y`` is finite (a target missing at a node is left out
+    for that node only); a task without any finite entry gives 0.
+
+    Shapes:
+        ``y``, ``mean``, ``var``: ``(num_nodes, T)`` → ``(T,)``.
+    """
+    seen = torch.isfinite(y)
+    nll = 0.5 * (torch.log(2 * math.pi * var) + (torch.where(seen, y, mean) - mean) ** 2 / var)
+    nll = torch.where(seen, nll, torch.zeros_like(nll))
+    return nll.sum(0) / seen.sum(0).clamp_min(1).to(nll.dtype)
+
+
+def multitask_loss(task_losses: Tensor, weighting: str, log_vars: Tensor | None = None,
+                   weights: Tensor | None = None, floors: Tensor | None = None) -> Tensor:
+    """Combine per-task losses ``L_t`` into one objective.
+
+    ``fixed``: ``Σ_t w_t L_t``. ``uncertainty``: homoscedastic task uncertainty of Kendall, Gal & Cipolla (2018,
+    "Multi-task learning using uncertainty to weigh losses", eq. 7), ``Σ_t ½ exp(−s_t) (L_t − f_t) + ½ s_t`` with a
+    learned ``s_t = log σ_t²``. The losses here are Gaussian NLLs, which can be negative, and Kendall's objective has a
+    minimum in ``s_t`` only for a positive loss (at ``exp(s_t) = L_t``), so each is shifted by its floor ``f_t``, the
+    lowest NLL its head can reach (zero residual at the variance floor, ``½ log(2π var_floor)``). A constant shift leaves
+    the network's gradients of ``L_t`` unchanged.
+
+    Args:
+        task_losses: ``(T,)`` per-task losses, the primary first.
+        weighting: ``fixed`` or ``uncertainty``.
+        log_vars: ``(T,)`` learned ``s_t`` (``uncertainty``).
+        weights: ``(T,)`` fixed weights (``fixed``; ``None``: 1 each).
+        floors: ``(T,)`` floors ``f_t`` (``uncertainty``; ``None``: 0).
+
+    Raises:
+        ValueError: Unknown ``weighting``, or ``uncertainty`` without ``log_vars``.
+    """
+    if weighting == "fixed":
+        return task_losses.sum() if weights is None else (weights * task_losses).sum()
+    if weighting != "uncertainty":
+        raise ValueError(f"unknown task weighting {weighting!r}; valid: fixed, uncertainty")
+    if log_vars is None:
+        raise ValueError("uncertainty task weighting needs the learned log-variances")
+    shifted = task_losses - (0.0 if floors is None else floors)
+    return (0.5 * torch.exp(-log_vars) * shifted + 0.5 * log_vars).sum()

@@ -39,8 +39,9 @@ class SoilSamples:
         name: Dataset name, e.g. ``"limesoda:BB.250"``.
 
     Raises:
-        SamplesError: On construction, when a column is missing, a target or feature is NaN (the rows are named), the
-            geometry is not points, or the CRS is missing.
+        SamplesError: On construction, when a column is missing, the first target or a feature is NaN (the rows are
+            named; targets after the first may be missing, NaN, as multi-task learning masks them), a value is not
+            numeric, the geometry is not points, or the CRS is missing.
     """
 
     frame: gpd.GeoDataFrame
@@ -93,11 +94,14 @@ class SoilSamples:
                 bad = np.isinf(values.to_numpy(dtype=np.float64))
                 raise SamplesError(f"{self.name}: {kind} '{col}' is infinite in sample_id(s) {_rows(bad, f['sample_id'])}; "
                                    "drop or fix those rows first")
-            if values.isna().any():
+            bad = values.isna()
+            if col in self.targets[1:]:  # a secondary target may be missing (multi-task masks it), never non-numeric
+                bad = bad & f[col].notna()
+            if bad.any():
                 kind = "target" if col in self.targets else "feature"
                 raise SamplesError(
                     f"{self.name}: {kind} '{col}' is NaN or not numeric in sample_id(s) "
-                    f"{_rows(values.isna().values, f['sample_id'])}; drop or impute those rows first"
+                    f"{_rows(bad.values, f['sample_id'])}; drop or impute those rows first"
                 )
         xy = np.c_[f.geometry.x.values, f.geometry.y.values]
         if not np.isfinite(xy).all():

@@ -62,10 +62,11 @@ def streams(frame: gpd.GeoDataFrame, imagery: Sequence[str] | None, environment:
 
 
 def to_samples(X, y=None, *, target: str, coords=None, crs=None, imagery=None, environment=None, elevation=None,
-               date=None, id_column=None, name: str = "samples") -> SoilSamples:
+               date=None, id_column=None, name: str = "samples", aux_targets=()) -> SoilSamples:
     """:class:`~sptgnn.data.samples.SoilSamples` of a table (or of ``SoilSamples``, whose streams, elevation and date
     column are then the defaults), with ``y`` (``(num_samples,)``, target units) stored as the ``target`` column when
-    given.
+    given. ``aux_targets`` (multi-task ``data.targets`` after the first) present in the table join the targets and
+    leave the streams.
 
     Raises:
         SamplesError: Bad coordinates or CRS, a missing column, a NaN feature, ``y`` of another length.
@@ -92,9 +93,11 @@ def to_samples(X, y=None, *, target: str, coords=None, crs=None, imagery=None, e
         if date not in frame.columns:
             raise SamplesError(f"date column '{date}' not in X; columns: {list(frame.columns)[:20]}")
         frame[date] = pd.to_datetime(frame[date])
-    exclude = [target, "sample_id", id_column, date, elevation]
+    aux = [t for t in aux_targets if t in frame.columns and t != target]
+    exclude = [target, *aux, "sample_id", id_column, date, elevation]
     groups = streams(frame, imagery, environment, [c for c in exclude if c])
-    return SoilSamples(frame=frame, targets=[target] if target in frame.columns else [], feature_groups=groups,
+    targets = [target] if target in frame.columns else []
+    return SoilSamples(frame=frame, targets=targets + aux if targets else [], feature_groups=groups,
                        elevation=elevation, date_column=date, name=name, metadata=metadata)
 
 

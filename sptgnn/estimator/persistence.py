@@ -22,6 +22,7 @@ from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.ensemble import DeepEnsemble
+from sptgnn.train.student import new_student
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import stream_dims
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
@@ -41,11 +42,13 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     state = {
         "format": RUN_FORMAT, "sptgnn_version": __version__, "target": ens.target, "units": units,
         "builder": ens.builder.state(), "target_transform": ens.target_transform.state(),
+        "aux_transforms": [t.state() for t in ens.aux_transforms],
         "samples": {"targets": lab.targets, "feature_groups": lab.feature_groups, "elevation": lab.elevation,
                     "date_column": lab.date_column, "name": lab.name},
         "members": [m.state_dict() for m in ens.members], "best_epochs": ens.best_epochs,
         "fit_seconds": ens.fit_seconds, "calibrator": None if ens.calibrator is None else ens.calibrator.state(),
         "calibration_ids": [str(i) for i in ens.calibration_ids], "trend": ens.trend is not None,
+        "student": None if ens.student is None else ens.student.state_dict(), "student_info": ens.student_info,
     }
     (folder / "config.yaml").write_text(ens.config.to_yaml())
     torch.save(state, folder / "ensemble.pt")
@@ -115,15 +118,25 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
     ens = DeepEnsemble(config)
     ens.builder = GraphBuilder.from_state(config.graph, config.imagery, state["builder"], labelled)
     ens.target_transform = TargetTransform(**state["target_transform"])
+    ens.aux_transforms = [TargetTransform(**t) for t in state.get("aux_transforms", [])]
     dims = stream_dims(ens.builder.build(None, ens.target))
     for m, weights in enumerate(state["members"]):
-        model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m)
+        model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m, num_aux=len(ens.aux_targets))
         try:
             model.load_state_dict(weights)
         except RuntimeError as exc:
             raise RunError(f"{path / 'ensemble.pt'}: member {m} weights do not match the config's model ({exc}); "
                            "retrain the run") from None
         ens.members.append(model.eval())
+    if state.get("student") is not None:
+        ens.student = new_student(config, ens.builder.relations, dims, config.train.seed, len(ens.members))
+        try:
+            ens.student.load_state_dict(state["student"])
+        except RuntimeError as exc:
+            raise RunError(f"{path / 'ensemble.pt'}: the student's weights do not match the config's student section "
+                           f"({exc}); retrain the run") from None
+        ens.student.eval()
+        ens.student_info = dict(state.get("student_info", {}))
     ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
     if state.get("trend", False):
         if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():

@@ -26,7 +26,7 @@ from sptgnn.train.interpret import stream_usage
 
 _D = Config()  # the schema's defaults: the estimator's defaults are the config's, written once
 FLAT = {  # estimator parameter -> (config section, field)
-    "target": ("data", "target"), "target_transform": ("data", "target_transform"),
+    "target": ("data", "target"), "target_transform": ("data", "target_transform"), "targets": ("data", "targets"),
     "relations": ("graph", "relations"), "k_spatial": ("graph", "k_spatial"), "k_spectral": ("graph", "k_spectral"),
     "k_elevation": ("graph", "k_elevation"),
     "hidden": ("model", "hidden"), "num_layers": ("model", "num_layers"), "num_experts": ("model", "num_experts"),
@@ -58,6 +58,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         hidden, num_layers, num_experts, top_k, heads, dropout, label_inputs, trend, gating: ``model``
             section (``gating``: ``topk_softmax`` or ``dirichlet``).
         relations, k_spatial, k_spectral, k_elevation: ``graph`` section (relations and in-degree per relation).
+        targets: Multi-task targets, the primary first (``data.targets``), e.g. ``("soc_g_kg", "ph", "clay_percent")``;
+            ``None``: ``target`` alone.
         loss: ``gaussian_nll``, ``beta_nll`` or ``mse_warmup``; moran_weight: λ of the Moran's I penalty.
         epochs, lr, patience, batch_size, seed: ``train`` section.
         target: Name of the target (``soc_g_kg``: SOC in g/kg); with ``y=None`` in :meth:`fit` the column of ``X``.
@@ -97,6 +99,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                  epochs=_default("epochs"), lr=_default("lr"), patience=_default("patience"),
                  batch_size=_default("batch_size"), seed=_default("seed"), target=_default("target"),
                  target_transform=_default("target_transform"), calibration=_default("calibration"),
+                 targets=_default("targets"),
                  coords=None, crs=None, imagery_columns=None, environment_columns=None, elevation_column=None,
                  date_column=None, id_column=None, config=None, area_of_applicability=True, verbose=False):
         self.members, self.hidden, self.num_layers, self.num_experts = members, hidden, num_layers, num_experts
@@ -106,6 +109,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         self.loss, self.moran_weight = loss, moran_weight
         self.epochs, self.lr, self.patience, self.batch_size, self.seed = epochs, lr, patience, batch_size, seed
         self.target, self.target_transform, self.calibration = target, target_transform, calibration
+        self.targets = targets
         self.coords, self.crs = coords, crs
         self.imagery_columns, self.environment_columns = imagery_columns, environment_columns
         self.elevation_column, self.date_column, self.id_column = elevation_column, date_column, id_column
@@ -136,6 +140,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         for name, (section, field) in FLAT.items():
             value = getattr(self, name)
             sections.setdefault(section, {})[field] = list(value) if isinstance(value, tuple) else value
+        if self.targets and self.target == _default("target"):
+            sections["data"]["target"] = self.targets[0]  # `targets` alone names the primary
         try:
             return base.updated(**sections)
         except ValidationError as exc:
@@ -144,9 +150,11 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
     # -- fit / predict ---------------------------------------------------------------------------------------------
     def _samples(self, X, y=None, groups: dict[str, Sequence[str]] | None = None):
         g = groups or {"imagery": self.imagery_columns, "environment": self.environment_columns}
-        return to_samples(X, y, target=self.target, coords=self.coords, crs=self.crs, imagery=g["imagery"],
+        aux = list(self.targets or [])[1:]
+        target = self.targets[0] if self.targets and self.target == _default("target") else self.target
+        return to_samples(X, y, target=target, coords=self.coords, crs=self.crs, imagery=g["imagery"],
                           environment=g["environment"], elevation=self.elevation_column, date=self.date_column,
-                          id_column=self.id_column)
+                          id_column=self.id_column, aux_targets=aux)
 
     def fit(self, X, y=None, progress=None) -> "SpTGNNRegressor":
         """Train the ensemble on every sample of ``X`` (the labelled nodes) and fit its calibration and AOA reference.
@@ -182,15 +190,28 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                          "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4)}
         return self
 
-    def predict_dist(self, X) -> Prediction:
+    def predict_dist(self, X, target: str | None = None, student: bool = False) -> Prediction:
         """Predictive distribution of ``X``: ``.mean``, ``.sd``, ``.aleatoric_sd``, ``.epistemic_sd`` ``(n,)``,
-        ``.quantiles(levels)``, ``.interval(level)``, ``.cdf(y)``, ``.crps(y)``, ``.logpdf(y)`` (target units)."""
+        ``.quantiles(levels)``, ``.interval(level)``, ``.cdf(y)``, ``.crps(y)``, ``.logpdf(y)`` (target units), of
+        the primary target or, with ``target``, of one of ``targets`` (multi-task); ``student``: from the distilled
+        fast student (``config.student.enabled``).
+
+        Raises:
+            ValueError: ``target`` was not trained, or ``X`` has another number of features.
+        """
         check_is_fitted(self, "run_")
         if not isinstance(X, SoilSamples) and len(np.shape(X)) == 2 and not hasattr(X, "columns") \
                 and np.shape(X)[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but SpTGNNRegressor is expecting {self.n_features_in_} "
                              "features as input (x, y, then the covariates it was fitted on)")
-        return self.run_.predict(self._samples(X, groups=self.feature_groups_))
+        return self.run_.predict(self._samples(X, groups=self.feature_groups_), target=target, student=student)
+
+    def target_forecasts(self, X) -> dict[str, Prediction]:
+        """Forecasts of the auxiliary targets (``targets`` after the first), ``{target: Prediction}``; cross-validation
+        scores each against that target as ``<model>@<target>``. Empty for one target."""
+        check_is_fitted(self, "run_")
+        samples = self._samples(X, groups=self.feature_groups_)
+        return {t: self.run_.predict(samples, target=t) for t in self.run_.ensemble.aux_targets}
 
     def predict(self, X, return_std: bool = False, quantiles=None):
         """Predicted mean ``(n,)`` in target units (the mixture mean, through the target's back-transform).
@@ -212,11 +233,15 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
 
     def extra_forecasts(self, X) -> dict[str, Prediction]:
         """Other forecasts of the same fit, by name suffix: ``{"uncalibrated": …}`` (the raw mixture) when a calibrator
-        was fitted; cross-validation scores them as ``<model>_uncalibrated`` beside the calibrated model."""
+        was fitted and ``{"student": …}`` (the distilled fast student) when there is one; cross-validation scores them
+        as ``<model>_uncalibrated`` and ``<model>_student`` beside the model."""
         check_is_fitted(self, "run_")
-        if self.run_.ensemble.calibrator is None:
-            return {}
-        return {"uncalibrated": self.run_.predict(self._samples(X, groups=self.feature_groups_), calibrated=False)}
+        samples, out = self._samples(X, groups=self.feature_groups_), {}
+        if self.run_.ensemble.calibrator is not None:
+            out["uncalibrated"] = self.run_.predict(samples, calibrated=False)
+        if self.run_.has_student:
+            out["student"] = self.run_.predict(samples, student=True)
+        return out
 
     def diagnostics(self, X) -> dict:
         """The MoE gate weights of each query sample averaged over members, ``gates`` ``(n, E)``, and the share of each

@@ -162,7 +162,8 @@ class Run:
             self._predictor = QueryPredictor(self.ensemble, **self._predictor_options)
         return self._predictor
 
-    def predict(self, samples, quantiles=None, calibrated: bool = True, coords=None, crs=None) -> Prediction:
+    def predict(self, samples, quantiles=None, calibrated: bool = True, coords=None, crs=None,
+                target: str | None = None, student: bool = False) -> Prediction:
         """Predictive distribution of query samples attached to the labelled nodes (DESIGN.md rule 1).
 
         Args:
@@ -171,12 +172,15 @@ class Run:
                 in ``crs`` (see :func:`sptgnn.estimator.inputs.to_samples`).
             quantiles: Levels in (0, 1) to store in ``Prediction.quantile_values`` ``(n, L)``, or ``None``.
             calibrated: Apply the run's calibrator (if any); ``False`` gives the raw mixture.
+            target: One of the run's :attr:`targets` (multi-task ``data.targets``); ``None``: the primary.
+            student: Predict with the distilled fast student (``student.enabled``) instead of the ensemble.
 
         Returns:
             :class:`~sptgnn.distributions.Prediction` in target units, ``(n,)`` moments.
 
         Raises:
-            ValueError: A quantile level outside (0, 1).
+            ValueError: A quantile level outside (0, 1), a target the run was not trained on, or ``student`` for a
+                run without one.
         """
         levels = None if quantiles is None else check_levels(quantiles)
         if not isinstance(samples, SoilSamples):
@@ -185,22 +189,47 @@ class Run:
                                  imagery=lab.feature_groups.get("imagery", []),
                                  environment=lab.feature_groups.get("environment", []), elevation=lab.elevation,
                                  date=lab.date_column)
-        pred = self.predictor.predict(samples, calibrated)
+        pred = self.predictor.predict(samples, calibrated, target, student)
         if levels is not None:
             pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
         return pred
 
-    def predict_arrays(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None) -> dict[str, np.ndarray]:
+    def predict_arrays(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None,
+                       student: bool = False) -> dict[str, np.ndarray]:
         """The map bands of queries given as raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training
         CRS (raster windows, point tables): ``mean``, ``sd``, ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``
-        (target units) and ``aoa`` (0/1), each ``(n,)``."""
+        (target units) and ``aoa`` (0/1), each ``(n,)``; with auxiliary targets (``data.targets``) also
+        ``{target}_mean``, ``{target}_sd``, ``{target}_q05`` and ``{target}_q95`` for each (see :attr:`map_bands`).
+        ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members')."""
         q = QueryInputs.from_arrays(self.ensemble.builder, values, xy, dates, self.elevation, self.ensemble.trend)
-        pred = self.predictor.predict_inputs(q)
+        pred = self.predictor.predict_inputs(q, student=student)
         q05, q95 = pred.quantiles([0.05, 0.95]).T
         aoa = self.area_of_applicability()
         X = np.stack([values[f] for f in aoa.features], axis=1)
-        return {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
-                "q05": q05, "q95": q95, "aoa": aoa.flag(X).astype(np.float64)}
+        bands = {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
+                 "q05": q05, "q95": q95, "aoa": aoa.flag(X).astype(np.float64)}
+        for t in self.ensemble.aux_targets:
+            aux = self.predictor.predict_inputs(q, target=t)
+            lo, hi = aux.quantiles([0.05, 0.95]).T
+            bands |= {f"{t}_mean": aux.mean, f"{t}_sd": aux.sd, f"{t}_q05": lo, f"{t}_q95": hi}
+        return bands
+
+    @property
+    def has_student(self) -> bool:
+        """Whether the run carries a distilled fast student (``student.enabled``)."""
+        return self.ensemble.student is not None
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target the run predicts: the primary, then the auxiliary targets of ``data.targets``."""
+        return [self.target, *self.ensemble.aux_targets]
+
+    @property
+    def map_bands(self) -> list[str]:
+        """Names of the bands :meth:`predict_arrays` returns, in map order: the primary's ``mean``, ``sd``,
+        ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``, ``aoa``, then four per auxiliary target."""
+        aux = [f"{t}_{b}" for t in self.ensemble.aux_targets for b in ("mean", "sd", "q05", "q95")]
+        return ["mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", *aux]
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> "Run":

@@ -11,6 +11,7 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``dirichlet_gating``      ``model.gating = dirichlet`` (or ``topk_softmax_gating`` when the configuration has it)
 ``kpr_teacher``           ``model.trend = kpr_random_forest``: the kriging-prior teacher (unless the configuration has it)
 ``no_teacher``            ``model.trend = none`` and no soft-target term (when the configuration has a teacher)
+``single_task``           ``data.targets = null``: the primary target alone (when the configuration is multi-task)
 ``no_moran``              ``loss.moran_weight = 0``
 ``no_position``           the position stream left out of ``model.streams``
 ``no_time``               the time stream left out
@@ -55,6 +56,8 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
         variants["kpr_teacher"] = config.updated(model={"trend": "kpr_random_forest"})
     if m.trend != "none":
         variants["no_teacher"] = config.updated(model={"trend": "none"}, loss={"teacher_weight": 0.0})
+    if config.data.aux_targets:
+        variants["single_task"] = config.updated(data={"targets": None}, loss={"task_weights": None})
     if config.loss.moran_weight > 0:
         variants["no_moran"] = config.updated(loss={"moran_weight": 0.0})
     for stream in ("position", "time"):

@@ -86,6 +86,9 @@ def check_target_varies(samples: SoilSamples, target: str) -> None:
         SamplesError: The target is missing or (near) constant.
     """
     y = samples.target(target)  # fails early with the available targets
+    if np.isnan(y).any():
+        raise SamplesError(f"{samples.name}: target '{target}' is missing (NaN) at {int(np.isnan(y).sum())} samples; "
+                           "cross-validate a target present at every sample, or drop those samples")
     if len(y) and np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
         raise SamplesError(f"{samples.name}: target '{target}' is constant ({y[0]:g}) over all {len(y)} samples, so R² and "
                            "the distributional scores are undefined; cross-validate a target that varies")
@@ -190,6 +193,12 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
             for out_name, forecast in outputs.items():
                 fit_s[out_name] = fit_s.get(out_name, 0.0) + fit_time
                 rows.append(_rows(test, f.fold, out_name, y_test, forecast, xy))
+            for aux, forecast in (model.target_forecasts(test) if hasattr(model, "target_forecasts") else {}).items():
+                y_aux = test.target(aux)  # scored where the auxiliary target was measured
+                seen = np.isfinite(y_aux)
+                fit_s[f"{name}@{aux}"] = fit_s.get(f"{name}@{aux}", 0.0) + fit_time
+                rows.append(_rows(test.subset(seen), f.fold, f"{name}@{aux}", y_aux[seen], forecast.subset(seen),
+                                  xy[seen]))
             if name == diagnosed:
                 d = model.diagnostics(test)
                 frame = pd.DataFrame(d["gates"], columns=[f"gate_{e}" for e in range(d["gates"].shape[1])])

@@ -96,6 +96,15 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
             if warn is not None:
                 warn(f"{name}: no '{cfg.data.target}' (it has {', '.join(samples.targets)}); skipped")
             continue
+        absent = [t for t in cfg.data.aux_targets if t not in samples.targets]
+        if absent:  # e.g. MG.44 and SSP.58 ship clay in g/kg (clay_g_kg), not clay_percent
+            if warn is not None:
+                warn(f"{name}: no auxiliary target(s) {absent}; trained without them")
+            kept = [t for t in cfg.data.targets if t not in absent]
+            cfg = cfg.updated(data={"targets": kept if len(kept) > 1 else None},
+                              loss={"task_weights": None if cfg.loss.task_weights is None else
+                                    [w for t, w in zip(cfg.data.aux_targets, cfg.loss.task_weights) if t not in absent]
+                                    or None})
         calibration[name] = cfg.calibration.method
         tick = None if progress is None else (lambda msg, n=name: progress(n, msg))
         try:

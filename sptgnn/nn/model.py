@@ -31,6 +31,8 @@ class ModelOutput:
         balance_loss: MoE load-balancing loss (scalar).
         gates: MoE gate weights, ``(num_nodes, E)``.
         gate_kl: KL of the Dirichlet router to its prior (scalar; 0 without ``model.gating: dirichlet``).
+        aux_mean: Means of the auxiliary targets (``data.targets``), standardised, ``(num_nodes, T)``, or ``None``.
+        aux_var: Their aleatoric variances, ``(num_nodes, T)``, or ``None``.
     """
 
     mean: Tensor
@@ -38,6 +40,8 @@ class ModelOutput:
     balance_loss: Tensor
     gates: Tensor
     gate_kl: Tensor | None = None
+    aux_mean: Tensor | None = None
+    aux_var: Tensor | None = None
 
 
 class SpTGNN(nn.Module):
@@ -49,6 +53,9 @@ class SpTGNN(nn.Module):
         stream_dims: Input width per stream, e.g. ``{"imagery": 12, "environment": 5, "position": 2, "time": 3}``;
             streams of width 0 or not in ``config.streams`` are left out.
         seed: Seed of the positional encoder's random frequencies.
+        num_aux: Auxiliary targets (multi-task learning, ``data.targets``): each gets its own heteroscedastic head
+            on the final node states, and a learned log-variance ``task_log_vars`` for ``loss.task_weighting:
+            uncertainty``.
 
     Label inputs (``config.label_inputs``): each node gets ``[y · v, v]`` with ``v = 1`` where its standardised label
     is visible and ``0`` otherwise, embedded and added to the fused streams, so labels reach neighbours through the
@@ -59,7 +66,8 @@ class SpTGNN(nn.Module):
         graph with ``N`` nodes, ``label_value`` ``(N,)`` (NaN where hidden) → :class:`ModelOutput` with ``(N,)`` tensors.
     """
 
-    def __init__(self, config: ModelConfig, relations: list[str], stream_dims: dict[str, int], seed: int = 0):
+    def __init__(self, config: ModelConfig, relations: list[str], stream_dims: dict[str, int], seed: int = 0,
+                 num_aux: int = 0):
         super().__init__()
         d = config.hidden
         self.config = config
@@ -89,6 +97,8 @@ class SpTGNN(nn.Module):
             RelationalAttentionLayer(d, self.relations, config.heads, config.dropout) for _ in range(config.num_layers)
         )
         self.head = HeteroscedasticHead(d, config.var_floor, config.dropout)
+        self.aux_heads = nn.ModuleList(HeteroscedasticHead(d, config.var_floor, config.dropout) for _ in range(num_aux))
+        self.task_log_vars = nn.Parameter(torch.zeros(num_aux)) if num_aux else None
         tabular = stream_dims.get("imagery", 0) + stream_dims.get("environment", 0)
         self.linear_skip = nn.Linear(tabular, 1) if config.linear_skip and tabular else None
 
@@ -131,18 +141,31 @@ class SpTGNN(nn.Module):
         return states
 
     def forward_cached(self, streams: dict[str, Tensor], caches: list, nbr: dict[str, tuple[Tensor, Tensor]],
-                       attend_fn=None) -> tuple[Tensor, Tensor]:
-        """Mean and variance ``(n,)`` (standardised target units) of ``n`` query nodes from their streams
+                       attend_fn=None, task: int = 0) -> tuple[Tensor, Tensor]:
+        """Mean and variance ``(n,)`` (standardised target units) of target ``task`` (0: the primary, ``t``: the
+        ``t``-th auxiliary target) of ``n`` query nodes from their streams
         ``{stream: (n, F_stream)}``, per layer the labelled nodes' :meth:`RelationalAttentionLayer.cache_sources` of
         :meth:`layer_states`, and per relation their labelled neighbours (indices ``(n, k)``, attributes ``(n, k)``).
         Equal to :meth:`forward` on the full graph for those nodes, in eval mode (tested)."""
-        h, _, _ = self.embed_streams(streams, None)
-        for layer, cache in zip(self.layers, caches):
-            h = layer.forward_cached(h, cache, nbr) if attend_fn is None else layer.forward_cached(h, cache, nbr, attend_fn)
+        return self.read_out(self.cached_state(streams, caches, nbr, attend_fn), streams, task)
+
+    def read_out(self, h: Tensor, streams: dict[str, Tensor], task: int = 0) -> tuple[Tensor, Tensor]:
+        """Mean and variance ``(n,)`` of target ``task`` from final node states ``h`` ``(n, d)`` (the linear skip of
+        the primary reads the ``imagery`` and ``environment`` streams)."""
+        if task > 0:
+            return self.aux_heads[task - 1](h)
         mean, var = self.head(h)
         if self.linear_skip is not None:
             mean = mean + self.linear_skip(torch.cat([streams["imagery"], streams["environment"]], dim=-1)).squeeze(-1)
         return mean, var
+
+    def cached_state(self, streams: dict[str, Tensor], caches: list, nbr: dict[str, tuple[Tensor, Tensor]],
+                     attend_fn=None) -> Tensor:
+        """The final node states ``(n, d)`` of :meth:`forward_cached`'s queries, before any head."""
+        h, _, _ = self.embed_streams(streams, None)
+        for layer, cache in zip(self.layers, caches):
+            h = layer.forward_cached(h, cache, nbr) if attend_fn is None else layer.forward_cached(h, cache, nbr, attend_fn)
+        return h
 
     def forward(self, data: HeteroData, label_value: Tensor | None = None) -> ModelOutput:
         h, balance, gates = self.embed(data, label_value)
@@ -155,4 +178,9 @@ class SpTGNN(nn.Module):
             store = data[NODE]
             mean = mean + self.linear_skip(torch.cat([store.x_imagery, store.x_environment], dim=-1)).squeeze(-1)
         kl = self.moe.last_kl if self.moe is not None and self.moe.last_kl is not None else mean.new_zeros(())
-        return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates, gate_kl=kl)
+        aux_mean = aux_var = None
+        if len(self.aux_heads):
+            aux = [head(h) for head in self.aux_heads]
+            aux_mean, aux_var = torch.stack([a[0] for a in aux], dim=1), torch.stack([a[1] for a in aux], dim=1)
+        return ModelOutput(mean=mean, var=var, balance_loss=balance, gates=gates, gate_kl=kl, aux_mean=aux_mean,
+                           aux_var=aux_var)

@@ -16,7 +16,7 @@ from sptgnn.predict.raster import PredictError, predict_raster
 def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Path] = (), points: str | Path | None = None,
                     window: int = 512, date: str | None = None, x: str | None = None, y: str | None = None,
                     crs: str | None = None, overwrite: bool = False, threads: int = 1, compile: bool | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> str:
+                    progress: Callable[[int, int], None] | None = None, student: bool = False) -> str:
     """Predict a map (``rasters`` → GeoTIFF ``out``) or points (``points`` → ``out`` table) with a saved run.
 
     Args:
@@ -29,6 +29,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         threads: CPU threads of torch and the neighbour search.
         compile: ``torch.compile`` the attention step (``None``: on for maps over 4 Mpx).
         progress: Called with ``(windows done, windows total)`` while mapping.
+        student: Predict with the run's distilled fast student (``student.enabled``) instead of the ensemble.
 
     Returns:
         A one-line summary of what was written.
@@ -48,14 +49,17 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
     torch.set_num_threads(threads)
     model = load_run(run, compile=bool(compile), workers=threads)
+    if student and not model.has_student:
+        raise PredictError(f"{run} has no student; train it with student.enabled: true, or drop --student")
     if points is not None:
-        result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date)
+        result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date, student=student)
         write_points(result, out, overwrite)
         msg = f"predicted {len(result) - n_bad} of {len(result)} points; wrote {out}"
         if n_bad:
             msg += f" ({n_bad} rows lack a covariate or coordinate: empty predictions, aoa 0)"
         return msg
-    s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile)
+    s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile,
+                       student=student)
     r = s["ranges"]
     return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted, "
             f"{s['seconds']:.1f} s) and {s['png']}; mean {r['mean'][0]:.3g}-{r['mean'][1]:.3g} {model.units}, "

@@ -65,7 +65,7 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
 
 
 def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
-                   date_column: str | None = None) -> tuple[gpd.GeoDataFrame, int]:
+                   date_column: str | None = None, student: bool = False) -> tuple[gpd.GeoDataFrame, int]:
     """Predictions at points.
 
     Args:
@@ -74,6 +74,7 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         rasters: Rasters to sample missing covariates from (default: the run config's ``data.rasters``).
         dates: Sampling date for the time stream when the points have no date column.
         date_column: Column of the points' dates (default: the training date column if present).
+        student: The primary target from the run's distilled fast student instead of the ensemble.
 
     Returns:
         The rows with prediction columns, and the number of rows that could not be predicted.
@@ -114,11 +115,12 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
     out = points.copy()
     cols = {"mean": f"{p}_mean", "sd": f"{p}_sd", "aleatoric_sd": f"{p}_aleatoric_sd", "epistemic_sd": f"{p}_epistemic_sd",
             "q05": f"{p}_q05", "q95": f"{p}_q95"}
+    cols |= {b: b for b in model.map_bands if b not in cols and b != "aoa"}  # auxiliary targets: ph_mean, ...
     for c in list(cols.values()):
         out[c] = np.nan
     out["aoa"] = 0
     if ok.any():
-        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates)
+        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student)
         for b, c in cols.items():
             out.loc[ok, c] = bands[b]
         out.loc[ok, "aoa"] = bands["aoa"].astype(int)

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from sptgnn.data.samples import SoilSamples
+from sptgnn.train.student import student_mixture
 from sptgnn.geo import metric_coords
 from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
@@ -152,12 +153,18 @@ class QueryPredictor:
         graph = self.builder.build(None, ensemble.target)
         labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
         # per member, per layer: the labelled nodes' source projections and edge weights per relation
-        self._caches: list[list] = []
-        with torch.no_grad():
-            for model in ensemble.members:
-                model.eval()
-                states = model.layer_states(graph, labels)
-                self._caches.append([layer.cache_sources(h) for layer, h in zip(model.layers, states[:-1])])
+        self._caches: list[list] = [self._cache(model, graph, labels) for model in ensemble.members]
+        self._student_cache: list | None = None
+        if ensemble.student is not None:
+            self._student_cache = self._cache(ensemble.student, graph, labels)
+
+    @staticmethod
+    @torch.no_grad()
+    def _cache(model, graph, labels) -> list:
+        """Per layer, the labelled nodes' source projections and edge weights of ``model``."""
+        model.eval()
+        states = model.layer_states(graph, labels)
+        return [layer.cache_sources(h) for layer, h in zip(model.layers, states[:-1])]
 
     @property
     def compiled(self) -> bool:
@@ -186,45 +193,75 @@ class QueryPredictor:
         return {r: (idx, np.log1p(dist / scale[r])) for r, (idx, dist) in found.items()}
 
     # -- forward --------------------------------------------------------------------------------------------------
-    def _member(self, m: int, model, q: QueryInputs, tensors: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Member ``m``'s Gaussian-space location and variance ``(n,)`` of the query chunk (trend added)."""
+    def _member(self, m: int, model, q: QueryInputs, tensors: dict, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Member ``m``'s Gaussian-space location and variance ``(n,)`` of the query chunk for target ``task`` (the
+        trend added to the primary)."""
         args = (tensors["streams"], self._caches[m], tensors["nbr"])
         try:
-            mean, var = model.forward_cached(*args, attend_fn=self._attend)
+            mean, var = model.forward_cached(*args, attend_fn=self._attend, task=task)
         except Exception as exc:  # noqa: BLE001 - a compiled pass that fails at its first call: go eager
             if not self.compiled:
                 raise
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); prediction runs in eager mode",
                           stacklevel=2)
             self._attend = attend
-            mean, var = model.forward_cached(*args)
-        return self.ensemble.member_gaussian(mean.numpy(), var.numpy(), q.trend)
+            mean, var = model.forward_cached(*args, task=task)
+        return self.ensemble.member_gaussian(mean.numpy(), var.numpy(), None if task else q.trend, task)
+
+    def _chunks(self, q: QueryInputs):
+        """The query inputs in chunks of :attr:`chunk`: ``(slice, part, tensors)`` with the streams and the labelled
+        neighbours per relation as tensors."""
+        f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+        for start in range(0, len(q), self.chunk):
+            sl = slice(start, min(len(q), start + self.chunk))
+            part = q.take(sl)
+            nb = self.neighbours(part)
+            yield sl, part, {"streams": {"imagery": f32(part.imagery), "environment": f32(part.environment),
+                                         "position": f32(part.pos), "time": f32(part.time)},
+                             "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
 
     @torch.no_grad()
-    def predict_inputs(self, q: QueryInputs, calibrated: bool = True):
+    def predict_inputs(self, q: QueryInputs, calibrated: bool = True, target: str | None = None,
+                       student: bool = False):
         """Ensemble prediction of query inputs, in target units, recalibrated by the run's calibrator (if any and
-        ``calibrated``), as :meth:`DeepEnsemble.predict`.
+        ``calibrated``), as :meth:`DeepEnsemble.predict`; ``target`` picks one of ``data.targets`` (``None``: the
+        primary); ``student`` uses the distilled student instead of the members (primary target only).
 
         Returns:
             :class:`~sptgnn.distributions.Prediction` with ``(n,)`` moments and ``(M, n)`` member means/variances.
+
+        Raises:
+            ValueError: ``student`` for a run without one, or with an auxiliary ``target``.
         """
+        task = self.ensemble.task_index(target)
+        if student:
+            if self._student_cache is None:
+                raise ValueError("this run has no student; train it with student.enabled: true")
+            if task:
+                raise ValueError("the student predicts the primary target only")
+            return self._predict_student(q, calibrated)
         n, M = len(q), len(self.ensemble.members)
         means, variances = np.empty((M, n)), np.empty((M, n))  # Gaussian-space location and variance per member
-        for start in range(0, n, self.chunk):
-            sl = slice(start, min(n, start + self.chunk))
-            part = q.take(sl)
-            nb = self.neighbours(part)
-            f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
-            tensors = {"streams": {"imagery": f32(part.imagery), "environment": f32(part.environment),
-                                   "position": f32(part.pos), "time": f32(part.time)},
-                       "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
+        for sl, part, tensors in self._chunks(q):
             for m, model in enumerate(self.ensemble.members):
-                means[m, sl], variances[m, sl] = self._member(m, model, part, tensors)
-        return self.ensemble.mixture(means, variances, calibrated)
+                means[m, sl], variances[m, sl] = self._member(m, model, part, tensors, task)
+        return self.ensemble.mixture(means, variances, calibrated, task)
 
-    def predict(self, query: SoilSamples, calibrated: bool = True):
-        """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`)."""
-        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, self.ensemble.trend), calibrated)
+    def _predict_student(self, q: QueryInputs, calibrated: bool):
+        model, n = self.ensemble.student, len(q)
+        heads = 1 + len(model.aux_heads)
+        means, variances = np.empty((heads, n)), np.empty((heads, n))
+        for sl, part, tensors in self._chunks(q):
+            h = model.cached_state(tensors["streams"], self._student_cache, tensors["nbr"], self._attend)
+            for k in range(heads):
+                m, v = model.read_out(h, tensors["streams"], k)
+                means[k, sl], variances[k, sl] = m.numpy(), v.numpy()
+        return student_mixture(self.ensemble, means, variances, q.trend, calibrated)
+
+    def predict(self, query: SoilSamples, calibrated: bool = True, target: str | None = None, student: bool = False):
+        """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`), or the student's."""
+        trend = None if self.ensemble.task_index(target) else self.ensemble.trend
+        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, trend), calibrated, target, student)
 
 
 __all__ = ["QueryInputs", "QueryPredictor", "time_features"]

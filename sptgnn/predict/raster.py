@@ -67,7 +67,7 @@ def _check_out(out: Path) -> None:
 
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
                    progress: Callable[[int, int], None] | None = None, quicklook: bool = True,
-                   overwrite: bool = False, compile: bool | None = None) -> dict:
+                   overwrite: bool = False, compile: bool | None = None, student: bool = False) -> dict:
     """Predict a covariate stack window by window and write the multi-band map (see the module docstring).
 
     Args:
@@ -83,6 +83,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         overwrite: Replace an existing output.
         compile: Fuse the attention step with ``torch.compile`` (about 3× faster per pixel, tens of seconds to
             compile once); ``None`` compiles for grids of more than 4 million pixels.
+        student: Map the primary target with the run's distilled fast student instead of the ensemble.
 
     Returns:
         Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, per band ``min``/``max`` of valid pixels.
@@ -95,12 +96,15 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
 
     out = Path(out)
     _check_out(out)
+    if student and not model.has_student:
+        raise PredictError("this run has no student; train it with student.enabled: true, or drop --student")
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
     png = out.with_suffix(".png")
     sources = match_sources([str(p) for p in rasters], raster_sources(model))
     start = time.perf_counter()
     # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
+    names = model.map_bands  # BANDS, then four per auxiliary target (multi-task runs)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
@@ -110,23 +114,23 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
         tr = _transformer(stack.crs, model.ensemble.builder.labelled.crs, (cx, cy))
         profile = {
-            "driver": "GTiff", "dtype": "float32", "count": len(BANDS), "nodata": NODATA, "crs": stack.crs,
+            "driver": "GTiff", "dtype": "float32", "count": len(names), "nodata": NODATA, "crs": stack.crs,
             "transform": stack.transform, "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256,
             "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
         }
-        stats = {b: [np.inf, -np.inf] for b in BANDS}
+        stats = {b: [np.inf, -np.inf] for b in names}
         n_valid = 0
         with atomic_file(out, ".tif") as tmp:
             total = stack.num_windows(window)
             with rasterio.open(tmp, "w", **profile) as dst:
-                for i, b in enumerate(BANDS, start=1):
+                for i, b in enumerate(names, start=1):
                     dst.set_band_description(i, b)
-                dst.units = tuple([model.units] * 6 + [""])
-                dst.update_tags(target=model.ensemble.target, units=model.units, bands=",".join(BANDS),
+                dst.units = tuple([model.units] * 6 + [""] * (len(names) - 6))
+                dst.update_tags(target=model.ensemble.target, units=model.units, bands=",".join(names),
                                 source="sptgnn", aoa="1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside")
                 for k, win in enumerate(stack.windows(window)):
                     data, valid = stack.read_window(win, model.needed)
-                    block = np.full((len(BANDS),) + valid.shape, NODATA, dtype=np.float32)
+                    block = np.full((len(names),) + valid.shape, NODATA, dtype=np.float32)
                     if valid.any():
                         x, y = stack.pixel_centres(win)
                         x, y = x[valid], y[valid]
@@ -135,10 +139,10 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                         xy = np.c_[x, y]
                         ok = np.isfinite(xy).all(1)
                         vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
-                        bands = model.predict_arrays(vals, xy[ok], dates)
+                        bands = model.predict_arrays(vals, xy[ok], dates, student=student)
                         rows, cols = np.nonzero(valid)
                         rows, cols = rows[ok], cols[ok]
-                        for bi, b in enumerate(BANDS):
+                        for bi, b in enumerate(names):
                             v = bands[b].astype(np.float32)
                             block[bi, rows, cols] = v
                             if v.size:

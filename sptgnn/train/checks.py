@@ -22,6 +22,9 @@ def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
     """
     target = config.data.target
     y = samples.target(target)
+    if np.isnan(y).any():
+        raise SamplesError(f"{samples.name}: target '{target}' is missing (NaN) at {int(np.isnan(y).sum())} samples; "
+                           "drop those samples or make it an auxiliary target (data.targets after the first)")
     if target.lower().startswith("soc") and (y < 0).any():
         bad = np.flatnonzero(y < 0)
         ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
@@ -34,7 +37,27 @@ def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
         TargetTransform(config.data.target_transform).fit(y)
     except ValueError as exc:
         raise SamplesError(f"{samples.name}: target '{target}': {exc}") from None
+    aux_target_values(samples, config.data.aux_targets)
     return y
+
+
+def aux_target_values(samples: SoilSamples, names: list[str]) -> np.ndarray:
+    """The auxiliary targets of multi-task learning, ``(n, len(names))``, NaN where a sample lacks one.
+
+    Raises:
+        SamplesError: A target is missing from the samples, infinite, or present at fewer than
+            :data:`MIN_TRAIN_SAMPLES` samples.
+    """
+    if not names:
+        return np.empty((len(samples), 0))
+    values = np.stack([samples.target(t) for t in names], axis=1)
+    for t, v in zip(names, values.T):
+        if np.isinf(v).any():
+            raise SamplesError(f"{samples.name}: auxiliary target '{t}' has infinite values; fix or blank them (NaN)")
+        if np.isfinite(v).sum() < MIN_TRAIN_SAMPLES:
+            raise SamplesError(f"{samples.name}: auxiliary target '{t}' is present at {int(np.isfinite(v).sum())} "
+                               f"training samples, fewer than {MIN_TRAIN_SAMPLES}; drop it from data.targets")
+    return values
 
 
 def clip_neighbours(config: Config, n: int, name: str) -> Config:
@@ -51,4 +74,4 @@ def clip_neighbours(config: Config, n: int, name: str) -> Config:
     return config.updated(graph=clipped)
 
 
-__all__ = ["MIN_TRAIN_SAMPLES", "check_training_samples", "clip_neighbours"]
+__all__ = ["MIN_TRAIN_SAMPLES", "aux_target_values", "check_training_samples", "clip_neighbours"]

@@ -20,6 +20,8 @@ from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
 from sptgnn.splits import calibration_parts, spatial_holdout
 from sptgnn.train.checks import check_training_samples, clip_neighbours
+from sptgnn.train.student import distil_student
+from sptgnn.train.tasks import fit_aux_targets
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import predict_nodes, train_member
 from sptgnn.train.trend import CovariateTrend
@@ -54,6 +56,8 @@ class DeepEnsemble:
         self.target = config.data.target
         self.builder: GraphBuilder | None = None
         self.target_transform = TargetTransform(config.data.target_transform)
+        self.aux_targets: list[str] = list(config.data.aux_targets)
+        self.aux_transforms: list[TargetTransform] = []  # per auxiliary target: its standardisation (no log)
         self.members: list[SpTGNN] = []
         self.best_epochs: list[int] = []
         self.fit_seconds = 0.0
@@ -61,6 +65,8 @@ class DeepEnsemble:
         self.calibrator: Calibrator | None = None
         self.calibration_ids: list = []
         self.calibration_data: tuple[Prediction, np.ndarray] | None = None
+        self.student: SpTGNN | None = None  # the fast student (``student.enabled``), see sptgnn.train.student
+        self.student_info: dict = {}
 
     # -- fit ----------------------------------------------------------------------------------------------------------
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
@@ -99,6 +105,7 @@ class DeepEnsemble:
         start = time.perf_counter()
         y = check_training_samples(samples, self.config)
         self.target_transform.fit(y)
+        self.aux_transforms, aux_all = fit_aux_targets(samples, self.aux_targets)
         self.config = clip_neighbours(self.config, len(samples), samples.name)
         self.builder = GraphBuilder(self.config.graph, self.config.imagery).fit(samples)
         coords = samples.metric_coords()
@@ -144,7 +151,8 @@ class DeepEnsemble:
             y_rest = y_all[torch.from_numpy(np.flatnonzero(~cal))]
             twins.append((fit_graph, y_rest, rest_builder.build(samples.subset(cal), self.target),
                           torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
-                          None if self.trend is None else self.trend.oof[cal]))
+                          None if self.trend is None else self.trend.oof[cal],
+                          None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
         cal_loc, cal_var = [], []  # per member: Gaussian-space outputs on the parts, concatenated in part order
         for m in range(tc.members):
             seed = tc.seed + m
@@ -157,17 +165,18 @@ class DeepEnsemble:
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
             _attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
-            result = train_member(graph, y_std, self.config, seed)
+            aux = None if aux_all is None else torch.cat([aux_all[torch.from_numpy(~held)], aux_all[torch.from_numpy(held)]])
+            result = train_member(graph, y_std, self.config, seed, aux=aux)
             if twins:
                 # twins of the member (same seed and epochs) that never see a calibration part predict it
                 outputs = []
-                for fit_graph, y_rest, cal_graph, cal_labels, n_rest, cal_trend in twins:
-                    twin = train_member(fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1)
+                for fit_graph, y_rest, cal_graph, cal_labels, n_rest, cal_trend, aux_rest in twins:
+                    twin = train_member(fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1, aux=aux_rest)
                     outputs.append(self._member_output(twin.model, cal_graph, cal_labels, n_rest, cal_trend))
                 cal_loc.append(np.concatenate([o[0] for o in outputs]))
                 cal_var.append(np.concatenate([o[1] for o in outputs]))
             if full is not None:
-                result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1)
+                result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1, aux=aux_all)
             self.members.append(result.model)
             self.best_epochs.append(result.best_epoch)
             if progress is not None:
@@ -178,28 +187,50 @@ class DeepEnsemble:
             self.calibrator = Calibrator.fit(cc.method, raw, y[order], cc.min_samples)
             self.calibration_data = (raw, y[order])  # kept (not saved) to compare calibration methods on one fit
             self.calibration_ids = np.asarray(samples.sample_ids)[order].tolist()
+        self.student, self.student_info = distil_student(self) if self.config.student.enabled else (None, {})
         self.fit_seconds = time.perf_counter() - start
         return self
 
+    def task_index(self, target: str | None) -> int:
+        """0 for the primary target (or ``None``), ``t`` for the ``t``-th auxiliary target of ``data.targets``.
+
+        Raises:
+            ValueError: ``target`` is not one of the run's targets.
+        """
+        if target is None or target == self.target:
+            return 0
+        if target not in self.aux_targets:
+            raise ValueError(f"target '{target}' was not trained; the run's targets: {[self.target, *self.aux_targets]}")
+        return self.aux_targets.index(target) + 1
+
     @torch.no_grad()
     def _member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int,
-                       trend: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``);
-        ``trend`` (standardised, ``(num_query,)``) is added to the member's mean."""
+                       trend: np.ndarray | None = None, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``)
+        for target ``task`` (:meth:`task_index`); ``trend`` (standardised, ``(num_query,)``) is added to the member's
+        mean of the primary target."""
         model.eval()
         out = model(graph, label_value if self.config.model.label_inputs else None)
+        if task:
+            return self.member_gaussian(out.aux_mean[n_lab:, task - 1].numpy(), out.aux_var[n_lab:, task - 1].numpy(),
+                                        None, task)
         return self.member_gaussian(out.mean[n_lab:].numpy(), out.var[n_lab:].numpy(), trend)
 
-    def member_gaussian(self, mean: np.ndarray, var: np.ndarray, trend: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """A member's standardised output ``(n,)`` each, plus the covariate ``trend`` (standardised, or ``None``),
-        as Gaussian-space location and variance (``TargetTransform.gaussian_space``). Every prediction path ends here."""
-        return self.target_transform.gaussian_space(mean if trend is None else mean + trend, var)
+    def member_gaussian(self, mean: np.ndarray, var: np.ndarray, trend: np.ndarray | None,
+                        task: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """A member's standardised output ``(n,)`` each, plus the covariate ``trend`` (standardised, or ``None``;
+        primary target only), as Gaussian-space location and variance (``TargetTransform.gaussian_space``) of target
+        ``task``. Every prediction path ends here."""
+        transform = self.target_transform if task == 0 else self.aux_transforms[task - 1]
+        return transform.gaussian_space(mean if trend is None else mean + trend, var)
 
-    def mixture(self, locs: np.ndarray, variances: np.ndarray, calibrated: bool = True) -> Prediction:
+    def mixture(self, locs: np.ndarray, variances: np.ndarray, calibrated: bool = True, task: int = 0) -> Prediction:
         """The members' Gaussian-space locations and variances ``(M, n)`` as the ensemble's mixture
-        :class:`Prediction`, recalibrated by the fitted calibrator when ``calibrated`` (and one exists)."""
-        pred = Prediction.from_gaussian_space(locs, np.sqrt(variances), self.target_transform.kind == "log1p")
-        return self.calibrator.apply(pred) if calibrated and self.calibrator is not None else pred
+        :class:`Prediction` of target ``task``, recalibrated by the fitted calibrator when ``calibrated`` (and one
+        exists; the calibrator is fitted on the primary target, so auxiliary targets are never recalibrated)."""
+        log1p = task == 0 and self.target_transform.kind == "log1p"
+        pred = Prediction.from_gaussian_space(locs, np.sqrt(variances), log1p)
+        return self.calibrator.apply(pred) if task == 0 and calibrated and self.calibrator is not None else pred
 
     # -- predict ------------------------------------------------------------------------------------------------------
     def _labelled_inputs(self, n_query: int) -> torch.Tensor:
@@ -210,7 +241,7 @@ class DeepEnsemble:
         return torch.tensor(np.r_[y_std, np.full(n_query, np.nan)], dtype=torch.float32)
 
     @torch.no_grad()
-    def predict(self, query: SoilSamples, quantiles=None, calibrated: bool = True) -> Prediction:
+    def predict(self, query: SoilSamples, quantiles=None, calibrated: bool = True, target: str | None = None) -> Prediction:
         """Predict query samples attached to the training samples (rule 1: queries only receive messages).
 
         Args:
@@ -218,21 +249,24 @@ class DeepEnsemble:
             quantiles: Levels in (0, 1) whose mixture quantiles to return in ``Prediction.quantile_values``
                 (``(num_query, L)``), e.g. ``[0.05, 0.5, 0.95]``; ``None`` for none.
             calibrated: Apply the fitted calibrator (if any); ``False`` gives the raw mixture.
+            target: Which target (``data.targets``); ``None``: the primary.
 
         Returns:
             :class:`Prediction` in target units, one entry per query sample.
 
         Raises:
             RuntimeError: The ensemble is not fitted.
-            ValueError: Query feature columns differ from the training ones, or a quantile level outside (0, 1).
+            ValueError: Query feature columns differ from the training ones, a quantile level outside (0, 1), or a
+                target the run was not trained on.
         """
         if not self.members or self.builder is None:
             raise RuntimeError("DeepEnsemble.predict called before fit or load")
+        task = self.task_index(target)
         levels = None if quantiles is None else check_levels(quantiles)
         graph = self.builder.build(query, self.target)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
-        trend = None if self.trend is None else self.trend.predict(query)
+        trend = None if self.trend is None or task else self.trend.predict(query)
         bs = self.config.train.batch_size
         sampler = InNeighbourSampler(graph, self.config.model.num_layers) if bs is not None else None
         query_nodes = torch.arange(n_lab, n_lab + len(query))
@@ -241,13 +275,13 @@ class DeepEnsemble:
             if sampler is not None:  # large graphs: the query nodes' subgraphs only, in chunks
                 model.eval()
                 labels = label_value if self.config.model.label_inputs else None
-                mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs)
-                loc, v = self.member_gaussian(mean.numpy(), var.numpy(), trend)
+                mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs, task)
+                loc, v = self.member_gaussian(mean.numpy(), var.numpy(), trend, task)
             else:
-                loc, v = self._member_output(model, graph, label_value, n_lab, trend)
+                loc, v = self._member_output(model, graph, label_value, n_lab, trend, task)
             locs.append(loc)
             variances.append(v)
-        pred = self.mixture(np.stack(locs), np.stack(variances), calibrated)
+        pred = self.mixture(np.stack(locs), np.stack(variances), calibrated, task)
         if levels is not None:
             pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
         return pred

@@ -15,6 +15,7 @@ from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.losses import beta_nll, gaussian_nll, moran_penalty
 from sptgnn.nn.model import SpTGNN
+from sptgnn.train.tasks import aux_loss
 
 
 @dataclass
@@ -61,6 +62,11 @@ def _objective(config: Config, epoch: int, y, mean, var) -> torch.Tensor:
     return gaussian_nll(y, mean, var)
 
 
+def _new_model(config: Config, graph: HeteroData, seed: int) -> SpTGNN:
+    relations = [r for r in config.graph.relations if edge_type(r) in graph.edge_types]
+    return SpTGNN(config.model, relations, stream_dims(graph), seed, num_aux=len(config.data.aux_targets))
+
+
 def _validation_score(config: Config, y, mean, var) -> float:
     if config.train.monitor == "nll":
         return float(gaussian_nll(y, mean, var))
@@ -103,7 +109,8 @@ def _averaged(model: SpTGNN, decay: float) -> tuple[AveragedModel | None, SpTGNN
     return averaged, (averaged.module if averaged is not None else model)
 
 
-def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int, epochs: int | None = None) -> TrainResult:
+def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int, epochs: int | None = None,
+                 aux: torch.Tensor | None = None) -> TrainResult:
     """Train one member on a graph whose labelled nodes are the fit part and whose query nodes are the validation part.
 
     Each epoch hides the labels of a random ``label_mask_rate`` share of the labelled nodes and scores the model on
@@ -120,6 +127,9 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         seed: Member seed: initialisation, dropout, router noise and label masks.
         epochs: Train exactly this many epochs and keep the last state (no early stopping), as when refitting on the
             whole training fold with the epoch count found on the hold-out; ``None`` for early stopping.
+        aux: Standardised auxiliary targets (``data.targets``) of every node, ``(num_nodes, T)``, NaN where missing;
+            their heads are trained on the same scored nodes as the primary (multi-task learning). Early stopping
+            watches the primary only.
 
     With ``train.batch_size`` set, training runs on subgraph mini-batches instead (see :func:`_train_member_batched`).
 
@@ -127,9 +137,9 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         :class:`TrainResult` with the best-epoch model in eval mode.
     """
     if config.train.batch_size is not None:
-        return _train_member_batched(graph, y_std, config, seed, epochs)
+        return _train_member_batched(graph, y_std, config, seed, epochs, aux)
     gen = set_seed(seed)
-    model = SpTGNN(config.model, [r for r in config.graph.relations if edge_type(r) in graph.edge_types], stream_dims(graph), seed)
+    model = _new_model(config, graph, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     labelled = graph[NODE].labelled
     query = ~labelled
@@ -152,7 +162,8 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         out = model(graph, label_value)
         yt, mu, var = y_std[hidden], out.mean[hidden], out.var[hidden]
         loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * out.mean.square().mean())
+                + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * out.mean.square().mean()
+                + aux_loss(config, model, out, hidden, aux))
         if config.loss.moran_weight > 0 and spatial is not None:
             sub = _subgraph_edges(spatial, hidden)
             loss = loss + config.loss.moran_weight * moran_penalty((yt - mu) / var.sqrt(), sub, int(hidden.sum()))
@@ -199,8 +210,9 @@ def _seed_batches(graph: HeteroData, n_lab: int, batch_size: int, gen: torch.Gen
 
 @torch.no_grad()
 def predict_nodes(model: SpTGNN, sampler: InNeighbourSampler, nodes: torch.Tensor, label_value: torch.Tensor | None,
-                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance (standardised space) of ``nodes`` ``(n,)``, predicted on their subgraphs in chunks.
+                  batch_size: int, task: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance (standardised space) of ``nodes`` ``(n,)``, predicted on their subgraphs in chunks, of the
+    primary target (``task`` 0) or auxiliary target ``task``.
 
     ``label_value`` ``(N,)`` holds the labels visible to the model on the whole graph (NaN where hidden), or ``None``.
     """
@@ -209,15 +221,16 @@ def predict_nodes(model: SpTGNN, sampler: InNeighbourSampler, nodes: torch.Tenso
     for chunk in nodes.split(batch_size):
         sub = sampler.sample(chunk)
         out = model(sub, None if label_value is None else label_value[sub[NODE].n_id])
-        means.append(out.mean[: sub.num_seeds])
-        variances.append(out.var[: sub.num_seeds])
+        mean, var = (out.mean, out.var) if task == 0 else (out.aux_mean[:, task - 1], out.aux_var[:, task - 1])
+        means.append(mean[: sub.num_seeds])
+        variances.append(var[: sub.num_seeds])
     if not means:
         return torch.empty(0), torch.empty(0)
     return torch.cat(means), torch.cat(variances)
 
 
 def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: int,
-                          epochs: int | None = None) -> TrainResult:
+                          epochs: int | None = None, aux: torch.Tensor | None = None) -> TrainResult:
     """:func:`train_member` on subgraph mini-batches (``train.batch_size`` seeds per step).
 
     Each step draws a batch of labelled seed nodes (a random permutation per epoch), samples their
@@ -229,7 +242,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     """
     gen = set_seed(seed)
     tc = config.train
-    model = SpTGNN(config.model, [r for r in config.graph.relations if edge_type(r) in graph.edge_types], stream_dims(graph), seed)
+    model = _new_model(config, graph, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     labelled = graph[NODE].labelled
     n_lab = int(labelled.sum())
@@ -254,7 +267,8 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
             out = model(sub, label_value)
             yt, mu, var = y_std[seeds], out.mean[:b], out.var[:b]
             loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                    + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * mu.square().mean())
+                    + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * mu.square().mean()
+                    + aux_loss(config, model, out, torch.arange(b), aux, None if aux is None else aux[seeds]))
             if config.loss.moran_weight > 0 and spatial in sub.edge_types:
                 keep = torch.zeros(sub[NODE].num_nodes, dtype=torch.bool)
                 keep[:b] = True
