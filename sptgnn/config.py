@@ -189,6 +189,10 @@ class ModelConfig(_Section):
         var_floor: Lower bound of the predicted variance (standardised target units).
         linear_skip: Add a linear read-out of the standardised imagery and environment features to the predicted mean
             (the "wide" part of wide & deep models, Cheng et al. 2016).
+        teacher_input: Feed the teacher's features (``trend``; ignored without one) to the members as an input: its
+            prediction and, for ``kpr_random_forest``, the ordinary-kriging prediction and kriging sd of the target at
+            the node (kriging-prior inputs, Schmidinger et al. 2026). A training sample's features are out-of-fold, so
+            they never depend on its own label; a query's come from the teacher fitted on the whole training fold.
         trend: ``random_forest``: the members model the residual of a random-forest trend on the covariates, as
             regression kriging does with kriging (see :mod:`sptgnn.train.trend`); ``kpr_random_forest``: the trend
             forest also reads cross-fitted ordinary-kriging predictions of the target (kriging-prior regression);
@@ -223,6 +227,7 @@ class ModelConfig(_Section):
     position_scales: list[float] = Field(default_factory=lambda: [1.0, 4.0])
     var_floor: float = Field(1e-4, gt=0.0)
     linear_skip: bool = False
+    teacher_input: bool = False
     trend: Literal["none", "random_forest", "kpr_random_forest", "auto"] = "none"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
@@ -255,6 +260,8 @@ class LossConfig(_Section):
             nodes of each step. The teacher is the trend (``model.trend``: the members' output is the residual from
             it), or the training mean where no trend is used; the term shrinks the members towards their teacher where
             a few labels cannot support a large correction (soft targets, Hinton et al. 2015). 0: off.
+        teacher_anneal_epochs: Anneal the soft-target weight linearly from ``teacher_weight`` to 0 over this many
+            epochs (the pull matters most early, before the members have learnt from the labels); ``None``: constant.
         task_weighting: How the auxiliary targets' losses (``data.targets``) join the primary's: ``fixed``
             (``task_weights``) or ``uncertainty``, learned homoscedastic weights (Kendall, Gal & Cipolla 2018, eq. 7) of
             the auxiliary targets, the primary keeping weight 1 (see :func:`sptgnn.losses.multitask_loss`).
@@ -269,6 +276,7 @@ class LossConfig(_Section):
     balance_weight: float = Field(0.01, ge=0.0)
     dirichlet_weight: float = Field(0.01, ge=0.0)
     teacher_weight: float = Field(0.0, ge=0.0)
+    teacher_anneal_epochs: int | None = Field(None, ge=1)
     task_weighting: Literal["fixed", "uncertainty"] = "fixed"
     task_weights: list[float] | None = Field(None, min_length=1)
 

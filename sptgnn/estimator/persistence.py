@@ -119,7 +119,22 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
     ens.builder = GraphBuilder.from_state(config.graph, config.imagery, state["builder"], labelled)
     ens.target_transform = TargetTransform(**state["target_transform"])
     ens.aux_transforms = [TargetTransform(**t) for t in state.get("aux_transforms", [])]
-    dims = stream_dims(ens.builder.build(None, ens.target))
+    if state.get("trend", False):
+        if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():
+            raise RunError(f"{path} stores its covariate trend as a pickle (trend.joblib), which sptgnn no longer loads "
+                           "because unpickling can run code; retrain the run with this version")
+        if not (path / TREND_FILE).is_file():
+            raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
+        try:
+            ens.trend = CovariateTrend.load(path)
+        except UntrustedTypesFoundException as exc:
+            raise RunError(f"{path / TREND_FILE} holds types a trend never has ({exc}); it was not loaded and nothing in "
+                           "it was run: use a run folder from a source you trust, or retrain") from None
+        except Exception as exc:  # noqa: BLE001 - any other read failure means a corrupt file
+            raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
+    graph = ens.builder.build(None, ens.target)
+    ens.attach_teacher(graph)  # model.teacher_input: the members' teacher stream has the trend's width
+    dims = stream_dims(graph)
     for m, weights in enumerate(state["members"]):
         model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m, num_aux=len(ens.aux_targets))
         try:
@@ -138,19 +153,6 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
         ens.student.eval()
         ens.student_info = dict(state.get("student_info", {}))
     ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
-    if state.get("trend", False):
-        if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():
-            raise RunError(f"{path} stores its covariate trend as a pickle (trend.joblib), which sptgnn no longer loads "
-                           "because unpickling can run code; retrain the run with this version")
-        if not (path / TREND_FILE).is_file():
-            raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
-        try:
-            ens.trend = CovariateTrend.load(path)
-        except UntrustedTypesFoundException as exc:
-            raise RunError(f"{path / TREND_FILE} holds types a trend never has ({exc}); it was not loaded and nothing in "
-                           "it was run: use a run folder from a source you trust, or retrain") from None
-        except Exception as exc:  # noqa: BLE001 - any other read failure means a corrupt file
-            raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
     aoa = None
     if (path / "aoa.npz").is_file():
         try:

@@ -11,6 +11,8 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``dirichlet_gating``      ``model.gating = dirichlet`` (or ``topk_softmax_gating`` when the configuration has it)
 ``kpr_teacher``           ``model.trend = kpr_random_forest``: the kriging-prior teacher (unless the configuration has it)
 ``no_teacher``            ``model.trend = none`` and no soft-target term (when the configuration has a teacher)
+``teacher_input``         ``model.teacher_input = true``: the teacher's prediction and kriging features as an input
+                          (``no_teacher_input`` when the configuration has it; only with a teacher)
 ``single_task``           ``data.targets = null``: the primary target alone (when the configuration is multi-task)
 ``no_moran``              ``loss.moran_weight = 0``
 ``no_position``           the position stream left out of ``model.streams``
@@ -55,6 +57,8 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
     if m.trend != "kpr_random_forest":
         variants["kpr_teacher"] = config.updated(model={"trend": "kpr_random_forest"})
     if m.trend != "none":
+        variants["no_teacher_input" if m.teacher_input else "teacher_input"] = config.updated(
+            model={"teacher_input": not m.teacher_input})
         variants["no_teacher"] = config.updated(model={"trend": "none"}, loss={"teacher_weight": 0.0})
     if config.data.aux_targets:
         variants["single_task"] = config.updated(data={"targets": None}, loss={"task_weights": None})

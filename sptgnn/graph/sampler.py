@@ -20,7 +20,7 @@ from torch_geometric.data import HeteroData
 
 from sptgnn.graph.builder import NODE
 
-NODE_ATTRS = ("x_imagery", "x_environment", "pos", "time", "y", "labelled")
+NODE_ATTRS = ("x_imagery", "x_environment", "pos", "time", "y", "labelled", "teacher")
 
 
 class InNeighbourSampler:

@@ -57,6 +57,11 @@ class SpTGNN(nn.Module):
             on the final node states, and a learned log-variance ``task_log_vars`` for ``loss.task_weighting:
             uncertainty``.
 
+    Teacher inputs (``config.teacher_input``, ``stream_dims["teacher"] = F``): the teacher's features of each node
+    (:meth:`~sptgnn.train.trend.CovariateTrend.teacher_features`: its trend and, for the kriging-prior teacher, the
+    ordinary-kriging prediction and sd of the target; out-of-fold for training samples) are embedded by a linear map and
+    added to the fused streams.
+
     Label inputs (``config.label_inputs``): each node gets ``[y · v, v]`` with ``v = 1`` where its standardised label
     is visible and ``0`` otherwise, embedded and added to the fused streams, so labels reach neighbours through the
     attention layers. The trainer hides the labels of the nodes it scores (masked label prediction, Shi et al. 2021,
@@ -93,6 +98,8 @@ class SpTGNN(nn.Module):
             self.moe = None
             self.fuse = MLP(len(self.streams) * d, d, d, layers=2, dropout=config.dropout)
         self.label_encoder = nn.Linear(2, d) if config.label_inputs else None
+        teacher = stream_dims.get("teacher", 0) if config.teacher_input else 0
+        self.teacher_encoder = nn.Linear(teacher, d) if teacher else None
         self.layers = nn.ModuleList(
             RelationalAttentionLayer(d, self.relations, config.heads, config.dropout) for _ in range(config.num_layers)
         )
@@ -105,11 +112,15 @@ class SpTGNN(nn.Module):
     def embed(self, data: HeteroData, label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""
         store = data[NODE]
-        return self.embed_streams({s: store[_STREAM_ATTR[s]] for s in self.streams}, label_value)
+        streams = {s: store[_STREAM_ATTR[s]] for s in self.streams}
+        if self.teacher_encoder is not None:
+            streams["teacher"] = store.teacher
+        return self.embed_streams(streams, label_value)
 
     def embed_streams(self, streams: dict[str, Tensor], label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`embed` from the stream tensors ``{stream: (N, F_stream)}`` (``imagery``, ``environment``,
-        ``position``, ``time``) instead of a graph: the entry point of the query fast path."""
+        ``position``, ``time``, and ``teacher`` with ``model.teacher_input``) instead of a graph: the entry point of
+        the query fast path."""
         parts = [self.encoders[s](streams[s]) for s in self.streams]
         if self.moe is not None:
             h, balance = self.moe(torch.cat(parts, dim=-1))
@@ -117,6 +128,8 @@ class SpTGNN(nn.Module):
         else:
             h = self.fuse(torch.cat(parts, dim=-1))
             balance, gates = h.new_zeros(()), h.new_ones(h.shape[0], 1)
+        if self.teacher_encoder is not None:  # the teacher's features (model.teacher_input), added like label inputs
+            h = h + self.teacher_encoder(streams["teacher"])
         if self.label_encoder is not None:
             if label_value is None:
                 label_value = torch.full((h.shape[0],), float("nan"), device=h.device)

@@ -55,6 +55,8 @@ class QueryInputs:
         spectral: Spectral relation space ``(n, F_s)``.
         elevation: Elevation (m) ``(n,)`` or ``None``.
         trend: Covariate trend ``(n,)`` in standardised target units (``model.trend``), or ``None``.
+        teacher: The teacher's features ``(n, F)`` (trend, then kriging prediction and sd for ``kpr_random_forest``;
+            :meth:`~sptgnn.train.trend.CovariateTrend.teacher_features`), read by members with ``model.teacher_input``.
     """
 
     imagery: np.ndarray
@@ -65,6 +67,7 @@ class QueryInputs:
     spectral: np.ndarray
     elevation: np.ndarray | None
     trend: np.ndarray | None = None
+    teacher: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -73,18 +76,19 @@ class QueryInputs:
         """Rows ``sl`` of every array."""
         return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
                                                                      self.metric, self.spectral, self.elevation,
-                                                                     self.trend)))
+                                                                     self.trend, self.teacher)))
 
     @classmethod
     def from_samples(cls, builder, samples: SoilSamples, trend=None) -> "QueryInputs":
         """Inputs of query samples with the fitted builder's transforms (same as :meth:`GraphBuilder.build`);
         ``trend`` is the ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` or ``None``."""
         t = builder.transform
+        teacher = None if trend is None else trend.teacher(samples)
         return cls(
             imagery=builder.stream(samples, "imagery"), environment=builder.stream(samples, "environment"),
             pos=t.position(samples),
             time=t.time(samples), metric=samples.metric_coords(), spectral=builder.spectral_space(samples),
-            elevation=samples.elevation_m(), trend=None if trend is None else trend.predict(samples),
+            elevation=samples.elevation_m(), trend=None if teacher is None else teacher[:, 0], teacher=teacher,
         )
 
     @classmethod
@@ -115,14 +119,14 @@ class QueryInputs:
         metric = metric_coords(xy, builder.labelled.crs)
         spec_streams = [s for s in builder.config.spectral_streams if t.columns.get(s)] or ["environment"]
         has_dates = dates is not None and builder.labelled.date_column is not None
+        teacher = None if trend is None else trend.teacher_features(np.stack([features[c] for c in trend.columns], 1), xy)
         return cls(
             imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
             pos=(metric - t.centre_m) / t.spread_m,
             time=time_features(dates if has_dates else None, n, t.reference_year),
             metric=metric, spectral=np.concatenate([streams[s] for s in spec_streams], axis=1),
             elevation=None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64),
-            trend=None if trend is None else trend.predict_features(
-                np.stack([features[c] for c in trend.columns], axis=1), xy),
+            trend=None if teacher is None else teacher[:, 0], teacher=teacher,
         )
 
 
@@ -151,6 +155,7 @@ class QueryPredictor:
         self.builder = ensemble.builder
         self.chunk = int(chunk)
         graph = self.builder.build(None, ensemble.target)
+        ensemble.attach_teacher(graph)
         labels = ensemble._labelled_inputs(0) if ensemble.config.model.label_inputs else None
         # per member, per layer: the labelled nodes' source projections and edge weights per relation
         self._caches: list[list] = [self._cache(model, graph, labels) for model in ensemble.members]
@@ -216,8 +221,11 @@ class QueryPredictor:
             sl = slice(start, min(len(q), start + self.chunk))
             part = q.take(sl)
             nb = self.neighbours(part)
-            yield sl, part, {"streams": {"imagery": f32(part.imagery), "environment": f32(part.environment),
-                                         "position": f32(part.pos), "time": f32(part.time)},
+            streams = {"imagery": f32(part.imagery), "environment": f32(part.environment), "position": f32(part.pos),
+                       "time": f32(part.time)}
+            if part.teacher is not None:
+                streams["teacher"] = f32(part.teacher)
+            yield sl, part, {"streams": streams,
                              "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
 
     @torch.no_grad()

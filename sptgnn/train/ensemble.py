@@ -15,28 +15,17 @@ import torch
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check_levels
-from sptgnn.graph.builder import NODE, GraphBuilder
+from sptgnn.graph.builder import GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
 from sptgnn.splits import calibration_parts, spatial_holdout
 from sptgnn.train.checks import check_training_samples, clip_neighbours
 from sptgnn.train.student import distil_student
+from sptgnn.train.node_inputs import attach_mask_blocks, attach_teacher_rows
 from sptgnn.train.tasks import fit_aux_targets
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.trainer import predict_nodes, train_member
 from sptgnn.train.trend import CovariateTrend
-
-def _attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block_km: float | None) -> None:
-    """Store the square block (``block_km`` side, planar metres) of every labelled node as ``mask_block`` (``-1``
-    for query nodes), so that mini-batch training hides whole blocks of labels at once (``train.label_mask_block_km``)."""
-    if block_km is None:
-        return
-    from sptgnn.splits import block_ids, planar_coords
-
-    ids = block_ids(planar_coords(labelled), block_km * 1000.0)
-    graph[NODE].mask_block = torch.cat([torch.as_tensor(ids, dtype=torch.long),
-                                        torch.full((n_query or 0,), -1, dtype=torch.long)])
-
 
 class DeepEnsemble:
     """``M`` SpTGNN members sharing one graph builder and target transform; a scikit-learn-like ``fit``/``predict``.
@@ -88,10 +77,8 @@ class DeepEnsemble:
         ``calibration.folds = K >= 2`` the calibration is cross-fitted: the fold is cut into ``K`` spatially blocked
         parts, each predicted by twins trained on the others, and the calibrator is fitted on all of them.
 
-        With ``model.trend: random_forest`` (or ``auto`` when its out-of-fold R² reaches ``model.trend_min_r2``) a
-        random-forest trend of the standardised target on the covariates is
-        fitted first and every member is trained on the residual of the nodes' out-of-fold trend
-        (:class:`~sptgnn.train.trend.CovariateTrend`); :meth:`predict` adds the trend back.
+        With ``model.trend`` (the teacher, :class:`~sptgnn.train.trend.CovariateTrend`) the members are trained on the
+        residual of each node's out-of-fold trend and :meth:`predict` adds the trend back.
 
         Args:
             samples: Training samples with the configured target.
@@ -129,7 +116,7 @@ class DeepEnsemble:
                 )
         full = self.builder.build(None, self.target) if tc.refit else None
         if full is not None:
-            _attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
+            attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
         z = self.target_transform.transform(y)
         self.trend = None
         mc = self.config.model
@@ -141,15 +128,20 @@ class DeepEnsemble:
                 self.trend = None  # the covariates explain too little: the members model the target itself
             else:
                 z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
+        if full is not None:
+            attach_teacher_rows(self, full, np.arange(n))
         y_all = torch.tensor(z, dtype=torch.float32)
         twins = []  # per calibration part: graph the twin trains on, its targets, graph it predicts, the part's trend
         for cal in parts:
             rest = samples.subset(~cal)
             rest_builder = self.builder.with_labelled(rest)
             fit_graph = rest_builder.build(None, self.target)
-            _attach_mask_blocks(fit_graph, rest, None, tc.label_mask_block_km)
+            attach_mask_blocks(fit_graph, rest, None, tc.label_mask_block_km)
+            attach_teacher_rows(self, fit_graph, np.flatnonzero(~cal))
+            cal_graph = rest_builder.build(samples.subset(cal), self.target)
+            attach_teacher_rows(self, cal_graph, np.r_[np.flatnonzero(~cal), np.flatnonzero(cal)])
             y_rest = y_all[torch.from_numpy(np.flatnonzero(~cal))]
-            twins.append((fit_graph, y_rest, rest_builder.build(samples.subset(cal), self.target),
+            twins.append((fit_graph, y_rest, cal_graph,
                           torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
                           None if self.trend is None else self.trend.oof[cal],
                           None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
@@ -163,7 +155,8 @@ class DeepEnsemble:
                 held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
             fit_part, val_part = samples.subset(~held), samples.subset(held)
             graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
-            _attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
+            attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
+            attach_teacher_rows(self, graph, np.r_[np.flatnonzero(~held), np.flatnonzero(held)])
             y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
             aux = None if aux_all is None else torch.cat([aux_all[torch.from_numpy(~held)], aux_all[torch.from_numpy(held)]])
             result = train_member(graph, y_std, self.config, seed, aux=aux)
@@ -190,6 +183,13 @@ class DeepEnsemble:
         self.student, self.student_info = distil_student(self) if self.config.student.enabled else (None, {})
         self.fit_seconds = time.perf_counter() - start
         return self
+
+    def attach_teacher(self, graph, query: SoilSamples | None = None) -> None:
+        """With ``model.teacher_input``: attach the teacher's features ``(N, F)`` to a graph built from the training
+        samples (the labelled nodes, out-of-fold features) and ``query`` (the query nodes, from the fitted teacher)."""
+        if self.trend is not None:
+            oof = np.arange(len(self.trend.oof))
+            attach_teacher_rows(self, graph, oof, None if query is None else self.trend.teacher(query))
 
     def task_index(self, target: str | None) -> int:
         """0 for the primary target (or ``None``), ``t`` for the ``t``-th auxiliary target of ``data.targets``.
@@ -264,6 +264,7 @@ class DeepEnsemble:
         task = self.task_index(target)
         levels = None if quantiles is None else check_levels(quantiles)
         graph = self.builder.build(query, self.target)
+        self.attach_teacher(graph, query)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
         trend = None if self.trend is None or task else self.trend.predict(query)
@@ -290,6 +291,7 @@ class DeepEnsemble:
     def gates(self, query: SoilSamples) -> np.ndarray:
         """MoE gate weights of the query nodes averaged over members, ``(num_query, E)``."""
         graph = self.builder.build(query, self.target)
+        self.attach_teacher(graph, query)
         n_lab = len(self.builder.labelled)
         labels = self._labelled_inputs(len(query))
         return np.mean([m.embed(graph, labels)[2][n_lab:].numpy() for m in self.members], axis=0)

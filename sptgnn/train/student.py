@@ -80,6 +80,7 @@ def distil_student(ensemble, seed: int | None = None) -> tuple[SpTGNN, dict]:
     seed = config.train.seed if seed is None else seed
     gen = set_seed(seed)
     graph = ensemble.builder.build(None, ensemble.target)
+    ensemble.attach_teacher(graph)
     relations = [r for r in config.graph.relations if edge_type(r) in graph.edge_types]
     student = new_student(config, relations, stream_dims(graph), seed, len(ensemble.members))
     opt = torch.optim.AdamW(student.parameters(), lr=config.student.lr, weight_decay=config.train.weight_decay)

@@ -13,8 +13,9 @@ from torch_geometric.data import HeteroData
 from sptgnn.config import Config
 from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.graph.sampler import InNeighbourSampler
-from sptgnn.losses import beta_nll, gaussian_nll, moran_penalty
+from sptgnn.losses import moran_penalty
 from sptgnn.nn.model import SpTGNN
+from sptgnn.train.objective import objective, teacher_weight, validation_score
 from sptgnn.train.tasks import aux_loss
 
 
@@ -42,7 +43,8 @@ def set_seed(seed: int) -> torch.Generator:
 def stream_dims(graph: HeteroData) -> dict[str, int]:
     """Input width per stream of a built graph."""
     s = graph[NODE]
-    return {"imagery": s.x_imagery.shape[1], "environment": s.x_environment.shape[1], "position": s.pos.shape[1], "time": s.time.shape[1]}
+    return {"imagery": s.x_imagery.shape[1], "environment": s.x_environment.shape[1], "position": s.pos.shape[1],
+            "time": s.time.shape[1], "teacher": s.teacher.shape[1] if "teacher" in s else 0}
 
 
 def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -53,24 +55,9 @@ def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tenso
     return new[edge_index[:, both]]
 
 
-def _objective(config: Config, epoch: int, y, mean, var) -> torch.Tensor:
-    loss = config.loss
-    if loss.kind == "mse_warmup" and epoch < loss.warmup_epochs:
-        return ((y - mean) ** 2).mean()
-    if loss.kind == "beta_nll":
-        return beta_nll(y, mean, var, loss.beta)
-    return gaussian_nll(y, mean, var)
-
-
 def _new_model(config: Config, graph: HeteroData, seed: int) -> SpTGNN:
     relations = [r for r in config.graph.relations if edge_type(r) in graph.edge_types]
     return SpTGNN(config.model, relations, stream_dims(graph), seed, num_aux=len(config.data.aux_targets))
-
-
-def _validation_score(config: Config, y, mean, var) -> float:
-    if config.train.monitor == "nll":
-        return float(gaussian_nll(y, mean, var))
-    return float(((y - mean) ** 2).mean().sqrt())
 
 
 class _Stopper:
@@ -161,8 +148,8 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
             hidden, label_value = labelled.clone(), None
         out = model(graph, label_value)
         yt, mu, var = y_std[hidden], out.mean[hidden], out.var[hidden]
-        loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * out.mean.square().mean()
+        loss = (objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
+                + config.loss.dirichlet_weight * out.gate_kl + teacher_weight(config, epoch) * out.mean.square().mean()
                 + aux_loss(config, model, out, hidden, aux))
         if config.loss.moran_weight > 0 and spatial is not None:
             sub = _subgraph_edges(spatial, hidden)
@@ -178,7 +165,7 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         shadow.eval()
         with torch.no_grad():
             ev = shadow(graph, visible_all if config.model.label_inputs else None)
-            val = _validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
+            val = validation_score(config, y_std[query], ev.mean[query], ev.var[query]) if query.any() else float(loss.detach())
         history["val_score"].append(val)
         if stopper.update(val, epoch):
             break
@@ -266,8 +253,8 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
                 label_value[:b] = torch.nan
             out = model(sub, label_value)
             yt, mu, var = y_std[seeds], out.mean[:b], out.var[:b]
-            loss = (_objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
-                    + config.loss.dirichlet_weight * out.gate_kl + config.loss.teacher_weight * mu.square().mean()
+            loss = (objective(config, epoch, yt, mu, var) + config.loss.balance_weight * out.balance_loss
+                    + config.loss.dirichlet_weight * out.gate_kl + teacher_weight(config, epoch) * mu.square().mean()
                     + aux_loss(config, model, out, torch.arange(b), aux, None if aux is None else aux[seeds]))
             if config.loss.moran_weight > 0 and spatial in sub.edge_types:
                 keep = torch.zeros(sub[NODE].num_nodes, dtype=torch.bool)
@@ -286,7 +273,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
             continue
         if query_nodes.numel():
             mean, var = predict_nodes(shadow, sampler, query_nodes, visible_all if config.model.label_inputs else None, 4 * bs)
-            val = _validation_score(config, y_std[query_nodes], mean, var)
+            val = validation_score(config, y_std[query_nodes], mean, var)
         else:
             val = history["train_loss"][-1]
         history["val_score"].append(val)

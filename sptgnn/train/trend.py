@@ -69,6 +69,7 @@ class CovariateTrend:
         self.planar_crs: str | None = None  # the plane kriging works in (None: the CRS is projected, in metres)
         self.columns: list[str] = []
         self.oof: np.ndarray | None = None
+        self.kriging_oof: np.ndarray | None = None  # kpr: cross-fitted kriging prediction and sd of each sample
         self.forest: RandomForestRegressor | None = None
         self.oof_r2: float | None = None
 
@@ -106,7 +107,8 @@ class CovariateTrend:
                 forest = self._forest().fit(np.c_[x[tr], self._cross_fitted(xy[tr], z[tr])], z[tr])
                 self.oof[te] = forest.predict(np.c_[x[te], fold_kriging.predict(xy[te])])
             self.kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy, z)
-            self.forest = self._forest().fit(np.c_[x, self._cross_fitted(xy, z)], z)
+            self.kriging_oof = self._cross_fitted(xy, z)
+            self.forest = self._forest().fit(np.c_[x, self.kriging_oof], z)
         self.oof_r2 = float(1.0 - np.sum((z - self.oof) ** 2) / np.sum((z - z.mean()) ** 2))
         return self
 
@@ -117,6 +119,10 @@ class CovariateTrend:
         """Trend of query samples, ``(num_query,)``, standardised target units."""
         return self.predict_features(_covariates(samples, self.columns), samples.xy())
 
+    def teacher(self, samples: SoilSamples) -> np.ndarray:
+        """:meth:`teacher_features` of query samples, ``(num_query, F)``."""
+        return self.teacher_features(_covariates(samples, self.columns), samples.xy())
+
     def predict_features(self, x: np.ndarray, xy: np.ndarray | None = None) -> np.ndarray:
         """Trend of raw covariate rows ``(n, len(columns))`` in :attr:`columns` order at coordinates ``xy`` ``(n, 2)``
         in the training samples' CRS (read by ``kpr_random_forest`` only), ``(n,)``.
@@ -124,23 +130,41 @@ class CovariateTrend:
         Raises:
             RuntimeError: Not fitted. ValueError: ``kpr_random_forest`` without ``xy``.
         """
+        return self.teacher_features(x, xy)[:, 0]
+
+    def teacher_features(self, x: np.ndarray, xy: np.ndarray | None = None) -> np.ndarray:
+        """What the teacher knows of query rows, ``(n, F)`` standardised target units: the trend, then for
+        ``kpr_random_forest`` the ordinary-kriging prediction and kriging sd (``model.teacher_input`` feeds them to
+        the members). Arguments as :meth:`predict_features`.
+
+        Raises:
+            RuntimeError: Not fitted. ValueError: ``kpr_random_forest`` without ``xy``.
+        """
         if self.forest is None:
             raise RuntimeError("CovariateTrend.predict called before fit")
         x = np.asarray(x, dtype=np.float64)
-        if self.kind == "kpr_random_forest":
-            if xy is None:
-                raise ValueError("a kpr_random_forest trend needs the query coordinates")
-            planar = np.asarray(xy, dtype=np.float64) if self.planar_crs is None else transform_xy(xy, self.crs,
-                                                                                                  self.planar_crs)
-            x = np.c_[x, self.kriging.predict(planar)]
-        return self.forest.predict(x)
+        if self.kind != "kpr_random_forest":
+            return self.forest.predict(x)[:, None]
+        if xy is None:
+            raise ValueError("a kpr_random_forest trend needs the query coordinates")
+        planar = np.asarray(xy, dtype=np.float64) if self.planar_crs is None else transform_xy(xy, self.crs,
+                                                                                              self.planar_crs)
+        kriging = self.kriging.predict(planar)
+        return np.c_[self.forest.predict(np.c_[x, kriging]), kriging]
+
+    @property
+    def oof_features(self) -> np.ndarray:
+        """:meth:`teacher_features` of the training samples, none depending on the sample's own label: the
+        out-of-fold trend and, for ``kpr_random_forest``, the cross-fitted kriging features, ``(num_labelled, F)``."""
+        return self.oof[:, None] if self.kriging_oof is None else np.c_[self.oof, self.kriging_oof]
 
     def save(self, folder: Path) -> None:
         """Write the fitted trend to ``folder / trend.skops`` (``skops.io``: no pickle)."""
         sio.dump({"columns": list(self.columns), "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
                   "trees": self.trees, "folds": self.folds, "seed": self.seed, "kind": self.kind,
                   "neighbours": self.neighbours, "crs": self.crs, "planar_crs": self.planar_crs,
-                  "kriging": None if self.kriging is None else self.kriging.state()}, Path(folder) / TREND_FILE)
+                  "kriging": None if self.kriging is None else self.kriging.state(),
+                  "kriging_oof": self.kriging_oof}, Path(folder) / TREND_FILE)
 
     @classmethod
     def load(cls, folder: Path) -> "CovariateTrend":
@@ -154,6 +178,7 @@ class CovariateTrend:
                     state.get("neighbours", 64))
         trend.columns, trend.oof, trend.oof_r2, trend.forest = state["columns"], state["oof"], state["oof_r2"], state["forest"]
         trend.crs, trend.planar_crs = state.get("crs"), state.get("planar_crs")
+        trend.kriging_oof = state.get("kriging_oof")
         if state.get("kriging") is not None:
             trend.kriging = OrdinaryKrigingFeatures.from_state(state["kriging"])
         return trend

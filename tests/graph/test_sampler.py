@@ -105,7 +105,7 @@ def test_random_validation_split_trains(split, config_factory, monkeypatch):
 
 
 def test_block_masked_batches_keep_blocks_whole(split, config_factory):
-    from sptgnn.train.ensemble import _attach_mask_blocks
+    from sptgnn.train.node_inputs import attach_mask_blocks as _attach_mask_blocks
     from sptgnn.train.trainer import _seed_batches
 
     labelled, query = split

@@ -13,7 +13,8 @@ from sptgnn.losses import beta_nll, gaussian_nll
 from sptgnn.nn.model import SpTGNN
 from sptgnn.splits import spatial_holdout
 from sptgnn.train.target import TargetTransform
-from sptgnn.train.trainer import _objective, _subgraph_edges, _validation_score, train_member
+from sptgnn.train.objective import objective as _objective, validation_score as _validation_score
+from sptgnn.train.trainer import _subgraph_edges, train_member
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def _record(monkeypatch):
         calls.append((self.training, None if label_value is None else label_value.clone()))
         return original(self, data, label_value)
 
-    original_objective = trainer_mod._objective
+    original_objective = trainer_mod.objective
 
     def objective(config, epoch, y, mean, var):
         scored.append(y.detach().clone())
@@ -127,7 +128,7 @@ def _record(monkeypatch):
         return original_moran(residuals, edge_index, num_nodes)
 
     monkeypatch.setattr(SpTGNN, "forward", forward)
-    monkeypatch.setattr(trainer_mod, "_objective", objective)
+    monkeypatch.setattr(trainer_mod, "objective", objective)
     monkeypatch.setattr(trainer_mod, "moran_penalty", penalty)
     return calls, scored, moran
 
