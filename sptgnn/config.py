@@ -196,6 +196,7 @@ class ModelConfig(_Section):
         trend: ``random_forest``: the members model the residual of a random-forest trend on the covariates, as
             regression kriging does with kriging (see :mod:`sptgnn.train.trend`); ``kpr_random_forest``: the trend
             forest also reads cross-fitted ordinary-kriging predictions of the target (kriging-prior regression);
+            ``xgboost``: gradient-boosted trees on the covariates (the ``xgboost`` baseline's settings);
             ``none``: they model the target;
             ``auto``: use the trend only when its out-of-fold R² on the training samples reaches ``trend_min_r2``
             (decided per fit, from training data only).
@@ -228,10 +229,10 @@ class ModelConfig(_Section):
     var_floor: float = Field(1e-4, gt=0.0)
     linear_skip: bool = False
     teacher_input: bool = False
-    trend: Literal["none", "random_forest", "kpr_random_forest", "auto"] = "none"
+    trend: Literal["none", "random_forest", "kpr_random_forest", "xgboost", "auto"] = "none"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
-    trend_candidates: list[Literal["random_forest", "kpr_random_forest"]] = Field(
+    trend_candidates: list[Literal["random_forest", "kpr_random_forest", "xgboost"]] = Field(
         default_factory=lambda: ["random_forest"], min_length=1)
     fusion: Literal["moe", "concat"] = "moe"
     gating: Literal["topk_softmax", "dirichlet"] = "topk_softmax"

@@ -8,7 +8,8 @@ environment columns) in the ensemble's standardised target space. The members ar
 samples, so a member never sees a trend that was fitted on the node's own label), and a query node's prediction is
 ``trend(query) + member mean`` with the member's variance unchanged.
 
-The trend is the ensemble's one *teacher*: ``random_forest`` reads the covariates; ``kpr_random_forest`` also reads
+The trend is the ensemble's one *teacher*: ``random_forest`` reads the covariates, as does ``xgboost`` (gradient-boosted
+trees with the ``xgboost`` baseline's settings, saved in XGBoost's own JSON model format); ``kpr_random_forest`` also reads
 ordinary-kriging predictions of the standardised target from the labelled samples and their kriging sd (kriging-prior
 regression, :mod:`sptgnn.evaluate.kriging_prior`), cross-fitted inside each of the K folds so that no labelled node's
 trend depends on its own label.
@@ -24,11 +25,12 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
 from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.evaluate.baselines import make_regressor
 from sptgnn.evaluate.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
 from sptgnn.geo import transform_xy
 from sptgnn.splits import planar_coords, planar_crs
 
-KINDS = ("random_forest", "kpr_random_forest")
+KINDS = ("random_forest", "kpr_random_forest", "xgboost")
 
 TREND_FILE = "trend.skops"
 #: Types a trend file may hold beyond skops' defaults: the decision tree arrays of a scikit-learn forest. skops refuses
@@ -50,7 +52,8 @@ class CovariateTrend:
         trees: Number of trees.
         folds: ``K`` of the K-fold that gives the labelled nodes their out-of-fold trend.
         seed: Seed of the forest and the fold assignment.
-        kind: ``random_forest`` (covariates) or ``kpr_random_forest`` (covariates plus kriging-prior features).
+        kind: ``random_forest`` or ``xgboost`` (covariates), or ``kpr_random_forest`` (covariates plus kriging-prior
+            features).
         neighbours: Kriging neighbours (``kpr_random_forest``).
 
     Attributes:
@@ -73,7 +76,9 @@ class CovariateTrend:
         self.forest: RandomForestRegressor | None = None
         self.oof_r2: float | None = None
 
-    def _forest(self) -> RandomForestRegressor:
+    def _forest(self):
+        if self.kind == "xgboost":
+            return make_regressor("xgboost", self.seed)
         return RandomForestRegressor(self.trees, random_state=self.seed, n_jobs=1)
 
     def fit(self, samples: SoilSamples, z: np.ndarray) -> "CovariateTrend":
@@ -95,7 +100,7 @@ class CovariateTrend:
         x = _covariates(samples, self.columns)
         z = np.asarray(z, dtype=np.float64)
         cv = KFold(self.folds, shuffle=True, random_state=self.seed)
-        if self.kind == "random_forest":
+        if self.kind != "kpr_random_forest":
             self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
             self.forest = self._forest().fit(x, z)
         else:
@@ -160,7 +165,10 @@ class CovariateTrend:
 
     def save(self, folder: Path) -> None:
         """Write the fitted trend to ``folder / trend.skops`` (``skops.io``: no pickle)."""
-        sio.dump({"columns": list(self.columns), "oof": self.oof, "oof_r2": self.oof_r2, "forest": self.forest,
+        xgb = self.kind == "xgboost"  # XGBoost's own JSON model (no pickle), read back by XGBRegressor.load_model
+        sio.dump({"columns": list(self.columns), "oof": self.oof, "oof_r2": self.oof_r2,
+                  "forest": None if xgb else self.forest,
+                  "xgboost_json": bytes(self.forest.get_booster().save_raw("json")) if xgb else None,
                   "trees": self.trees, "folds": self.folds, "seed": self.seed, "kind": self.kind,
                   "neighbours": self.neighbours, "crs": self.crs, "planar_crs": self.planar_crs,
                   "kriging": None if self.kriging is None else self.kriging.state(),
@@ -177,6 +185,9 @@ class CovariateTrend:
         trend = cls(state["trees"], state["folds"], state["seed"], state.get("kind", "random_forest"),
                     state.get("neighbours", 64))
         trend.columns, trend.oof, trend.oof_r2, trend.forest = state["columns"], state["oof"], state["oof_r2"], state["forest"]
+        if state.get("xgboost_json") is not None:
+            trend.forest = make_regressor("xgboost", trend.seed)
+            trend.forest.load_model(bytearray(state["xgboost_json"]))
         trend.crs, trend.planar_crs = state.get("crs"), state.get("planar_crs")
         trend.kriging_oof = state.get("kriging_oof")
         if state.get("kriging") is not None:

@@ -82,3 +82,20 @@ def test_soft_target_weight_anneals_linearly(config_factory):
     cfg = config_factory(loss={"teacher_weight": 4.0, "teacher_anneal_epochs": 10})
     assert [teacher_weight(cfg, e) for e in (0, 5, 10, 20)] == [4.0, 2.0, 0.0, 0.0]
     assert teacher_weight(config_factory(loss={"teacher_weight": 4.0}), 50) == 4.0
+
+
+def test_xgboost_teacher_is_out_of_fold_and_reloads_without_pickle(data, tmp_path):
+    from sklearn.model_selection import KFold
+
+    from sptgnn.evaluate.baselines import make_regressor
+
+    lab, query = data
+    z = (lab.target("soc_g_kg") - 12.0) / 3.0
+    trend = CovariateTrend(folds=4, seed=2, kind="xgboost").fit(lab, z)
+    x = lab.frame[trend.columns].to_numpy(dtype=float)
+    for tr, te in KFold(4, shuffle=True, random_state=2).split(x):  # the out-of-fold trend never saw its own label
+        np.testing.assert_allclose(trend.oof[te], make_regressor("xgboost", 2).fit(x[tr], z[tr]).predict(x[te]),
+                                   rtol=1e-5, atol=1e-6)
+    trend.save(tmp_path)
+    back = CovariateTrend.load(tmp_path)
+    np.testing.assert_allclose(back.predict(query), trend.predict(query), rtol=1e-6)
