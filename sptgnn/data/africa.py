@@ -9,7 +9,9 @@ a continuous band are dropped and counted (a logged warning and ``metadata["drop
 categorical band only leaves that point's one-hot columns at zero (also counted). Categorical bands (``SGEUSG0x``
 geology, ``L3POBI0a`` landform) are one-hot encoded with the codes of ``afgrid20_categorical_codes.csv``. MODIS EVI and
 land-surface-temperature bands form the imagery stream, the other bands the environment stream; ``DEMSRE0a`` is the
-elevation (m). Sampling dates become the time stream; the 1,758 points without a date get the median date of their
+elevation (m). The table's pH (water), clay, sand, silt, bulk density, CEC and total N become secondary targets
+(``ph_h2o``, ``clay_pct``, …; NaN where not measured) for multi-task learning (``data.targets``). Sampling dates become
+the time stream; the 1,758 points without a date get the median date of their
 source database (flag column ``date_imputed``). Use ``data.target_transform: log1p`` to model log SOC.
 
 ``wise-global``: WISE 3.1 topsoil SOC of 7,838 profiles (Batjes 2009) in lon/lat, no covariates and no dates; the
@@ -49,6 +51,10 @@ AFGRID_CATEGORICAL = ("SGEUSG0x", "L3POBI0a")
 #: Bands left out: the land mask is 1 on every valid cell.
 AFGRID_DROP = ("SMKMOD0x",)
 AFGRID_ELEVATION = "DEMSRE0a"
+#: Further soil properties of the topsoil table, secondary targets for multi-task learning (``data.targets``), with
+#: their units; each is measured at only part of the points (NaN elsewhere).
+AFSP_SECONDARY = {"ph_h2o": "pH", "clay_pct": "%", "sand_pct": "%", "silt_pct": "%", "bulk_density_kg_m3": "kg/m3",
+                  "cec_cmol_kg": "cmol(+)/kg", "total_n_g_kg": "g/kg"}
 
 
 class GridCoverageError(DatasetError):
@@ -70,7 +76,7 @@ def _read_points(path: Path, target: str, required: list[str]) -> pd.DataFrame:
     missing = [c for c in [target, *required] if c not in frame.columns]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}")
-    for col in (target, "lon", "lat"):
+    for col in (target, "lon", "lat", *[c for c in AFSP_SECONDARY if c in frame.columns]):
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() & frame[col].notna()
         if bad.any():
@@ -197,9 +203,11 @@ def load_afsp_africa(root: Path | None = None) -> SoilSamples:
         dates = dates.fillna(fill).fillna(dates.median())
         log.warning("afsp-africa: %d point(s) without a sampling date get the median date of their source database",
                     int(imputed.sum()))
+    secondary = [c for c in AFSP_SECONDARY if c in frame.columns]
     base = pd.DataFrame({
         "sample_id": frame["SOURCEID"].astype(str).to_numpy(),
         "soc_g_kg": frame["soc_g_kg"].to_numpy(float),
+        **{c: frame[c].to_numpy(float) for c in secondary},
         "source_db": frame["SOURCEDB"].astype(str).to_numpy(),
         "lon": frame["lon"].to_numpy(float),
         "lat": frame["lat"].to_numpy(float),
@@ -213,14 +221,14 @@ def load_afsp_africa(root: Path | None = None) -> SoilSamples:
     environment = [b for b in continuous if b not in imagery] + one_hot
     return SoilSamples(
         frame=gdf,
-        targets=["soc_g_kg"],
+        targets=["soc_g_kg", *secondary],
         feature_groups={"imagery": imagery, "environment": environment},
         elevation=AFGRID_ELEVATION if AFGRID_ELEVATION in continuous else None,
         date_column="date",
         name="afsp-africa",
         metadata={
             "source": "Africa Soil Profiles DB 1.2 + AfSIS (Leenaars et al. 2014; Hengl et al. 2015), afgrid20 (GSIF); GPL",
-            "units": {"soc_g_kg": "g/kg"},
+            "units": {"soc_g_kg": "g/kg", **{c: AFSP_SECONDARY[c] for c in secondary}},
             "dropped": {"off_grid": int(off_grid.sum()), "nodata": int(on_nodata.sum()),
                         "categorical_nodata": cat_missing, "dates_imputed": int(imputed.sum())},
             "points_file": str(points),
@@ -238,9 +246,11 @@ def load_wise_global(root: Path | None = None) -> SoilSamples:
     folder = (root or data_dir()) / WISE_DIR
     points = _need(folder / WISE_POINTS, "wise-global")
     frame = _read_points(points, "soc_g_kg", ["SOURCEID"])
+    secondary = [c for c in AFSP_SECONDARY if c in frame.columns]
     base = pd.DataFrame({
         "sample_id": frame["SOURCEID"].astype(str).to_numpy(),
         "soc_g_kg": frame["soc_g_kg"].to_numpy(float),
+        **{c: frame[c].to_numpy(float) for c in secondary},
         "source_db": frame.get("SOURCEDB", pd.Series(["WISE"] * len(frame))).astype(str).to_numpy(),
     })
     gdf = gpd.GeoDataFrame(base, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")

@@ -144,3 +144,15 @@ def test_cli_reports_a_raster_covering_none_of_the_points(tmp_path, monkeypatch)
     config.write_text("data: {dataset: afsp-africa}\nevaluate: {split: blocks}\n")
     res = CliRunner().invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "covers none of the 2 points" in res.output
+
+
+def test_secondary_soil_properties_are_targets_missing_where_not_measured(tmp_path):
+    rows = _rows([20.05, 19.5], [4.95, 5.5]) | {"ph_h2o": [6.1, 5.2], "bulk_density_kg_m3": [1350.0, None]}
+    s = load_afsp_africa(_folder(tmp_path, rows))
+    assert s.targets == ["soc_g_kg", "ph_h2o", "bulk_density_kg_m3"]
+    np.testing.assert_array_equal(s.target("ph_h2o"), [6.1, 5.2])
+    assert s.target("bulk_density_kg_m3")[0] == 1350.0 and np.isnan(s.target("bulk_density_kg_m3")[1])
+    assert s.metadata["units"]["bulk_density_kg_m3"] == "kg/m3"
+    bad = _rows([20.05, 19.5], [4.95, 5.5]) | {"clay_pct": [30.0, "<5"]}
+    with pytest.raises(DatasetError, match=r"column 'clay_pct' holds text \('<5'\) on line\(s\) \[3\]"):
+        load_afsp_africa(_folder(tmp_path / "b", bad))
