@@ -557,9 +557,36 @@ class StudentConfig(_Section):
         return self
 
 
+class SelectionConfig(_Section):
+    """Choices selected per training fold by an inner cross-validation of the training samples only (never the test
+    fold), as the published LimeSoDa benchmark tunes its baselines by nested cross-validation.
+
+    Attributes:
+        candidates: Config overrides, one per candidate, e.g. ``[{}, {model: {teacher_input: true}},
+            {model: {trend: none}, loss: {teacher_weight: 0}}, {data: {targets: [soc_g_kg, ph, clay_percent]}}]``
+            (teacher on/off, multi-task on/off, width, members …). Fewer than two: no selection.
+        folds: ``K`` of the inner K-fold (random, seeded by ``train.seed``).
+        metric: ``r2`` (pooled R² of the mean, inner fits without calibration) or ``crps`` (mean CRPS, calibrated as
+            configured). Ties keep the earlier candidate.
+    """
+
+    candidates: list[dict[str, dict]] = Field(default_factory=list)
+    folds: int = Field(3, ge=2, le=10)
+    metric: Literal["r2", "crps"] = "r2"
+
+    @model_validator(mode="after")
+    def _check(self) -> "SelectionConfig":
+        for i, cand in enumerate(self.candidates):
+            bad = sorted(set(cand) & {"selection", "evaluate"})
+            if bad:
+                raise ValueError(f"selection.candidates[{i}] overrides {bad}; a candidate may change the model, its "
+                                 "training and its targets, not the evaluation or the selection itself")
+        return self
+
+
 class Config(_Section):
     """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``,
-    ``calibration``, ``student``."""
+    ``calibration``, ``student``, ``selection``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
@@ -570,6 +597,7 @@ class Config(_Section):
     imagery: ImageryConfig = Field(default_factory=ImageryConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
 
     @model_validator(mode="after")
     def _check_tasks(self) -> "Config":
@@ -577,6 +605,18 @@ class Config(_Section):
         if weights is not None and len(weights) != len(aux):
             raise ValueError(f"loss.task_weights has {len(weights)} weight(s) but data.targets has {len(aux)} auxiliary "
                              f"target(s) {aux}: give one weight per target after the first")
+        for i, cand in enumerate(self.selection.candidates):
+            raw = self.model_dump()
+            raw["selection"] = {}
+            for name, values in cand.items():
+                if name not in raw or not isinstance(raw[name], dict):
+                    raise ValueError(f"selection.candidates[{i}]: unknown section '{name}'")
+                raw[name].update(values)
+            try:
+                Config.model_validate(raw)
+            except ValidationError as exc:
+                raise ValueError(f"selection.candidates[{i}] is not a valid override: {exc.errors()[0]['msg']} at "
+                                 f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}") from None
         return self
 
     def to_yaml(self) -> str:

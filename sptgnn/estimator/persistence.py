@@ -49,6 +49,7 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
         "fit_seconds": ens.fit_seconds, "calibrator": None if ens.calibrator is None else ens.calibrator.state(),
         "calibration_ids": [str(i) for i in ens.calibration_ids], "trend": ens.trend is not None,
         "student": None if ens.student is None else ens.student.state_dict(), "student_info": ens.student_info,
+        "selection": ens.selection,
     }
     (folder / "config.yaml").write_text(ens.config.to_yaml())
     torch.save(state, folder / "ensemble.pt")
@@ -152,6 +153,7 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
                            f"({exc}); retrain the run") from None
         ens.student.eval()
         ens.student_info = dict(state.get("student_info", {}))
+    ens.selection = dict(state.get("selection", {}))
     ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
     aoa = None
     if (path / "aoa.npz").is_file():

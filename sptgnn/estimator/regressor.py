@@ -188,6 +188,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         trend = self.run_.ensemble.trend
         self.choices_ = {"trend": "none" if trend is None else trend.kind,
                          "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4)}
+        if self.run_.ensemble.selection:  # selection.candidates: what the inner cross-validation chose
+            self.choices_ |= {f"selection_{k}": v for k, v in self.run_.ensemble.selection.items()}
         return self
 
     def predict_dist(self, X, target: str | None = None, student: bool = False) -> Prediction:

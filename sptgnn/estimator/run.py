@@ -29,6 +29,7 @@ from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, 
 from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
 from sptgnn.predict.query import QueryInputs, QueryPredictor
 from sptgnn.train.checks import check_training_samples
+from sptgnn.estimator.selection import select_config
 from sptgnn.train.ensemble import DeepEnsemble
 
 
@@ -42,11 +43,16 @@ def fit_run(config: Config, samples: SoilSamples, progress: Callable[[int], None
         progress: Called with the member index after each trained member.
         aoa: Fit the area-of-applicability reference (needs covariates; skipped without any).
 
+    With ``selection.candidates`` the configuration is first chosen by an inner cross-validation of ``samples``
+    (:func:`~sptgnn.estimator.selection.select_config`); the run stores the chosen one and ``ensemble.selection``.
+
     Raises:
         SamplesError: The target is missing or invalid.
         CalibrationError: Too few samples for the configured calibration part.
     """
+    config, selection = select_config(config, samples)  # selection.candidates: an inner CV of the training samples
     ensemble = DeepEnsemble(config).fit(samples, progress=progress)
+    ensemble.selection = selection
     reference = fit_aoa(samples, config.data.target, seed=config.train.seed) if aoa and samples.feature_columns else None
     units = samples.metadata.get("units", {}).get(config.data.target, "")
     table = config.data.table

@@ -55,7 +55,7 @@ class DeepEnsemble:
         self.calibration_ids: list = []
         self.calibration_data: tuple[Prediction, np.ndarray] | None = None
         self.student: SpTGNN | None = None  # the fast student (``student.enabled``), see sptgnn.train.student
-        self.student_info: dict = {}
+        self.student_info, self.selection = {}, {}  # the student's fit; the inner CV's choice (estimator.selection)
 
     # -- fit ----------------------------------------------------------------------------------------------------------
     def fit(self, samples: SoilSamples, progress: Callable[[int], None] | None = None) -> "DeepEnsemble":
