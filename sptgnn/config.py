@@ -309,6 +309,8 @@ class TrainConfig(_Section):
             and their ``model.num_layers``-hop in-neighbourhood (:mod:`sptgnn.graph.sampler`); an epoch is one pass
             over the labelled nodes, the EMA is updated per step. The batch's seeds are the nodes whose labels are
             hidden and scored (``model.label_mask_rate`` is then unused). ``null``: full batch, one step per epoch.
+        threads: CPU threads of torch, BLAS and the tree baselines (:mod:`sptgnn.threads`); ``null``: ``$SPTGNN_THREADS``,
+            ``$OMP_NUM_THREADS``, else 1 below 50,000 labelled nodes and every available core above.
     """
 
     members: int = Field(5, ge=1)
@@ -325,6 +327,7 @@ class TrainConfig(_Section):
     batch_size: int | None = Field(None, ge=1)
     val_split: Literal["blocks", "random"] = "blocks"
     label_mask_block_km: float | None = Field(None, gt=0.0)
+    threads: int | None = Field(None, ge=1)
 
 
 class EvaluateConfig(_Section):

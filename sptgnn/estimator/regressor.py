@@ -35,6 +35,7 @@ FLAT = {  # estimator parameter -> (config section, field)
     "loss": ("loss", "kind"), "moran_weight": ("loss", "moran_weight"),
     "members": ("train", "members"), "epochs": ("train", "epochs"), "lr": ("train", "lr"),
     "patience": ("train", "patience"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
+    "threads": ("train", "threads"),
     "calibration": ("calibration", "method"),
 }
 
@@ -58,6 +59,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         hidden, num_layers, num_experts, top_k, heads, dropout, label_inputs, trend, gating: ``model``
             section (``gating``: ``topk_softmax`` or ``dirichlet``).
         relations, k_spatial, k_spectral, k_elevation: ``graph`` section (relations and in-degree per relation).
+        threads: CPU threads of torch, BLAS and trees (``None``: the policy of :mod:`sptgnn.threads`, 1 thread below
+            50,000 samples unless ``$SPTGNN_THREADS`` or ``$OMP_NUM_THREADS`` says otherwise).
         targets: Multi-task targets, the primary first (``data.targets``), e.g. ``("soc_g_kg", "ph", "clay_percent")``;
             ``None``: ``target`` alone.
         loss: ``gaussian_nll``, ``beta_nll`` or ``mse_warmup``; moran_weight: λ of the Moran's I penalty.
@@ -99,7 +102,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
                  epochs=_default("epochs"), lr=_default("lr"), patience=_default("patience"),
                  batch_size=_default("batch_size"), seed=_default("seed"), target=_default("target"),
                  target_transform=_default("target_transform"), calibration=_default("calibration"),
-                 targets=_default("targets"),
+                 targets=_default("targets"), threads=_default("threads"),
                  coords=None, crs=None, imagery_columns=None, environment_columns=None, elevation_column=None,
                  date_column=None, id_column=None, config=None, area_of_applicability=True, verbose=False):
         self.members, self.hidden, self.num_layers, self.num_experts = members, hidden, num_layers, num_experts
@@ -109,7 +112,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         self.loss, self.moran_weight = loss, moran_weight
         self.epochs, self.lr, self.patience, self.batch_size, self.seed = epochs, lr, patience, batch_size, seed
         self.target, self.target_transform, self.calibration = target, target_transform, calibration
-        self.targets = targets
+        self.targets, self.threads = targets, threads
         self.coords, self.crs = coords, crs
         self.imagery_columns, self.environment_columns = imagery_columns, environment_columns
         self.elevation_column, self.date_column, self.id_column = elevation_column, date_column, id_column

@@ -30,6 +30,7 @@ from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
 from sptgnn.predict.query import QueryInputs, QueryPredictor
 from sptgnn.train.checks import check_training_samples
 from sptgnn.estimator.selection import select_config
+from sptgnn.threads import apply_threads, resolve_threads
 from sptgnn.train.ensemble import DeepEnsemble
 
 
@@ -50,6 +51,7 @@ def fit_run(config: Config, samples: SoilSamples, progress: Callable[[int], None
         SamplesError: The target is missing or invalid.
         CalibrationError: Too few samples for the configured calibration part.
     """
+    apply_threads(resolve_threads(config.train.threads, len(samples)))  # torch, BLAS and trees: sptgnn.threads
     config, selection = select_config(config, samples)  # selection.candidates: an inner CV of the training samples
     ensemble = DeepEnsemble(config).fit(samples, progress=progress)
     ensemble.selection = selection

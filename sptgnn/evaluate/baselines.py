@@ -11,13 +11,14 @@ covariates" trick of DSM, e.g. Hengl et al. 2018); the quantile baselines ``qrf`
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestRegressor
 from xgboost import XGBRegressor
+
+from sptgnn.threads import tree_threads
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import MomentForecast, QuantileForecast
@@ -41,12 +42,8 @@ def baseline_features(samples: SoilSamples, with_xy: bool) -> np.ndarray:
 
 
 def n_jobs() -> int:
-    """Threads of the tree baselines: ``$OMP_NUM_THREADS`` when set (1 on a shared machine, where spinning threads
-    slow every process down), else 2."""
-    try:
-        return max(1, int(os.environ.get("OMP_NUM_THREADS", "2")))
-    except ValueError:
-        return 2
+    """Threads of the tree baselines: the project's one thread policy (:func:`sptgnn.threads.tree_threads`)."""
+    return tree_threads()
 
 
 def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_features: float | None = None):

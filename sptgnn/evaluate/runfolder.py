@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sptgnn._version import __version__
+from sptgnn.threads import apply_threads, resolve_threads
 from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
@@ -75,6 +76,7 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
         SamplesError, SplitError, CalibrationError: Unusable samples, folds or calibration part.
     """
     check_new_folder(out)
+    threads = apply_threads(resolve_threads(config.train.threads, len(samples)))  # one policy, stated in metrics.json
     start, cpu = time.perf_counter(), time.process_time()
     result = cross_validate_config(samples, config, progress=progress, variants=variants)
     ev, n_folds = config.evaluate, len(result.folds)
@@ -87,7 +89,7 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
         "wall_seconds": round(time.perf_counter() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "threads": threads,
         "fold_sizes": result.folds,
         "stream_usage": result.stream_usage,
         "dropped": samples.metadata.get("dropped"),

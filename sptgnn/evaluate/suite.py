@@ -15,6 +15,7 @@ from sptgnn.config import Config, ConfigError
 from sptgnn.data.datasets import load_dataset
 from sptgnn.distributions import CalibrationError
 from sptgnn.evaluate.ablation import LIMESODA_SUITE
+from sptgnn.threads import applied_threads
 from sptgnn.evaluate.crossval import cross_validate_config
 from sptgnn.evaluate.runfolder import timestamped_folder
 
@@ -120,7 +121,7 @@ def run_suite(config: Config, suite: str, out: Path, datasets: list[str] | None 
         if done is not None:
             done(name)
     table = _table(results, calibration)
-    meta = {"suite": suite, "members": config.train.members, "wall_seconds": round(time.perf_counter() - start, 1),
+    meta = {"suite": suite, "members": config.train.members, "threads": applied_threads(), "wall_seconds": round(time.perf_counter() - start, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()], "calibration": calibration, "datasets": results}
     with atomic_dir(out) as tmp:
         (tmp / "benchmark.json").write_text(json.dumps(meta, indent=2))

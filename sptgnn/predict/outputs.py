@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
-import torch
 
 from sptgnn.estimator.run import load_run
+from sptgnn.threads import apply_threads, resolve_threads
 from sptgnn.predict.points import predict_points, read_points, write_points
 from sptgnn.predict.raster import PredictError, predict_raster
 
@@ -47,7 +47,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
             raise PredictError(f"--date '{date}' is not a date; use YYYY-MM-DD") from None
     if not out.parent.is_dir():
         raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
-    torch.set_num_threads(threads)
+    apply_threads(resolve_threads(threads))  # torch, BLAS and neighbour search: sptgnn.threads
     model = load_run(run, compile=bool(compile), workers=threads)
     if student and not model.has_student:
         raise PredictError(f"{run} has no student; train it with student.enabled: true, or drop --student")
