@@ -236,6 +236,20 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
             return pred.quantiles(quantiles)
         return (pred.mean, pred.sd) if return_std else pred.mean
 
+    def forecasts(self, X) -> dict[str, Prediction]:
+        """Every forecast of one fit from one pass of the members over ``X``: ``{"": calibrated, "uncalibrated": raw,
+        "student": …}`` (the entries :meth:`predict_dist` and :meth:`extra_forecasts` give; the calibrated forecast is
+        the calibrator applied to the raw mixture, so the members predict ``X`` once). Cross-validation scores them as
+        ``<model>``, ``<model>_uncalibrated`` and ``<model>_student``."""
+        check_is_fitted(self, "run_")
+        samples = self._samples(X, groups=self.feature_groups_)
+        raw = self.run_.predict(samples, calibrated=False)
+        calibrator = self.run_.ensemble.calibrator
+        out = {"": raw} if calibrator is None else {"": calibrator.apply(raw), "uncalibrated": raw}
+        if self.run_.has_student:
+            out["student"] = self.run_.predict(samples, student=True)
+        return out
+
     def extra_forecasts(self, X) -> dict[str, Prediction]:
         """Other forecasts of the same fit, by name suffix: ``{"uncalibrated": …}`` (the raw mixture) when a calibrator
         was fitted and ``{"student": …}`` (the distilled fast student) when there is one; cross-validation scores them

@@ -6,8 +6,10 @@
 prediction, or ``None``) — and a splitter (``split(samples)`` yielding train and test
 positions, e.g. :class:`~sptgnn.splits.BlockKFold`) or a list of :class:`~sptgnn.splits.Fold`. SpTGNN
 (:class:`~sptgnn.estimator.regressor.SpTGNNRegressor`) and every baseline (:mod:`sptgnn.evaluate.baselines`) follow
-it. Optional hooks: ``extra_forecasts(samples)`` gives more rows of the same fit (SpTGNN's uncalibrated mixture),
-``diagnostics(samples)`` the MoE gates of the first model that has them.
+it. Optional hooks: ``forecasts(samples)`` gives every forecast of the fit from one prediction pass (``""`` the
+model's own, other keys more rows of the same fit: SpTGNN's uncalibrated mixture and student), else
+``extra_forecasts(samples)`` adds such rows to ``predict_dist``; ``target_forecasts(samples)`` gives the auxiliary
+targets' forecasts (rows ``<model>@<target>``); ``diagnostics(samples)`` the MoE gates of the first model that has them.
 
 Scores are pooled over all out-of-fold predictions (rule 5) and also given per fold. Every model is scored in target
 units through the same back-transform (:mod:`sptgnn.evaluate.backtransform`): ``r2``, ``rmse``, ``mae`` of the mean of
@@ -184,11 +186,14 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
             model.fit(train, progress=lambda msg, n=name: tick(f"{label}: {n} {msg}"))
             fit_time = time.perf_counter() - start
             start = time.perf_counter()
-            outputs = {name: model.predict_dist(test)}
+            if hasattr(model, "forecasts"):  # every forecast of the fit from one prediction pass
+                outputs = {f"{name}_{k}" if k else name: v for k, v in model.forecasts(test).items()}
+            else:
+                outputs = {name: model.predict_dist(test)}
             pred_s[name] = pred_s.get(name, 0.0) + time.perf_counter() - start
             if hasattr(model, "choices_"):  # what the fit chose from its training fold (e.g. the trend of `auto`)
                 choices.setdefault(name, {})[str(f.fold)] = dict(model.choices_)
-            if hasattr(model, "extra_forecasts"):
+            if hasattr(model, "extra_forecasts") and not hasattr(model, "forecasts"):
                 outputs |= {f"{name}_{k}": v for k, v in model.extra_forecasts(test).items()}
             for out_name, forecast in outputs.items():
                 fit_s[out_name] = fit_s.get(out_name, 0.0) + fit_time

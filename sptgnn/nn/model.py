@@ -138,6 +138,15 @@ class SpTGNN(nn.Module):
             h = h + self.label_encoder(lab)
         return h, balance, gates
 
+    def gate_weights(self, streams: dict[str, Tensor]) -> Tensor:
+        """MoE gate weights ``(N, E)`` of nodes from their stream tensors (as :meth:`embed_streams`): the router reads
+        the nodes' own streams only, so no graph is needed (``(N, 1)`` ones without an MoE)."""
+        parts = [self.encoders[s](streams[s]) for s in self.streams]
+        if self.moe is None:
+            return parts[0].new_ones(parts[0].shape[0], 1)
+        self.moe(torch.cat(parts, dim=-1))
+        return self.moe.last_gates
+
     def layer_states(self, data: HeteroData, label_value: Tensor | None = None) -> list[Tensor]:
         """Node states before each attention layer and after the last: ``L + 1`` tensors ``(N, d)``.
 

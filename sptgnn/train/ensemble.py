@@ -289,12 +289,12 @@ class DeepEnsemble:
 
     @torch.no_grad()
     def gates(self, query: SoilSamples) -> np.ndarray:
-        """MoE gate weights of the query nodes averaged over members, ``(num_query, E)``."""
-        graph = self.builder.build(query, self.target)
-        self.attach_teacher(graph, query)
-        n_lab = len(self.builder.labelled)
-        labels = self._labelled_inputs(len(query))
-        return np.mean([m.embed(graph, labels)[2][n_lab:].numpy() for m in self.members], axis=0)
+        """MoE gate weights of the query nodes averaged over members, ``(num_query, E)``, from their streams alone
+        (the router sees no graph, so none is built)."""
+        b, t, f32 = self.builder, self.builder.transform, lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+        streams = {"imagery": f32(b.stream(query, "imagery")), "environment": f32(b.stream(query, "environment")),
+                   "position": f32(t.position(query)), "time": f32(t.time(query))}
+        return np.mean([m.eval().gate_weights(streams).numpy() for m in self.members], axis=0)
 
 
 __all__ = ["DeepEnsemble"]

@@ -167,6 +167,15 @@ def test_gates(fitted, data):
     np.testing.assert_allclose(gates.sum(1), 1.0, rtol=1e-6)
 
 
+def test_gates_from_streams_equal_the_gates_of_the_graph_forward(fitted, data):
+    _, query = data
+    graph = fitted.builder.build(query, fitted.target)
+    n_lab = len(fitted.builder.labelled)
+    labels = fitted._labelled_inputs(len(query))
+    ref = np.mean([m.eval().embed(graph, labels)[2][n_lab:].detach().numpy() for m in fitted.members], axis=0)
+    np.testing.assert_allclose(fitted.gates(query), ref, atol=1e-6)
+
+
 def test_predict_before_fit(config_factory, data):
     with pytest.raises(RuntimeError, match="before fit"):
         DeepEnsemble(config_factory()).predict(data[1])

@@ -57,3 +57,25 @@ def test_a_run_without_student_says_so(samples_factory, config_factory, tmp_path
     res = CliRunner().invoke(app, ["predict", str(run.path), "--points", str(pts), "--out", str(out), "--student"])
     assert res.exit_code == 2 and "has no student" in res.output and not out.exists()
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_one_prediction_pass_gives_every_forecast_of_the_fit(fitted):
+    est, _, test = fitted
+    outs = est.forecasts(test)
+    assert set(outs) == {"", "student"}  # no calibrator in this fit
+    np.testing.assert_allclose(outs[""].mean, est.predict_dist(test).mean, rtol=1e-10)
+    np.testing.assert_allclose(outs[""].sd, est.predict_dist(test).sd, rtol=1e-10)
+    np.testing.assert_allclose(outs["student"].mean, est.predict_dist(test, student=True).mean, rtol=1e-10)
+
+
+def test_calibrated_forecast_is_the_calibrator_on_the_one_raw_pass(samples_factory, config_factory):
+    data = samples_factory(n=60, seed=5)
+    cfg = config_factory(calibration={"method": "variance", "min_samples": 8, "fraction": 0.25})
+    est = SpTGNNRegressor.from_config(cfg, area_of_applicability=False).fit(data.subset(np.arange(60) >= 12))
+    test = data.subset(np.arange(60) < 12)
+    outs = est.forecasts(test)
+    assert set(outs) == {"", "uncalibrated"}
+    ref, raw = est.predict_dist(test), est.run_.predict(test, calibrated=False)
+    np.testing.assert_allclose(outs[""].sd, ref.sd, rtol=1e-10)
+    np.testing.assert_allclose(outs["uncalibrated"].sd, raw.sd, rtol=1e-10)
+    assert not np.allclose(outs[""].sd, outs["uncalibrated"].sd)  # the calibrator did act
