@@ -55,6 +55,7 @@ class GraphBuilder:
         self.distance_scale: dict[str, float] = {}
         self.labelled: SoilSamples | None = None
         self.index: RelationIndex | None = None
+        self._labelled_edges: dict[str, Edges] = {}  # labelled → labelled edges per relation, searched once
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, labelled: SoilSamples) -> "GraphBuilder":
@@ -71,9 +72,9 @@ class GraphBuilder:
         if "elevation" in self.relations and labelled.elevation is None:
             warnings.warn(f"{labelled.name} has no elevation: the elevation relation is left out", stacklevel=2)
             self.relations.remove("elevation")
-        self.index = self._index(labelled)
+        self.index, self._labelled_edges = self._index(labelled), {}
         for rel in self.relations:
-            _, _, dist = self._edges(rel, labelled, exclude_self=True)
+            _, _, dist = self.labelled_edges(rel)
             med = float(np.median(dist)) if len(dist) else 1.0
             self.distance_scale[rel] = med if med > 0 else 1.0
         return self
@@ -170,6 +171,13 @@ class GraphBuilder:
         spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
         return index.fit(labelled.metric_coords(), spectral, labelled.elevation_m())
 
+    def labelled_edges(self, relation: str) -> Edges:
+        """Edges among the labelled nodes of ``relation`` (no self loops): ``(src, dst, distance)``, searched once per
+        builder and reused by :meth:`fit` and every :meth:`build` (the labelled nodes do not change)."""
+        if relation not in self._labelled_edges:
+            self._labelled_edges[relation] = self._edges(relation, self.labelled, exclude_self=True)
+        return self._labelled_edges[relation]
+
     def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
         spectral = self.spectral_space(targets) if relation == "spectral" else None
         return self.index.edges(relation, targets.metric_coords(), spectral, targets.elevation_m(), exclude_self)
@@ -209,7 +217,7 @@ class GraphBuilder:
         store.labelled = torch.arange(n_lab + n_q) < n_lab
         store.num_nodes = n_lab + n_q
         for rel in self.relations:
-            src, dst, dist = self._edges(rel, lab, exclude_self=True)
+            src, dst, dist = self.labelled_edges(rel)
             if n_q:
                 qs, qd, qdist = self._edges(rel, query, exclude_self=False)
                 src, dst, dist = np.r_[src, qs], np.r_[dst, qd + n_lab], np.r_[dist, qdist]

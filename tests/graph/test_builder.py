@@ -366,3 +366,28 @@ def test_spectral_relation_over_imagery_and_environment(split):
     expected = np.argsort(cdist(tgt, ref), axis=1)[:, :3]
     for i in range(len(query)):
         assert set(q_edges[0, q_edges[1] == len(lab) + i]) == set(expected[i])
+
+
+def test_labelled_edges_are_searched_once_and_equal_a_fresh_search(split, monkeypatch):
+    from sptgnn.graph.relations import RelationIndex
+
+    train, query = split
+    calls = []
+    original = RelationIndex.edges
+
+    def counted(self, relation, *args, **kwargs):
+        calls.append((relation, args[-1] if args else kwargs.get("exclude_self")))
+        return original(self, relation, *args, **kwargs)
+
+    monkeypatch.setattr(RelationIndex, "edges", counted)
+    builder = GraphBuilder(GraphConfig()).fit(train)
+    first, second = builder.build(query, "soc_g_kg"), builder.build(None, "soc_g_kg")
+    labelled_searches = [c for c in calls if c[1] is True]
+    assert sorted(r for r, _ in labelled_searches) == sorted(builder.relations)  # once per relation: fit + 2 builds
+    monkeypatch.setattr(RelationIndex, "edges", original)
+    fresh = GraphBuilder(GraphConfig()).fit(train).build(query, "soc_g_kg")
+    for rel in builder.relations:
+        torch.testing.assert_close(first[edge_type(rel)].edge_index, fresh[edge_type(rel)].edge_index)
+        torch.testing.assert_close(first[edge_type(rel)].edge_attr, fresh[edge_type(rel)].edge_attr)
+        n = int(second[edge_type(rel)].edge_index.shape[1])
+        torch.testing.assert_close(second[edge_type(rel)].edge_index, fresh[edge_type(rel)].edge_index[:, :n])
