@@ -19,6 +19,7 @@ from sptgnn.config import GraphConfig
 from sptgnn.data.samples import SoilSamples
 from sptgnn.graph.features import NodeFeatureTransform
 from sptgnn.graph.relations import Edges, RelationIndex
+from sptgnn.threads import tree_threads
 
 NODE = "sample"
 
@@ -167,7 +168,8 @@ class GraphBuilder:
         """The k-d trees of ``labelled`` for the fitted relations (built once, shared by graphs and the query path)."""
         cfg = self.config
         k = {"spatial": cfg.k_spatial, "spectral": cfg.k_spectral, "elevation": cfg.k_elevation}
-        index = RelationIndex(self.relations, k, cfg.elevation_candidates, bool(labelled.crs.is_geographic))
+        index = RelationIndex(self.relations, k, cfg.elevation_candidates, bool(labelled.crs.is_geographic),
+                              workers=tree_threads())  # parallel k-d tree queries under the one thread policy
         spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
         return index.fit(labelled.metric_coords(), spectral, labelled.elevation_m())
 
