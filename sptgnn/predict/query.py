@@ -268,8 +268,8 @@ class QueryPredictor:
 
     def predict(self, query: SoilSamples, calibrated: bool = True, target: str | None = None, student: bool = False):
         """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`), or the student's."""
-        trend = None if self.ensemble.task_index(target) else self.ensemble.trend
-        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, trend), calibrated, target, student)
+        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, self.ensemble.trend), calibrated,
+                                   target, student)
 
 
 __all__ = ["QueryInputs", "QueryPredictor", "time_features"]

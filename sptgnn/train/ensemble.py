@@ -184,12 +184,11 @@ class DeepEnsemble:
         self.fit_seconds = time.perf_counter() - start
         return self
 
-    def attach_teacher(self, graph, query: SoilSamples | None = None) -> None:
-        """With ``model.teacher_input``: attach the teacher's features ``(N, F)`` to a graph built from the training
-        samples (the labelled nodes, out-of-fold features) and ``query`` (the query nodes, from the fitted teacher)."""
+    def attach_teacher(self, graph, query: np.ndarray | None = None) -> None:
+        """With ``model.teacher_input``: the teacher's features ``(N, F)`` on a graph of the training samples (out of
+        fold) and query nodes (``query`` ``(n, F)``, :meth:`~sptgnn.train.trend.CovariateTrend.teacher`)."""
         if self.trend is not None:
-            oof = np.arange(len(self.trend.oof))
-            attach_teacher_rows(self, graph, oof, None if query is None else self.trend.teacher(query))
+            attach_teacher_rows(self, graph, np.arange(len(self.trend.oof)), query)
 
     def task_index(self, target: str | None) -> int:
         """0 for the primary target (or ``None``), ``t`` for the ``t``-th auxiliary target of ``data.targets``.
@@ -264,10 +263,11 @@ class DeepEnsemble:
         task = self.task_index(target)
         levels = None if quantiles is None else check_levels(quantiles)
         graph = self.builder.build(query, self.target)
-        self.attach_teacher(graph, query)
+        teacher = None if self.trend is None else self.trend.teacher(query)  # column 0 is the trend
+        self.attach_teacher(graph, teacher)
         label_value = self._labelled_inputs(len(query))
         n_lab = len(self.builder.labelled)
-        trend = None if self.trend is None or task else self.trend.predict(query)
+        trend = None if teacher is None or task else teacher[:, 0]
         bs = self.config.train.batch_size
         sampler = InNeighbourSampler(graph, self.config.model.num_layers) if bs is not None else None
         query_nodes = torch.arange(n_lab, n_lab + len(query))

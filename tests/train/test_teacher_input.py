@@ -56,7 +56,7 @@ def test_members_read_the_teacher_and_every_prediction_path_agrees(data, fitted,
     assert fitted.members[0].teacher_encoder is not None
     assert fitted.members[0].teacher_encoder.in_features == 3
     graph = fitted.builder.build(query, fitted.target)
-    fitted.attach_teacher(graph, query)
+    fitted.attach_teacher(graph, fitted.trend.teacher(query))
     t = graph[NODE].teacher.numpy()
     np.testing.assert_allclose(t[: len(lab)], fitted.trend.oof_features, rtol=1e-6)
     np.testing.assert_allclose(t[len(lab):], fitted.trend.teacher(query), rtol=1e-6)
@@ -72,7 +72,7 @@ def test_the_teacher_moves_the_prediction(data, fitted):
     lab, query = data
     model = fitted.members[0]
     graph = fitted.builder.build(query, fitted.target)
-    fitted.attach_teacher(graph, query)
+    fitted.attach_teacher(graph, fitted.trend.teacher(query))
     base = model(graph).mean[len(lab):].detach()
     graph[NODE].teacher[len(lab):, 1] += 3.0
     assert (model(graph).mean[len(lab):].detach() - base).abs().max() > 1e-4
@@ -99,3 +99,20 @@ def test_xgboost_teacher_is_out_of_fold_and_reloads_without_pickle(data, tmp_pat
     trend.save(tmp_path)
     back = CovariateTrend.load(tmp_path)
     np.testing.assert_allclose(back.predict(query), trend.predict(query), rtol=1e-6)
+
+
+def test_an_auxiliary_target_is_predicted_with_the_teacher_inputs(data, config_factory):
+    # the members read the teacher's features for every target, not only the primary (the trend is added to it alone)
+    lab, query = data
+    def with_ph(s):
+        f = s.frame.copy()
+        f["ph"] = 6.0 + f["NDVI"]
+        return type(s)(frame=f, targets=["soc_g_kg", "ph"], feature_groups=s.feature_groups, elevation=s.elevation,
+                       date_column=s.date_column, name=s.name)
+    cfg = config_factory(model={"trend": "random_forest", "trend_trees": 10, "teacher_input": True,
+                                "label_inputs": False},
+                         data={"targets": ["soc_g_kg", "ph"], "target_transform": "none"})
+    ens = DeepEnsemble(cfg).fit(with_ph(lab))
+    direct = ens.predict(with_ph(query), target="ph").mean
+    np.testing.assert_allclose(Run(ens).predict(with_ph(query), target="ph").mean, direct, rtol=1e-4)
+    assert 6.0 < direct.mean() < 7.5  # on the pH scale, not SOC's
