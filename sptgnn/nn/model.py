@@ -121,13 +121,7 @@ class SpTGNN(nn.Module):
         """:meth:`embed` from the stream tensors ``{stream: (N, F_stream)}`` (``imagery``, ``environment``,
         ``position``, ``time``, and ``teacher`` with ``model.teacher_input``) instead of a graph: the entry point of
         the query fast path."""
-        parts = [self.encoders[s](streams[s]) for s in self.streams]
-        if self.moe is not None:
-            h, balance = self.moe(torch.cat(parts, dim=-1))
-            gates = self.moe.last_gates
-        else:
-            h = self.fuse(torch.cat(parts, dim=-1))
-            balance, gates = h.new_zeros(()), h.new_ones(h.shape[0], 1)
+        h, balance, gates = self._fuse(streams)
         if self.teacher_encoder is not None:  # the teacher's features (model.teacher_input), added like label inputs
             h = h + self.teacher_encoder(streams["teacher"])
         if self.label_encoder is not None:
@@ -138,14 +132,19 @@ class SpTGNN(nn.Module):
             h = h + self.label_encoder(lab)
         return h, balance, gates
 
+    def _fuse(self, streams: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """The stream encoders and the MoE (or the concatenating MLP): fused states ``(N, d)``, balance loss, gates."""
+        parts = [self.encoders[s](streams[s]) for s in self.streams]
+        if self.moe is not None:
+            h, balance = self.moe(torch.cat(parts, dim=-1))
+            return h, balance, self.moe.last_gates
+        h = self.fuse(torch.cat(parts, dim=-1))
+        return h, h.new_zeros(()), h.new_ones(h.shape[0], 1)
+
     def gate_weights(self, streams: dict[str, Tensor]) -> Tensor:
         """MoE gate weights ``(N, E)`` of nodes from their stream tensors (as :meth:`embed_streams`): the router reads
         the nodes' own streams only, so no graph is needed (``(N, 1)`` ones without an MoE)."""
-        parts = [self.encoders[s](streams[s]) for s in self.streams]
-        if self.moe is None:
-            return parts[0].new_ones(parts[0].shape[0], 1)
-        self.moe(torch.cat(parts, dim=-1))
-        return self.moe.last_gates
+        return self._fuse(streams)[2]
 
     def layer_states(self, data: HeteroData, label_value: Tensor | None = None) -> list[Tensor]:
         """Node states before each attention layer and after the last: ``L + 1`` tensors ``(N, d)``.
