@@ -143,19 +143,21 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         for name, (section, field) in FLAT.items():
             value = getattr(self, name)
             sections.setdefault(section, {})[field] = list(value) if isinstance(value, tuple) else value
-        if self.targets and self.target == _default("target"):
-            sections["data"]["target"] = self.targets[0]  # `targets` alone names the primary
+        sections["data"]["target"] = self._primary()
         try:
             return base.updated(**sections)
         except ValidationError as exc:
             raise ConfigError(format_config_error(exc, "SpTGNNRegressor")) from None
 
+    def _primary(self) -> str:
+        """The primary target: ``target``, or the first of ``targets`` when ``target`` was left at its default."""
+        return self.targets[0] if self.targets and self.target == _default("target") else self.target
+
     # -- fit / predict ---------------------------------------------------------------------------------------------
     def _samples(self, X, y=None, groups: dict[str, Sequence[str]] | None = None):
         g = groups or {"imagery": self.imagery_columns, "environment": self.environment_columns}
         aux = list(self.targets or [])[1:]
-        target = self.targets[0] if self.targets and self.target == _default("target") else self.target
-        return to_samples(X, y, target=target, coords=self.coords, crs=self.crs, imagery=g["imagery"],
+        return to_samples(X, y, target=self._primary(), coords=self.coords, crs=self.crs, imagery=g["imagery"],
                           environment=g["environment"], elevation=self.elevation_column, date=self.date_column,
                           id_column=self.id_column, aux_targets=aux)
 
@@ -215,8 +217,9 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         """Forecasts of the auxiliary targets (``targets`` after the first), ``{target: Prediction}``; cross-validation
         scores each against that target as ``<model>@<target>``. Empty for one target."""
         check_is_fitted(self, "run_")
-        samples = self._samples(X, groups=self.feature_groups_)
-        return {t: self.run_.predict(samples, target=t) for t in self.run_.ensemble.aux_targets}
+        predictor = self.run_.predictor
+        q = predictor.inputs(self._samples(X, groups=self.feature_groups_))
+        return {t: predictor.predict_inputs(q, target=t) for t in self.run_.ensemble.aux_targets}
 
     def predict(self, X, return_std: bool = False, quantiles=None):
         """Predicted mean ``(n,)`` in target units (the mixture mean, through the target's back-transform).
@@ -242,25 +245,20 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         the calibrator applied to the raw mixture, so the members predict ``X`` once). Cross-validation scores them as
         ``<model>``, ``<model>_uncalibrated`` and ``<model>_student``."""
         check_is_fitted(self, "run_")
-        samples = self._samples(X, groups=self.feature_groups_)
-        raw = self.run_.predict(samples, calibrated=False)
+        predictor = self.run_.predictor
+        q = predictor.inputs(self._samples(X, groups=self.feature_groups_))
+        raw = predictor.predict_inputs(q, calibrated=False)
         calibrator = self.run_.ensemble.calibrator
         out = {"": raw} if calibrator is None else {"": calibrator.apply(raw), "uncalibrated": raw}
         if self.run_.has_student:
-            out["student"] = self.run_.predict(samples, student=True)
+            out["student"] = predictor.predict_inputs(q, student=True)
         return out
 
     def extra_forecasts(self, X) -> dict[str, Prediction]:
         """Other forecasts of the same fit, by name suffix: ``{"uncalibrated": …}`` (the raw mixture) when a calibrator
         was fitted and ``{"student": …}`` (the distilled fast student) when there is one; cross-validation scores them
         as ``<model>_uncalibrated`` and ``<model>_student`` beside the model."""
-        check_is_fitted(self, "run_")
-        samples, out = self._samples(X, groups=self.feature_groups_), {}
-        if self.run_.ensemble.calibrator is not None:
-            out["uncalibrated"] = self.run_.predict(samples, calibrated=False)
-        if self.run_.has_student:
-            out["student"] = self.run_.predict(samples, student=True)
-        return out
+        return {k: v for k, v in self.forecasts(X).items() if k}
 
     def diagnostics(self, X) -> dict:
         """The MoE gate weights of each query sample averaged over members, ``gates`` ``(n, E)``, and the share of each

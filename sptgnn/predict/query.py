@@ -266,10 +266,14 @@ class QueryPredictor:
                 means[k, sl], variances[k, sl] = m.numpy(), v.numpy()
         return student_mixture(self.ensemble, means, variances, q.trend, calibrated)
 
+    def inputs(self, query: SoilSamples) -> QueryInputs:
+        """Query samples in the members' input space (streams, relation spaces, teacher features): built once, they
+        serve several :meth:`predict_inputs` calls (targets, student, raw and calibrated)."""
+        return QueryInputs.from_samples(self.builder, query, self.ensemble.trend)
+
     def predict(self, query: SoilSamples, calibrated: bool = True, target: str | None = None, student: bool = False):
         """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`), or the student's."""
-        return self.predict_inputs(QueryInputs.from_samples(self.builder, query, self.ensemble.trend), calibrated,
-                                   target, student)
+        return self.predict_inputs(self.inputs(query), calibrated, target, student)
 
 
 __all__ = ["QueryInputs", "QueryPredictor", "time_features"]
