@@ -609,14 +609,11 @@ class Config(_Section):
             raise ValueError(f"loss.task_weights has {len(weights)} weight(s) but data.targets has {len(aux)} auxiliary "
                              f"target(s) {aux}: give one weight per target after the first")
         for i, cand in enumerate(self.selection.candidates):
-            raw = self.model_dump()
-            raw["selection"] = {}
-            for name, values in cand.items():
-                if name not in raw or not isinstance(raw[name], dict):
-                    raise ValueError(f"selection.candidates[{i}]: unknown section '{name}'")
-                raw[name].update(values)
-            try:
-                Config.model_validate(raw)
+            unknown = [name for name in cand if name not in Config.model_fields]
+            if unknown:
+                raise ValueError(f"selection.candidates[{i}]: unknown section '{unknown[0]}'")
+            try:  # the candidate exactly as estimator.selection will apply it
+                self.updated(selection={"candidates": []}, **cand)
             except ValidationError as exc:
                 raise ValueError(f"selection.candidates[{i}] is not a valid override: {exc.errors()[0]['msg']} at "
                                  f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}") from None
