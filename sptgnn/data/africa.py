@@ -246,11 +246,9 @@ def load_wise_global(root: Path | None = None) -> SoilSamples:
     folder = (root or data_dir()) / WISE_DIR
     points = _need(folder / WISE_POINTS, "wise-global")
     frame = _read_points(points, "soc_g_kg", ["SOURCEID"])
-    secondary = [c for c in AFSP_SECONDARY if c in frame.columns]
     base = pd.DataFrame({
         "sample_id": frame["SOURCEID"].astype(str).to_numpy(),
         "soc_g_kg": frame["soc_g_kg"].to_numpy(float),
-        **{c: frame[c].to_numpy(float) for c in secondary},
         "source_db": frame.get("SOURCEDB", pd.Series(["WISE"] * len(frame))).astype(str).to_numpy(),
     })
     gdf = gpd.GeoDataFrame(base, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
