@@ -16,7 +16,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import KFold
 
 from sptgnn.config import Config
-from sptgnn.data.samples import SoilSamples
+from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.train.ensemble import DeepEnsemble
 
 
@@ -45,8 +45,6 @@ def select_config(config: Config, samples: SoilSamples,
     sc = config.selection
     if len(sc.candidates) < 2:
         return config, {}
-    from sptgnn.data.samples import SamplesError
-
     if len(samples) < 2 * sc.folds:
         raise SamplesError(f"{samples.name}: {len(samples)} training samples are too few for a {sc.folds}-fold inner "
                            "selection; lower selection.folds or give one candidate")
@@ -61,7 +59,8 @@ def select_config(config: Config, samples: SoilSamples,
             pred = DeepEnsemble(inner).fit(samples.subset(train)).predict(held)
             y.append(held.target(target))
             mean.append(pred.mean)
-            crps.append(pred.crps(y[-1]))
+            if sc.metric == "crps":  # the mixture's CRPS only where it is the score
+                crps.append(pred.crps(y[-1]))
             if progress is not None:
                 progress(f"inner candidate {c + 1}/{len(candidates)} fold {k + 1}/{len(folds)}")
         y_all = np.concatenate(y)
