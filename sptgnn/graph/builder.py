@@ -169,20 +169,22 @@ class GraphBuilder:
         cfg = self.config
         k = {"spatial": cfg.k_spatial, "spectral": cfg.k_spectral, "elevation": cfg.k_elevation}
         index = RelationIndex(self.relations, k, cfg.elevation_candidates, bool(labelled.crs.is_geographic),
-                              workers=tree_threads())  # parallel k-d tree queries under the one thread policy
+                              workers=tree_threads(),  # parallel k-d tree queries under the one thread policy
+                              spectral_eps=cfg.spectral_eps)
         spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
         return index.fit(labelled.metric_coords(), spectral, labelled.elevation_m())
 
     def labelled_edges(self, relation: str) -> Edges:
-        """Edges among the labelled nodes of ``relation`` (no self loops): ``(src, dst, distance)``, searched once per
-        builder and reused by :meth:`fit` and every :meth:`build` (the labelled nodes do not change)."""
-        if relation not in self._labelled_edges:
-            self._labelled_edges[relation] = self._edges(relation, self.labelled, exclude_self=True)
+        """Edges among the labelled nodes of ``relation`` (no self loops): ``(src, dst, distance)``; every relation's
+        are searched once per builder, together, and reused by :meth:`fit` and every :meth:`build` (the labelled nodes
+        do not change)."""
+        if not self._labelled_edges:
+            self._labelled_edges = self._edges(self.labelled, exclude_self=True)
         return self._labelled_edges[relation]
 
-    def _edges(self, relation: str, targets: SoilSamples, exclude_self: bool) -> Edges:
-        spectral = self.spectral_space(targets) if relation == "spectral" else None
-        return self.index.edges(relation, targets.metric_coords(), spectral, targets.elevation_m(), exclude_self)
+    def _edges(self, targets: SoilSamples, exclude_self: bool) -> dict[str, Edges]:
+        spectral = self.spectral_space(targets) if "spectral" in self.relations else None
+        return self.index.edges(targets.metric_coords(), spectral, targets.elevation_m(), exclude_self)
 
     # -- building ---------------------------------------------------------------------------------------------------
     def build(self, query: SoilSamples | None = None, target: str | None = None) -> HeteroData:
@@ -218,10 +220,11 @@ class GraphBuilder:
         store.y = torch.tensor(y, dtype=torch.float32)
         store.labelled = torch.arange(n_lab + n_q) < n_lab
         store.num_nodes = n_lab + n_q
+        query_edges = self._edges(query, exclude_self=False) if n_q else {}
         for rel in self.relations:
             src, dst, dist = self.labelled_edges(rel)
             if n_q:
-                qs, qd, qdist = self._edges(rel, query, exclude_self=False)
+                qs, qd, qdist = query_edges[rel]
                 src, dst, dist = np.r_[src, qs], np.r_[dst, qd + n_lab], np.r_[dist, qdist]
             es = data[edge_type(rel)]
             es.edge_index = torch.tensor(np.vstack([src, dst]), dtype=torch.long)

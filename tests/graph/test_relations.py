@@ -129,3 +129,37 @@ def test_elevation_edges_ignore_a_node_outside_the_candidates():
 def test_elevation_edges_no_targets():
     src, dst, diff = elevation_edges(np.zeros((3, 2)), np.zeros(3), np.zeros((0, 2)), np.zeros(0), 2, 3, False)
     assert src.size == dst.size == diff.size == 0
+
+
+def test_leaf_order_queries_give_the_input_order_search_result():
+    """Above LOCALITY_MIN targets the searches run in k-d tree leaf order; results come back in the targets' order and
+    equal scipy's plain search (self-queries and foreign targets)."""
+    from scipy.spatial import cKDTree
+
+    from sptgnn.graph.relations import LOCALITY_MIN, RelationIndex
+
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=(LOCALITY_MIN + 500, 3))
+    tgt = rng.normal(size=(LOCALITY_MIN + 100, 3))
+    tree = cKDTree(ref)
+    _, plain = tree.query(tgt, k=4)
+    src, dst, _ = knn_edges(ref, tgt, 4, exclude_self=False)
+    np.testing.assert_array_equal(src.reshape(-1, 4), plain)
+    np.testing.assert_array_equal(dst.reshape(-1, 4), np.repeat(np.arange(len(tgt)), 4).reshape(-1, 4))
+    _, plain_self = tree.query(ref, k=5)
+    index = RelationIndex(["spatial"], {"spatial": 4}, 4, False).fit(ref)
+    idx, _ = index.query(ref, exclude_self=True)["spatial"]
+    np.testing.assert_array_equal(idx, plain_self[:, 1:])  # continuous data: the nearest is the point itself
+
+
+def test_approximate_spectral_search_stays_within_its_bound():
+    from sptgnn.graph.relations import RelationIndex
+
+    rng = np.random.default_rng(4)
+    ref, spec = rng.normal(size=(3000, 2)), rng.normal(size=(3000, 5))
+    k = {"spatial": 4, "spectral": 6, "elevation": 2}
+    exact = RelationIndex(["spectral"], k, 4, False).fit(ref, spec).query(ref, spec, exclude_self=True)["spectral"]
+    approx = RelationIndex(["spectral"], k, 4, False, spectral_eps=0.5).fit(ref, spec).query(
+        ref, spec, exclude_self=True)["spectral"]
+    assert np.all(approx[1] <= exact[1] * 1.5 + 1e-12)  # the i-th returned distance within (1 + eps) of the true i-th
+    assert np.all(approx[0] != np.arange(len(ref))[:, None])  # never its own neighbour
