@@ -313,6 +313,9 @@ class TrainConfig(_Section):
             and their ``model.num_layers``-hop in-neighbourhood (:mod:`sptgnn.graph.sampler`); an epoch is one pass
             over the labelled nodes, the EMA is updated per step. The batch's seeds are the nodes whose labels are
             hidden and scored (``model.label_mask_rate`` is then unused). ``null``: full batch, one step per epoch.
+        fanout: With mini-batches: at most ``fanout[h]`` sampled in-edges per relation per node at hop ``h`` (one value
+            per attention layer, GraphSAGE's neighbour sampling), so a step's cost is bounded whatever the graph's size;
+            ``null``: every in-edge. Validation and prediction always use every in-edge.
         threads: CPU threads of torch, BLAS and the tree baselines (:mod:`sptgnn.threads`); ``null``: ``$SPTGNN_THREADS``,
             ``$OMP_NUM_THREADS``, else 1 below 50,000 labelled nodes and every available core above.
     """
@@ -331,6 +334,7 @@ class TrainConfig(_Section):
     batch_size: int | None = Field(None, ge=1)
     val_split: Literal["blocks", "random"] = "blocks"
     label_mask_block_km: float | None = Field(None, gt=0.0)
+    fanout: list[int] | None = Field(None, min_length=1)
     threads: int | None = Field(None, ge=1)
 
 
@@ -612,6 +616,10 @@ class Config(_Section):
         if weights is not None and len(weights) != len(aux):
             raise ValueError(f"loss.task_weights has {len(weights)} weight(s) but data.targets has {len(aux)} auxiliary "
                              f"target(s) {aux}: give one weight per target after the first")
+        fanout = self.train.fanout
+        if fanout is not None and (len(fanout) != self.model.num_layers or min(fanout) < 1):
+            raise ValueError(f"train.fanout {fanout} needs one value >= 1 per attention layer (model.num_layers = "
+                             f"{self.model.num_layers})")
         for i, cand in enumerate(self.selection.candidates):
             unknown = [name for name in cand if name not in Config.model_fields]
             if unknown:

@@ -206,7 +206,7 @@ def predict_nodes(model: SpTGNN, sampler: InNeighbourSampler, nodes: torch.Tenso
     model.eval()
     means, variances = [], []
     for chunk in nodes.split(batch_size):
-        sub = sampler.sample(chunk)
+        sub = sampler.sample(chunk, full=True)
         out = model(sub, None if label_value is None else label_value[sub[NODE].n_id])
         mean, var = (out.mean, out.var) if task == 0 else (out.aux_mean[:, task - 1], out.aux_var[:, task - 1])
         means.append(mean[: sub.num_seeds])
@@ -221,7 +221,8 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     """:func:`train_member` on subgraph mini-batches (``train.batch_size`` seeds per step).
 
     Each step draws a batch of labelled seed nodes (a random permutation per epoch), samples their
-    ``model.num_layers``-hop in-neighbourhood (:class:`~sptgnn.graph.sampler.InNeighbourSampler`, exact for the seeds),
+    ``model.num_layers``-hop in-neighbourhood (:class:`~sptgnn.graph.sampler.InNeighbourSampler`; every in-edge, or
+    ``train.fanout`` sampled ones per relation per hop),
     hides the seeds' labels and scores the seeds: masked label prediction with the batch as the mask, so no node sees
     its own label (rule 2). The Moran's I penalty uses the spatial edges among the batch's seeds. Early stopping and
     refit count epochs (passes over the labelled nodes); validation predicts the query nodes on their subgraphs with
@@ -235,7 +236,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     n_lab = int(labelled.sum())
     query_nodes = torch.nonzero(~labelled).flatten()
     visible_all = torch.where(labelled, y_std, torch.nan)
-    sampler = InNeighbourSampler(graph, config.model.num_layers)
+    sampler = InNeighbourSampler(graph, config.model.num_layers, tc.fanout, gen)  # fanout: training only
     spatial = edge_type("spatial")
     averaged, shadow = _averaged(model, tc.ema_decay)
     stopper = _Stopper(shadow, tc.patience)

@@ -131,3 +131,57 @@ def test_feature_clip_bounds_standardised_features(split, config_factory):
     assert float(x.abs().max()) == pytest.approx(3.0)
     g0 = GraphBuilder(config_factory().graph).fit(labelled).build(query, "soc_g_kg")
     assert float(g0[NODE].x_environment.abs().max()) > 3.0
+
+
+def _edge_set(sub, et):
+    n_id = sub[NODE].n_id
+    return {(int(n_id[s]), int(n_id[d])) for s, d in sub[et].edge_index.t()}
+
+
+def test_fanout_at_or_above_every_in_degree_is_the_full_neighbourhood(graph, config_factory):
+    g, _ = graph
+    max_degree = max(int(torch.bincount(g[et].edge_index[1]).max()) for et in g.edge_types)
+    seeds = torch.tensor([0, 5, 48, 55])
+    full = InNeighbourSampler(g, 2).sample(seeds)
+    wide = InNeighbourSampler(g, 2, fanout=[max_degree, max_degree + 3]).sample(seeds)
+    assert set(full[NODE].n_id.tolist()) == set(wide[NODE].n_id.tolist())
+    assert all(_edge_set(full, et) == _edge_set(wide, et) for et in g.edge_types)
+    cfg = config_factory(model={"num_layers": 2, "label_inputs": True})
+    model = SpTGNN(cfg.model, ["spatial", "spectral", "elevation"], stream_dims(g), 0).eval()
+    labels = torch.where(g[NODE].labelled, torch.randn(g[NODE].num_nodes), torch.nan)
+    with torch.no_grad():
+        ref = model(full, labels[full[NODE].n_id]).mean[:4]
+        got = model(wide, labels[wide[NODE].n_id]).mean[:4]
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_fanout_bounds_in_edges_and_subgraph_size(graph):
+    g, _ = graph
+    seeds, fanout, relations = torch.tensor([1, 9, 20]), [2, 1], len(g.edge_types)
+    sub = InNeighbourSampler(g, 2, fanout=fanout, generator=torch.Generator().manual_seed(0)).sample(seeds)
+    assert torch.equal(sub[NODE].n_id[:3], seeds)
+    assert sub[NODE].num_nodes <= 3 * (1 + relations * 2 + relations * 2 * relations * 1)
+    for et in g.edge_types:
+        got = _edge_set(sub, et)
+        whole = {(int(s), int(d)) for s, d in g[et].edge_index.t()}
+        assert got <= whole  # sampled edges are edges of the graph
+        into_seeds = [d for _, d in got if d in seeds.tolist()]
+        assert all(into_seeds.count(s) == min(2, int((g[et].edge_index[1] == s).sum())) for s in seeds.tolist())
+        assert max(torch.bincount(sub[et].edge_index[1]).tolist(), default=0) <= 2
+    again = InNeighbourSampler(g, 2, fanout=fanout, generator=torch.Generator().manual_seed(0)).sample(seeds)
+    assert torch.equal(again[NODE].n_id, sub[NODE].n_id)  # same generator state, same draw
+    with pytest.raises(ValueError, match="fanout"):
+        InNeighbourSampler(g, 2, fanout=[2])
+
+
+def test_fanout_config_needs_one_value_per_layer_and_trains(graph, config_factory):
+    from sptgnn.config import Config
+
+    with pytest.raises(ValueError, match="train.fanout"):
+        Config(model={"num_layers": 2}, train={"fanout": [4]})
+    cfg = config_factory(train={"batch_size": 8, "epochs": 2, "fanout": [2, 2]}, model={"num_layers": 2})
+    g, _ = graph
+    y = g[NODE].y.clone()
+    y_std = torch.nan_to_num((y - y[g[NODE].labelled].mean()) / y[g[NODE].labelled].std())
+    res = train_member(g, y_std, cfg, seed=0)
+    assert len(res.history["train_loss"]) == 2 and np.all(np.isfinite(res.history["train_loss"]))
