@@ -28,6 +28,10 @@ BASELINES = ("xgboost", "random_forest", "xgboost+xy", "random_forest+xy")
 QUANTILE_BASELINES = ("qrf", "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy")
 QUANTILE_LEVELS = tuple(round(0.025 * i, 3) for i in range(1, 40))  # 0.025 … 0.975: holds every interval end point
 SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.evaluate.kriging and .kriging_prior
+#: Boosting rounds and learning rate of ``xgboost_quantile``. Every round grows one tree per quantile level (39), so
+#: 500 rounds were 19,500 trees and 16 % of the main job's CPU; 100 rounds at 0.2 cost a fifth and scored a lower CRPS
+#: on BB.250, SC.50, G.150 and B.204 (R² within 0.01; ``scripts/benchmark_baseline_size.py``).
+XGB_QUANTILE_ROUNDS, XGB_QUANTILE_LR = 100, 0.2
 MEAN_GRID = tuple((np.arange(100) + 0.5) / 100)  # midpoint levels of a quantile forest's mean in target units
 
 
@@ -125,8 +129,9 @@ class TreeBaseline(BaseEstimator):
 def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, trees: int | None = None,
                             max_features: float | None = None):
     """A fresh quantile regressor: ``qrf`` (Meinshausen 2006, ``quantile_forest.RandomForestQuantileRegressor``, 500
-    trees or ``trees``, all features per split or the share ``max_features``) or ``xgboost_quantile`` (one XGBoost model with the pinball loss at every level, ``reg:quantileerror``,
-    the same trees and learning rate as the ``xgboost`` baseline)."""
+    trees or ``trees``, all features per split or the share ``max_features``) or ``xgboost_quantile`` (one XGBoost model
+    with the pinball loss at every level, ``reg:quantileerror``: :data:`XGB_QUANTILE_ROUNDS` rounds at learning rate
+    :data:`XGB_QUANTILE_LR`, the ``xgboost`` baseline's depth and subsampling)."""
     base = name.removesuffix("+xy")
     if base == "qrf":
         from quantile_forest import RandomForestQuantileRegressor
@@ -134,8 +139,8 @@ def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, tr
         return RandomForestQuantileRegressor(n_estimators=trees or 500, max_features=max_features or 1.0,
                                              n_jobs=n_jobs(), random_state=seed)
     if base == "xgboost_quantile":
-        return XGBRegressor(objective="reg:quantileerror", quantile_alpha=np.asarray(levels), n_estimators=500,
-                            learning_rate=0.05, max_depth=4, subsample=0.8, colsample_bytree=0.8, n_jobs=n_jobs(),
+        return XGBRegressor(objective="reg:quantileerror", quantile_alpha=np.asarray(levels),
+                            n_estimators=XGB_QUANTILE_ROUNDS, learning_rate=XGB_QUANTILE_LR, max_depth=4, subsample=0.8, colsample_bytree=0.8, n_jobs=n_jobs(),
                             random_state=seed)
     raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES)}")
 

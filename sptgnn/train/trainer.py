@@ -11,6 +11,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch_geometric.data import HeteroData
 
 from sptgnn.config import Config
+import sptgnn.memory as memory
 from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.losses import moran_penalty
@@ -270,6 +271,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
                 averaged.update_parameters(model)
             losses.append(float(loss.detach()))
         history["train_loss"].append(float(np.mean(losses)))
+        memory.release_freed_memory()  # the subgraphs' freed heap goes back to the system (sptgnn.memory)
         if epochs is not None:
             continue
         if query_nodes.numel():
