@@ -27,7 +27,7 @@ from sptgnn.distributions import Prediction, check_levels
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
 from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
-from sptgnn.predict.query import QueryInputs, QueryPredictor
+from sptgnn.predict.query import PREDICT_CHUNK, QueryInputs, QueryPredictor
 from sptgnn.train.checks import check_training_samples
 from sptgnn.estimator.selection import select_config
 from sptgnn.threads import apply_threads, resolve_threads
@@ -110,7 +110,7 @@ class Run:
         self.units = units
         self.path = path
         self._predictor: QueryPredictor | None = None
-        self._predictor_options = {"chunk": 16384, "compile": False, "workers": 1}
+        self._predictor_options = {"chunk": PREDICT_CHUNK, "compile": False, "workers": 1}
 
     # -- what the run is -------------------------------------------------------------------------------------------
     @property
@@ -156,7 +156,7 @@ class Run:
         return list(dict.fromkeys(self.features + extra + [f for f in [*aoa, *trend] if f not in self.features]))
 
     # -- prediction ------------------------------------------------------------------------------------------------
-    def set_prediction_options(self, chunk: int = 16384, compile: bool = False, workers: int = 1) -> "Run":
+    def set_prediction_options(self, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1) -> "Run":
         """Query chunk size (memory ``O(chunk · k · d)``), ``torch.compile`` of the attention step, and threads of the
         neighbour search; see :class:`~sptgnn.predict.query.QueryPredictor`."""
         self._predictor_options = {"chunk": int(chunk), "compile": bool(compile), "workers": int(workers)}
@@ -270,7 +270,7 @@ class Run:
         return cls(ensemble, aoa=aoa, units=units, path=Path(path))
 
 
-def load_run(path: str | Path, chunk: int = 16384, compile: bool = False, workers: int = 1) -> Run:
+def load_run(path: str | Path, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1) -> Run:
     """Load a run folder written by ``sptgnn train`` or :meth:`Run.save`, ready to predict.
 
     Args:

@@ -30,6 +30,10 @@ from sptgnn.geo import metric_coords
 from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
 
+#: Query nodes per forward batch: the attention step's (chunk, k, heads, channels) buffers of 4096 queries stay in the
+#: CPU caches; 16,384 ran at 0.6× the pixels per CPU second (``scripts/benchmark_scale.py``, part ``map``).
+PREDICT_CHUNK = 4096
+
 
 def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.ndarray:
     """Time stream ``(n, 3)`` as :meth:`NodeFeatureTransform.time`: decades since the reference year, sin/cos day of year."""
@@ -144,7 +148,7 @@ class QueryPredictor:
         :meth:`predict_inputs` of ``n`` queries → :class:`Prediction` with ``(n,)`` arrays and ``(M, n)`` members.
     """
 
-    def __init__(self, ensemble, chunk: int = 16384, compile: bool = False, workers: int = 1):
+    def __init__(self, ensemble, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1):
         if not ensemble.members or ensemble.builder is None:
             raise RuntimeError("QueryPredictor needs a fitted or loaded ensemble")
         self._attend = attend
@@ -276,4 +280,4 @@ class QueryPredictor:
         return self.predict_inputs(self.inputs(query), calibrated, target, student)
 
 
-__all__ = ["QueryInputs", "QueryPredictor", "time_features"]
+__all__ = ["PREDICT_CHUNK", "QueryInputs", "QueryPredictor", "time_features"]
