@@ -15,7 +15,7 @@ Parts (``--parts``, results written after each step):
   with the full in-neighbourhood (up to ``--full-max`` nodes) and with ``--fanout``; CPU seconds per node and
   subgraph nodes per batch.
 * ``memory``: a ``--memory-epochs``-epoch member at ``--memory-nodes`` nodes in a fresh process, peak resident memory
-  per epoch, with and without returning freed heap to the system after each epoch (:mod:`sptgnn.memory`).
+  per epoch and training time, with the allocator's defaults and with ``train.bound_heap`` (:mod:`sptgnn.memory`).
 * ``map``: on LimeSoDa BB.250 with the default config (``--members`` members, its fast student), ``Run.predict_arrays``
   on ``--pixels`` query points against XGBoost (500 trees) and a random forest (100 trees) fitted on the same samples,
   predicting the same points; CPU seconds, one thread.
@@ -87,11 +87,11 @@ def part_graph(n: int, threads: int, eps: float) -> dict:
             "spectral_eps": eps, "spectral_approx_search": approx_time, "spectral_approx_recall": round(recall, 4)}
 
 
-def _train_setup(n: int, batch_size: int, fanout: list[int] | None):
+def _train_setup(n: int, batch_size: int, fanout: list[int] | None, bound_heap: bool = False):
     import torch
 
     samples = synthetic_samples(n)
-    cfg = Config(train={"batch_size": batch_size, "fanout": fanout})
+    cfg = Config(train={"batch_size": batch_size, "fanout": fanout, "bound_heap": bound_heap})
     graph = GraphBuilder(cfg.graph).fit(samples).build(None, "soc_g_kg")
     y = torch.log1p(graph["sample"].y)
     return graph, (y - y.mean()) / y.std(), cfg
@@ -109,17 +109,15 @@ def part_epoch(n: int, batch_size: int, fanout: list[int] | None) -> dict:
     trainer.train_member(graph, y_std, cfg, seed=0, epochs=1)
     took = _since(t)
     return {"nodes": n, "batch_size": batch_size, "fanout": fanout, "epoch": took,
-            "cpu_us_per_node": round(1e6 * took["cpu_s"] / n, 2), "subgraph_nodes_per_batch": float(np.mean(sizes))}
+            "cpu_us_per_node": round(1e6 * took["cpu_s"] / n, 2), "subgraph_nodes_per_batch": float(np.mean(sizes)),
+            "cpu_us_per_subgraph_node": round(1e6 * took["cpu_s"] / -(-n // batch_size) / float(np.mean(sizes)), 2)}
 
 
-def part_memory_child(n: int, epochs: int, batch_size: int, fanout: list[int] | None, release: bool) -> dict:
+def part_memory_child(n: int, epochs: int, batch_size: int, fanout: list[int] | None, bound_heap: bool) -> dict:
     """One member's training in this process; peak RSS per epoch from a 20 ms sampler thread."""
-    import sptgnn.memory as memory
     import sptgnn.train.trainer as trainer
 
-    graph, y_std, cfg = _train_setup(n, batch_size, fanout)
-    if not release:
-        memory.release_freed_memory = lambda: None  # the "before": freed heap stays with the process
+    graph, y_std, cfg = _train_setup(n, batch_size, fanout, bound_heap)
     peaks: list[float] = []
     current = [0.0]
     stop = threading.Event()
@@ -131,10 +129,12 @@ def part_memory_child(n: int, epochs: int, batch_size: int, fanout: list[int] | 
 
     original = trainer._seed_batches
 
+    started = [False]
+
     def marked(*args, **kwargs):  # called once at the start of every epoch
-        if current[0]:
+        if started[0]:  # the peak of the epoch that just ended
             peaks.append(round(current[0], 1))
-        current[0] = _rss_mb()
+        started[0], current[0] = True, _rss_mb()
         return original(*args, **kwargs)
 
     trainer._seed_batches = marked
@@ -144,7 +144,7 @@ def part_memory_child(n: int, epochs: int, batch_size: int, fanout: list[int] | 
     trainer.train_member(graph, y_std, cfg, seed=0, epochs=epochs)
     stop.set()
     peaks.append(round(current[0], 1))
-    return {"nodes": n, "epochs": epochs, "release_freed_memory": release, "peak_rss_mb_per_epoch": peaks,
+    return {"nodes": n, "epochs": epochs, "bound_heap": bound_heap, "peak_rss_mb_per_epoch": peaks,
             "growth_epoch2_to_last": round(peaks[-1] / peaks[1] - 1, 4), "train": _since(t)}
 
 
@@ -200,13 +200,13 @@ def main() -> None:
     parser.add_argument("--memory-epochs", type=int, default=20)
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--pixels", type=int, default=100_000)
-    parser.add_argument("--memory-child", choices=["release", "keep"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", choices=["default", "bound_heap"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.memory_child:
         apply_threads({"threads": args.threads, "source": "benchmark"})
         res = part_memory_child(args.memory_nodes, args.memory_epochs, args.batch_size, args.fanout,
-                                args.memory_child == "release")
+                                args.memory_child == "bound_heap")
         args.out.write_text(json.dumps(res))
         return
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
@@ -215,7 +215,7 @@ def main() -> None:
         result = json.loads(args.out.read_text()) | result
 
     def save(key: str, value) -> None:
-        result[key] = value
+        result[key] = {"commit": result["commit"], "value": value}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
         print(key, json.dumps(value), flush=True)
@@ -233,7 +233,7 @@ def main() -> None:
         save("epoch_cost_ratio_largest_to_smallest", round(flat[-1]["cpu_us_per_node"] / flat[0]["cpu_us_per_node"], 3))
     if "memory" in args.parts:
         runs = {}
-        for mode in ("keep", "release"):
+        for mode in ("default", "bound_heap"):
             child = args.out.with_suffix(f".memory_{mode}.json")
             subprocess.run([sys.executable, __file__, "--memory-child", mode, "--out", str(child), "--threads",
                             str(args.threads), "--memory-nodes", str(args.memory_nodes), "--memory-epochs",

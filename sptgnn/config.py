@@ -316,6 +316,10 @@ class TrainConfig(_Section):
         fanout: With mini-batches: at most ``fanout[h]`` sampled in-edges per relation per node at hop ``h`` (one value
             per attention layer, GraphSAGE's neighbour sampling), so a step's cost is bounded whatever the graph's size;
             ``null``: every in-edge. Validation and prediction always use every in-edge.
+        bound_heap: With mini-batches: fix the C allocator's mmap threshold (:func:`sptgnn.memory.bound_heap`) so that
+            resident memory stays flat over epochs instead of growing with heap fragmentation; the steps then run about
+            2× slower (every large tensor is mapped afresh), so it is for long runs on large graphs near the memory
+            limit.
         threads: CPU threads of torch, BLAS and the tree baselines (:mod:`sptgnn.threads`); ``null``: ``$SPTGNN_THREADS``,
             ``$OMP_NUM_THREADS``, else 1 below 50,000 labelled nodes and every available core above.
     """
@@ -335,6 +339,7 @@ class TrainConfig(_Section):
     val_split: Literal["blocks", "random"] = "blocks"
     label_mask_block_km: float | None = Field(None, gt=0.0)
     fanout: list[int] | None = Field(None, min_length=1)
+    bound_heap: bool = False
     threads: int | None = Field(None, ge=1)
 
 

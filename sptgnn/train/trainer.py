@@ -231,6 +231,8 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     """
     gen = set_seed(seed)
     tc = config.train
+    if tc.bound_heap:  # subgraph tensors mapped and unmapped: flat resident memory, slower steps (sptgnn.memory)
+        memory.bound_heap()
     model = _new_model(config, graph, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     labelled = graph[NODE].labelled
