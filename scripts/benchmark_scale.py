@@ -171,7 +171,17 @@ def part_map(members: int, pixels: int) -> dict:
     rf = RandomForestRegressor(n_estimators=100, n_jobs=1, random_state=0).fit(X, y)
     run.predict_arrays({c: v[:100] for c, v in values.items()}, query_xy[:100])  # caches built once
     run.predict_arrays({c: v[:100] for c, v in values.items()}, query_xy[:100], student=True)
-    jobs = {"sptgnn_ensemble": lambda: run.predict_arrays(values, query_xy),
+    predictor = run.predictor
+
+    def before():  # the map path before issue 18: the out-of-place attention step, chunks of 16,384
+        attend, chunk = predictor._attend, predictor.chunk
+        predictor._attend, predictor.chunk = _attend_before, 16_384
+        try:
+            run.predict_arrays(values, query_xy)
+        finally:
+            predictor._attend, predictor.chunk = attend, chunk
+
+    jobs = {"sptgnn_ensemble_before": before, "sptgnn_ensemble": lambda: run.predict_arrays(values, query_xy),
             "sptgnn_student": lambda: run.predict_arrays(values, query_xy, student=True),
             "xgboost_500": lambda: xgb.predict(Xq), "random_forest_100": lambda: rf.predict(Xq)}
     cpu: dict[str, list[float]] = {k: [] for k in jobs}
@@ -183,7 +193,23 @@ def part_map(members: int, pixels: int) -> dict:
     px = {k: round(pixels / float(np.median(v)), 1) for k, v in cpu.items()}
     return {"dataset": cfg.data.dataset, "members": members, "pixels": pixels, "cpu_s": cpu, "px_per_cpu_s": px,
             "trend": "none" if run.ensemble.trend is None else run.ensemble.trend.kind,
+            "ratio_to_before": {k: round(v / px["sptgnn_ensemble_before"], 2) for k, v in px.items()},
             "ratio_to_16000": {k: round(v / 16_000, 2) for k, v in px.items()}}
+
+
+def _attend_before(xl, idx, x_r, attr, we, att, bias, slope):
+    """The cached attention step as it was before issue 18 (out of place), for the map part's side-by-side ratio."""
+    import torch
+    import torch.nn.functional as F
+
+    xg = xl[idx]
+    e = xg + x_r
+    if we is not None:
+        e = e + attr[:, :, None, None] * we
+    e = F.leaky_relu(e, slope)
+    alpha = torch.softmax((e * att).sum(-1), dim=1)
+    out = (alpha.unsqueeze(-1) * xg).sum(1).reshape(xg.shape[0], -1)
+    return out if bias is None else out + bias
 
 
 def main() -> None:
