@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ def run(tree: Path, out: Path, beside: bool, timeout: float | None = None) -> di
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SPTGNN_THREADS", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = str(tree)
     env.setdefault("SPTGNN_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run folder each time
     busy = subprocess.Popen([sys.executable, "-c", BUSY], env=env) if beside else None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
