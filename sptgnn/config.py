@@ -146,8 +146,8 @@ class GraphConfig(_Section):
         feature_clip: Clip standardised imagery and environment features to ``±feature_clip`` standard deviations
             (``null``: no clipping). Guards against rare one-hot categories and outliers outside the training range.
         spectral_eps: ``0``: exact spectral neighbours; ``> 0``: (1+eps)-approximate ones (scipy's k-d tree search,
-            each returned distance within ``1 + eps`` of the true one), for very large graphs; ``0.25`` kept 99.6 % of
-            the exact neighbours at 1M nodes (``scripts/benchmark_scale.py``).
+            each returned distance within ``1 + eps`` of the true one), for very large graphs; ``0.5`` kept 97.0 % of
+            the exact neighbours at 1M nodes in 5-D (``scripts/benchmark_scale.py``, part ``graph``).
     """
 
     relations: list[Literal["spatial", "spectral", "elevation"]] = Field(default_factory=lambda: list(RELATIONS))

@@ -31,7 +31,8 @@ from sptgnn.nn.relational_attention import attend
 from sptgnn.graph.features import TIME_FEATURES
 
 #: Query nodes per forward batch: the attention step's (chunk, k, heads, channels) buffers of 4096 queries stay in the
-#: CPU caches; 16,384 ran at 0.6× the pixels per CPU second (``scripts/benchmark_scale.py``, part ``map``).
+#: CPU caches (one-off timing of the in-place step alone: 90–99 ms per 65,536 queries in chunks of 4,096, 105–151 ms in
+#: chunks of 16,384; the map path before and after is in ``scripts/benchmark_scale.py``, part ``map``).
 PREDICT_CHUNK = 4096
 
 
