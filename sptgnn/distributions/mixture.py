@@ -197,8 +197,9 @@ class Prediction:
         T = torch.from_numpy
         x, lo, hi, target = T(x), T(lo), T(hi), T(np.ascontiguousarray(u).ravel())
         rows = torch.arange(n).repeat_interleave(k)  # query of each flattened (query, level) entry
-        member_loc, member_scale = T(np.ascontiguousarray(self.member_loc, dtype=np.float64)), \
-            T(np.ascontiguousarray(self.member_scale, dtype=np.float64))
+        # copies: a prediction that came back from a worker holds read-only arrays, which torch refuses to share
+        member_loc, member_scale = T(np.array(self.member_loc, dtype=np.float64)), \
+            T(np.array(self.member_scale, dtype=np.float64))
         last = torch.full((x.numel(),), float("inf"), dtype=torch.float64)  # |CDF error| before the last Newton step
         active = torch.arange(x.numel())
         for _ in range(iterations):

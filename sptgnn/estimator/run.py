@@ -164,6 +164,11 @@ class Run:
         return self
 
     @property
+    def prediction_options(self) -> dict:
+        """The options of :meth:`set_prediction_options` in force (``chunk``, ``compile``, ``workers``)."""
+        return dict(self._predictor_options)
+
+    @property
     def predictor(self) -> QueryPredictor:
         """The cached-state query predictor (built on first use)."""
         if self._predictor is None:

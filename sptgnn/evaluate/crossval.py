@@ -21,13 +21,11 @@ variant. ``r2_log`` is R² on ``log1p(SOC)`` of the model's ``mean_log`` when it
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.data.samples import SamplesError, SoilSamples
@@ -35,7 +33,10 @@ from sptgnn.evaluate.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BA
                                        TreeBaseline)
 from sptgnn.evaluate.kriging import RegressionKriging
 from sptgnn.evaluate.kriging_prior import KrigingPriorForest
+from sptgnn.evaluate.fold_tasks import FoldTasks, fit_fold_model
 from sptgnn.evaluate.metrics import _mape, distribution_columns, score
+from sptgnn.parallel import current_executor
+from sptgnn.progress import TaskTicks
 from sptgnn.splits import Fold, planar_coords
 
 PREDICTION_COLUMNS = ["sample_id", "fold", "model", "y_true", "mean", "sd", "mean_log", "median"]
@@ -160,7 +161,8 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
         samples: Every sample, with the target.
         cv: A splitter with ``split(samples)`` or a list of :class:`~sptgnn.splits.Fold` (buffers: ``excluded``).
         target: Target column (default the samples' first target).
-        progress: Called with a short description after each SpTGNN member and each model fit.
+        progress: Called with a short description after each SpTGNN member and each model fit (when a task ran on
+            a worker, that many times when it returns).
         moran_k, moran_permutations: kNN weights and permutations of the residuals' Moran's I.
 
     Returns:
@@ -176,40 +178,37 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
     planar, metric_xy = planar_coords(samples), dict(zip(samples.sample_ids, samples.metric_coords()))
     rows, gate_rows, usage, fit_s, pred_s, choices = [], [], [], {}, {}, {}
     diagnosed = next((n for n, m in models.items() if hasattr(m, "diagnostics")), None)
-    for i, f in enumerate(folds):
-        label = f"fold {i + 1}/{len(folds)}"
-        train, test = samples.subset(f.train), samples.subset(f.test)
+    # one task per (fold, model) on the current executor (sptgnn.parallel); results come back in this order
+    items = [(i, name, TaskTicks(progress)) for i in range(len(folds)) for name in models]
+
+    def done(k: int) -> None:  # the steps a task did not show itself (all of them when it ran on a worker)
+        i, name, ticks = items[k]
+        for _ in range(max(0, int(getattr(models[name], "members", 1) or 1) - ticks.count)):
+            tick(f"fold {i + 1}/{len(folds)}: {name} done")
+
+    results = current_executor().map(fit_fold_model, items, FoldTasks(models, samples, folds, diagnosed), done)
+    for (i, name, _), res in zip(items, results):
+        f = folds[i]
+        test = samples.subset(f.test)
         y_test, xy = test.target(target), planar[f.test]
-        for name, prototype in models.items():
-            model = clone(prototype)
-            start = time.perf_counter()
-            model.fit(train, progress=lambda msg, n=name: tick(f"{label}: {n} {msg}"))
-            fit_time = time.perf_counter() - start
-            start = time.perf_counter()
-            if hasattr(model, "forecasts"):  # every forecast of the fit from one prediction pass
-                outputs = {f"{name}_{k}" if k else name: v for k, v in model.forecasts(test).items()}
-            else:
-                outputs = {name: model.predict_dist(test)}
-            pred_s[name] = pred_s.get(name, 0.0) + time.perf_counter() - start
-            if hasattr(model, "choices_"):  # what the fit chose from its training fold (e.g. the trend of `auto`)
-                choices.setdefault(name, {})[str(f.fold)] = dict(model.choices_)
-            if hasattr(model, "extra_forecasts") and not hasattr(model, "forecasts"):
-                outputs |= {f"{name}_{k}": v for k, v in model.extra_forecasts(test).items()}
-            for out_name, forecast in outputs.items():
-                fit_s[out_name] = fit_s.get(out_name, 0.0) + fit_time
-                rows.append(_rows(test, f.fold, out_name, y_test, forecast, xy))
-            for aux, forecast in (model.target_forecasts(test) if hasattr(model, "target_forecasts") else {}).items():
-                y_aux = test.target(aux)  # scored where the auxiliary target was measured
-                seen = np.isfinite(y_aux)
-                fit_s[f"{name}@{aux}"] = fit_s.get(f"{name}@{aux}", 0.0) + fit_time
-                rows.append(_rows(test.subset(seen), f.fold, f"{name}@{aux}", y_aux[seen], forecast.subset(seen),
-                                  xy[seen]))
-            if name == diagnosed:
-                d = model.diagnostics(test)
-                frame = pd.DataFrame(d["gates"], columns=[f"gate_{e}" for e in range(d["gates"].shape[1])])
-                gate_rows.append(frame.assign(fold=f.fold, sample_id=test.sample_ids)[
-                    ["sample_id", "fold", *frame.columns]])
-                usage.append(d["stream_usage"])
+        pred_s[name] = pred_s.get(name, 0.0) + res["predict_seconds"]
+        if res["choices"] is not None:  # what the fit chose from its training fold (e.g. the trend of `auto`)
+            choices.setdefault(name, {})[str(f.fold)] = res["choices"]
+        for out_name, forecast in res["outputs"].items():
+            fit_s[out_name] = fit_s.get(out_name, 0.0) + res["fit_seconds"]
+            rows.append(_rows(test, f.fold, out_name, y_test, forecast, xy))
+        for aux, forecast in res["targets"].items():
+            y_aux = test.target(aux)  # scored where the auxiliary target was measured
+            seen = np.isfinite(y_aux)
+            fit_s[f"{name}@{aux}"] = fit_s.get(f"{name}@{aux}", 0.0) + res["fit_seconds"]
+            rows.append(_rows(test.subset(seen), f.fold, f"{name}@{aux}", y_aux[seen], forecast.subset(seen),
+                              xy[seen]))
+        if res["diagnostics"] is not None:
+            d = res["diagnostics"]
+            frame = pd.DataFrame(d["gates"], columns=[f"gate_{e}" for e in range(d["gates"].shape[1])])
+            gate_rows.append(frame.assign(fold=f.fold, sample_id=test.sample_ids)[
+                ["sample_id", "fold", *frame.columns]])
+            usage.append(d["stream_usage"])
     predictions = pd.concat(rows, ignore_index=True)
     fold_info = [{"fold": f.fold, "n_train": int(len(f.train)), "n_test": int(len(f.test)),
                   "n_excluded": int(len(f.excluded))} for f in folds]

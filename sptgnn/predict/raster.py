@@ -21,18 +21,21 @@ from typing import Callable, Sequence
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from pyproj import Transformer
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
 from sptgnn.data.rasters import CovariateStack
 from sptgnn.atomic import atomic_file
 from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
+from sptgnn.parallel import current_executor
+from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, _RunRef, map_fingerprint, predict_tile,
+                                  store_folder, windows_of)
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
-NODATA = -9999.0
-GDAL_CACHE_MB = 64
 
 
 class PredictError(ValueError):
@@ -66,30 +69,39 @@ def _check_out(out: Path) -> None:
 
 
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
-                   progress: Callable[[int, int], None] | None = None, quicklook: bool = True,
-                   overwrite: bool = False, compile: bool | None = None, student: bool = False) -> dict:
-    """Predict a covariate stack window by window and write the multi-band map (see the module docstring).
+                   progress: Callable[..., None] | None = None, quicklook: bool = True,
+                   overwrite: bool = False, compile: bool | None = None, student: bool = False,
+                   resume: bool = False) -> dict:
+    """Predict a covariate stack tile by tile and write the multi-band map (see the module docstring).
+
+    Each window is a task of the current executor (:mod:`sptgnn.parallel`: this process, or Ray workers that load the
+    run from its folder once); finished tiles go to a store beside the map (:mod:`sptgnn.predict.tiles`), from which
+    ``resume`` continues an interrupted map. The map is then assembled into a Cloud-Optimized GeoTIFF (GDAL's COG
+    driver) and renamed into place.
 
     Args:
         model: The :class:`~sptgnn.estimator.run.Run` (see :func:`sptgnn.load_run`).
         rasters: Covariate GeoTIFFs; bands are named by the training config's ``data.rasters`` rules when a file name
             matches one of its patterns, else by description / file stem.
         out: Output GeoTIFF; its folder must exist. A PNG quicklook is written beside it (``.png``).
-        window: Window size in pixels (memory ``O(window² · features)``).
+        window: Tile size in pixels (memory per worker ``O(window² · features)``).
         dates: Sampling date of the map (e.g. ``"2020-06-15"``) for the time stream; ``None`` takes the labelled
             nodes' mean year (time features 0).
-        progress: Called with ``(windows done, windows total)`` after each window.
+        progress: Called with ``(tiles done, tiles total, pixels predicted)`` after each tile.
         quicklook: Write the PNG quicklook.
         overwrite: Replace an existing output.
         compile: Fuse the attention step with ``torch.compile`` (about 3× faster per pixel, tens of seconds to
             compile once); ``None`` compiles for grids of more than 4 million pixels.
         student: Map the primary target with the run's distilled fast student instead of the ensemble.
+        resume: Continue the unfinished map in the tile store (only the tiles it lacks are predicted).
 
     Returns:
-        Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, per band ``min``/``max`` of valid pixels.
+        Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, ``tiles`` (total) and ``resumed_tiles``,
+        per band ``min``/``max`` of valid pixels.
 
     Raises:
         PredictError: Output folder missing or output exists.
+        TileStoreError: An unfinished map exists without ``resume``, or it was made from other inputs.
         RasterError: Missing band, CRS without transformation, unreadable raster.
     """
     import time
@@ -103,63 +115,65 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     png = out.with_suffix(".png")
     sources = match_sources([str(p) for p in rasters], raster_sources(model))
     start = time.perf_counter()
-    # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
     names = model.map_bands  # BANDS, then four per auxiliary target (multi-task runs)
+    # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
-        if compile or (compile is None and h * w > 4_000_000):
-            model.predictor.enable_compile()
-        t = stack.transform
-        cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
-        tr = _transformer(stack.crs, model.ensemble.builder.labelled.crs, (cx, cy))
-        profile = {
-            "driver": "GTiff", "dtype": "float32", "count": len(names), "nodata": NODATA, "crs": stack.crs,
-            "transform": stack.transform, "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256,
-            "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
-        }
-        stats = {b: [np.inf, -np.inf] for b in names}
-        n_valid = 0
-        with atomic_file(out, ".tif") as tmp:
-            total = stack.num_windows(window)
-            with rasterio.open(tmp, "w", **profile) as dst:
+        t, crs = stack.transform, stack.crs
+    if (compile or (compile is None and h * w > 4_000_000)) and not model.prediction_options["compile"]:
+        model.set_prediction_options(**(model.prediction_options | {"compile": True}))
+    cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
+    dst_crs = model.ensemble.builder.labelled.crs
+    tr = _transformer(crs, dst_crs, (cx, cy))
+    model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
+    job = TileJob(_RunRef(model, model.prediction_options), sources, names, dates, student,
+                  None if tr is None else (crs, dst_crs), windows_of((h, w), window))
+    store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names), resume)
+    resumed, total = len(store.done), len(job.windows)
+    todo = [k for k in range(total) if k not in store.done]
+    pixels = sum(v for v, _ in store.done.values())
+    if progress is not None:
+        progress(len(store.done), total, pixels)
+    for k, (block, n_valid, ranges) in current_executor().imap(predict_tile, todo, job):
+        store.add(todo[k], block, n_valid, ranges)
+        pixels += n_valid
+        if progress is not None:
+            progress(len(store.done), total, pixels)
+    stats = {b: [np.inf, -np.inf] for b in names}
+    for _, ranges in store.done.values():
+        for b, r in ranges.items():
+            if r is not None:
+                stats[b] = [min(stats[b][0], r[0]), max(stats[b][1], r[1])]
+    if pixels == 0:
+        store.remove()
+        raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
+                          "check the rasters' nodata")
+    profile = {
+        "driver": "GTiff", "dtype": "float32", "count": len(names), "nodata": NODATA, "crs": crs, "transform": t,
+        "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
+    }
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
+        plain = tmp.with_name(tmp.name + ".assembly.tif")
+        try:
+            with rasterio.open(plain, "w", **profile) as dst:
                 for i, b in enumerate(names, start=1):
                     dst.set_band_description(i, b)
                 dst.units = tuple([model.units] * 6 + [""] * (len(names) - 6))
                 dst.update_tags(target=model.ensemble.target, units=model.units, bands=",".join(names),
                                 source="sptgnn", aoa="1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside")
-                for k, win in enumerate(stack.windows(window)):
-                    data, valid = stack.read_window(win, model.needed)
-                    block = np.full((len(names),) + valid.shape, NODATA, dtype=np.float32)
-                    if valid.any():
-                        x, y = stack.pixel_centres(win)
-                        x, y = x[valid], y[valid]
-                        if tr is not None:
-                            x, y = tr.transform(x, y, errcheck=False)
-                        xy = np.c_[x, y]
-                        ok = np.isfinite(xy).all(1)
-                        vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
-                        bands = model.predict_arrays(vals, xy[ok], dates, student=student)
-                        rows, cols = np.nonzero(valid)
-                        rows, cols = rows[ok], cols[ok]
-                        for bi, b in enumerate(names):
-                            v = bands[b].astype(np.float32)
-                            block[bi, rows, cols] = v
-                            if v.size:
-                                stats[b][0] = min(stats[b][0], float(np.nanmin(v)))
-                                stats[b][1] = max(stats[b][1], float(np.nanmax(v)))
-                        n_valid += int(ok.sum())
-                    dst.write(block, window=win)
-                    if progress is not None:
-                        progress(k + 1, total)
-            if n_valid == 0:
-                raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
-                                  "check the rasters' nodata")
-            if quicklook:
-                with atomic_file(png, ".png") as tmp_png:
-                    write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
-    return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": n_valid,
-            "seconds": time.perf_counter() - start,
+                for k, win in enumerate(job.windows):
+                    dst.write(store.read(k), window=Window(*win))
+            rasterio.shutil.copy(plain, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="3", BLOCKSIZE="256",
+                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER", NUM_THREADS="1")
+        finally:
+            plain.unlink(missing_ok=True)
+        if quicklook:
+            with atomic_file(png, ".png") as tmp_png:
+                write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
+    store.remove()
+    return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": pixels,
+            "seconds": time.perf_counter() - start, "tiles": total, "resumed_tiles": resumed,
             "ranges": {b: (None if not np.isfinite(v[0]) else [v[0], v[1]]) for b, v in stats.items()}}
 
 

@@ -6,6 +6,7 @@ loaded as a :class:`~sptgnn.estimator.run.Run`.
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Callable
 
@@ -18,13 +19,15 @@ from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
-from sptgnn.splits import calibration_parts, spatial_holdout
+from sptgnn.parallel import current_executor
+from sptgnn.splits import calibration_parts
 from sptgnn.train.checks import check_training_samples, clip_neighbours
 from sptgnn.train.student import distil_student
 from sptgnn.train.node_inputs import attach_mask_blocks, attach_teacher_rows
 from sptgnn.train.tasks import fit_aux_targets
 from sptgnn.train.target import TargetTransform
-from sptgnn.train.trainer import predict_nodes, train_member
+from sptgnn.train.member_tasks import MemberTasks, early_stopped, follow_ups, second_stage
+from sptgnn.train.trainer import predict_nodes
 from sptgnn.train.trend import CovariateTrend
 
 class DeepEnsemble:
@@ -82,7 +85,8 @@ class DeepEnsemble:
 
         Args:
             samples: Training samples with the configured target.
-            progress: Called with the member index after each member.
+            progress: Called with ``k - 1`` when the ``k``-th member has finished all its tasks (early-stopped
+                training, refit, twins; the member index when they run in order).
 
         Raises:
             SamplesError: The target is missing, or a SOC target (name starting with ``soc``) is negative.
@@ -145,35 +149,19 @@ class DeepEnsemble:
                           torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
                           None if self.trend is None else self.trend.oof[cal],
                           None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
+        # member m's early-stopped training, then its refit and twins: tasks of the current executor (sptgnn.parallel)
+        ctx, finished = MemberTasks(self, samples, y_all, aux_all, full, twins), itertools.count()
+        done = current_executor().stages(early_stopped, lambda m, first: follow_ups(ctx, m, first), second_stage,
+                                         range(tc.members), ctx,
+                                         on_done=None if progress is None else lambda _m: progress(next(finished)))
         cal_loc, cal_var = [], []  # per member: Gaussian-space outputs on the parts, concatenated in part order
-        for m in range(tc.members):
-            seed = tc.seed + m
-            if tc.val_split == "random":  # matches random CV: validation nodes keep near labelled neighbours
-                held = np.random.default_rng(seed).random(len(samples)) < tc.val_fraction
-                held[np.random.default_rng(seed).integers(len(samples))] = True
-            else:
-                held = spatial_holdout(coords, tc.val_fraction, tc.val_blocks, seed)
-            fit_part, val_part = samples.subset(~held), samples.subset(held)
-            graph = self.builder.with_labelled(fit_part).build(val_part, self.target)
-            attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
-            attach_teacher_rows(self, graph, np.r_[np.flatnonzero(~held), np.flatnonzero(held)])
-            y_std = torch.cat([y_all[torch.from_numpy(~held)], y_all[torch.from_numpy(held)]])  # graph order: fit, then val
-            aux = None if aux_all is None else torch.cat([aux_all[torch.from_numpy(~held)], aux_all[torch.from_numpy(held)]])
-            result = train_member(graph, y_std, self.config, seed, aux=aux)
+        for (model, best_epoch), rest in done:
+            outputs = rest[1:] if full is not None else rest
             if twins:
-                # twins of the member (same seed and epochs) that never see a calibration part predict it
-                outputs = []
-                for fit_graph, y_rest, cal_graph, cal_labels, n_rest, cal_trend, aux_rest in twins:
-                    twin = train_member(fit_graph, y_rest, self.config, seed, epochs=result.best_epoch + 1, aux=aux_rest)
-                    outputs.append(self._member_output(twin.model, cal_graph, cal_labels, n_rest, cal_trend))
                 cal_loc.append(np.concatenate([o[0] for o in outputs]))
                 cal_var.append(np.concatenate([o[1] for o in outputs]))
-            if full is not None:
-                result = train_member(full, y_all, self.config, seed, epochs=result.best_epoch + 1, aux=aux_all)
-            self.members.append(result.model)
-            self.best_epochs.append(result.best_epoch)
-            if progress is not None:
-                progress(m)
+            self.members.append(rest[0] if full is not None else model)
+            self.best_epochs.append(best_epoch)
         if twins:
             order = np.concatenate([np.flatnonzero(cal) for cal in parts])  # sample index of each calibration output
             raw = self.mixture(np.stack(cal_loc), np.stack(cal_var), calibrated=False)

@@ -1,0 +1,192 @@
+"""Map tiles: one window of the covariate grid predicted as one task, and the store of finished tiles a map resumes
+from.
+
+A tile needs no halo: every pixel is a query node that attaches to the labelled nodes only (DESIGN.md rule 1), so a
+tile's pixels do not depend on its neighbours and a map is the same whatever the tiling's order or worker count. A
+worker loads the :class:`~sptgnn.estimator.run.Run` from its folder once and keeps it for every later tile.
+
+The store is a folder beside the map (``.<map name>.tiles``): ``manifest.json`` (what the map is made from: run,
+rasters, window, date, bands) and one ``tile_<k>.npy`` per finished tile, each renamed into place when complete and
+then listed on a line of ``tiles.jsonl``. After a crash or ``kill -9``, ``--resume`` reads the listed tiles and
+predicts only the others; the store is removed once the map is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+GDAL_CACHE_MB = 64
+NODATA = -9999.0
+
+
+class TileStoreError(ValueError):
+    """A tile store that cannot be used for this map; the message says what to do."""
+
+
+class _RunRef:
+    """The driver's Run, travelling by its folder: a worker loads it from there once (:func:`_run`)."""
+
+    def __init__(self, run, options: dict):
+        self.run, self.path, self.options = run, None if run.path is None else str(run.path), dict(options)
+
+    def __getstate__(self) -> dict:  # an unsaved run travels whole
+        return {"run": self.run if self.path is None else None, "path": self.path, "options": self.options}
+
+
+_RUNS: dict = {}  # per worker process: (run folder, options) -> Run
+
+
+def _run(ref: _RunRef):
+    if ref.run is not None:
+        return ref.run
+    key = (ref.path, tuple(sorted(ref.options.items())))
+    if key not in _RUNS:
+        from sptgnn.estimator.run import load_run
+
+        _RUNS.clear()  # one run per worker at a time
+        _RUNS[key] = load_run(ref.path, **ref.options)
+    return _RUNS[key]
+
+
+@dataclass
+class TileJob:
+    """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.data.raster_sources.RasterSource`),
+    the bands, the date, ``student``, and the CRS pair (rasters → training) when they differ."""
+
+    run: _RunRef
+    sources: list
+    names: list[str]
+    dates: object = None
+    student: bool = False
+    crs_pair: tuple | None = None
+    windows: list = field(default_factory=list)
+
+
+def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
+    """Tile ``k`` of the map: its bands ``(B, h, w)`` float32 (``NODATA`` where a covariate is missing), its number of
+    predicted pixels and the per-band ``[min, max]`` of those pixels (``None`` when none)."""
+    from sptgnn.data.rasters import CovariateStack
+    from sptgnn.geo import transformer
+
+    model = _run(job.run)
+    win = Window(*job.windows[k])
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(job.sources) as stack:
+        data, valid = stack.read_window(win, model.needed)
+        block = np.full((len(job.names),) + valid.shape, NODATA, dtype=np.float32)
+        stats: dict = {b: None for b in job.names}
+        if not valid.any():
+            return block, 0, stats
+        x, y = stack.pixel_centres(win)
+    x, y = x[valid], y[valid]
+    if job.crs_pair is not None:
+        x, y = transformer(*job.crs_pair, ("the rasters' CRS", "the training CRS")).transform(x, y, errcheck=False)
+    xy = np.c_[x, y]
+    ok = np.isfinite(xy).all(1)
+    vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
+    bands = model.predict_arrays(vals, xy[ok], job.dates, student=job.student)
+    rows, cols = np.nonzero(valid)
+    rows, cols = rows[ok], cols[ok]
+    for bi, b in enumerate(job.names):
+        v = bands[b].astype(np.float32)
+        block[bi, rows, cols] = v
+        if v.size:
+            stats[b] = [float(np.nanmin(v)), float(np.nanmax(v))]
+    return block, int(ok.sum()), stats
+
+
+def windows_of(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
+    """The map's tiles ``(col_off, row_off, width, height)``, row by row, of ``size`` pixels (edge tiles smaller)."""
+    h, w = shape
+    return [(c, r, min(size, w - c), min(size, h - r)) for r in range(0, h, size) for c in range(0, w, size)]
+
+
+class TileStore:
+    """Finished tiles of one map (see the module docstring).
+
+    Args:
+        folder: The store folder.
+        fingerprint: What the map is made from (JSON-able); a store made from anything else is refused.
+        resume: Continue an existing store; without it an existing store is an error (nothing is overwritten).
+
+    Raises:
+        TileStoreError: A store exists without ``resume``, or it was made from other inputs.
+    """
+
+    def __init__(self, folder: str | Path, fingerprint: dict, resume: bool = False):
+        self.folder = Path(folder)
+        manifest = self.folder / "manifest.json"
+        fingerprint = json.loads(json.dumps(fingerprint))
+        if self.folder.exists():
+            if not resume:
+                raise TileStoreError(f"an unfinished map is in {self.folder}; rerun with --resume to finish it, or remove "
+                                     "that folder to start again")
+            try:
+                old = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                raise TileStoreError(f"{self.folder} has no readable manifest.json; remove that folder and rerun") from None
+            changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            if changed:
+                raise TileStoreError(f"the unfinished map in {self.folder} was made with other {', '.join(changed)}; "
+                                     "rerun with the same inputs, or remove that folder to start again")
+        else:
+            self.folder.mkdir()
+            tmp = self.folder / ".manifest.json.partial"
+            tmp.write_text(json.dumps(fingerprint, indent=1))
+            os.replace(tmp, manifest)
+        self.done: dict[int, tuple[int, dict]] = {}  # tile -> (predicted pixels, band ranges)
+        log = self.folder / "tiles.jsonl"
+        if log.exists():
+            for line in log.read_text().splitlines():
+                try:  # a line cut by a kill is not a finished tile
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if (self.folder / f"tile_{rec['tile']}.npy").exists():
+                    self.done[int(rec["tile"])] = (int(rec["valid"]), rec["ranges"])
+
+    def add(self, k: int, block: np.ndarray, valid: int, ranges: dict) -> None:
+        """Keep tile ``k``: its file renamed into place, then its line in ``tiles.jsonl``."""
+        tmp = self.folder / f".tile_{k}.partial.npy"
+        np.save(tmp, block)
+        os.replace(tmp, self.folder / f"tile_{k}.npy")
+        with open(self.folder / "tiles.jsonl", "a") as log:
+            log.write(json.dumps({"tile": int(k), "valid": int(valid), "ranges": ranges}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+        self.done[int(k)] = (int(valid), ranges)
+
+    def read(self, k: int) -> np.ndarray:
+        """Tile ``k``'s bands ``(B, h, w)``."""
+        return np.load(self.folder / f"tile_{k}.npy")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def store_folder(out: Path) -> Path:
+    """The tile store of map ``out``: ``.<name>.tiles`` beside it."""
+    return out.parent / f".{out.name}.tiles"
+
+
+def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, names: list[str]) -> dict:
+    """What a map is made from, for :class:`TileStore`: the run folder (and its manifest's modification time), each
+    raster's path, size and modification time, the window, the date, ``student`` and the bands."""
+    def stat(p) -> list:
+        s = Path(p).stat()
+        return [str(Path(p).resolve()), s.st_size, s.st_mtime_ns]
+
+    run_id = None if run.path is None else stat(Path(run.path) / "manifest.json")
+    return {"run": run_id, "rasters": [stat(s.path) for s in sources], "window": int(window),
+            "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
+
+
+__all__ = ["TileJob", "TileStore", "TileStoreError", "map_fingerprint", "predict_tile", "store_folder", "windows_of"]
