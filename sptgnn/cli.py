@@ -6,44 +6,28 @@ written to a temporary folder beside ``--out`` and renamed when complete.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from sptgnn.config import Config, ConfigError, load_config
-from sptgnn.data.datasets import available_datasets
-from sptgnn.data.limesoda import DatasetError
-from sptgnn.data.raster_sources import RasterError
-from sptgnn.data.samples import SamplesError
-from sptgnn.splits import SplitError
-from sptgnn.distributions import CalibrationError
-from sptgnn.evaluate.reports import console_table
 from sptgnn.atomic import check_new_folder
+from sptgnn.cli_common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
+                               err_console, fail)
+from sptgnn.cli_predict import predict
+from sptgnn.config import Config, load_config
+from sptgnn.data.datasets import available_datasets
+from sptgnn.evaluate.reports import console_table
 from sptgnn.evaluate.runfolder import evaluate_dataset
-from sptgnn.progress import counter, progress_display, starter, warnings_to
+from sptgnn.progress import progress_display, starter, warnings_to
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
-console = Console(width=None if sys.stdout.isatty() else 150)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
-               CalibrationError)
-CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
-MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
-DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")
 
 
 @app.callback()
 def _main() -> None:
     warnings_to(err_console)  # a warning is one line, like an error
-
-
-def _fail(message: str) -> None:  # one line on stderr, exit code 2
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code=2)
 
 
 def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
@@ -69,13 +53,17 @@ def evaluate(
     dataset: Optional[str] = DATASET,
     members: Optional[int] = MEMBERS,
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (must not exist; parents are created on success); default runs/evaluate-<dataset>-<time>."),
+    backend_: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
     """Cross-validate SpTGNN and the baselines on the same folds (evaluate.split: shipped, random or spatial blocks):
     a table, metrics.json, predictions.csv, report.md and the uncertainty figures."""
     try:
-        _evaluate(_config(config, dataset, members), out, "evaluate")
+        cfg = _config(config, dataset, members)
+        with backend(backend_, ray_address, cfg):
+            _evaluate(cfg, out, "evaluate")
     except USER_ERRORS as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -84,6 +72,8 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder to create (must not exist)."),
     dataset: Optional[str] = DATASET,
     members: Optional[int] = MEMBERS,
+    backend_: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
     """Train on every sample and save the run folder `sptgnn.load_run` reads (as `SpTGNNRegressor.save` does)."""
     from sptgnn.estimator.run import train_to_folder
@@ -91,10 +81,10 @@ def train(
     try:
         cfg = _config(config, dataset, members)
         check_new_folder(out)
-        with progress_display(err_console) as bar:
+        with progress_display(err_console) as bar, backend(backend_, ray_address, cfg):
             run = train_to_folder(cfg, out, start=starter(bar, "members", cfg.train.members))
     except USER_ERRORS as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"trained {cfg.train.members} members on {len(run.labelled)} samples in {run.ensemble.fit_seconds:.1f} s; saved {out}")
 
 
@@ -113,6 +103,8 @@ def ablate(
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated variants to run besides 'full', e.g. no_graph,no_moe."),
     baselines: bool = typer.Option(False, "--baselines/--no-baselines", help="Also run evaluate.baselines on the same folds."),
     calibration: bool = typer.Option(True, "--calibration/--no-calibration", help="--no-calibration: calibration.method none (no twins; point scores unchanged)."),
+    backend_: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
     """The full SpTGNN and its ablation variants (no graph, each relation alone, no MoE, no Moran penalty, no position
     or time stream, no label inputs) on the same folds: one table, metrics.json, predictions.csv, report.md."""
@@ -123,9 +115,10 @@ def ablate(
         cfg = cfg.updated(**({} if baselines else {"evaluate": {"baselines": []}}),
                           **({} if calibration else {"calibration": {"method": "none"}}))
         variants = ablation_variants(cfg, only.split(",") if only else None)
-        _evaluate(cfg, out, "ablate", variants)
+        with backend(backend_, ray_address, cfg):
+            _evaluate(cfg, out, "ablate", variants)
     except USER_ERRORS as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -136,6 +129,8 @@ def benchmark(
     members: Optional[int] = MEMBERS,
     only: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated subset of the suite, e.g. BB.250,G.150."),
     target: Optional[str] = typer.Option(None, "--target", help="Primary target instead of the config's, e.g. ph or clay_percent (multi-task configs keep their other targets)."),
+    backend_: str = BACKEND,
+    ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
     """SpTGNN and the baselines on every dataset of a suite (shipped folds): pooled R² and RMSE per dataset and model in
     benchmark.md/.json, all out-of-fold predictions; datasets too small for a calibration part run without it."""
@@ -149,49 +144,16 @@ def benchmark(
                                 loss={"task_weights": None})
         out = out or default_suite_folder(suite)
         check_new_folder(out)
-        with progress_display(err_console) as bar:
+        with progress_display(err_console) as bar, backend(backend_, ray_address, base):
             task = bar.add_task(suite, total=len(names))
             table, _ = run_suite(base, suite, out, names,
                                  progress=lambda name, msg: bar.update(task, description=f"{name}: {msg}"),
                                  done=lambda name: bar.update(task, advance=1),
                                  warn=lambda msg: err_console.print(f"[yellow]{msg}[/]", soft_wrap=True))
     except USER_ERRORS as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(table, highlight=False)
     console.print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
 
 
-@app.command()
-def predict(
-    run: Path = typer.Argument(..., help="Run folder written by `sptgnn train` (verified against its manifest.json; nothing in it is executed)."),
-    out: Path = typer.Option(..., "--out", help="Output: a GeoTIFF map (with --raster) or a .gpkg/.csv/.parquet (with --points); its folder must exist."),
-    raster: Optional[list[Path]] = typer.Option(None, "--raster", help="Covariate GeoTIFF(s); repeat for several. With --points: sample covariates the points lack."),
-    points: Optional[Path] = typer.Option(None, "--points", help="GeoPackage/CSV/Parquet of locations to predict."),
-    window: int = typer.Option(512, "--window", min=16, help="Window size in pixels (memory is bounded by it)."),
-    date: Optional[str] = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD for the time stream (default: the training mean year)."),
-    x: Optional[str] = typer.Option(None, "--x", help="x/longitude column of a CSV of points."),
-    y: Optional[str] = typer.Option(None, "--y", help="y/latitude column of a CSV of points."),
-    crs: Optional[str] = typer.Option(None, "--crs", help="CRS of the points' x/y columns, e.g. EPSG:4326."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
-    threads: int = typer.Option(1, "--threads", min=1, help="CPU threads (torch and neighbour search)."),
-    student: bool = typer.Option(False, "--student", help="Use the run's distilled fast student (student.enabled: true) instead of the ensemble: several times faster, nearly the same map."),
-    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="Fuse the attention step with torch.compile: about 3x faster per pixel, tens of seconds to compile first (default: on for maps over 4 Mpx)."),
-) -> None:
-    """Predict a map (--raster ... --out map.tif) or points (--points in.gpkg --out out.gpkg) with a trained run: mean,
-    total/aleatoric/epistemic sd, q05, q95 and the area-of-applicability flag."""
-    import signal
-
-    from sptgnn.estimator.run import RunError
-    from sptgnn.evaluate.aoa import AOAError
-    from sptgnn.predict.outputs import predict_to_file
-    from sptgnn.predict.raster import PredictError
-
-    # a terminated run unwinds like Ctrl-C, so the temporary map is removed and nothing stays under --out
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        with progress_display(err_console) as bar:  # the bar appears with the first window, after the checks
-            msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
-                                  counter(bar, f"windows of {window} px"), student=student)
-    except USER_ERRORS + (RunError, PredictError, AOAError) as exc:
-        _fail(str(exc))
-    console.print(msg, highlight=False)
+app.command(name="predict")(predict)

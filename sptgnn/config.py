@@ -600,9 +600,22 @@ class SelectionConfig(_Section):
         return self
 
 
+class RayConfig(_Section):
+    """Where ``--backend ray`` runs its tasks (:mod:`sptgnn.parallel`; the command line's ``--ray-address`` wins).
+
+    Attributes:
+        address: Head of an existing Ray cluster (``auto``, ``ray://host:10001``, ``host:6379``); ``null`` starts a
+            local Ray instance on this machine.
+        num_cpus: CPUs a local instance may use (``null``: every core); ignored when joining a cluster.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+
+
 class Config(_Section):
     """A whole run configuration: ``data``, ``graph``, ``model``, ``loss``, ``train``, ``evaluate``, ``imagery``,
-    ``calibration``, ``student``, ``selection``."""
+    ``calibration``, ``student``, ``selection``, ``ray``."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
@@ -614,6 +627,7 @@ class Config(_Section):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @model_validator(mode="after")
     def _check_tasks(self) -> "Config":

@@ -16,7 +16,7 @@ from sptgnn.predict.raster import PredictError, predict_raster
 def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Path] = (), points: str | Path | None = None,
                     window: int = 512, date: str | None = None, x: str | None = None, y: str | None = None,
                     crs: str | None = None, overwrite: bool = False, threads: int = 1, compile: bool | None = None,
-                    progress: Callable[[int, int], None] | None = None, student: bool = False) -> str:
+                    progress: Callable[..., None] | None = None, student: bool = False, resume: bool = False) -> str:
     """Predict a map (``rasters`` → GeoTIFF ``out``) or points (``points`` → ``out`` table) with a saved run.
 
     Args:
@@ -28,14 +28,15 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         date: Sampling date ``YYYY-MM-DD`` for the time stream (default: the training mean year).
         threads: CPU threads of torch and the neighbour search.
         compile: ``torch.compile`` the attention step (``None``: on for maps over 4 Mpx).
-        progress: Called with ``(windows done, windows total)`` while mapping.
+        progress: Called with ``(tiles done, tiles total, pixels predicted)`` while mapping.
         student: Predict with the run's distilled fast student (``student.enabled``) instead of the ensemble.
+        resume: Finish an interrupted map from its tile store (:mod:`sptgnn.predict.tiles`).
 
     Returns:
         A one-line summary of what was written.
 
     Raises:
-        PredictError, RunError, RasterError, AOAError: Unusable inputs; the message says what to change.
+        PredictError, RunError, RasterError, AOAError, TileStoreError: Unusable inputs; the message says what to change.
     """
     out = Path(out)
     if points is None and not rasters:
@@ -59,9 +60,10 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
             msg += f" ({n_bad} rows lack a covariate or coordinate: empty predictions, aoa 0)"
         return msg
     s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile,
-                       student=student)
+                       student=student, resume=resume)
     r = s["ranges"]
-    return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted, "
+    resumed = f", {s['resumed_tiles']} of {s['tiles']} tiles from the interrupted run" if s["resumed_tiles"] else ""
+    return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted{resumed}, "
             f"{s['seconds']:.1f} s) and {s['png']}; mean {r['mean'][0]:.3g}-{r['mean'][1]:.3g} {model.units}, "
             f"sd {r['sd'][0]:.3g}-{r['sd'][1]:.3g}")
 

@@ -181,7 +181,10 @@ def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, n
     """What a map is made from, for :class:`TileStore`: the run folder (and its manifest's modification time), each
     raster's path, size and modification time, the window, the date, ``student`` and the bands."""
     def stat(p) -> list:
-        s = Path(p).stat()
+        try:
+            s = Path(p).stat()
+        except OSError:  # the workers read it, and say so when they cannot
+            return [str(Path(p).resolve()), None, None]
         return [str(Path(p).resolve()), s.st_size, s.st_mtime_ns]
 
     run_id = None if run.path is None else stat(Path(run.path) / "manifest.json")

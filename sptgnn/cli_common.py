@@ -1,0 +1,47 @@
+"""What every command of the command line shares: the consoles, the errors that end in one line, the common options
+and the executor of ``--backend`` (:mod:`sptgnn.parallel`)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from sptgnn.config import Config, ConfigError
+from sptgnn.data.limesoda import DatasetError
+from sptgnn.data.raster_sources import RasterError
+from sptgnn.data.samples import SamplesError
+from sptgnn.distributions import CalibrationError
+from sptgnn.parallel import Executor, ExecutorError, make_executor, use_executor
+from sptgnn.splits import SplitError
+
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
+               CalibrationError, ExecutorError)
+CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
+MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
+DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")
+BACKEND = typer.Option("local", "--backend", help="Where members, folds and map tiles run: 'local' (this process) or 'ray' (pip install 'sptgnn[ray]').")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --backend ray: head of an existing cluster, e.g. auto or ray://host:10001 (overrides ray.address; default: a local Ray instance).")
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def backend(name: str, address: Optional[str], config: Config) -> Iterator[Executor]:
+    """The executor of ``--backend`` (``ray.address`` and ``ray.num_cpus`` from ``config`` unless ``--ray-address``)
+    for the block, closed after it."""
+    with make_executor(name, address or config.ray.address, config.ray.num_cpus) as executor, use_executor(executor):
+        yield executor
+
+
+__all__ = ["BACKEND", "CONFIG", "DATASET", "MEMBERS", "RAY_ADDRESS", "USER_ERRORS", "backend", "console",
+           "err_console", "fail"]

@@ -1,0 +1,102 @@
+"""The executor seam without Ray: the local executor's order and stages, the tile store's rules, the map as a COG, and
+a map killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from sptgnn.estimator.run import load_run
+from sptgnn.parallel import ExecutorError, LocalExecutor, current_executor, make_executor, use_executor
+from sptgnn.predict.raster import predict_raster
+from sptgnn.predict.tiles import TileStore, TileStoreError
+
+
+def _square(shared, item):
+    return shared * item * item
+
+
+def _first(shared, item):
+    return item + shared
+
+
+def _second(shared, item):
+    return item * 10
+
+
+def test_local_map_and_stages_keep_item_order():
+    ex, seen = LocalExecutor(), []
+    assert ex.map(_square, [3, 1, 2], 2, on_done=seen.append) == [18, 2, 8]
+    assert seen == [0, 1, 2]
+    out = ex.stages(_first, lambda item, r: [r, r + 1][: item], _second, [0, 1, 2], 100)
+    assert out == [(100, []), (101, [1010]), (102, [1020, 1030])]
+
+
+def test_use_executor_nests_and_restores():
+    assert isinstance(current_executor(), LocalExecutor)
+    a, b = LocalExecutor(), LocalExecutor()
+    with use_executor(a):
+        with use_executor(b):
+            assert current_executor() is b
+        assert current_executor() is a
+    assert current_executor() is not a
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ExecutorError, match="unknown backend 'dask'; choose one of local, ray"):
+        make_executor("dask")
+
+
+def test_tile_store_refuses_what_it_cannot_resume(tmp_path):
+    store = TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]})
+    store.add(0, np.ones((1, 2, 2), np.float32), 4, {"mean": [1.0, 1.0]})
+    with pytest.raises(TileStoreError, match="rerun with --resume"):
+        TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]})
+    with pytest.raises(TileStoreError, match="made with other window"):
+        TileStore(tmp_path / "s", {"window": 32, "bands": ["mean"]}, resume=True)
+    with open(tmp_path / "s" / "tiles.jsonl", "a") as log:  # a line cut by a kill, and a tile whose file is gone
+        log.write(json.dumps({"tile": 1, "valid": 4, "ranges": {}}) + "\n" + '{"tile": 2, "va')
+    again = TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]}, resume=True)
+    assert list(again.done) == [0] and again.done[0] == (4, {"mean": [1.0, 1.0]})
+    np.testing.assert_array_equal(again.read(0), np.ones((1, 2, 2)))
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(), src.descriptions, src.tags(), src.units
+
+
+def test_map_is_a_valid_cog_with_its_band_names(mapping, tmp_path):
+    _, run, rasters = mapping
+    s = predict_raster(load_run(run), rasters, tmp_path / "m.tif", window=16)
+    valid, errors, _ = cog_validate(tmp_path / "m.tif", quiet=True)
+    assert valid, errors
+    data, names, tags, units = _read(tmp_path / "m.tif")
+    assert names == ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
+    assert tags["target"] == "soc_g_kg" and units[0] == "g/kg"
+    assert s["tiles"] == 9 and s["resumed_tiles"] == 0 and s["valid_pixels"] == 48 * 40 - 5 * 7
+    assert (data[0] == -9999).sum() == 5 * 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "m.tif"]  # the tile store is gone
+
+
+def test_map_killed_midway_resumes_to_the_same_map(mapping, killer, tmp_path):
+    _, run, rasters = mapping
+    whole = predict_raster(load_run(run), rasters, tmp_path / "whole.tif", window=16, quicklook=False)
+    out = tmp_path / "m.tif"
+    proc = subprocess.run([sys.executable, killer, run, rasters[0], "4", out], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert not out.exists() and (tmp_path / ".m.tif.tiles" / "tiles.jsonl").exists()
+    with pytest.raises(TileStoreError, match="--resume"):  # a rerun without --resume does not overwrite it
+        predict_raster(load_run(run), rasters, out, window=16)
+    with pytest.raises(TileStoreError, match="other window"):
+        predict_raster(load_run(run), rasters, out, window=32, resume=True)
+    s = predict_raster(load_run(run), rasters, out, window=16, resume=True)
+    assert s["resumed_tiles"] == 4 and s["valid_pixels"] == whole["valid_pixels"] and s["ranges"] == whole["ranges"]
+    np.testing.assert_array_equal(_read(out)[0], _read(tmp_path / "whole.tif")[0])
+    assert not (tmp_path / ".m.tif.tiles").exists()
