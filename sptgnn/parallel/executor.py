@@ -3,7 +3,7 @@ cluster (:class:`~sptgnn.parallel.ray_executor.RayExecutor`).
 
 Training members, their calibration twins and refits, cross-validation folds and map tiles are independent tasks. The
 code that has such tasks hands them to :func:`current_executor` and never asks which executor it got; the command line
-and the API choose one with :func:`use_executor` (``--backend local|ray``). A task is a module-level function
+and the API choose one with :func:`use_executor` (``--backend local|ray``, :func:`~sptgnn.parallel.backends.make_executor`). A task is a module-level function
 ``fn(shared, item)``: ``shared`` is one read-only object every task of a call sees (sent to a cluster once), ``item``
 what differs. Results come back in item order whatever the order tasks finish in, so the output of a call never
 depends on the executor or the worker count; tasks are seeded by their items, never by the worker that runs them.
@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
-
-BACKENDS = ("local", "ray")
-
 
 class ExecutorError(RuntimeError):
     """An executor that cannot start or a task that failed for a reason outside sptgnn; the message says what to do."""
@@ -112,26 +109,4 @@ def use_executor(executor: Executor) -> Iterator[Executor]:
         _current.pop()
 
 
-def make_executor(backend: str = "local", address: str | None = None, num_cpus: int | None = None) -> Executor:
-    """The executor of ``--backend``.
-
-    Args:
-        backend: ``local`` (this process) or ``ray``.
-        address: Ray only: the head of an existing cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``);
-            ``None`` starts a local Ray instance on this machine.
-        num_cpus: Ray only, local instance: CPUs it may use (default: every available core).
-
-    Raises:
-        ExecutorError: An unknown backend, Ray not installed, or a cluster that cannot be reached.
-    """
-    if backend == "local":
-        return LocalExecutor()
-    if backend == "ray":
-        from sptgnn.parallel.ray_executor import RayExecutor
-
-        return RayExecutor(address=address, num_cpus=num_cpus)
-    raise ExecutorError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-
-
-__all__ = ["BACKENDS", "Executor", "ExecutorError", "LocalExecutor", "current_executor", "make_executor",
-           "use_executor"]
+__all__ = ["Executor", "ExecutorError", "LocalExecutor", "current_executor", "use_executor"]

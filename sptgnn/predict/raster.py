@@ -1,4 +1,4 @@
-"""Raster maps: a covariate stack read window by window, every valid pixel a query node, a multi-band GeoTIFF out.
+"""Raster maps: a covariate stack predicted tile by tile, every valid pixel a query node, a multi-band COG out.
 
 Bands of the map (target units, e.g. g/kg for SOC, % for SOM; ``aoa`` is 0/1):
 
@@ -8,10 +8,13 @@ Bands of the map (target units, e.g. g/kg for SOC, % for SOM; ``aoa`` is 0/1):
 5. ``q05``; 6. ``q95`` — quantiles of the members' mixture (Gaussian members, or lognormal ones with ``log1p``);
 7. ``aoa`` — area-of-applicability flag (Meyer & Pebesma 2021), 1 inside.
 
-The GeoTIFF has the reference grid of the covariate stack (CRS, transform, shape), float32, tiled 256 × 256, DEFLATE
-compressed, nodata ``-9999`` wherever an input covariate is nodata. It is written to a temporary file beside the
-output and renamed when complete (with the PNG quicklook of mean and sd), so an interrupted run leaves nothing under
-the final name. Memory is bounded by the window size, not the raster size.
+The map is a Cloud-Optimized GeoTIFF (GDAL's COG driver: internal 256 × 256 tiles, overviews, DEFLATE) on the
+reference grid of the covariate stack (CRS, transform, shape), float32, nodata ``-9999`` wherever an input covariate
+is nodata. Each tile is a task of the current executor (:mod:`sptgnn.parallel`); finished tiles are kept in a store
+beside the map (:mod:`sptgnn.predict.tiles`), so an interrupted map resumes where it stopped (``resume``). The map
+is assembled into a temporary file beside the output and renamed when complete (with the PNG quicklook of mean and
+sd), so an interrupted run leaves nothing under the final name. Memory is bounded by the tile size, not the raster
+size; the disk holds the compressed tiles and an intermediate beside the map while it is assembled.
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         resume: Continue the unfinished map in the tile store (only the tiles it lacks are predicted).
 
     Returns:
-        Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds``, ``tiles`` (total) and ``resumed_tiles``,
-        per band ``min``/``max`` of valid pixels.
+        Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds`` (of which ``tile_seconds`` up to the
+        last tile and ``assembly_seconds`` for the COG and quicklook), ``tiles`` (total) and ``resumed_tiles``, per
+        band ``min``/``max`` of valid pixels.
 
     Raises:
         PredictError: Output folder missing or output exists.
@@ -140,6 +144,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         pixels += n_valid
         if progress is not None:
             progress(len(store.done), total, pixels)
+    tiles_done = time.perf_counter()
     stats = {b: [np.inf, -np.inf] for b in names}
     for _, ranges in store.done.values():
         for b, r in ranges.items():
@@ -152,6 +157,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     profile = {
         "driver": "GTiff", "dtype": "float32", "count": len(names), "nodata": NODATA, "crs": crs, "transform": t,
         "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
+        "compress": "deflate", "zlevel": 1, "predictor": 3,  # the intermediate: light compression, read once
     }
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
         plain = tmp.with_name(tmp.name + ".assembly.tif")
@@ -173,7 +179,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                 write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
     store.remove()
     return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": pixels,
-            "seconds": time.perf_counter() - start, "tiles": total, "resumed_tiles": resumed,
+            "seconds": time.perf_counter() - start, "tile_seconds": tiles_done - start,
+            "assembly_seconds": time.perf_counter() - tiles_done, "tiles": total, "resumed_tiles": resumed,
             "ranges": {b: (None if not np.isfinite(v[0]) else [v[0], v[1]]) for b, v in stats.items()}}
 
 

@@ -6,7 +6,7 @@ tile's pixels do not depend on its neighbours and a map is the same whatever the
 worker loads the :class:`~sptgnn.estimator.run.Run` from its folder once and keeps it for every later tile.
 
 The store is a folder beside the map (``.<map name>.tiles``): ``manifest.json`` (what the map is made from: run,
-rasters, window, date, bands) and one ``tile_<k>.npy`` per finished tile, each renamed into place when complete and
+rasters, window, date, bands) and one ``tile_<k>.npz`` (compressed) per finished tile, each renamed into place when complete and
 then listed on a line of ``tiles.jsonl``. After a crash or ``kill -9``, ``--resume`` reads the listed tiles and
 predicts only the others; the store is removed once the map is written.
 """
@@ -150,14 +150,14 @@ class TileStore:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                if (self.folder / f"tile_{rec['tile']}.npy").exists():
+                if (self.folder / f"tile_{rec['tile']}.npz").exists():
                     self.done[int(rec["tile"])] = (int(rec["valid"]), rec["ranges"])
 
     def add(self, k: int, block: np.ndarray, valid: int, ranges: dict) -> None:
         """Keep tile ``k``: its file renamed into place, then its line in ``tiles.jsonl``."""
-        tmp = self.folder / f".tile_{k}.partial.npy"
-        np.save(tmp, block)
-        os.replace(tmp, self.folder / f"tile_{k}.npy")
+        tmp = self.folder / f".tile_{k}.partial.npz"
+        np.savez_compressed(tmp, bands=block)  # deflate: the store of a continental map must fit on the disk
+        os.replace(tmp, self.folder / f"tile_{k}.npz")
         with open(self.folder / "tiles.jsonl", "a") as log:
             log.write(json.dumps({"tile": int(k), "valid": int(valid), "ranges": ranges}) + "\n")
             log.flush()
@@ -166,7 +166,8 @@ class TileStore:
 
     def read(self, k: int) -> np.ndarray:
         """Tile ``k``'s bands ``(B, h, w)``."""
-        return np.load(self.folder / f"tile_{k}.npy")
+        with np.load(self.folder / f"tile_{k}.npz") as f:
+            return f["bands"]
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -93,11 +93,11 @@ def test_batched_ensemble_predicts_like_full_graph(split, config_factory):
 
 
 def test_random_validation_split_trains(split, config_factory, monkeypatch):
-    import sptgnn.train.ensemble as ensemble
+    import sptgnn.train.member_tasks as member_tasks
 
     labelled, query = split
     called = []
-    monkeypatch.setattr(ensemble, "spatial_holdout", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(member_tasks, "spatial_holdout", lambda *a, **k: called.append(1))
     cfg = config_factory(train={"batch_size": 8, "epochs": 2, "members": 1, "val_split": "random"})
     pred = DeepEnsemble(cfg).fit(labelled).predict(query)
     assert not called  # no spatial blocks were cut
