@@ -24,10 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from pyproj import Transformer
 from rasterio.enums import Resampling
-from rasterio.windows import Window
 
 from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
 from sptgnn.data.rasters import CovariateStack
@@ -154,26 +152,12 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         store.remove()
         raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
                           "check the rasters' nodata")
-    profile = {
-        "driver": "GTiff", "dtype": "float32", "count": len(names), "nodata": NODATA, "crs": crs, "transform": t,
-        "width": w, "height": h, "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER",
-        "compress": "deflate", "zlevel": 1, "predictor": 3,  # the intermediate: light compression, read once
-    }
+    band_units = [model.units] * 6 + [""] * (len(names) - 6)
+    tags = {"target": model.ensemble.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
+            "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside"}
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
-        plain = tmp.with_name(tmp.name + ".assembly.tif")
-        try:
-            with rasterio.open(plain, "w", **profile) as dst:
-                for i, b in enumerate(names, start=1):
-                    dst.set_band_description(i, b)
-                dst.units = tuple([model.units] * 6 + [""] * (len(names) - 6))
-                dst.update_tags(target=model.ensemble.target, units=model.units, bands=",".join(names),
-                                source="sptgnn", aoa="1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside")
-                for k, win in enumerate(job.windows):
-                    dst.write(store.read(k), window=Window(*win))
-            rasterio.shutil.copy(plain, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="3", BLOCKSIZE="256",
-                                 OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER", NUM_THREADS="1")
-        finally:
-            plain.unlink(missing_ok=True)
+        store.write_cog(tmp, job.windows, {"crs": crs, "transform": t, "width": w, "height": h}, names, band_units,
+                        tags)
         if quicklook:
             with atomic_file(png, ".png") as tmp_png:
                 write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
