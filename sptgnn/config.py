@@ -343,6 +343,27 @@ class TrainConfig(_Section):
     threads: int | None = Field(None, ge=1)
 
 
+class KNNDMConfig(_Section):
+    """kNNDM folds (``evaluate.split: knndm``; Linnenbrink et al. 2024, ``CAST::knndm``; :mod:`sptgnn.splits.knndm`).
+
+    Attributes:
+        domain: The prediction area: a raster (its valid cells) or a GeoPackage/shapefile of polygons; relative paths
+            are read under the data directory.
+        space: ``geographical`` (distances in metres) or ``feature`` (standardised covariates; needs a raster domain
+            whose band names are covariates of the samples).
+        samplesize: Prediction points sampled regularly from the domain.
+        maxp: Largest share of the samples one fold may hold.
+        clustering: ``hierarchical`` (Ward; memory grows with the square of the samples, fine to about 10,000) or
+            ``kmeans``.
+    """
+
+    domain: str
+    space: Literal["geographical", "feature"] = "geographical"
+    samplesize: int = Field(1000, ge=10)
+    maxp: float = Field(0.5, gt=0.0, le=1.0)
+    clustering: Literal["hierarchical", "kmeans"] = "hierarchical"
+
+
 class EvaluateConfig(_Section):
     """Cross-validation settings.
 
@@ -355,8 +376,9 @@ class EvaluateConfig(_Section):
         moran_permutations: Permutations of the Moran's I p-value.
         split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
             block K-fold: square blocks of ``block_size_km`` on a metric grid, whole blocks assigned to folds by a
-            seeded balanced assignment; see :mod:`sptgnn.splits`).
-        n_folds: ``K`` of ``random`` and ``blocks``.
+            seeded balanced assignment; see :mod:`sptgnn.splits`) or ``knndm`` (folds whose test-to-training
+            nearest-neighbour distances match those from the prediction area, ``evaluate.knndm``).
+        n_folds: ``K`` of ``random``, ``blocks`` and ``knndm``.
         block_size_km: Side of a spatial block in km (``blocks``).
         buffer_km: Buffered leave-block-out: training samples closer than this (km) to any test sample are left out
             of that fold's training set (0: no buffer).
@@ -366,6 +388,7 @@ class EvaluateConfig(_Section):
         forest_trees: Trees of the random-forest baselines (``null``: 500).
         forest_max_features: Share of the features tried at each split of the random forests (``null``: all; 0.33 is
             the ``p/3`` of R's randomForest for regression and is much faster on many covariates).
+        knndm: The prediction domain and settings of ``split: knndm``.
     """
 
     baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging", "qrf",
@@ -374,7 +397,7 @@ class EvaluateConfig(_Section):
     )
     moran_k: int = Field(8, ge=1)
     moran_permutations: int = Field(199, ge=0)
-    split: Literal["shipped", "random", "blocks"] = "shipped"
+    split: Literal["shipped", "random", "blocks", "knndm"] = "shipped"
     n_folds: int = Field(5, ge=2)
     block_size_km: float = Field(100.0, gt=0.0)
     buffer_km: float = Field(0.0, ge=0.0)
@@ -382,6 +405,14 @@ class EvaluateConfig(_Section):
     regression_kriging_neighbours: int = Field(64, ge=2)
     forest_trees: int | None = Field(None, ge=1)
     forest_max_features: float | None = Field(None, gt=0.0, le=1.0)
+    knndm: KNNDMConfig | None = None
+
+    @model_validator(mode="after")
+    def _check_knndm(self) -> "EvaluateConfig":
+        if self.split == "knndm" and self.knndm is None:
+            raise ValueError("evaluate.split: knndm needs evaluate.knndm.domain (a raster or polygons of the prediction "
+                             "area)")
+        return self
 
 
 class ChipSourceConfig(_Section):

@@ -60,6 +60,7 @@ class CrossValidationResult:
         gates: MoE gate weights of the first model with ``diagnostics`` on each test sample, ``sample_id, fold,
             gate_0 …``.
         stream_usage: That model's share of expert input weight per stream, averaged over folds.
+        split_info: Figures of the split when it has any (kNNDM: ``W``, ``W_random``, ``clusters``, fold sizes).
     """
 
     predictions: pd.DataFrame
@@ -67,6 +68,7 @@ class CrossValidationResult:
     folds: list[dict] = field(default_factory=list)
     gates: pd.DataFrame | None = None
     stream_usage: dict[str, float] | None = None
+    split_info: dict | None = None
 
 
 def fold_scores(y: np.ndarray, mean: np.ndarray, mean_log: np.ndarray) -> dict:
@@ -253,13 +255,26 @@ def config_models(config, variants: dict | None = None) -> dict:
     return models | {name: make_baseline(name, config) for name in config.evaluate.baselines}
 
 
-def config_folds(samples: SoilSamples, config) -> list[Fold]:
+def config_split(samples: SoilSamples, config) -> tuple[list[Fold], dict | None]:
     """The folds of a config's ``evaluate`` section (:func:`sptgnn.splits.make_folds`: split, K, block size, buffer,
-    seed)."""
-    from sptgnn.splits import make_folds
+    seed; kNNDM folds for its domain, :func:`sptgnn.splits.domain.knndm_folds`) and, for kNNDM, its figures
+    (:meth:`~sptgnn.splits.knndm.KNNDMResult.summary`: W against the domain, W of random folds beside)."""
+    from sptgnn.data.paths import resolve_data_path
+    from sptgnn.splits import folds_from_ids, make_folds
+    from sptgnn.splits.domain import knndm_folds
 
     ev = config.evaluate
-    return make_folds(samples, ev.split, ev.n_folds, ev.block_size_km, ev.buffer_km, ev.seed)
+    if ev.split != "knndm":
+        return make_folds(samples, ev.split, ev.n_folds, ev.block_size_km, ev.buffer_km, ev.seed), None
+    kc = ev.knndm
+    res = knndm_folds(samples, resolve_data_path(kc.domain), ev.n_folds, kc.space, kc.samplesize, kc.maxp,
+                      kc.clustering, ev.seed)
+    return folds_from_ids(samples, res.folds, ev.buffer_km), res.summary()
+
+
+def config_folds(samples: SoilSamples, config) -> list[Fold]:
+    """The folds of a config's ``evaluate`` section (see :func:`config_split`)."""
+    return config_split(samples, config)[0]
 
 
 def cross_validate_config(samples: SoilSamples, config, progress: Callable[[str], None] | None = None,
@@ -272,9 +287,12 @@ def cross_validate_config(samples: SoilSamples, config, progress: Callable[[str]
         SplitError: Too few samples or blocks for the folds.
     """
     ev = config.evaluate
-    return cross_validate(config_models(config, variants), samples, config_folds(samples, config), config.data.target,
-                          progress, ev.moran_k, ev.moran_permutations)
+    folds, split_info = config_split(samples, config)
+    result = cross_validate(config_models(config, variants), samples, folds, config.data.target, progress, ev.moran_k,
+                            ev.moran_permutations)
+    result.split_info = split_info
+    return result
 
 
 __all__ = ["PREDICTION_COLUMNS", "CrossValidationResult", "check_target_varies", "config_folds", "config_models",
-           "cross_validate", "cross_validate_config", "fold_scores", "make_baseline"]
+           "config_split", "cross_validate", "cross_validate_config", "fold_scores", "make_baseline"]

@@ -53,7 +53,9 @@ def default_folder(config: Config, command: str) -> Path:
 def evaluation_total(config: Config, samples: SoilSamples, variants: dict[str, Config] | None = None) -> int:
     """Progress steps of :func:`evaluate_to_folder`: one per trained member and baseline fit of every fold."""
     variants = variants or {"sptgnn": config}
-    return len(config_folds(samples, config)) * (sum(v.train.members for v in variants.values())
+    ev = config.evaluate  # kNNDM makes K folds; it is not run twice just to count them
+    n_folds = ev.n_folds if ev.split == "knndm" else len(config_folds(samples, config))
+    return n_folds * (sum(v.train.members for v in variants.values())
                                                + len(config.evaluate.baselines))
 
 
@@ -84,7 +86,7 @@ def evaluate_to_folder(config: Config, samples: SoilSamples, out: Path, variants
         "dataset": samples.name, "target": config.data.target, "n_samples": len(samples),
         "folds": ev.split, "n_folds": n_folds, "members": config.train.members, "sptgnn_version": __version__,
         "split": {"split": ev.split, "n_folds": n_folds, "block_size_km": ev.block_size_km, "buffer_km": ev.buffer_km,
-                  "seed": ev.seed},
+                  "seed": ev.seed} | ({"knndm": result.split_info} if result.split_info else {}),
         "target_transform": config.data.target_transform,
         "wall_seconds": round(time.perf_counter() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu, 1),

@@ -11,6 +11,7 @@ from sptgnn.splits.folds import (
     block_ids,
     buffer_exclusion,
     fold_ids,
+    folds_from_ids,
     make_folds,
     planar_coords,
     planar_crs,
@@ -19,5 +20,5 @@ from sptgnn.splits.folds import (
 from sptgnn.splits.holdouts import calibration_parts, kmeans_folds, spatial_holdout, spatial_parts
 
 __all__ = ["SPLITS", "BlockKFold", "Fold", "SplitError", "assign_blocks", "block_folds", "block_ids", "buffer_exclusion",
-           "calibration_parts", "fold_ids", "kmeans_folds", "make_folds", "planar_coords", "planar_crs", "random_folds",
+           "calibration_parts", "fold_ids", "folds_from_ids", "kmeans_folds", "make_folds", "planar_coords", "planar_crs", "random_folds",
            "spatial_holdout", "spatial_parts"]

@@ -216,7 +216,15 @@ def make_folds(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, b
     Raises:
         ValueError: A fold whose buffer leaves fewer than 2 training samples.
     """
-    ids = fold_ids(samples, split, n_folds, block_size_km, seed)
+    return folds_from_ids(samples, fold_ids(samples, split, n_folds, block_size_km, seed), buffer_km)
+
+
+def folds_from_ids(samples: SoilSamples, ids: np.ndarray, buffer_km: float = 0.0) -> list[Fold]:
+    """The folds of given fold ids ``(num_samples,)`` (e.g. kNNDM's), with :func:`make_folds`'s buffer.
+
+    Raises:
+        SplitError: A fold whose buffer leaves fewer than 2 training samples.
+    """
     coords = samples.metric_coords() if buffer_km > 0 else None
     buffer_m = buffer_km * 1000.0
     if coords is not None and samples.crs.is_geographic:  # metric_coords are chords on the sphere: same ordering
@@ -240,4 +248,4 @@ def _check_folds(num_samples: int, n_folds: int) -> None:
 
 
 __all__ = ["SPLITS", "SplitError", "Fold", "planar_crs", "planar_coords", "block_ids", "random_folds", "assign_blocks", "block_folds",
-           "buffer_exclusion", "fold_ids", "make_folds"]
+           "buffer_exclusion", "fold_ids", "folds_from_ids", "make_folds"]
