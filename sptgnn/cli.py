@@ -1,4 +1,4 @@
-"""Command line: typer wiring over the Python API (evaluate, train, predict, ablate, benchmark, datasets).
+"""Command line: typer wiring over the Python API (evaluate, train, predict, aggregate, ablate, benchmark, datasets).
 
 Every known failure ends with one line on stderr saying what to do, exit code 2, and no partial output: results are
 written to a temporary folder beside ``--out`` and renamed when complete.
@@ -14,6 +14,7 @@ import typer
 from sptgnn.atomic import check_new_folder
 from sptgnn.cli_common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
                                err_console, fail)
+from sptgnn.cli_aggregate import aggregate
 from sptgnn.cli_predict import predict
 from sptgnn.config import Config, load_config
 from sptgnn.data.datasets import available_datasets
@@ -157,3 +158,4 @@ def benchmark(
 
 
 app.command(name="predict")(predict)
+app.command(name="aggregate")(aggregate)
