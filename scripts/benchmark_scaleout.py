@@ -228,6 +228,8 @@ def main() -> None:
         "wall_hours": {str(n): round((n_tiles * per_tile_s / n + grid / rate_cog) / 3600, 2) for n in (1, 10, 100)},
         "assembly_hours": round(grid / rate_cog / 3600, 2), "tile_pixels": tile_px}
     result["load_average_after"] = os.getloadavg()
+    if Path(args.out).exists():  # keep the memory part of an earlier run
+        result |= {k: v for k, v in json.loads(Path(args.out).read_text()).items() if k == "memory"}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("training", "map", "projection_africa_250m", "members_equal",
