@@ -52,7 +52,8 @@ class ResidualField:
     def fit(cls, xy: np.ndarray, z: np.ndarray, bins: int = 15, max_lag_share: float = 0.5) -> "ResidualField":
         """Fit the variogram of standardised residuals ``z`` ``(n,)`` at ``xy`` ``(n, 2)`` (planar m): empirical
         semivariances in ``bins`` lag classes up to ``max_lag_share`` of the largest distance
-        (``gstools.vario_estimate``), an exponential model with nugget and sill 1 fitted to them.
+        (``gstools.vario_estimate``), an exponential model with nugget and sill 1 fitted to them, its range bounded
+        to [span / 1000, 10 × span].
 
         Raises:
             ValueError: Fewer than 10 residuals, or residuals that are not finite.
@@ -65,6 +66,8 @@ class ResidualField:
         span = float(np.hypot(*(xy.max(0) - xy.min(0))))
         centres, gamma = gs.vario_estimate(xy.T, z, np.linspace(0, max_lag_share * span, bins + 1))
         model = gs.Exponential(dim=2, var=0.5, len_scale=span / 10, nugget=0.5)
+        # a range beyond 10× the samples' span is a constant offset already; unbounded fits ran off to 10⁹ m
+        model.set_arg_bounds(len_scale=[span / 1000, 10 * span])
         keep = np.isfinite(gamma)
         model.fit_variogram(centres[keep], gamma[keep], nugget=True, sill=1.0)
         return cls(xy, z, float(model.nugget), float(model.len_scale))

@@ -1,0 +1,49 @@
+"""The residual field: normal scores of PIT values, a variogram fit that finds structure where there is some and none
+where there is none, conditioning that honours the residuals, unit variance far from them, and the same structured
+field in every window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from sptgnn.accounting.residual_field import ResidualField, normal_scores
+
+
+def test_normal_scores_invert_the_gaussian_cdf():
+    z = np.array([-2.0, -0.3, 0.0, 1.2])
+    np.testing.assert_allclose(normal_scores(norm.cdf(z)), z, atol=1e-12)
+    assert np.isfinite(normal_scores(np.array([0.0, 1.0]))).all()  # PIT 0 and 1 are clipped, not infinite
+
+
+def test_fit_tells_white_noise_from_a_correlated_field():
+    import gstools as gs
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 10_000, (300, 2))
+    white = ResidualField.fit(xy, rng.standard_normal(300))
+    assert white.nugget > 0.8
+    smooth = ResidualField.fit(xy, gs.SRF(gs.Exponential(dim=2, var=1.0, len_scale=2000.0), seed=5)(xy.T))
+    assert smooth.nugget < 0.3 and 500 < smooth.len_scale_m < 20_000
+
+
+def test_conditioning_honours_the_residuals_and_far_away_the_variance_is_one():
+    rng = np.random.default_rng(1)
+    cond, z = rng.uniform(0, 1000, (30, 2)), rng.standard_normal(30)
+    field = ResidualField(cond, z, nugget=0.01, len_scale_m=300.0)
+    at = field.realisations(cond, np.arange(200))
+    np.testing.assert_allclose(at.mean(0), z, atol=0.15)
+    assert at.std(0).max() < 0.2  # nearly pinned where a residual was observed
+    far = field.realisations(rng.uniform(50_000, 60_000, (200, 2)), np.arange(200))
+    assert abs(far.mean()) < 0.1 and far.std() == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_structured_field_is_the_same_in_every_window():
+    rng = np.random.default_rng(2)
+    field = ResidualField(rng.uniform(0, 1000, (30, 2)), rng.standard_normal(30), nugget=0.2, len_scale_m=300.0)
+    a, b = rng.uniform(0, 1000, (100, 2)), rng.uniform(0, 1000, (100, 2))
+    whole = field.realisations(np.r_[a, b], np.arange(50), window_seed=1)
+    part = field.realisations(a, np.arange(50), window_seed=2)
+    # only the nugget (white, drawn per window) differs: the differences have variance 2 × nugget
+    assert (whole[:, :100] - part).var() == pytest.approx(2 * 0.2, rel=0.1)
