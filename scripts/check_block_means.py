@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--folds", type=int, default=5, help="outer folds of whole blocks")
     ap.add_argument("--block-samples", type=float, default=5.0, help="block side chosen for this many samples a block")
+    ap.add_argument("--block-km", type=float, default=None, help="block side in km instead (e.g. 100 for Africa)")
+    ap.add_argument("--subsample", type=int, default=None, help="a seeded random subset of this many samples")
     ap.add_argument("--min-samples", type=int, default=3, help="blocks with fewer test samples are not scored")
     ap.add_argument("--realisations", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
@@ -49,13 +51,18 @@ def main() -> None:
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
     samples = load_dataset(args.dataset)
+    if args.subsample and args.subsample < len(samples):
+        keep = np.zeros(len(samples), bool)
+        keep[np.random.default_rng(args.seed).choice(len(samples), args.subsample, replace=False)] = True
+        samples = samples.subset(keep)
     target = samples.targets[0]
     cfg = load_config(args.config, {"data": {"dataset": args.dataset},
                                     "train": {"members": args.members},
                                     "calibration": {"method": "variance", "folds": 5}})
     xy = planar_coords(samples)  # projected CRS: metres; LimeSoDa ships UTM
     span = xy.max(0) - xy.min(0)
-    side = float(np.sqrt(span[0] * span[1] * args.block_samples / len(samples)))
+    side = (args.block_km * 1000.0 if args.block_km else
+            float(np.sqrt(span[0] * span[1] * args.block_samples / len(samples))))
     blocks = block_ids(xy, side)
     fold_of_block = assign_blocks(blocks, args.folds, args.seed)
     y = samples.target(target)
@@ -97,6 +104,12 @@ def main() -> None:
               "seconds": round(time.perf_counter() - start, 1),
               "command": f"OMP_NUM_THREADS=1 python scripts/check_block_means.py --dataset {args.dataset}",
               "blocks": rows}
+    result["subsample"] = args.subsample
+    if args.subsample or args.block_km:
+        result["command"] += (f" --config {Path(args.config).relative_to(ROOT)}"
+                              + (f" --subsample {args.subsample}" if args.subsample else "")
+                              + (f" --block-km {args.block_km:g}" if args.block_km else "")
+                              + f" --members {args.members}")
     out = ROOT / "benchmarks" / "results" / f"block_means_{args.dataset.replace(':', '_')}.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "blocks"}, indent=2))

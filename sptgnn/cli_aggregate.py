@@ -25,12 +25,16 @@ def aggregate(
     coarse_sd: float = typer.Option(0.0, "--coarse-sd", help="Its sd."),
     window: int = typer.Option(256, "--window", min=16, help="Window size in pixels (memory is window^2 x realisations)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the realisations."),
+    date: str = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD of the map (time stream; default: the training mean year)."),
+    baseline_run: Path = typer.Option(None, "--baseline-run", help="Run of the earlier state for the change since then (default: RUN, with --baseline-date)."),
+    baseline_date: str = typer.Option(None, "--baseline-date", help="Date of the earlier state: adds the mean change per zone and its sd from shared realisations."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Zone means of SOC (g/kg), mean stock (t C/ha) and total stock (t C, t CO2e) with 5/50/95 % quantiles from
     realisations (ensemble member x conditioned residual Gaussian random field), beside the naive interval of
     independent pixels."""
     import geopandas as gpd
+    import pandas as pd
 
     from sptgnn.accounting.aggregate import AggregateError, aggregate_zones, residual_field_from_evaluation
     from sptgnn.accounting.stocks import Property
@@ -48,15 +52,24 @@ def aggregate(
             raise AggregateError(f"--coarse {coarse}: coarse fragments are a volume share in [0, 1]")
         if depth_cm <= 0 or bulk_density <= 0:
             raise AggregateError("--depth-cm and --bulk-density must be positive")
+        for name, value in (("--date", date), ("--baseline-date", baseline_date)):
+            if value is not None:
+                try:
+                    pd.Timestamp(value)
+                except ValueError:
+                    raise AggregateError(f"{name} '{value}' is not a date; use YYYY-MM-DD") from None
         if not zones.is_file():
             raise AggregateError(f"zones file {zones} not found")
         model = load_run(run)
         field = residual_field_from_evaluation(residuals)
+        baseline = None
+        if baseline_run is not None or baseline_date is not None:
+            baseline = (model if baseline_run is None else load_run(baseline_run), baseline_date)
         frame = gpd.read_file(zones)
         with progress_display(err_console) as bar:
             result = aggregate_zones(model, raster, frame, field, realisations, depth_cm,
                                      Property(bulk_density, bulk_density_sd, low=0.05),
-                                     Property(coarse, coarse_sd, high=1.0), window, seed,
+                                     Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
                                      progress=counter(bar, f"windows of {window} px"))
         with atomic_file(out, ".gpkg") as tmp:
             tmp.unlink()  # the GeoPackage driver creates the file itself
@@ -67,6 +80,9 @@ def aggregate(
         console.print(f"zone {i + 1}: SOC {row.soc_g_kg_mean:.3g} g/kg [{row.soc_g_kg_q05:.3g}-{row.soc_g_kg_q95:.3g}], "
                       f"stock {row.stock_t_c_mean:,.0f} t C [{row.stock_t_c_q05:,.0f}-{row.stock_t_c_q95:,.0f}] over "
                       f"{row.area_ha:,.1f} ha", highlight=False)
+        if baseline is not None:
+            console.print(f"        change {row.stock_change_t_c_mean:,.0f} t C (sd {row.stock_change_t_c_sd:,.0f}; "
+                          f"{row.stock_change_t_c_sd_independent:,.0f} if the states were independent)", highlight=False)
     console.print(f"wrote {out} ({len(result)} zones, {realisations} realisations)")
 
 

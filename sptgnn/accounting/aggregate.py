@@ -70,7 +70,7 @@ def _quantiles(prefix: str, draws: np.ndarray) -> dict:
 def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualField, realisations: int = 100,
                     thickness_cm: float = 30.0, bulk_density: Property = Property(1.3, 0.1),
                     coarse: Property | None = None, window: int = 256, seed: int = 0, dates=None,
-                    progress: Callable[[int, int], None] | None = None):
+                    baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
@@ -84,6 +84,13 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             fragments (0–1).
         window: Window size in pixels (memory ``O(window² · R)``).
         seed: Seed of the realisations.
+        dates: Sampling date of the map for the time stream (``None``: the training mean year).
+        baseline: ``(run, dates)`` of the earlier state for the **change** since then: the same realisations (members,
+            residual field, bulk density and coarse draws) at both states, so errors common to both cancel and the
+            variance of a zone's mean change is ``Var(t₁) + Var(t₀) − 2 Cov(t₀, t₁)``, not the sum of two
+            independent variances (Verra VT0014's requirement for the mean change in stock). Adds
+            ``soc_change_g_kg_*`` and ``stock_change_t_c_*`` (mean, q05, q50, q95, ``sd``) and their ``sd_independent``
+            (what independent realisations of the two states would give).
         progress: Called with ``(windows done, windows total)``.
 
     Returns:
@@ -110,6 +117,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         Z = len(zones)
         soc_sum, stock_sum, area_sum = np.zeros((realisations, Z)), np.zeros((realisations, Z)), np.zeros(Z)
         n_px, mean_sum, var_sum = np.zeros(Z), np.zeros(Z), np.zeros(Z)
+        soc0_sum, stock0_sum = np.zeros((realisations, Z)), np.zeros((realisations, Z))
         pcrs = planar_crs(run.labelled)
         shapes = [(g, i + 1) for i, g in enumerate(zones.geometry)]
         total = stack.num_windows(window)
@@ -128,8 +136,18 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     soc, pred = soc_realisations(run, query_of_arrays(run, vals, xy, dates), xy_planar, field, seeds,
                                                  window_seed=k)
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
-                    stock = stock_draws(soc, bulk_density, thickness_cm, coarse, rng)  # t C/ha, (R, n)
+                    bd = bulk_density.draws(soc.shape, rng)  # shared by both states of a change
+                    cf = None if coarse is None else coarse.draws(soc.shape, rng)
+                    stock = stock_draws(soc, bd, thickness_cm, cf)  # t C/ha, (R, n)
                     idx = zone[valid] - 1
+                    if baseline is not None:
+                        run0, dates0 = baseline
+                        soc0, _ = soc_realisations(run0, query_of_arrays(run0, vals, xy, dates0), xy_planar, field,
+                                                   seeds, window_seed=k)
+                        stock0 = stock_draws(soc0, bd, thickness_cm, cf)
+                        for r in range(realisations):
+                            soc0_sum[r] += np.bincount(idx, soc0[r], Z)
+                            stock0_sum[r] += np.bincount(idx, stock0[r] * area, Z)
                     for r in range(realisations):
                         soc_sum[r] += np.bincount(idx, soc[r], Z)
                         stock_sum[r] += np.bincount(idx, stock[r] * area, Z)
@@ -149,6 +167,12 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                 **_quantiles("soc_g_kg", soc_mean), **_quantiles("stock_t_ha", stock_t_c / area_sum),
                 **_quantiles("stock_t_c", stock_t_c), **_quantiles("stock_t_co2e", stock_t_c * CO2_PER_C),
                 "soc_g_kg_naive_q05": naive_mean - Z90 * naive_sd, "soc_g_kg_naive_q95": naive_mean + Z90 * naive_sd}
+        if baseline is not None:
+            soc0_mean = soc0_sum / n_px
+            for name, now, then in (("soc_change_g_kg", soc_mean, soc0_mean), ("stock_change_t_c", stock_t_c, stock0_sum)):
+                cols |= _quantiles(name, now - then)
+                cols[f"{name}_sd"] = (now - then).std(0, ddof=1)
+                cols[f"{name}_sd_independent"] = np.sqrt(now.var(0, ddof=1) + then.var(0, ddof=1))
     out = zones.copy()
     for name, v in cols.items():
         out[name] = v

@@ -117,3 +117,19 @@ def test_cli_writes_zone_totals_and_refuses_bad_input(run_and_stack, tmp_path):
     assert res.exit_code == 2 and "already exists" in res.output
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "t2.gpkg"), "--coarse", "15"])
     assert res.exit_code == 2 and "volume share" in res.output and not (tmp_path / "t2.gpkg").exists()
+
+
+def test_change_shares_realisations_so_common_errors_cancel(run_and_stack, config_factory):
+    from sptgnn.estimator.run import fit_run
+
+    run, rasters, zones = run_and_stack
+    same = aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16, baseline=(run, None))
+    np.testing.assert_array_equal(same["soc_change_g_kg_mean"], 0.0)  # the same state twice: no change in any draw
+    assert (same["stock_change_t_c_sd"] == 0).all() and (same["stock_change_t_c_sd_independent"] > 0).all()
+    other = fit_run(run.config.updated(train={"seed": 7}), run.labelled, aoa=False)  # a second survey's model
+    change = aggregate_zones(other, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
+                             baseline=(run, None))
+    assert (change["soc_change_g_kg_sd"] > 0).all()
+    assert (change["soc_change_g_kg_sd"] < 0.5 * change["soc_change_g_kg_sd_independent"]).all()
+    np.testing.assert_allclose(change["soc_change_g_kg_mean"],
+                               change["soc_g_kg_mean"] - same["soc_g_kg_mean"], rtol=1e-9, atol=1e-9)
