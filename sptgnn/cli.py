@@ -157,5 +157,27 @@ def benchmark(
     console.print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
 
 
+@app.command()
+def report(
+    folders: list[Path] = typer.Argument(..., help="Evaluation folders of `sptgnn evaluate` (e.g. random, blocks and kNNDM folds of one config)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained: figures embedded)."),
+    block_means: Optional[list[Path]] = typer.Option(None, "--block-means", help="JSON of scripts/check_block_means.py (repeatable)."),
+) -> None:
+    """One self-contained HTML validation report: data fingerprint, CV design, accuracy, calibration, interval coverage,
+    Moran's I, block-mean coverage, configuration, seeds and versions."""
+    from sptgnn.atomic import atomic_file
+    from sptgnn.evaluate.html_report import ReportError, render_report
+
+    try:
+        if out.suffix.lower() not in (".html", ".htm") or not out.parent.is_dir():
+            raise ReportError(f"--out {out}: give an .html file in an existing folder")
+        page = render_report(folders, block_means or [])
+        with atomic_file(out, ".html") as tmp:
+            tmp.write_text(page)
+    except USER_ERRORS + (ReportError,) as exc:
+        fail(str(exc))
+    console.print(f"wrote {out}")
+
+
 app.command(name="predict")(predict)
 app.command(name="aggregate")(aggregate)

@@ -1,0 +1,86 @@
+"""The validation report: every section on a page that needs nothing from outside, figures embedded, the data
+fingerprint recomputed independently, text escaped, and clear errors. (Parsed with the standard library's HTML parser:
+no browser is available on the build machine.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from sptgnn.evaluate.html_report import ReportError, render_report
+
+SECTIONS = ["data", "design", "accuracy", "calibration", "autocorrelation", "applicability", "aggregated", "reproduce"]
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections, self.images, self.external, self.text = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id"))
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        for key in ("src", "href"):
+            if a.get(key, "").startswith(("http:", "https:", "//")):
+                self.external.append(a[key])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory, samples_factory, config_factory):
+    from sptgnn.evaluate.runfolder import evaluate_to_folder
+
+    out = tmp_path_factory.mktemp("report") / "eval-blocks"
+    cfg = config_factory(evaluate={"split": "random", "n_folds": 3, "baselines": ["qrf"], "moran_permutations": 9})
+    evaluate_to_folder(cfg, samples_factory(45), out)
+    return out
+
+
+def test_page_has_every_section_and_embeds_its_figures(evaluation, tmp_path):
+    check = {"dataset": "x", "blocks_scored": 12, "coverage_90_realisations": 0.9, "coverage_90_naive": 0.4,
+             "mean_width_realisations": 2.0, "mean_width_naive": 0.5, "command": "python scripts/check_block_means.py"}
+    (tmp_path / "check.json").write_text(json.dumps(check))
+    page = _Page()
+    page.feed(render_report([evaluation], [tmp_path / "check.json"]))
+    assert page.sections == SECTIONS
+    assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.external == []
+    text = " ".join(page.text)
+    predictions = pd.read_csv(evaluation / "predictions.csv").drop_duplicates("sample_id").sort_values("sample_id")
+    digest = hashlib.sha256("\n".join(f"{s}\t{float(y)!r}" for s, y in
+                                      zip(predictions["sample_id"].astype(str), predictions["y_true"])).encode())
+    assert digest.hexdigest() in text
+    assert "qrf" in text and "sptgnn" in text and "0.4" in text
+
+
+def test_text_is_escaped(evaluation, tmp_path):
+    import shutil
+
+    bad = shutil.copytree(evaluation, tmp_path / "bad")
+    metrics = json.loads((bad / "metrics.json").read_text())
+    metrics["dataset"] = "<script>alert(1)</script>"
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    html = render_report([bad])
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_bad_folders_and_the_cli(evaluation, tmp_path):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    with pytest.raises(ReportError, match="not an evaluation folder"):
+        render_report([tmp_path])
+    res = CliRunner().invoke(app, ["report", str(evaluation), "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
+    res = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "s.html")])
+    assert res.exit_code == 2 and "not an evaluation folder" in res.output and not (tmp_path / "s.html").exists()
