@@ -77,22 +77,32 @@ class ResidualField:
 
         return gs.Exponential(dim=2, var=max(1.0 - self.nugget, 1e-9), len_scale=self.len_scale_m, nugget=self.nugget)
 
-    def realisations(self, xy: np.ndarray, seeds: np.ndarray, window_seed: int = 0) -> np.ndarray:
+    def realisations(self, xy: np.ndarray, seeds: np.ndarray, window_seed: int = 0,
+                     max_conditioning: int = 500) -> np.ndarray:
         """Realisations ``(R, n)`` of the conditioned standardised residual field at ``xy`` ``(n, 2)`` (planar m), one
         per seed; the structured part of realisation ``r`` is the same function in every call (window), the nugget
-        at ``xy`` is drawn from ``window_seed``."""
+        at ``xy`` is drawn from ``window_seed``. With more than ``max_conditioning`` residuals, the ones nearest to
+        ``xy`` condition the call (a moving neighbourhood, as in local kriging: GSTools solves the kriging system
+        afresh for every realisation, which costs the cube of the residuals)."""
         import gstools as gs
+        from scipy.spatial import cKDTree
 
+        use = np.arange(len(self.z))
+        if len(use) > max_conditioning:
+            nearest = cKDTree(xy).query(self.xy, k=1)[0]
+            use = np.sort(np.argsort(nearest, kind="stable")[:max_conditioning])
+        cond_xy, cond_z = self.xy[use], self.z[use]
         model = self._model()
         structured = gs.Exponential(dim=2, var=model.var, len_scale=self.len_scale_m)  # no nugget: same in every window
-        krige = gs.krige.Simple(model, self.xy.T, np.zeros(len(self.z)), mean=0.0, exact=False)
+        krige = gs.krige.Simple(model, cond_xy.T, np.zeros(len(use)), mean=0.0, exact=False)
         out = np.empty((len(seeds), len(xy)))
         nug_sd = np.sqrt(self.nugget)
         white = np.random.default_rng([window_seed, 7]).standard_normal(out.shape)
         for i, seed in enumerate(seeds):
             srf = gs.SRF(structured, seed=int(seed))
-            y_cond = srf(self.xy.T) + nug_sd * np.random.default_rng([int(seed), 1]).standard_normal(len(self.z))
-            krige.set_condition(self.xy.T, self.z - y_cond)
+            nugget_at = np.random.default_rng([int(seed), 1]).standard_normal(len(self.z))[use]  # fixed per residual
+            y_cond = srf(cond_xy.T) + nug_sd * nugget_at
+            krige.set_condition(cond_xy.T, cond_z - y_cond)
             correction = krige(xy.T, return_var=False)
             out[i] = srf(xy.T) + nug_sd * white[i] + correction
         return out

@@ -47,3 +47,11 @@ def test_the_structured_field_is_the_same_in_every_window():
     part = field.realisations(a, np.arange(50), window_seed=2)
     # only the nugget (white, drawn per window) differs: the differences have variance 2 × nugget
     assert (whole[:, :100] - part).var() == pytest.approx(2 * 0.2, rel=0.1)
+
+
+def test_a_moving_neighbourhood_still_honours_the_nearby_residuals():
+    rng = np.random.default_rng(3)
+    cond, z = rng.uniform(0, 10_000, (400, 2)), rng.standard_normal(400)
+    field = ResidualField(cond, z, nugget=0.01, len_scale_m=300.0)
+    at = field.realisations(cond[:5], np.arange(100), max_conditioning=20)
+    np.testing.assert_allclose(at.mean(0), z[:5], atol=0.2)
