@@ -3,7 +3,7 @@
 A run is trained on a seeded subsample of the afsp-africa points (``--subsample``, ``--members``; the full corpus
 takes hours here) with cross-fitted variance calibration, whose out-of-sample PIT values give the residual field.
 The aggregation then covers every valid cell of ``afgrid20_covariates_20km.tif`` (about 145,000), with zones a regular
-grid of ``--zone-km`` squares in the grid's CRS, in a fresh subprocess whose peak resident memory is read from
+grid of ``--zone-km`` squares in the grid's CRS (metres, or degrees of about that size at the equator), in a fresh subprocess whose peak resident memory is read from
 ``ru_maxrss``.
 
     OMP_NUM_THREADS=1 python scripts/benchmark_aggregate.py
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def measure(run_dir: str, field_json: str, raster: str, zone_deg: float, realisations: int) -> dict:
+def measure(run_dir: str, field_json: str, raster: str, zone_km: float, realisations: int) -> dict:
     import geopandas as gpd
     from shapely.geometry import box
 
@@ -44,9 +44,10 @@ def measure(run_dir: str, field_json: str, raster: str, zone_deg: float, realisa
     with rasterio.open(raster) as src:
         left, bottom, right, top = src.bounds
         crs = src.crs
-    xs, ys = np.arange(left, right, zone_deg), np.arange(bottom, top, zone_deg)
+    size = zone_km / 111.32 if crs.is_geographic else zone_km * 1000.0  # degrees at the equator, or metres
+    xs, ys = np.arange(left, right, size), np.arange(bottom, top, size)
     zones = gpd.GeoDataFrame({"zone": range(len(xs) * len(ys))}, crs=crs,
-                             geometry=[box(x, y, x + zone_deg, y + zone_deg) for y in ys for x in xs])
+                             geometry=[box(x, y, x + size, y + size) for y in ys for x in xs])
     start = time.perf_counter()
     out = aggregate_zones(run, [raster], zones, field, realisations=realisations, window=256)
     return {"seconds": round(time.perf_counter() - start, 1), "zones": int((out["n_pixels"] > 0).sum()),
@@ -96,9 +97,8 @@ def main() -> None:
         run.save(Path(tmp) / "run")
         (Path(tmp) / "field.json").write_text(json.dumps({"xy": field.xy.tolist(), "z": field.z.tolist(),
                                                           "nugget": field.nugget, "len_scale_m": field.len_scale_m}))
-        zone_deg = args.zone_km / 111.32  # the grid is in degrees: squares of about zone-km at the equator
         proc = subprocess.run([sys.executable, __file__, "--measure", str(Path(tmp) / "run"),
-                               str(Path(tmp) / "field.json"), raster, str(zone_deg), str(args.realisations)],
+                               str(Path(tmp) / "field.json"), raster, str(args.zone_km), str(args.realisations)],
                               capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
         if proc.returncode:
             raise SystemExit(proc.stderr[-3000:])

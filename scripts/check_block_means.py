@@ -92,6 +92,7 @@ def main() -> None:
             rows.append({"fold": int(f), "block": int(b), "n": int(inb.sum()), "observed": obs,
                          "low": float(lo), "high": float(hi), "naive_low": float(m - Z90 * sd),
                          "naive_high": float(m + Z90 * sd), "nugget": field.nugget, "len_scale_m": field.len_scale_m})
+        (ROOT / "benchmarks" / "results" / "block_means_partial.json").write_text(json.dumps(rows))  # kept on a crash
         print(f"fold {f}: {len(rows)} blocks so far, field nugget {field.nugget:.2f}, range {field.len_scale_m:.0f} m, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
     cover = np.mean([r["low"] <= r["observed"] <= r["high"] for r in rows])
@@ -106,12 +107,13 @@ def main() -> None:
               "blocks": rows}
     result["subsample"] = args.subsample
     if args.subsample or args.block_km:
-        result["command"] += (f" --config {Path(args.config).relative_to(ROOT)}"
+        result["command"] += (f" --config {args.config}"
                               + (f" --subsample {args.subsample}" if args.subsample else "")
                               + (f" --block-km {args.block_km:g}" if args.block_km else "")
                               + f" --members {args.members}")
     out = ROOT / "benchmarks" / "results" / f"block_means_{args.dataset.replace(':', '_')}.json"
     out.write_text(json.dumps(result, indent=2))
+    (ROOT / "benchmarks" / "results" / "block_means_partial.json").unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in result.items() if k != "blocks"}, indent=2))
 
 
