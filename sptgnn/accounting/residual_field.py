@@ -94,7 +94,7 @@ class ResidualField:
         cond_xy, cond_z = self.xy[use], self.z[use]
         model = self._model()
         structured = gs.Exponential(dim=2, var=model.var, len_scale=self.len_scale_m)  # no nugget: same in every window
-        krige = gs.krige.Simple(model, cond_xy.T, np.zeros(len(use)), mean=0.0, exact=False)
+        weights = kriging_weights(model, cond_xy, xy)  # once per call: the kriging system does not change with r
         out = np.empty((len(seeds), len(xy)))
         nug_sd = np.sqrt(self.nugget)
         white = np.random.default_rng([window_seed, 7]).standard_normal(out.shape)
@@ -102,10 +102,21 @@ class ResidualField:
             srf = gs.SRF(structured, seed=int(seed))
             nugget_at = np.random.default_rng([int(seed), 1]).standard_normal(len(self.z))[use]  # fixed per residual
             y_cond = srf(cond_xy.T) + nug_sd * nugget_at
-            krige.set_condition(cond_xy.T, cond_z - y_cond)
-            correction = krige(xy.T, return_var=False)
-            out[i] = srf(xy.T) + nug_sd * white[i] + correction
+            out[i] = srf(xy.T) + nug_sd * white[i] + weights @ (cond_z - y_cond)
         return out
 
 
-__all__ = ["PIT_EPS", "ResidualField", "normal_scores"]
+def kriging_weights(model, cond_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Simple-kriging weights ``(n, n_cond)`` of ``xy`` ``(n, 2)`` on ``cond_xy`` ``(n_cond, 2)`` for a GSTools
+    ``model`` whose nugget is measurement error: ``k(x)ᵀ (C + nugget·I)⁻¹`` with ``C``, ``k`` from
+    ``model.covariance``. This is GSTools' ``krige.Simple(model, cond, v, mean=0, exact=False)`` (tested equal) in a
+    form that serves every realisation from one solve; GSTools solves and evaluates afresh per call (31 s against 3 s
+    for 65,000 points on 500 residuals here)."""
+    from scipy.linalg import cho_factor, cho_solve
+    from scipy.spatial.distance import cdist
+
+    system = model.covariance(cdist(cond_xy, cond_xy)) + model.nugget * np.eye(len(cond_xy))
+    return cho_solve(cho_factor(system), model.covariance(cdist(xy, cond_xy)).T).T
+
+
+__all__ = ["PIT_EPS", "ResidualField", "kriging_weights", "normal_scores"]

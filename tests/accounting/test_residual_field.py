@@ -55,3 +55,15 @@ def test_a_moving_neighbourhood_still_honours_the_nearby_residuals():
     field = ResidualField(cond, z, nugget=0.01, len_scale_m=300.0)
     at = field.realisations(cond[:5], np.arange(100), max_conditioning=20)
     np.testing.assert_allclose(at.mean(0), z[:5], atol=0.2)
+
+
+def test_kriging_weights_equal_gstools_simple_kriging():
+    import gstools as gs
+
+    from sptgnn.accounting.residual_field import kriging_weights
+
+    rng = np.random.default_rng(4)
+    cond, v, x = rng.uniform(0, 1e4, (60, 2)), rng.standard_normal(60), rng.uniform(0, 1e4, (300, 2))
+    model = gs.Exponential(dim=2, var=0.6, len_scale=2000.0, nugget=0.4)
+    reference = gs.krige.Simple(model, cond.T, v, mean=0.0, exact=False)(x.T, return_var=False)
+    np.testing.assert_allclose(kriging_weights(model, cond, x) @ v, reference, atol=1e-10)
