@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5, help="outer folds of whole blocks")
     ap.add_argument("--block-samples", type=float, default=5.0, help="block side chosen for this many samples a block")
     ap.add_argument("--block-km", type=float, default=None, help="block side in km instead (e.g. 100 for Africa)")
+    ap.add_argument("--calibration-blocks", type=int, default=None,
+                    help="calibration.blocks: k-means blocks the calibration parts are cut from (fewer: larger parts)")
+    ap.add_argument("--tag", default="", help="suffix of the output file")
     ap.add_argument("--subsample", type=int, default=None, help="a seeded random subset of this many samples")
     ap.add_argument("--min-samples", type=int, default=3, help="blocks with fewer test samples are not scored")
     ap.add_argument("--realisations", type=int, default=200)
@@ -58,7 +61,8 @@ def main() -> None:
     target = samples.targets[0]
     cfg = load_config(args.config, {"data": {"dataset": args.dataset},
                                     "train": {"members": args.members},
-                                    "calibration": {"method": "variance", "folds": 5}})
+                                    "calibration": {"method": "variance", "folds": 5,
+                                                    "blocks": args.calibration_blocks}})
     xy = planar_coords(samples)  # projected CRS: metres; LimeSoDa ships UTM
     span = xy.max(0) - xy.min(0)
     side = (args.block_km * 1000.0 if args.block_km else
@@ -105,13 +109,15 @@ def main() -> None:
               "seconds": round(time.perf_counter() - start, 1),
               "command": f"OMP_NUM_THREADS=1 python scripts/check_block_means.py --dataset {args.dataset}",
               "blocks": rows}
-    result["subsample"] = args.subsample
+    result["subsample"], result["calibration_blocks"] = args.subsample, args.calibration_blocks
     if args.subsample or args.block_km:
         result["command"] += (f" --config {args.config}"
                               + (f" --subsample {args.subsample}" if args.subsample else "")
                               + (f" --block-km {args.block_km:g}" if args.block_km else "")
+                              + (f" --calibration-blocks {args.calibration_blocks}" if args.calibration_blocks else "")
+                              + (f" --tag {args.tag}" if args.tag else "")
                               + f" --members {args.members}")
-    out = ROOT / "benchmarks" / "results" / f"block_means_{args.dataset.replace(':', '_')}.json"
+    out = ROOT / "benchmarks" / "results" / f"block_means_{args.dataset.replace(':', '_')}{args.tag}.json"
     out.write_text(json.dumps(result, indent=2))
     (ROOT / "benchmarks" / "results" / "block_means_partial.json").unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in result.items() if k != "blocks"}, indent=2))
