@@ -21,6 +21,7 @@ def aggregate(
     depth_cm: float = typer.Option(30.0, "--depth-cm", help="Layer thickness in cm (0-30 cm topsoil: 30)."),
     bulk_density: float = typer.Option(1.3, "--bulk-density", help="Bulk density of the fine earth, g/cm3."),
     bulk_density_sd: float = typer.Option(0.1, "--bulk-density-sd", help="Its sd, g/cm3."),
+    bulk_density_raster: Path = typer.Option(None, "--bulk-density-raster", help="GeoTIFF of bulk density (g/cm3, band 1) on the covariate grid; replaces --bulk-density pixel by pixel (--bulk-density-sd stays its sd)."),
     coarse: float = typer.Option(0.0, "--coarse", help="Volume share of coarse fragments (0-1)."),
     coarse_sd: float = typer.Option(0.0, "--coarse-sd", help="Its sd."),
     window: int = typer.Option(256, "--window", min=16, help="Window size in pixels (memory is window^2 x realisations)."),
@@ -58,6 +59,8 @@ def aggregate(
                     pd.Timestamp(value)
                 except ValueError:
                     raise AggregateError(f"{name} '{value}' is not a date; use YYYY-MM-DD") from None
+        if bulk_density_raster is not None and not bulk_density_raster.is_file():
+            raise AggregateError(f"bulk-density raster {bulk_density_raster} not found")
         if not zones.is_file():
             raise AggregateError(f"zones file {zones} not found")
         model = load_run(run)
@@ -70,7 +73,8 @@ def aggregate(
             result = aggregate_zones(model, raster, frame, field, realisations, depth_cm,
                                      Property(bulk_density, bulk_density_sd, low=0.05),
                                      Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
-                                     progress=counter(bar, f"windows of {window} px"))
+                                     progress=counter(bar, f"windows of {window} px"),
+                                     bulk_density_raster=bulk_density_raster)
         with atomic_file(out, ".gpkg") as tmp:
             tmp.unlink()  # the GeoPackage driver creates the file itself
             result.to_file(tmp, driver="GPKG", layer="zone_totals")

@@ -10,6 +10,7 @@ correlation of prediction errors and is far too narrow (Goovaerts 2001).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -70,7 +71,8 @@ def _quantiles(prefix: str, draws: np.ndarray) -> dict:
 def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualField, realisations: int = 100,
                     thickness_cm: float = 30.0, bulk_density: Property = Property(1.3, 0.1),
                     coarse: Property | None = None, window: int = 256, seed: int = 0, dates=None,
-                    baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None):
+                    baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None,
+                    bulk_density_raster: str | Path | None = None):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
@@ -92,14 +94,18 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             ``soc_change_g_kg_*`` and ``stock_change_t_c_*`` (mean, q05, q50, q95, ``sd``) and their ``sd_independent``
             (what independent realisations of the two states would give).
         progress: Called with ``(windows done, windows total)``.
+        bulk_density_raster: A GeoTIFF of bulk density (g/cm³, band 1) on the covariate grid: its values replace
+            ``bulk_density.value`` pixel by pixel (``bulk_density.sd`` stays the sd); its nodata pixels are left out.
 
     Returns:
         GeoDataFrame: the zones with ``n_pixels``, ``area_ha``, ``soc_g_kg_{mean,q05,q50,q95}``,
         ``stock_t_ha_{...}``, ``stock_t_c_{...}``, ``stock_t_co2e_{...}`` and ``soc_g_kg_naive_q05``/``_q95``.
 
     Raises:
-        AggregateError: No zone overlaps a valid pixel.
+        AggregateError: No zone overlaps a valid pixel, or a bulk-density raster off the covariate grid.
     """
+    import rasterio
+
     from rasterio.features import rasterize
     from rasterio.windows import transform as window_transform
 
@@ -111,8 +117,13 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
 
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
-    with CovariateStack.open(sources) as stack:
+    with CovariateStack.open(sources) as stack, (rasterio.open(bulk_density_raster) if bulk_density_raster
+                                                 else nullcontext()) as bd_src:
         stack.check_features(run.needed)
+        if bd_src is not None and (bd_src.shape != stack.shape or bd_src.transform != stack.transform
+                                   or bd_src.crs != stack.crs):
+            raise AggregateError(f"the bulk-density raster {bulk_density_raster} is not on the covariate grid "
+                                 f"{stack.shape} px, {stack.crs}; resample it to that grid first (e.g. gdalwarp)")
         zones = zones.to_crs(stack.crs).reset_index(drop=True)
         Z = len(zones)
         soc_sum, stock_sum, area_sum = np.zeros((realisations, Z)), np.zeros((realisations, Z)), np.zeros(Z)
@@ -128,6 +139,9 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             if zone.any():
                 data, valid = stack.read_window(win, run.needed)
                 valid &= zone > 0
+                if bd_src is not None:
+                    bd_values = bd_src.read(1, window=win, masked=True)
+                    valid &= ~np.ma.getmaskarray(bd_values)
                 if valid.any():
                     x, y = stack.pixel_centres(win)
                     xy = transform_xy(np.c_[x[valid], y[valid]], stack.crs, run.labelled.crs)
@@ -136,7 +150,10 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     soc, pred = soc_realisations(run, query_of_arrays(run, vals, xy, dates), xy_planar, field, seeds,
                                                  window_seed=k)
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
-                    bd = bulk_density.draws(soc.shape, rng)  # shared by both states of a change
+                    bd_prop = bulk_density if bd_src is None else Property(
+                        np.ma.getdata(bd_values)[valid].astype(float), bulk_density.sd, bulk_density.low,
+                        bulk_density.high)
+                    bd = bd_prop.draws(soc.shape, rng)  # shared by both states of a change
                     cf = None if coarse is None else coarse.draws(soc.shape, rng)
                     stock = stock_draws(soc, bd, thickness_cm, cf)  # t C/ha, (R, n)
                     idx = zone[valid] - 1

@@ -133,3 +133,17 @@ def test_change_shares_realisations_so_common_errors_cancel(run_and_stack, confi
     assert (change["soc_change_g_kg_sd"] < 0.5 * change["soc_change_g_kg_sd_independent"]).all()
     np.testing.assert_allclose(change["soc_change_g_kg_mean"],
                                change["soc_g_kg_mean"] - same["soc_g_kg_mean"], rtol=1e-9, atol=1e-9)
+
+
+def test_a_bulk_density_raster_replaces_the_constant_pixel_by_pixel(run_and_stack, tmp_path):
+    run, rasters, zones = run_and_stack
+    bd = np.full((H, W), 1.1, dtype="float32")
+    bd[:, :3] = -9999.0  # no bulk density in the three westernmost columns: those pixels are left out
+    write_tif(tmp_path / "bd.tif", bd, RES, nodata=-9999.0)
+    out = aggregate_zones(run, rasters, zones, _field(), realisations=20, bulk_density=Property(9.9, 0.0), window=16,
+                          bulk_density_raster=tmp_path / "bd.tif")
+    assert list(out["n_pixels"]) == [12 * H - 20 - 3 * (H - 4), 12 * H]  # the nodata corner lies in those columns
+    np.testing.assert_allclose(out["stock_t_ha_mean"], out["soc_g_kg_mean"] * 1.1 * 30 * 0.1, rtol=1e-6)
+    write_tif(tmp_path / "off.tif", bd[:-2], RES, nodata=-9999.0)
+    with pytest.raises(AggregateError, match="not on the covariate grid"):
+        aggregate_zones(run, rasters, zones, _field(), realisations=5, window=16, bulk_density_raster=tmp_path / "off.tif")
