@@ -58,12 +58,14 @@ def assembly_rate(size: int = 4096, window: int = 512) -> dict:
     a store of smooth, noisy float32 tiles (a map's texture; constant tiles would compress unrealistically well)."""
     from rasterio.transform import from_origin
 
-    from sptgnn.predict.tiles import TileStore, windows_of
+    from sptgnn.data.rasters import grid_windows
+    from sptgnn.predict.tiles import TileStore
 
     rng, names = np.random.default_rng(0), ["mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa"]
     with tempfile.TemporaryDirectory() as tmp:
-        store, wins = TileStore(Path(tmp) / "store", {"benchmark": size}), windows_of((size, size), window)
-        for k, (c, r, w, h) in enumerate(wins):
+        store, wins = TileStore(Path(tmp) / "store", {"benchmark": size}), list(grid_windows(size, size, window))
+        for k, win in enumerate(wins):
+            c, r, w, h = win.col_off, win.row_off, win.width, win.height
             rows, cols = np.mgrid[r:r + h, c:c + w]
             block = np.stack([np.sin(rows / 300 + b) + np.cos(cols / 200) + rng.normal(0, 0.01, (h, w))
                               for b in range(len(names))]).astype(np.float32)

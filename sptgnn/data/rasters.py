@@ -30,6 +30,19 @@ class _Band:
     stream: str
 
 
+def grid_windows(height: int, width: int, size: int = 512) -> Iterator[Window]:
+    """Square windows of ``size`` pixels tiling a ``height × width`` grid, row by row (edge windows are smaller).
+
+    Raises:
+        ValueError: ``size`` below 1.
+    """
+    if size < 1:
+        raise ValueError(f"window size must be >= 1, got {size}")
+    for r in range(0, height, size):
+        for c in range(0, width, size):
+            yield Window(c, r, min(size, width - c), min(size, height - r))
+
+
 @dataclass
 class CovariateStack:
     """Covariate rasters aligned on one reference grid; features are named bands.
@@ -231,12 +244,9 @@ class CovariateStack:
         return values, ok
 
     def windows(self, size: int = 512) -> Iterator[Window]:
-        """Square windows of ``size`` pixels tiling the reference grid, row by row (edge windows are smaller)."""
-        if size < 1:
-            raise ValueError(f"window size must be >= 1, got {size}")
-        for r in range(0, self.height, size):
-            for c in range(0, self.width, size):
-                yield Window(c, r, min(size, self.width - c), min(size, self.height - r))
+        """Square windows of ``size`` pixels tiling the reference grid, row by row (edge windows are smaller):
+        :func:`grid_windows` of the stack's shape."""
+        return grid_windows(self.height, self.width, size)
 
     def num_windows(self, size: int = 512) -> int:
         """Number of windows :meth:`windows` yields."""
@@ -294,4 +304,4 @@ class CovariateStack:
         return int(sum(self.read_window(w, features)[1].sum() for w in self.windows(size)))
 
 
-__all__ = ["CovariateStack"]
+__all__ = ["CovariateStack", "grid_windows"]

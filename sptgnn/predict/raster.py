@@ -34,7 +34,7 @@ from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
 from sptgnn.parallel import current_executor
 from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, _RunRef, map_fingerprint, predict_tile,
-                                  store_folder, windows_of)
+                                  store_folder)
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
 
@@ -122,7 +122,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
-        t, crs = stack.transform, stack.crs
+        t, crs, windows = stack.transform, stack.crs, list(stack.windows(window))
     if (compile or (compile is None and h * w > 4_000_000)) and not model.prediction_options["compile"]:
         model.set_prediction_options(**(model.prediction_options | {"compile": True}))
     cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
@@ -130,7 +130,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     tr = _transformer(crs, dst_crs, (cx, cy))
     model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
     job = TileJob(_RunRef(model, model.prediction_options), sources, names, dates, student,
-                  None if tr is None else (crs, dst_crs), windows_of((h, w), window))
+                  None if tr is None else (crs, dst_crs), windows)
     store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names), resume)
     resumed, total = len(store.done), len(job.windows)
     todo = [k for k in range(total) if k not in store.done]

@@ -22,7 +22,6 @@ from typing import Sequence
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 GDAL_CACHE_MB = 64
 NODATA = -9999.0
@@ -60,7 +59,8 @@ def _run(ref: _RunRef):
 @dataclass
 class TileJob:
     """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.data.raster_sources.RasterSource`),
-    the bands, the date, ``student``, and the CRS pair (rasters → training) when they differ."""
+    the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, and the windows of the tiles
+    (:meth:`CovariateStack.windows <sptgnn.data.rasters.CovariateStack.windows>`)."""
 
     run: _RunRef
     sources: list
@@ -78,7 +78,7 @@ def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
     from sptgnn.geo import transformer
 
     model = _run(job.run)
-    win = Window(*job.windows[k])
+    win = job.windows[k]
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(job.sources) as stack:
         data, valid = stack.read_window(win, model.needed)
         block = np.full((len(job.names),) + valid.shape, NODATA, dtype=np.float32)
@@ -101,12 +101,6 @@ def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
         if v.size:
             stats[b] = [float(np.nanmin(v)), float(np.nanmax(v))]
     return block, int(ok.sum()), stats
-
-
-def windows_of(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
-    """The map's tiles ``(col_off, row_off, width, height)``, row by row, of ``size`` pixels (edge tiles smaller)."""
-    h, w = shape
-    return [(c, r, min(size, w - c), min(size, h - r)) for r in range(0, h, size) for c in range(0, w, size)]
 
 
 class TileStore:
@@ -179,7 +173,7 @@ class TileStore:
 
         Args:
             path: The COG to write (a temporary name; the caller renames it into place).
-            windows: ``(col_off, row_off, width, height)`` of tile ``k`` at position ``k``.
+            windows: The window of tile ``k`` at position ``k``.
             grid: ``crs``, ``transform``, ``width``, ``height`` of the map.
         """
         import rasterio.shutil
@@ -195,7 +189,7 @@ class TileStore:
                 dst.units = tuple(units)
                 dst.update_tags(**tags)
                 for k, win in enumerate(windows):
-                    dst.write(self.read(k), window=Window(*win))
+                    dst.write(self.read(k), window=win)
             rasterio.shutil.copy(plain, path, driver="COG", COMPRESS="DEFLATE", PREDICTOR="3", BLOCKSIZE="256",
                                  OVERVIEW_RESAMPLING="NEAREST", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
         finally:
@@ -225,4 +219,4 @@ def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, n
             "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
 
 
-__all__ = ["TileJob", "TileStore", "TileStoreError", "map_fingerprint", "predict_tile", "store_folder", "windows_of"]
+__all__ = ["TileJob", "TileStore", "TileStoreError", "map_fingerprint", "predict_tile", "store_folder"]
