@@ -71,7 +71,7 @@ def main() -> None:
 
     import subprocess
 
-    from sptgnn.accounting.residual_field import ResidualField, normal_scores
+    from sptgnn.accounting.aggregate import residual_field_from_calibration
     from sptgnn.config import load_config
     from sptgnn.data.paths import resolve_data_path
     from sptgnn.data.tables import load_samples
@@ -88,10 +88,7 @@ def main() -> None:
     run = fit_run(cfg, samples)
     fit_s = time.perf_counter() - start
     ens = run.ensemble
-    raw, y_cal = ens.calibration_data
-    pos = {s: i for i, s in enumerate(samples.sample_ids)}
-    xy = planar_coords(samples)[[pos[s] for s in ens.calibration_ids]]
-    field = ResidualField.fit(xy, normal_scores(ens.calibrator.apply(raw).cdf(y_cal)))
+    field = residual_field_from_calibration(ens, planar_coords(samples))
     raster = str(resolve_data_path("afsp-africa/afgrid20_covariates_20km.tif"))
     with tempfile.TemporaryDirectory() as tmp:
         run.save(Path(tmp) / "run")

@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sptgnn.accounting.realisations import soc_realisations
-    from sptgnn.accounting.residual_field import ResidualField, normal_scores
+    from sptgnn.accounting.aggregate import residual_field_from_calibration
     from sptgnn.config import load_config
     from sptgnn.data.datasets import load_dataset
     from sptgnn.estimator.run import fit_run
@@ -77,11 +77,7 @@ def main() -> None:
         train_s, test_s = samples.subset(~test), samples.subset(test)
         run = fit_run(cfg, train_s, aoa=False)
         ens = run.ensemble
-        raw, y_cal = ens.calibration_data
-        pit = ens.calibrator.apply(raw).cdf(y_cal)
-        pos = {s: i for i, s in enumerate(train_s.sample_ids)}
-        cal_xy = xy[~test][[pos[s] for s in ens.calibration_ids]]
-        field = ResidualField.fit(cal_xy, normal_scores(pit))
+        field = residual_field_from_calibration(ens, xy[~test])
         q = QueryInputs.from_samples(ens.builder, test_s, ens.trend)
         draws, pred = soc_realisations(run, q, xy[test], field, seeds, window_seed=int(f))
         tb, ty = blocks[test], y[test]

@@ -53,6 +53,23 @@ def residual_field_from_evaluation(predictions_csv: str | Path, model: str = "sp
         raise AggregateError(f"{path}: {exc}") from None
 
 
+def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> ResidualField:
+    """The residual field of a just-fitted ensemble's calibration part: the normal scores of its calibrated PIT values
+    there (predicted by twins that never saw them) at the training samples' planar coordinates ``xy_planar``
+    ``(num_train, 2)``, m, in training-sample order. Kept in memory only, so for fits in this process.
+
+    Raises:
+        AggregateError: The ensemble has no calibration part (``calibration.method: none``) or was loaded from disk.
+    """
+    if ensemble.calibration_data is None or ensemble.calibrator is None:
+        raise AggregateError("the ensemble has no calibration part in memory; fit it with calibration.method other "
+                             "than none, or fit the residual field on `sptgnn evaluate` predictions")
+    raw, y_cal = ensemble.calibration_data
+    pos = {s: i for i, s in enumerate(ensemble.builder.labelled.sample_ids)}
+    xy = np.asarray(xy_planar, float)[[pos[s] for s in ensemble.calibration_ids]]
+    return ResidualField.fit(xy, normal_scores(ensemble.calibrator.apply(raw).cdf(y_cal)))
+
+
 def pixel_area_ha(transform, crs, rows: np.ndarray) -> np.ndarray:
     """Area (ha) of pixels of grid rows ``rows``: ``|a·e|`` for a metric CRS, the spherical cell area for lon/lat."""
     if crs is not None and crs.is_geographic:
@@ -196,4 +213,5 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     return out
 
 
-__all__ = ["AggregateError", "aggregate_zones", "pixel_area_ha", "residual_field_from_evaluation"]
+__all__ = ["AggregateError", "aggregate_zones", "pixel_area_ha", "residual_field_from_calibration",
+           "residual_field_from_evaluation"]

@@ -147,3 +147,19 @@ def test_a_bulk_density_raster_replaces_the_constant_pixel_by_pixel(run_and_stac
     write_tif(tmp_path / "off.tif", bd[:-2], RES, nodata=-9999.0)
     with pytest.raises(AggregateError, match="not on the covariate grid"):
         aggregate_zones(run, rasters, zones, _field(), realisations=5, window=16, bulk_density_raster=tmp_path / "off.tif")
+
+
+def test_residual_field_from_a_fitted_calibration_part(run_and_stack):
+    from sptgnn.accounting.aggregate import residual_field_from_calibration
+    from sptgnn.estimator.run import fit_run
+
+    run, _, _ = run_and_stack
+    with pytest.raises(AggregateError, match="no calibration part"):  # the fixture's run has none
+        residual_field_from_calibration(run.ensemble, run.labelled.metric_coords())
+    cal = fit_run(run.config.updated(calibration={"method": "variance", "fraction": 0.3, "min_samples": 10}),
+                  run.labelled, aoa=False).ensemble
+    xy = cal.builder.labelled.metric_coords()
+    field = residual_field_from_calibration(cal, xy)
+    ids = list(cal.builder.labelled.sample_ids)
+    np.testing.assert_array_equal(field.xy, xy[[ids.index(s) for s in cal.calibration_ids]])
+    assert len(field.z) == len(cal.calibration_ids) and np.isfinite(field.z).all()
