@@ -150,7 +150,7 @@ class DeepEnsemble:
                           None if self.trend is None else self.trend.oof[cal],
                           None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
         # member m's early-stopped training, then its refit and twins: tasks of the current executor (sptgnn.parallel)
-        ctx, finished = MemberTasks(self, samples, y_all, aux_all, full, twins), itertools.count()
+        ctx, finished = MemberTasks(self, samples, coords, y_all, aux_all, full, twins), itertools.count()
         done = current_executor().stages(early_stopped, lambda m, first: follow_ups(ctx, m, first), second_stage,
                                          range(tc.members), ctx,
                                          on_done=None if progress is None else lambda _m: progress(next(finished)))

@@ -27,6 +27,7 @@ class MemberTasks:
     Attributes:
         ensemble: The :class:`~sptgnn.train.ensemble.DeepEnsemble` being fitted (builder, transforms, trend set).
         samples: The training samples.
+        coords: Their metric coordinates ``(num_samples, D)`` (m), for the members' spatial hold-outs.
         y_all: Standardised targets ``(num_samples,)`` (minus the trend's out-of-fold values when there is one).
         aux_all: Standardised auxiliary targets ``(num_samples, T)`` or ``None``.
         full: Graph of every sample (``train.refit``) or ``None``.
@@ -36,6 +37,7 @@ class MemberTasks:
 
     ensemble: object
     samples: SoilSamples
+    coords: np.ndarray
     y_all: torch.Tensor
     aux_all: torch.Tensor | None
     full: object
@@ -51,7 +53,7 @@ def early_stopped(ctx: MemberTasks, m: int) -> tuple[SpTGNN, int]:
         held = np.random.default_rng(seed).random(len(samples)) < tc.val_fraction
         held[np.random.default_rng(seed).integers(len(samples))] = True
     else:
-        held = spatial_holdout(samples.metric_coords(), tc.val_fraction, tc.val_blocks, seed)
+        held = spatial_holdout(ctx.coords, tc.val_fraction, tc.val_blocks, seed)
     fit_part, val_part = samples.subset(~held), samples.subset(held)
     graph = ens.builder.with_labelled(fit_part).build(val_part, ens.target)
     attach_mask_blocks(graph, fit_part, len(val_part), tc.label_mask_block_km)
