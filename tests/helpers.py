@@ -25,6 +25,29 @@ def write_tif(path, data, res, crs="EPSG:32633", origin=(X0, Y0), nodata=None, d
     return path
 
 
+def soc_stack_and_points(folder, height, width, res, corner, n, seed, first_row, origin=(X0, Y0)):
+    """A covariate stack ``stack.tif`` (bands ``elev``, m, and ``ndvi``: smooth fields of the pixel position) with a
+    nodata (-9999) corner of ``corner`` = (rows, cols), and ``pts.csv``: ``n`` SOC points (g/kg, linear in both plus
+    noise, seeded) on pixel centres from row ``first_row`` down; the grid's upper-left corner is ``origin``. Returns the ``data.table`` config section that reads
+    the points (EPSG:32633, elevation ``elev``)."""
+    import pandas as pd
+
+    rows, cols = np.mgrid[0:height, 0:width]
+    u, v = cols / width, rows / height
+    elev = 50 + 20 * u + 5 * np.sin(4 * v)
+    ndvi = 0.3 + 0.4 * np.sin(2 * u + v) ** 2
+    elev[:corner[0], :corner[1]] = -9999.0
+    write_tif(folder / "stack.tif", np.stack([elev, ndvi]), res, origin=origin, nodata=-9999.0,
+              descriptions=["elev", "ndvi"])
+    rng = np.random.default_rng(seed)
+    r, c = rng.integers(first_row, height, n), rng.integers(0, width, n)
+    soc = 10 + 0.3 * (elev[r, c] - 50) + 20 * ndvi[r, c] + rng.normal(0, 0.5, n)
+    pd.DataFrame({"pid": np.arange(n), "x": origin[0] + (c + 0.5) * res, "y": origin[1] - (r + 0.5) * res,
+                  "soc_g_kg": soc}).to_csv(folder / "pts.csv", index=False)
+    return {"path": str(folder / "pts.csv"), "x": "x", "y": "y", "crs": "EPSG:32633", "id": "pid", "elevation": "elev",
+            "units": "g/kg"}
+
+
 def field(x, y):
     """A linear covariate of the coordinates (m): exact under nearest resampling at pixel centres."""
     return (x - X0) / 10.0 + 2 * (Y0 - y) / 10.0

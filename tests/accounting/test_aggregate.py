@@ -7,7 +7,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import X0, Y0, write_tif
+from helpers import X0, Y0, soc_stack_and_points, write_tif
 from shapely.geometry import box
 
 from sptgnn.accounting.aggregate import (AggregateError, aggregate_zones, pixel_area_ha,
@@ -24,20 +24,11 @@ def run_and_stack(tmp_path_factory, config_factory):
     from sptgnn.estimator.run import fit_run
 
     d = tmp_path_factory.mktemp("aggregate")
-    rows, cols = np.mgrid[0:H, 0:W]
-    elev = 50 + 20 * cols / W + 5 * np.sin(4 * rows / H)
-    ndvi = 0.3 + 0.4 * np.sin(2 * cols / W + rows / H) ** 2
-    elev[:4, :5] = -9999.0  # nodata corner: 20 pixels, all in the upper-left zone
-    write_tif(d / "stack.tif", np.stack([elev, ndvi]), RES, nodata=-9999.0, descriptions=["elev", "ndvi"])
-    rng = np.random.default_rng(2)
-    r, c = rng.integers(4, H, 40), rng.integers(0, W, 40)
-    soc = 10 + 0.3 * (elev[r, c] - 50) + 20 * ndvi[r, c] + rng.normal(0, 0.5, 40)
-    pd.DataFrame({"pid": np.arange(40), "x": X0 + (c + 0.5) * RES, "y": Y0 - (r + 0.5) * RES,
-                  "soc_g_kg": soc}).to_csv(d / "pts.csv", index=False)
+    # nodata corner: 4 × 5 = 20 pixels, all in the upper-left zone
+    table = soc_stack_and_points(d, H, W, RES, corner=(4, 5), n=40, seed=2, first_row=4)
     cfg = config_factory(
-        data={"target": "soc_g_kg", "target_transform": "log1p",
-              "table": {"path": str(d / "pts.csv"), "x": "x", "y": "y", "crs": "EPSG:32633", "id": "pid",
-                        "elevation": "elev", "units": "g/kg"}, "rasters": [{"path": str(d / "stack.tif")}]},
+        data={"target": "soc_g_kg", "target_transform": "log1p", "table": table,
+              "rasters": [{"path": str(d / "stack.tif")}]},
         graph={"spectral_streams": ["environment"]}, train={"members": 2, "epochs": 4})
     run = fit_run(cfg, load_samples(cfg.data))
     zones = gpd.GeoDataFrame({"name": ["west", "east"]}, crs="EPSG:32633", geometry=[

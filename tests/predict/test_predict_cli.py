@@ -18,7 +18,7 @@ from sptgnn.distributions import Prediction
 from sptgnn.estimator.run import load_run
 from sptgnn.predict.raster import BANDS, NODATA
 
-from helpers import write_tif
+from helpers import soc_stack_and_points, write_tif
 
 X0, Y0, RES, H, W = 600_000.0, 5_500_000.0, 10.0, 30, 40
 
@@ -30,21 +30,12 @@ def _invoke(args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, config_dict_factory):
     d = tmp_path_factory.mktemp("predict")
-    rows, cols = np.mgrid[0:H, 0:W]
-    u, v = cols / W, rows / H
-    elev = 50 + 20 * u + 5 * np.sin(4 * v)
-    ndvi = 0.3 + 0.4 * np.sin(2 * u + v) ** 2
-    elev[:3, :4] = NODATA  # a nodata corner
-    write_tif(d / "stack.tif", np.stack([elev, ndvi]), RES, origin=(X0, Y0), nodata=NODATA, descriptions=["elev", "ndvi"])
+    table = soc_stack_and_points(d, H, W, RES, corner=(3, 4), n=45, seed=0, first_row=4,  # a nodata corner
+                                 origin=(X0, Y0))
     rb, cb = np.mgrid[0:H // 2, 0:W // 2]
     write_tif(d / "cov_slope.tif", 1 + np.cos(cb / 5.0) + rb / 30.0, 2 * RES, origin=(X0, Y0))  # coarser grid
-    rng = np.random.default_rng(0)
-    r, c = rng.integers(4, H, 45), rng.integers(0, W, 45)
-    soc = 10 + 0.3 * (elev[r, c] - 50) + 20 * ndvi[r, c] + rng.normal(0, 0.5, 45)
-    pd.DataFrame({"pid": np.arange(45), "x": X0 + (c + 0.5) * RES, "y": Y0 - (r + 0.5) * RES, "soc_g_kg": soc}).to_csv(d / "pts.csv", index=False)
     raw = config_dict_factory(
-        data={"target": "soc_g_kg", "target_transform": "none",
-              "table": {"path": str(d / "pts.csv"), "x": "x", "y": "y", "crs": "EPSG:32633", "id": "pid", "elevation": "elev", "units": "g/kg"},
+        data={"target": "soc_g_kg", "target_transform": "none", "table": table,
               "rasters": [{"path": str(d / "stack.tif")}, {"path": str(d / "cov_*.tif"), "strip": "cov_"}]},
         graph={"spectral_streams": ["environment"]},
         train={"members": 2, "epochs": 4},
