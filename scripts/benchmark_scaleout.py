@@ -58,7 +58,7 @@ def assembly_rate(size: int = 4096, window: int = 512) -> dict:
     a store of smooth, noisy float32 tiles (a map's texture; constant tiles would compress unrealistically well)."""
     from rasterio.transform import from_origin
 
-    from sptgnn.data.rasters import grid_windows
+    from sptgnn.geo import grid_windows
     from sptgnn.predict.tiles import TileStore
 
     rng, names = np.random.default_rng(0), ["mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa"]

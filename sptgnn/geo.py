@@ -1,5 +1,6 @@
 """Coordinates and CRSs, in one place: point transforms between CRSs, metric coordinates for neighbour search, and the
-equal-area plane for blocking and kriging. Everything goes through pyproj."""
+equal-area plane for blocking and kriging, and the pixel grid (pixel indices, windows). Everything goes through
+pyproj."""
 
 from __future__ import annotations
 
@@ -87,6 +88,22 @@ def chord_to_great_circle_m(chord_m: np.ndarray) -> np.ndarray:
     return 2 * EARTH_RADIUS_M * np.arcsin(np.clip(np.asarray(chord_m) / (2 * EARTH_RADIUS_M), 0.0, 1.0))
 
 
+def grid_windows(height: int, width: int, size: int = 512):
+    """Square rasterio windows of ``size`` pixels tiling a ``height × width`` grid, row by row (edge windows are
+    smaller).
+
+    Raises:
+        ValueError: ``size`` below 1.
+    """
+    from rasterio.windows import Window
+
+    if size < 1:
+        raise ValueError(f"window size must be >= 1, got {size}")
+    for r in range(0, height, size):
+        for c in range(0, width, size):
+            yield Window(c, r, min(size, width - c), min(size, height - r))
+
+
 def pixel_index(transform, height: int, width: int, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row and column ``(n,)`` of the pixel of an affine grid (``height × width``) holding each point ``(n, 2)`` in the
     grid's CRS, and whether it falls on the grid ``(n,)`` (rows and columns of points off the grid are 0)."""
@@ -133,5 +150,5 @@ def equal_area_crs(lonlat: np.ndarray) -> str:
     return f"+proj=laea +lat_0={lat0:.6f} +lon_0={lon0:.6f} +datum=WGS84 +units=m +no_defs"
 
 
-__all__ = ["CRSTransformError", "EARTH_RADIUS_M", "as_crs", "axes_swapped", "chord_to_great_circle_m", "equal_area_crs", "metric_coords", "pixel_index",
+__all__ = ["CRSTransformError", "EARTH_RADIUS_M", "as_crs", "axes_swapped", "chord_to_great_circle_m", "equal_area_crs", "grid_windows", "metric_coords", "pixel_index",
            "transform_xy", "transformer"]

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from sptgnn.data.paths import resolve_data_path
 from sptgnn.data.raster_sources import RasterError, RasterSource, _band_names, _fmt, _open, expand_paths
-from sptgnn.geo import CRSTransformError, pixel_index, transform_xy
+from sptgnn.geo import CRSTransformError, grid_windows, pixel_index, transform_xy
 
 
 @dataclass
@@ -28,19 +28,6 @@ class _Band:
     file: int  # index into CovariateStack.files
     band: int  # 1-based band index
     stream: str
-
-
-def grid_windows(height: int, width: int, size: int = 512) -> Iterator[Window]:
-    """Square windows of ``size`` pixels tiling a ``height × width`` grid, row by row (edge windows are smaller).
-
-    Raises:
-        ValueError: ``size`` below 1.
-    """
-    if size < 1:
-        raise ValueError(f"window size must be >= 1, got {size}")
-    for r in range(0, height, size):
-        for c in range(0, width, size):
-            yield Window(c, r, min(size, width - c), min(size, height - r))
 
 
 @dataclass
@@ -304,4 +291,4 @@ class CovariateStack:
         return int(sum(self.read_window(w, features)[1].sum() for w in self.windows(size)))
 
 
-__all__ = ["CovariateStack", "grid_windows"]
+__all__ = ["CovariateStack"]
