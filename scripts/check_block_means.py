@@ -46,7 +46,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from sptgnn.accounting.realisations import soc_realisations
+    from scipy.spatial.distance import cdist
+
     from sptgnn.accounting.aggregate import residual_field_from_calibration
+    from sptgnn.accounting.residual_field import normal_scores
     from sptgnn.config import load_config
     from sptgnn.data.datasets import load_dataset
     from sptgnn.estimator.run import fit_run
@@ -81,6 +84,8 @@ def main() -> None:
         q = QueryInputs.from_samples(ens.builder, test_s, ens.trend)
         draws, pred = soc_realisations(run, q, xy[test], field, seeds, window_seed=int(f))
         tb, ty = blocks[test], y[test]
+        z_test = normal_scores(pred.cdf(ty))  # point-level standardised errors at the test samples
+        model = field._model()
         for b in np.unique(tb):
             inb = tb == b
             if inb.sum() < args.min_samples:
@@ -89,9 +94,13 @@ def main() -> None:
             lo, hi = np.quantile(means, [0.05, 0.95])
             m, sd = pred.mean[inb].mean(), np.sqrt((pred.sd[inb] ** 2).sum()) / inb.sum()
             obs = float(ty[inb].mean())
+            d = cdist(xy[test][inb], xy[test][inb])
+            z_var_model = float((model.covariance(d) + model.nugget * (d == 0)).mean())  # unconditional var of mean z
             rows.append({"fold": int(f), "block": int(b), "n": int(inb.sum()), "observed": obs,
                          "low": float(lo), "high": float(hi), "naive_low": float(m - Z90 * sd),
-                         "naive_high": float(m + Z90 * sd), "nugget": field.nugget, "len_scale_m": field.len_scale_m})
+                         "naive_high": float(m + Z90 * sd), "nugget": field.nugget, "len_scale_m": field.len_scale_m,
+                         "z_mean": float(z_test[inb].mean()), "z_var_model": z_var_model,
+                         "point_coverage": float(np.mean(np.abs(z_test[inb]) <= Z90))})
         (ROOT / "benchmarks" / "results" / "block_means_partial.json").write_text(json.dumps(rows))  # kept on a crash
         print(f"fold {f}: {len(rows)} blocks so far, field nugget {field.nugget:.2f}, range {field.len_scale_m:.0f} m, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
@@ -102,6 +111,9 @@ def main() -> None:
               "blocks_scored": len(rows), "coverage_90_realisations": float(cover), "coverage_90_naive": float(naive),
               "mean_width_realisations": float(np.mean([r["high"] - r["low"] for r in rows])),
               "mean_width_naive": float(np.mean([r["naive_high"] - r["naive_low"] for r in rows])),
+              "point_coverage_90": float(np.average([r["point_coverage"] for r in rows], weights=[r["n"] for r in rows])),
+              "block_z_variance_ratio": float(np.mean([r["z_mean"] ** 2 for r in rows])
+                                              / np.mean([r["z_var_model"] for r in rows])),
               "seconds": round(time.perf_counter() - start, 1),
               "command": f"OMP_NUM_THREADS=1 python scripts/check_block_means.py --dataset {args.dataset}",
               "blocks": rows}

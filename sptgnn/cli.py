@@ -16,6 +16,7 @@ from sptgnn.cli_common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, U
                                err_console, fail)
 from sptgnn.cli_aggregate import aggregate
 from sptgnn.cli_predict import predict
+from sptgnn.cli_pretrain import pretrain
 from sptgnn.config import Config, load_config
 from sptgnn.data.datasets import available_datasets
 from sptgnn.evaluate.reports import console_table
@@ -181,3 +182,4 @@ def report(
 
 app.command(name="predict")(predict)
 app.command(name="aggregate")(aggregate)
+app.command(name="pretrain")(pretrain)

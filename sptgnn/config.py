@@ -214,6 +214,10 @@ class ModelConfig(_Section):
             (Dirichlet prior-aware gating: concentrations ``α₀ + evidence``, the gate is the posterior mean kept top-k
             sparse, with a KL term to the symmetric prior weighted by ``loss.dirichlet_weight``).
         dirichlet_prior: Concentration ``α₀`` of the symmetric Dirichlet prior of ``dirichlet`` gating.
+        pretrained: Folder written by ``sptgnn pretrain``: its imagery / environment encoders initialise every member
+            (a strict key and shape check; the error names the keys), and those streams are standardised with the
+            statistics of the pre-training cells (label-free, so honest in any cross-validation).
+        pretrained_lr_scale: Learning rate of the pre-trained encoders as a share of ``train.lr``; ``0`` freezes them.
     """
 
     hidden: int = Field(32, ge=4)
@@ -241,6 +245,8 @@ class ModelConfig(_Section):
     fusion: Literal["moe", "concat"] = "moe"
     gating: Literal["topk_softmax", "dirichlet"] = "topk_softmax"
     dirichlet_prior: float = Field(1.0, gt=0.0)
+    pretrained: str | None = None
+    pretrained_lr_scale: float = Field(0.1, ge=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -631,6 +637,44 @@ class SelectionConfig(_Section):
         return self
 
 
+class PretrainConfig(_Section):
+    """Masked-reconstruction pre-training of the stream encoders on unlabelled cells (``sptgnn pretrain``; STCLN: Qin
+    et al. 2025, Int. J. Appl. Earth Obs. Geoinf. 137, 104426).
+
+    Attributes:
+        max_cells: Pre-train on a seeded sample of at most this many valid cells (``None``: all of them).
+        epochs: Passes over the cells.
+        batch_size: Cells whose reconstruction is scored per step.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        band_mask_ratio: Share of (cell, feature) values hidden at random.
+        neighbourhood_mask_ratio: Share of cells hidden as whole neighbourhoods (a centre and its ``mask_neighbours``
+            nearest cells, every feature), reconstructed from the cells around them.
+        mask_neighbours: Cells besides the centre in a hidden neighbourhood.
+        context_k: Nearest cells whose mean state is each cell's context.
+        validation_fraction: Share of cells held out to report the reconstruction RMSE (standardised units).
+        seed: Seed of the cell sample, the masks, the initialisation and the batches.
+    """
+
+    max_cells: int | None = Field(200_000, ge=100)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(1024, ge=16)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    band_mask_ratio: float = Field(0.3, ge=0.0, lt=1.0)
+    neighbourhood_mask_ratio: float = Field(0.15, ge=0.0, lt=1.0)
+    mask_neighbours: int = Field(4, ge=1)
+    context_k: int = Field(8, ge=1)
+    validation_fraction: float = Field(0.05, ge=0.0, lt=0.5)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "PretrainConfig":
+        if self.band_mask_ratio == 0 and self.neighbourhood_mask_ratio == 0:
+            raise ValueError("pretrain: band_mask_ratio and neighbourhood_mask_ratio are both 0, so nothing is hidden")
+        return self
+
+
 class RayConfig(_Section):
     """Where ``--backend ray`` runs its tasks (:mod:`sptgnn.parallel`; the command line's ``--ray-address`` wins).
 
@@ -659,6 +703,7 @@ class Config(_Section):
     student: StudentConfig = Field(default_factory=StudentConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
 
     @model_validator(mode="after")
     def _check_tasks(self) -> "Config":

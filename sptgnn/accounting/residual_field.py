@@ -111,12 +111,17 @@ def kriging_weights(model, cond_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
     ``model`` whose nugget is measurement error: ``k(x)ᵀ (C + nugget·I)⁻¹`` with ``C``, ``k`` from
     ``model.covariance``. This is GSTools' ``krige.Simple(model, cond, v, mean=0, exact=False)`` (tested equal) in a
     form that serves every realisation from one solve; GSTools solves and evaluates afresh per call (31 s against 3 s
-    for 65,000 points on 500 residuals here)."""
-    from scipy.linalg import cho_factor, cho_solve
+    for 65,000 points on 500 residuals here). A singular system (samples at one location, no nugget) is solved by
+    the pseudo-inverse, as GSTools does by default (``pseudo_inv=True``)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, pinvh
     from scipy.spatial.distance import cdist
 
     system = model.covariance(cdist(cond_xy, cond_xy)) + model.nugget * np.eye(len(cond_xy))
-    return cho_solve(cho_factor(system), model.covariance(cdist(xy, cond_xy)).T).T
+    rhs = model.covariance(cdist(xy, cond_xy)).T
+    try:
+        return cho_solve(cho_factor(system), rhs).T
+    except LinAlgError:  # singular: residuals at one location and no nugget; GSTools' default is a pseudo-inverse too
+        return (pinvh(system) @ rhs).T
 
 
 __all__ = ["PIT_EPS", "ResidualField", "kriging_weights", "normal_scores"]

@@ -153,6 +153,25 @@ def _one_hot_name(band: str, label: str) -> str:
     return f"{band}_{safe}"
 
 
+def afgrid_columns(values: np.ndarray, bands: list[str], codes: dict[str, dict[int, str]]):
+    """Feature columns of afgrid20 band values ``(n, num_bands)``: the continuous bands as they are and the categorical
+    bands one-hot encoded with ``codes``. Returns ``{column: (n,)}``, the one-hot column names and the largest count of
+    nodata values in a categorical band (those rows get zeros)."""
+    categorical = [b for b in AFGRID_CATEGORICAL if b in bands]
+    continuous = [b for b in bands if b not in categorical and b not in AFGRID_DROP]
+    columns: dict[str, np.ndarray] = {b: values[:, bands.index(b)] for b in continuous}
+    one_hot: list[str] = []
+    cat_missing = 0
+    for band in categorical:
+        v = values[:, bands.index(band)]
+        cat_missing = max(cat_missing, int((~np.isfinite(v)).sum()))
+        for code, label in sorted(codes.get(band, {}).items()):
+            name = _one_hot_name(band, label)
+            columns[name] = (v == code).astype(np.float64)
+            one_hot.append(name)
+    return columns, one_hot, cat_missing
+
+
 def load_afsp_africa(root: Path | None = None) -> SoilSamples:
     """Load ``afsp-africa``: AfSP/AfSIS topsoil SOC (g/kg) with afgrid20 covariates (see the module docstring).
 
@@ -183,16 +202,7 @@ def load_afsp_africa(root: Path | None = None) -> SoilSamples:
         log.warning("afsp-africa: dropped %d of %d points: %d off the %s grid, %d on a nodata cell", int((~keep).sum()),
                     len(frame), int(off_grid.sum()), grid.name, int(on_nodata.sum()))
     frame, values = frame[keep].reset_index(drop=True), values[keep]
-    columns: dict[str, np.ndarray] = {b: values[:, bands.index(b)] for b in continuous}
-    one_hot: list[str] = []
-    cat_missing = 0
-    for band in categorical:
-        v = values[:, bands.index(band)]
-        cat_missing = max(cat_missing, int((~np.isfinite(v)).sum()))
-        for code, label in sorted(codes.get(band, {}).items()):
-            name = _one_hot_name(band, label)
-            columns[name] = (v == code).astype(np.float64)
-            one_hot.append(name)
+    columns, one_hot, cat_missing = afgrid_columns(values, bands, codes)
     if cat_missing:
         log.warning("afsp-africa: %d point(s) on a nodata cell of a categorical band (%s): their one-hot columns are 0",
                     cat_missing, ", ".join(categorical))
@@ -259,4 +269,4 @@ def load_wise_global(root: Path | None = None) -> SoilSamples:
     )
 
 
-__all__ = ["load_afsp_africa", "load_wise_global", "sample_raster_points", "GridCoverageError"]
+__all__ = ["afgrid_columns", "load_afsp_africa", "load_wise_global", "sample_raster_points", "GridCoverageError"]

@@ -32,6 +32,8 @@ class NodeFeatureTransform:
         imagery: An :class:`~sptgnn.imagery.stream.ImageryStream` whose chip features form the imagery stream (fitted
             here on the labelled samples' chips), or ``None`` to use the samples' imagery columns.
         keep_columns: With ``imagery``: keep the samples' imagery columns before the chip features.
+        fixed: Statistics that replace the fitted ones, ``{stream: {"columns", "mean", "scale"}}``: those of the
+            unlabelled cells a pre-trained encoder was fitted on (``model.pretrained``; label-free, so rule 1 holds).
     """
 
     mean: dict[str, np.ndarray] = field(default_factory=dict)
@@ -43,6 +45,7 @@ class NodeFeatureTransform:
     fitted_ids: np.ndarray | None = None
     imagery: Any = None
     keep_columns: bool = False
+    fixed: dict = field(default_factory=dict)
 
     def _raw(self, samples: SoilSamples, stream: str) -> np.ndarray:
         values = samples.stream(stream)
@@ -67,6 +70,14 @@ class NodeFeatureTransform:
             self.mean[stream] = values.mean(0) if values.size else np.zeros(values.shape[1])
             sd = values.std(0) if values.size else np.ones(values.shape[1])
             self.scale[stream] = np.where(sd > 0, sd, 1.0)
+        for stream, stats in self.fixed.items():
+            if self.stream_names(stream) != list(stats["columns"]):
+                from sptgnn.pretrain.cells import PretrainError
+
+                raise PretrainError(
+                    f"the pre-trained {stream} encoder was fitted on columns {list(stats['columns'])}, but the samples' "
+                    f"{stream} stream has {self.stream_names(stream)}; pre-train on rasters with the same bands")
+            self.mean[stream], self.scale[stream] = np.asarray(stats["mean"]), np.asarray(stats["scale"])
         coords = labelled.metric_coords()
         self.centre_m = coords.mean(0)
         spread = float(np.sqrt(((coords - self.centre_m) ** 2).sum(1).mean()))

@@ -44,6 +44,22 @@ class ModelOutput:
     aux_var: Tensor | None = None
 
 
+def stream_encoder(stream: str, in_dim: int, config: ModelConfig, seed: int = 0) -> nn.Module:
+    """The encoder of one stream, ``(N, in_dim)`` → ``(N, config.hidden)``: an MLP for ``imagery`` (point bands) and
+    ``environment``, random Fourier features for ``position``, the date encoder for ``time``. Pre-training
+    (:mod:`sptgnn.pretrain`) builds its encoders here too, so their weights load into a member key for key."""
+    d = config.hidden
+    if stream == "imagery":
+        return PointBandEncoder(in_dim, d, config.dropout)
+    if stream == "environment":
+        return MLP(in_dim, d, d, layers=2, dropout=config.dropout)
+    if stream == "position":
+        return PositionalEncoder(in_dim, d, config.position_frequencies, config.position_scales, seed)
+    if stream == "time":
+        return TemporalEncoder(d)
+    raise ValueError(f"unknown stream {stream!r}")
+
+
 class SpTGNN(nn.Module):
     """One member of the SpTGNN ensemble.
 
@@ -80,17 +96,7 @@ class SpTGNN(nn.Module):
         self.streams = [s for s in config.streams if stream_dims.get(s, 0) > 0]
         if not self.streams:
             raise ValueError(f"no stream has features: configured {config.streams}, widths {stream_dims}")
-        enc: dict[str, nn.Module] = {}
-        for s in self.streams:
-            if s == "imagery":
-                enc[s] = PointBandEncoder(stream_dims[s], d, config.dropout)
-            elif s == "environment":
-                enc[s] = MLP(stream_dims[s], d, d, layers=2, dropout=config.dropout)
-            elif s == "position":
-                enc[s] = PositionalEncoder(stream_dims[s], d, config.position_frequencies, config.position_scales, seed)
-            elif s == "time":
-                enc[s] = TemporalEncoder(d)
-        self.encoders = nn.ModuleDict(enc)
+        self.encoders = nn.ModuleDict({s: stream_encoder(s, stream_dims[s], config, seed) for s in self.streams})
         if config.fusion == "moe":
             self.moe = SparseMoE(len(self.streams) * d, d, config.num_experts, config.top_k, config.router_noise, config.dropout,
                                  config.gating, config.dirichlet_prior)

@@ -16,6 +16,7 @@ import torch
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check_levels
+from sptgnn.pretrain.checkpoint import load_pretrained
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.nn.model import SpTGNN
@@ -98,7 +99,10 @@ class DeepEnsemble:
         self.target_transform.fit(y)
         self.aux_transforms, aux_all = fit_aux_targets(samples, self.aux_targets)
         self.config = clip_neighbours(self.config, len(samples), samples.name)
-        self.builder = GraphBuilder(self.config.graph, self.config.imagery).fit(samples)
+        self.builder = GraphBuilder(self.config.graph, self.config.imagery)
+        if self.config.model.pretrained:  # the encoders' inputs standardised as in pre-training
+            self.builder.transform.fixed = load_pretrained(self.config.model.pretrained).normalisation
+        self.builder.fit(samples)
         coords = samples.metric_coords()
         self.members, self.best_epochs, self.calibrator, self.calibration_ids = [], [], None, []
         tc, cc = self.config.train, self.config.calibration

@@ -15,6 +15,7 @@ import sptgnn.memory as memory
 from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.graph.sampler import InNeighbourSampler
 from sptgnn.losses import moran_penalty
+from sptgnn.pretrain.checkpoint import apply_pretrained, load_pretrained, optimizer
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.objective import objective, teacher_weight, validation_score
 from sptgnn.train.tasks import aux_loss
@@ -57,8 +58,16 @@ def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tenso
 
 
 def _new_model(config: Config, graph: HeteroData, seed: int) -> SpTGNN:
+    """A member, its imagery / environment encoders copied from ``model.pretrained`` when set."""
     relations = [r for r in config.graph.relations if edge_type(r) in graph.edge_types]
-    return SpTGNN(config.model, relations, stream_dims(graph), seed, num_aux=len(config.data.aux_targets))
+    model = SpTGNN(config.model, relations, stream_dims(graph), seed, num_aux=len(config.data.aux_targets))
+    if config.model.pretrained:
+        apply_pretrained(model, load_pretrained(config.model.pretrained))
+    return model
+
+
+def _optimizer(model: SpTGNN, config: Config) -> torch.optim.Optimizer:
+    return optimizer(model, config.train.lr, config.train.weight_decay, config.model.pretrained_lr_scale)
 
 
 class _Stopper:
@@ -128,7 +137,7 @@ def train_member(graph: HeteroData, y_std: torch.Tensor, config: Config, seed: i
         return _train_member_batched(graph, y_std, config, seed, epochs, aux)
     gen = set_seed(seed)
     model = _new_model(config, graph, seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    opt = _optimizer(model, config)
     labelled = graph[NODE].labelled
     query = ~labelled
     n_lab = int(labelled.sum())
@@ -234,7 +243,7 @@ def _train_member_batched(graph: HeteroData, y_std: torch.Tensor, config: Config
     if tc.bound_heap:  # subgraph tensors mapped and unmapped: flat resident memory, slower steps (sptgnn.memory)
         memory.bound_heap()
     model = _new_model(config, graph, seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = _optimizer(model, config)
     labelled = graph[NODE].labelled
     n_lab = int(labelled.sum())
     query_nodes = torch.nonzero(~labelled).flatten()

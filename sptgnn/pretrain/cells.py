@@ -1,0 +1,161 @@
+"""Unlabelled cells for pre-training: every valid cell of the prediction domain's covariates, no target.
+
+Pre-training reads no label (issue 14; DESIGN.md rule 1 holds because nothing here depends on a target), so it may use
+every cell the map will be predicted on, in any cross-validation. Two sources:
+
+* a config with ``data.rasters``: every pixel of the :class:`~sptgnn.data.rasters.CovariateStack` valid in all bands,
+  read window by window (memory ``O(window² · F)`` plus the kept cells), a seeded share of them when there are more
+  than ``pretrain.max_cells``;
+* the named dataset ``afsp-africa``: every valid cell of its 20 km grid ``afgrid20`` with the dataset's own feature
+  columns (categorical bands one-hot encoded as for the points, :func:`sptgnn.data.africa.afgrid_columns`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from sptgnn.geo import metric_coords
+
+
+class PretrainError(ValueError):
+    """Pre-training input or a pre-trained checkpoint that cannot be used; the message says what to change."""
+
+
+@dataclass
+class Cells:
+    """Unlabelled cells: raw covariate values per stream and metric coordinates.
+
+    Attributes:
+        streams: Raw feature values per stream, ``{stream: (num_cells, num_stream_features)}`` float64.
+        columns: Feature names per stream, in the order of ``streams``.
+        xy_m: Metric coordinates for neighbour search, ``(num_cells, d)`` (m; ``d = 3`` on the sphere for lon/lat).
+        source: What the cells were read from (shown in the checkpoint).
+    """
+
+    streams: dict[str, np.ndarray]
+    columns: dict[str, list[str]]
+    xy_m: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.xy_m)
+
+    @classmethod
+    def from_frame(cls, frame, feature_groups: dict[str, list[str]], source: str = "frame") -> "Cells":
+        """Cells from a GeoDataFrame of points (any other columns, targets included, are ignored; they may be NaN).
+
+        Raises:
+            PretrainError: A feature column is missing or holds a non-finite value.
+        """
+        streams, columns = {}, {}
+        for stream, cols in feature_groups.items():
+            missing = [c for c in cols if c not in frame.columns]
+            if missing:
+                raise PretrainError(f"{source}: feature column(s) {missing} are missing")
+            values = frame[list(cols)].to_numpy(np.float64) if cols else np.zeros((len(frame), 0))
+            if not np.isfinite(values).all():
+                raise PretrainError(f"{source}: {stream} features hold NaN or infinite values; drop those cells")
+            streams[stream], columns[stream] = values, list(cols)
+        xy = np.c_[frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()]
+        return cls(streams, columns, metric_coords(xy, frame.crs), source)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the cells' values, columns and coordinates: the data identity stored with a checkpoint."""
+        h = hashlib.sha256()
+        for stream in sorted(self.streams):
+            h.update(repr((stream, self.columns[stream])).encode())
+            h.update(np.ascontiguousarray(self.streams[stream]).tobytes())
+        h.update(np.ascontiguousarray(self.xy_m).tobytes())
+        return h.hexdigest()
+
+    def subset(self, keep: np.ndarray) -> "Cells":
+        """The cells at ``keep`` (indices or a boolean mask)."""
+        return Cells({s: v[keep] for s, v in self.streams.items()}, dict(self.columns), self.xy_m[keep], self.source)
+
+
+def _sample(cells: Cells, max_cells: int | None, seed: int) -> Cells:
+    if max_cells is None or len(cells) <= max_cells:
+        return cells
+    keep = np.sort(np.random.default_rng([seed, 14]).choice(len(cells), max_cells, replace=False))
+    return cells.subset(keep)
+
+
+def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: int = 512, progress=None) -> Cells:
+    """Every pixel of the covariate rasters valid in all bands (a seeded ``max_cells`` of them), streams as the
+    rasters' ``stream:`` settings give them.
+
+    Raises:
+        PretrainError: No valid pixel.
+    """
+    from sptgnn.data.raster_sources import RasterSource
+    from sptgnn.data.rasters import CovariateStack
+
+    sources = [s if isinstance(s, RasterSource) else RasterSource.from_config(s) for s in sources]
+    with CovariateStack.open(sources) as stack:
+        features, groups = stack.features, stack.streams()
+        values, xs, ys = [], [], []
+        windows = list(stack.windows(window))
+        for i, win in enumerate(windows):
+            data, valid = stack.read_window(win, features)
+            x, y = stack.pixel_centres(win)
+            values.append(data[:, valid].T.astype(np.float64))
+            xs.append(x[valid])
+            ys.append(y[valid])
+            if progress is not None:
+                progress(i + 1, len(windows))
+        values = np.concatenate(values)
+        if not len(values):
+            raise PretrainError(f"the covariate rasters ({stack.files[0].name} ...) have no pixel valid in every band")
+        xy = metric_coords(np.c_[np.concatenate(xs), np.concatenate(ys)], stack.crs)
+        name = ", ".join(p.name for p in stack.files)
+    streams = {s: values[:, [features.index(f) for f in cols]] for s, cols in groups.items()}
+    return _sample(Cells(streams, groups, xy, name), max_cells, seed)
+
+
+def afsp_grid_cells(max_cells: int | None = None, seed: int = 0) -> Cells:
+    """Every valid cell of ``afsp-africa``'s 20 km grid, with the dataset's feature columns and streams."""
+    import rasterio
+
+    from sptgnn.data.africa import (AFGRID_CATEGORICAL, AFGRID_DROP, AFGRID_IMAGERY, AFSP_CODES, AFSP_DIR, AFSP_GRID,
+                                    _categorical_codes, _need, afgrid_columns)
+    from sptgnn.data.paths import data_dir
+
+    folder = data_dir() / AFSP_DIR
+    grid = _need(folder / AFSP_GRID, "afsp-africa")
+    codes = _categorical_codes(_need(folder / AFSP_CODES, "afsp-africa"))
+    with rasterio.open(grid) as ds:
+        bands = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+        data = ds.read(masked=True).filled(np.nan).astype(np.float64)
+        rows, cols = np.mgrid[0:ds.height, 0:ds.width]
+        x, y = ds.transform * (cols + 0.5, rows + 0.5)
+        crs = ds.crs
+    continuous = [b for b in bands if b not in AFGRID_CATEGORICAL and b not in AFGRID_DROP]
+    values = data.reshape(len(bands), -1).T
+    valid = np.isfinite(values[:, [bands.index(b) for b in continuous]]).all(1)
+    columns, one_hot, _ = afgrid_columns(values[valid], bands, codes)
+    imagery = [b for b in AFGRID_IMAGERY if b in continuous]
+    groups = {"imagery": imagery, "environment": [b for b in continuous if b not in imagery] + one_hot}
+    streams = {s: np.stack([columns[c] for c in cols], axis=1) for s, cols in groups.items()}
+    xy = metric_coords(np.c_[np.ravel(x)[valid], np.ravel(y)[valid]], crs)
+    return _sample(Cells(streams, groups, xy, grid.name), max_cells, seed)
+
+
+def config_cells(config, progress=None) -> Cells:
+    """The unlabelled cells of a run config: its ``data.rasters``, else the grid of a named dataset that has one.
+
+    Raises:
+        PretrainError: The config has neither (the message says what to add).
+    """
+    pc = config.pretrain
+    if config.data.rasters:
+        return raster_cells(config.data.rasters, pc.max_cells, pc.seed, progress=progress)
+    if config.data.dataset == "afsp-africa":
+        return afsp_grid_cells(pc.max_cells, pc.seed)
+    raise PretrainError(f"pre-training needs the covariates of the prediction domain: add `data.rasters` to the config "
+                        f"(dataset {config.data.dataset!r} ships no grid of unlabelled cells)")
+
+
+__all__ = ["Cells", "PretrainError", "afsp_grid_cells", "config_cells", "raster_cells"]

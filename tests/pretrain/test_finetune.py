@@ -1,0 +1,70 @@
+"""``sptgnn pretrain`` on a real GeoTIFF stack and fine-tuning with ``model.pretrained``: members start from the
+checkpoint's encoders (and keep them with a zero rate), the streams are standardised with the cells' statistics, and
+bad input is one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import soc_stack_and_points
+from typer.testing import CliRunner
+
+from sptgnn.cli import app
+from sptgnn.pretrain import load_pretrained
+
+H, W, RES = 24, 20, 10.0
+
+
+@pytest.fixture(scope="module")
+def stack_config(tmp_path_factory, config_dict_factory):
+    d = tmp_path_factory.mktemp("pretrain")
+    table = soc_stack_and_points(d, H, W, RES, corner=(3, 4), n=40, seed=4, first_row=3)
+    raw = config_dict_factory(
+        data={"target": "soc_g_kg", "table": table, "rasters": [{"path": str(d / "stack.tif")}]},
+        graph={"spectral_streams": ["environment"]}, model={"hidden": 16, "heads": 2},
+        train={"members": 2, "epochs": 3}, pretrain={"epochs": 3, "batch_size": 64})
+    path = d / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return d, path, raw
+
+
+def test_pretrain_cli_then_frozen_fine_tuning(stack_config):
+    from sptgnn.config import load_config
+    from sptgnn.data.tables import load_samples
+    from sptgnn.estimator.run import fit_run
+
+    d, path, raw = stack_config
+    res = CliRunner().invoke(app, ["pretrain", str(path), "--out", str(d / "pt")])
+    assert res.exit_code == 0, res.output
+    ckpt = load_pretrained(d / "pt")
+    assert ckpt.meta["cells"] == H * W - 3 * 4  # every valid pixel, the nodata corner left out
+    cfg = load_config(path, {"model": {"pretrained": str(d / "pt"), "pretrained_lr_scale": 0.0}})
+    run = fit_run(cfg, load_samples(cfg.data), aoa=False)
+    ens = run.ensemble
+    env = ckpt.normalisation["environment"]
+    np.testing.assert_array_equal(ens.builder.transform.mean["environment"], env["mean"])
+    elev = np.asarray(run.ensemble.builder.labelled.stream("environment"))[:, 0]
+    assert not np.isclose(env["mean"][0], elev.mean())  # the cells' mean, not the labelled samples'
+    for member in ens.members:
+        for k, v in member.encoders["environment"].state_dict().items():
+            assert torch.equal(v, ckpt.state[f"encoders.environment.{k}"]), k
+    # a positive rate fine-tunes them
+    tuned = fit_run(load_config(path, {"model": {"pretrained": str(d / "pt"), "pretrained_lr_scale": 1.0}}),
+                    load_samples(cfg.data), aoa=False)
+    w = tuned.ensemble.members[0].encoders["environment"].state_dict()["0.weight"]
+    assert not torch.equal(w, ckpt.state["encoders.environment.0.weight"])
+
+
+def test_user_errors_are_one_line(stack_config, tmp_path):
+    d, path, raw = stack_config
+    limesoda = tmp_path / "limesoda.yaml"
+    limesoda.write_text(yaml.safe_dump({"data": {"dataset": "limesoda:BB.30_2"}}))
+    res = CliRunner().invoke(app, ["pretrain", str(limesoda), "--out", str(tmp_path / "pt")])
+    assert res.exit_code != 0 and "add `data.rasters`" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "pt").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "pretrained": str(tmp_path / "nothing")}}))
+    res = CliRunner().invoke(app, ["train", str(bad), "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "no pre-trained checkpoint" in res.output and "Traceback" not in res.output
