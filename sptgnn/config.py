@@ -82,6 +82,28 @@ class RasterSourceConfig(_Section):
     resampling: Literal["nearest", "bilinear", "cubic", "average"] = "nearest"
 
 
+class ContextConfig(_Section):
+    """Multi-scale context features (:mod:`sptgnn.data.context`): window statistics of covariate bands around each
+    sample and pixel, added to the environment stream of every model (members and baselines alike).
+
+    Attributes:
+        scales_km: Window sides in km, e.g. ``[60, 140, 300]`` (odd pixel counts on the covariate grid).
+        stats: ``mean`` and/or ``sd`` over the window's valid pixels.
+        bands: Bands to summarise; default every band of the covariate rasters (for ``afsp-africa``, its continuous
+            bands).
+    """
+
+    scales_km: list[float] = Field(min_length=1)
+    stats: list[Literal["mean", "sd"]] = Field(default_factory=lambda: ["mean"], min_length=1)
+    bands: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ContextConfig":
+        if any(s <= 0 for s in self.scales_km):
+            raise ValueError(f"data.context.scales_km {self.scales_km}: every scale must be positive (km)")
+        return self
+
+
 class DataConfig(_Section):
     """Where the samples come from and what is predicted.
 
@@ -92,6 +114,8 @@ class DataConfig(_Section):
         target_transform: ``"log1p"`` models ``log(1 + y)`` (SOC is right-skewed) and back-transforms with lognormal
             moments; ``"none"`` models ``y`` directly.
         table: A point table to read instead of ``dataset`` (see :class:`TableConfig`).
+        context: Multi-scale context features from the covariate rasters (or ``afsp-africa``'s grid), see
+            :class:`ContextConfig`.
         rasters: Covariate rasters sampled at the table's points; their bands join the streams (see
             :class:`RasterSourceConfig`) and ``sptgnn predict --raster`` maps them.
         duplicates: Samples of a table that share a location: ``keep`` them as separate samples (with a warning),
@@ -109,6 +133,7 @@ class DataConfig(_Section):
     target_transform: Literal["none", "log1p"] = "none"
     table: TableConfig | None = None
     rasters: list[RasterSourceConfig] = Field(default_factory=list)
+    context: ContextConfig | None = None
     duplicates: Literal["keep", "mean", "error"] = "keep"
     targets: list[str] | None = Field(None, min_length=1)
 

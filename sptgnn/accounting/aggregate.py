@@ -126,7 +126,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     from rasterio.features import rasterize
     from rasterio.windows import transform as window_transform
 
-    from sptgnn.data.rasters import CovariateStack
+    from sptgnn.data.context import open_covariates
     from sptgnn.geo import transform_xy
     from sptgnn.data.raster_sources import match_sources
     from sptgnn.predict.raster import raster_sources
@@ -134,7 +134,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
 
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
-    with CovariateStack.open(sources) as stack, (rasterio.open(bulk_density_raster) if bulk_density_raster
+    with open_covariates(sources, run.config.data.context) as stack, (rasterio.open(bulk_density_raster) if bulk_density_raster
                                                  else nullcontext()) as bd_src:
         stack.check_features(run.needed)
         if bd_src is not None and (bd_src.shape != stack.shape or bd_src.transform != stack.transform

@@ -277,19 +277,24 @@ def _duplicate_locations(gdf, name: str, rule: str):
 
 
 def load_samples(data) -> SoilSamples:
-    """Samples of a :class:`~sptgnn.config.DataConfig`: its ``table`` (with ``rasters``) when set, else its named dataset.
+    """Samples of a :class:`~sptgnn.config.DataConfig`: its ``table`` (with ``rasters``), else its named dataset; with
+    ``data.context``, the context features added (:func:`sptgnn.data.context.add_context`).
 
     Raises:
-        TableError, RasterError, DatasetError: See :func:`load_table` and :func:`sptgnn.data.datasets.load_dataset`.
+        TableError, RasterError, DatasetError: See :func:`load_table`, :func:`~sptgnn.data.datasets.load_dataset`.
     """
-    if data.table is not None:
-        return load_table(data.table, data.target, data.rasters, duplicates=data.duplicates)
+    from sptgnn.data.context import add_context, context_sources
     from sptgnn.data.datasets import load_dataset
 
-    if data.rasters:
-        raise TableError("data.rasters is only read together with data.table (covariates sampled at the table's points); "
-                         "add a data.table section or remove data.rasters")
-    return load_dataset(data.dataset)
+    if data.table is None and data.rasters:
+        raise TableError("data.rasters is only read together with data.table (covariates sampled at the table's "
+                         "points); add a data.table section or remove data.rasters")
+    samples = (load_table(data.table, data.target, data.rasters, duplicates=data.duplicates) if data.table is not None
+               else load_dataset(data.dataset))
+    if data.context is None:
+        return samples
+    sources, exclude = (data.rasters, ()) if data.table is not None else context_sources(samples)
+    return add_context(samples, sources, data.context, exclude)
 
 
 __all__ = ["TableError", "load_samples", "load_table", "RasterError"]

@@ -19,7 +19,7 @@ import pandas as pd
 from sptgnn.atomic import atomic_file
 from sptgnn.data.paths import resolve_data_path
 from sptgnn.data.raster_sources import expand_paths, match_sources
-from sptgnn.data.rasters import CovariateStack
+from sptgnn.data.context import open_covariates
 from sptgnn.data.tables import TableError, _read
 from sptgnn.estimator.run import Run
 from sptgnn.predict.raster import PredictError, raster_sources
@@ -96,7 +96,7 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         if not paths:
             raise PredictError(f"the points lack covariate(s) {missing} and no raster is given to sample them from; "
                                "pass --raster")
-        with CovariateStack.open(match_sources(paths, raster_sources(model))) as stack:
+        with open_covariates(match_sources(paths, raster_sources(model)), model.config.data.context) as stack:
             sampled, _ = stack.sample_points(xy, points.crs, missing)
         for j, f in enumerate(missing):
             values[f] = sampled[:, j]

@@ -28,7 +28,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
-from sptgnn.data.rasters import CovariateStack
+from sptgnn.data.context import open_covariates
 from sptgnn.atomic import atomic_file
 from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
@@ -119,7 +119,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     start = time.perf_counter()
     names = model.map_bands  # BANDS, then four per auxiliary target (multi-task runs)
     # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(sources) as stack:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_covariates(sources, model.config.data.context) as stack:
         stack.check_features(model.needed)
         h, w = stack.shape
         t, crs, windows = stack.transform, stack.crs, list(stack.windows(window))

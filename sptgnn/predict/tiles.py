@@ -74,12 +74,12 @@ class TileJob:
 def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
     """Tile ``k`` of the map: its bands ``(B, h, w)`` float32 (``NODATA`` where a covariate is missing), its number of
     predicted pixels and the per-band ``[min, max]`` of those pixels (``None`` when none)."""
-    from sptgnn.data.rasters import CovariateStack
+    from sptgnn.data.context import open_covariates
     from sptgnn.geo import transformer
 
     model = _run(job.run)
     win = job.windows[k]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), CovariateStack.open(job.sources) as stack:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_covariates(job.sources, model.config.data.context) as stack:
         data, valid = stack.read_window(win, model.needed)
         block = np.full((len(job.names),) + valid.shape, NODATA, dtype=np.float32)
         stats: dict = {b: None for b in job.names}

@@ -83,18 +83,19 @@ def _sample(cells: Cells, max_cells: int | None, seed: int) -> Cells:
     return cells.subset(keep)
 
 
-def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: int = 512, progress=None) -> Cells:
+def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: int = 512, progress=None,
+                 context=None) -> Cells:
     """Every pixel of the covariate rasters valid in all bands (a seeded ``max_cells`` of them), streams as the
-    rasters' ``stream:`` settings give them.
+    rasters' ``stream:`` settings give them, with the context features of ``context`` (``data.context``).
 
     Raises:
         PretrainError: No valid pixel.
     """
     from sptgnn.data.raster_sources import RasterSource
-    from sptgnn.data.rasters import CovariateStack
+    from sptgnn.data.context import open_covariates
 
     sources = [s if isinstance(s, RasterSource) else RasterSource.from_config(s) for s in sources]
-    with CovariateStack.open(sources) as stack:
+    with open_covariates(sources, context) as stack:
         features, groups = stack.features, stack.streams()
         values, xs, ys = [], [], []
         windows = list(stack.windows(window))
@@ -115,9 +116,13 @@ def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: i
     return _sample(Cells(streams, groups, xy, name), max_cells, seed)
 
 
-def afsp_grid_cells(max_cells: int | None = None, seed: int = 0) -> Cells:
-    """Every valid cell of ``afsp-africa``'s 20 km grid, with the dataset's feature columns and streams."""
+def afsp_grid_cells(max_cells: int | None = None, seed: int = 0, context=None) -> Cells:
+    """Every valid cell of ``afsp-africa``'s 20 km grid, with the dataset's feature columns and streams (and the
+    context features of ``context``, as :func:`sptgnn.data.tables.load_samples` adds them to the points)."""
     import rasterio
+    from rasterio.windows import Window
+
+    from sptgnn.data.context import open_covariates
 
     from sptgnn.data.africa import (AFGRID_CATEGORICAL, AFGRID_DROP, AFGRID_IMAGERY, AFSP_CODES, AFSP_DIR, AFSP_GRID,
                                     _categorical_codes, _need, afgrid_columns)
@@ -138,6 +143,12 @@ def afsp_grid_cells(max_cells: int | None = None, seed: int = 0) -> Cells:
     columns, one_hot, _ = afgrid_columns(values[valid], bands, codes)
     imagery = [b for b in AFGRID_IMAGERY if b in continuous]
     groups = {"imagery": imagery, "environment": [b for b in continuous if b not in imagery] + one_hot}
+    if context is not None:
+        with open_covariates([str(grid)], context, (*AFGRID_CATEGORICAL, *AFGRID_DROP)) as stack:
+            names = list(stack.derived)
+            derived, _ = stack.read_window(Window(0, 0, stack.width, stack.height), names)
+        columns.update({n: derived[j].ravel()[valid].astype(np.float64) for j, n in enumerate(names)})
+        groups["environment"] += names
     streams = {s: np.stack([columns[c] for c in cols], axis=1) for s, cols in groups.items()}
     xy = metric_coords(np.c_[np.ravel(x)[valid], np.ravel(y)[valid]], crs)
     return _sample(Cells(streams, groups, xy, grid.name), max_cells, seed)
@@ -151,9 +162,9 @@ def config_cells(config, progress=None) -> Cells:
     """
     pc = config.pretrain
     if config.data.rasters:
-        return raster_cells(config.data.rasters, pc.max_cells, pc.seed, progress=progress)
+        return raster_cells(config.data.rasters, pc.max_cells, pc.seed, progress=progress, context=config.data.context)
     if config.data.dataset == "afsp-africa":
-        return afsp_grid_cells(pc.max_cells, pc.seed)
+        return afsp_grid_cells(pc.max_cells, pc.seed, config.data.context)
     raise PretrainError(f"pre-training needs the covariates of the prediction domain: add `data.rasters` to the config "
                         f"(dataset {config.data.dataset!r} ships no grid of unlabelled cells)")
 

@@ -44,7 +44,7 @@ def save_pretrained(result, config, out: str | Path, overwrite: bool = False) ->
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from sptgnn import __version__
+    from sptgnn._version import __version__
     from sptgnn.atomic import atomic_dir
 
     state = {k: v for k, v in result.model.state_dict().items() if k.startswith("encoders.")}
