@@ -51,20 +51,29 @@ class ResidualField:
     @classmethod
     def fit(cls, xy: np.ndarray, z: np.ndarray, bins: int = 15, max_lag_share: float = 0.5) -> "ResidualField":
         """Fit the variogram of standardised residuals ``z`` ``(n,)`` at ``xy`` ``(n, 2)`` (planar m): empirical
-        semivariances in ``bins`` lag classes up to ``max_lag_share`` of the largest distance
-        (``gstools.vario_estimate``), an exponential model with nugget and sill 1 fitted to them, its range bounded
-        to [span / 1000, 10 × span].
+        semivariances (``gstools.vario_estimate``) in a first lag class up to the median nearest-neighbour distance
+        and ``bins`` geometrically widening classes from there to ``max_lag_share`` of the largest distance; an
+        exponential model with nugget and sill 1 fitted to them, its range bounded to [span / 1000, 10 × span].
+
+        Geometric classes resolve short lags where samples are clustered (AfSIS: sites of ~10 km in a continent);
+        equal-width classes put every lag under ~230 km of Africa into one class, the fitted nugget fell to 0 and the
+        conditioned realisations were too sure near training samples (90 % point coverage 0.83 on held-out blocks
+        against 0.93 with these classes; RESULTS.md, "Carbon accounting and kNNDM").
 
         Raises:
             ValueError: Fewer than 10 residuals, or residuals that are not finite.
         """
         import gstools as gs
+        from scipy.spatial import cKDTree
 
         xy, z = np.asarray(xy, float), np.asarray(z, float)
         if len(z) < 10 or not np.isfinite(z).all() or not np.isfinite(xy).all():
             raise ValueError("the residual variogram needs at least 10 finite standardised residuals with coordinates")
         span = float(np.hypot(*(xy.max(0) - xy.min(0))))
-        centres, gamma = gs.vario_estimate(xy.T, z, np.linspace(0, max_lag_share * span, bins + 1))
+        nn = cKDTree(xy).query(xy, k=2)[0][:, 1]
+        first = max(float(np.median(nn)), span * 1e-4)
+        edges = np.r_[0.0, np.geomspace(first, max(max_lag_share * span, 2 * first), bins + 1)]
+        centres, gamma = gs.vario_estimate(xy.T, z, edges)
         model = gs.Exponential(dim=2, var=0.5, len_scale=span / 10, nugget=0.5)
         # a range beyond 10× the samples' span is a constant offset already; unbounded fits ran off to 10⁹ m
         model.set_arg_bounds(len_scale=[span / 1000, 10 * span])

@@ -18,6 +18,8 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``no_position``           the position stream left out of ``model.streams``
 ``no_time``               the time stream left out
 ``no_label_inputs``       ``model.label_inputs = false`` (only when the configuration has label inputs)
+``no_pretraining``        ``model.pretrained = null``: encoders initialised at random and standardised on the labelled
+                          samples (only when the configuration has a pre-trained checkpoint)
 ========================  ==================================================================================
 
 :data:`LIMESODA_SUITE` lists the ten LimeSoDa datasets with coordinates and Sentinel-2 bands, run on their shipped folds
@@ -69,6 +71,8 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
             variants[f"no_{stream}"] = config.updated(model={"streams": [s for s in m.streams if s != stream]})
     if m.label_inputs:
         variants["no_label_inputs"] = config.updated(model={"label_inputs": False})
+    if m.pretrained:
+        variants["no_pretraining"] = config.updated(model={"pretrained": None})
     if only:
         unknown = sorted(set(only) - set(variants))
         if unknown:

@@ -28,6 +28,17 @@ def test_fit_tells_white_noise_from_a_correlated_field():
     assert smooth.nugget < 0.3 and 500 < smooth.len_scale_m < 20_000
 
 
+def test_fit_finds_the_nugget_of_clustered_samples():
+    import gstools as gs
+
+    rng = np.random.default_rng(2)  # 60 sites of 8 samples within 200 m, sites spread over 200 km
+    sites = rng.uniform(0, 200_000, (60, 2))
+    xy = (sites[:, None, :] + rng.uniform(0, 200, (60, 8, 2))).reshape(-1, 2)
+    structured = gs.SRF(gs.Exponential(dim=2, var=0.5, len_scale=30_000.0), seed=3)(xy.T)
+    fit = ResidualField.fit(xy, structured + np.sqrt(0.5) * rng.standard_normal(len(xy)))
+    assert 0.3 < fit.nugget < 0.7 and 5_000 < fit.len_scale_m < 150_000
+
+
 def test_conditioning_honours_the_residuals_and_far_away_the_variance_is_one():
     rng = np.random.default_rng(1)
     cond, z = rng.uniform(0, 1000, (30, 2)), rng.standard_normal(30)

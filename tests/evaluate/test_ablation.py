@@ -34,6 +34,9 @@ def test_variants_change_one_thing_each(config_factory):
     assert v["no_moran"].loss.moran_weight == 0
     assert "time" not in v["no_time"].model.streams and "position" in v["no_time"].model.streams
     assert not v["no_label_inputs"].model.label_inputs
+    assert "no_pretraining" not in v
+    pre = ablation_variants(cfg.updated(model={"pretrained": "pt"}))["no_pretraining"]
+    assert pre.model.pretrained is None and pre.model.fusion == cfg.model.fusion
     for name, c in v.items():  # everything else is untouched
         if name != "full":
             assert c.train == cfg.train and c.evaluate == cfg.evaluate and c.data == cfg.data
