@@ -22,6 +22,9 @@ def aggregate(
     bulk_density: float = typer.Option(1.3, "--bulk-density", help="Bulk density of the fine earth, g/cm3."),
     bulk_density_sd: float = typer.Option(0.1, "--bulk-density-sd", help="Its sd, g/cm3."),
     bulk_density_raster: Path = typer.Option(None, "--bulk-density-raster", help="GeoTIFF of bulk density (g/cm3, band 1) on the covariate grid; replaces --bulk-density pixel by pixel (--bulk-density-sd stays its sd)."),
+    bulk_density_target: str = typer.Option(None, "--bulk-density-target", help="Bulk density from the run's multi-task head for this target of data.targets, drawn jointly with SOC (same member); replaces --bulk-density and the raster."),
+    bulk_density_correlation: float = typer.Option(0.0, "--bulk-density-correlation", help="With --bulk-density-target: correlation of the SOC and bulk-density residuals, in [-1, 1]."),
+    bulk_density_scale: float = typer.Option(1.0, "--bulk-density-scale", help="With --bulk-density-target: factor to g/cm3 (0.001 for kg/m3)."),
     coarse: float = typer.Option(0.0, "--coarse", help="Volume share of coarse fragments (0-1)."),
     coarse_sd: float = typer.Option(0.0, "--coarse-sd", help="Its sd."),
     window: int = typer.Option(256, "--window", min=16, help="Window size in pixels (memory is window^2 x realisations)."),
@@ -74,7 +77,9 @@ def aggregate(
                                      Property(bulk_density, bulk_density_sd, low=0.05),
                                      Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
                                      progress=counter(bar, f"windows of {window} px"),
-                                     bulk_density_raster=bulk_density_raster)
+                                     bulk_density_raster=bulk_density_raster,
+                                     bulk_density_target=None if bulk_density_target is None else
+                                     (bulk_density_target, bulk_density_correlation, bulk_density_scale))
         with atomic_file(out, ".gpkg") as tmp:
             tmp.unlink()  # the GeoPackage driver creates the file itself
             result.to_file(tmp, driver="GPKG", layer="zone_totals")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.accounting.residual_field import ResidualField, normal_scores
-from sptgnn.accounting.realisations import query_of_arrays, soc_realisations
+from sptgnn.accounting.realisations import joint_realisations, query_of_arrays, soc_realisations
 from sptgnn.accounting.stocks import CO2_PER_C, Property, stock_draws
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -89,7 +89,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     thickness_cm: float = 30.0, bulk_density: Property = Property(1.3, 0.1),
                     coarse: Property | None = None, window: int = 256, seed: int = 0, dates=None,
                     baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None,
-                    bulk_density_raster: str | Path | None = None):
+                    bulk_density_raster: str | Path | None = None, bulk_density_target: tuple | None = None):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
@@ -113,13 +113,18 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         progress: Called with ``(windows done, windows total)``.
         bulk_density_raster: A GeoTIFF of bulk density (g/cm³, band 1) on the covariate grid: its values replace
             ``bulk_density.value`` pixel by pixel (``bulk_density.sd`` stays the sd); its nodata pixels are left out.
+        bulk_density_target: ``(target, correlation, scale)``: bulk density from the run's multi-task head for
+            ``target`` (an entry of ``data.targets``), times ``scale`` to g/cm³ (0.001 for kg/m³), drawn jointly with
+            SOC (:func:`~sptgnn.accounting.realisations.joint_realisations`: the same member, residual correlation
+            ``correlation``); replaces ``bulk_density`` and the raster. A change shares these draws at both dates.
 
     Returns:
         GeoDataFrame: the zones with ``n_pixels``, ``area_ha``, ``soc_g_kg_{mean,q05,q50,q95}``,
         ``stock_t_ha_{...}``, ``stock_t_c_{...}``, ``stock_t_co2e_{...}`` and ``soc_g_kg_naive_q05``/``_q95``.
 
     Raises:
-        AggregateError: No zone overlaps a valid pixel, or a bulk-density raster off the covariate grid.
+        AggregateError: No zone overlaps a valid pixel, a bulk-density raster off the covariate grid, or a
+            ``bulk_density_target`` the run does not predict.
     """
     import rasterio
 
@@ -132,6 +137,16 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     from sptgnn.predict.raster import raster_sources
     from sptgnn.splits import planar_crs
 
+    if bulk_density_target is not None:
+        if not -1 <= bulk_density_target[1] <= 1:
+            raise AggregateError(f"the correlation of SOC and bulk density residuals must lie in [-1, 1], got "
+                                 f"{bulk_density_target[1]}")
+        try:
+            task = run.ensemble.task_index(bulk_density_target[0])
+        except ValueError as exc:
+            raise AggregateError(f"{exc}; train the run with data.targets including it, or give a constant or raster") from None
+        if task == 0:
+            raise AggregateError(f"'{bulk_density_target[0]}' is the primary target (SOC); name the bulk-density target")
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
     with open_covariates(sources, run.config.data.context) as stack, (rasterio.open(bulk_density_raster) if bulk_density_raster
@@ -164,13 +179,17 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     xy = transform_xy(np.c_[x[valid], y[valid]], stack.crs, run.labelled.crs)
                     xy_planar = xy if pcrs is None else transform_xy(xy, run.labelled.crs, pcrs)
                     vals = {f: data[j][valid] for j, f in enumerate(run.needed)}
-                    soc, pred = soc_realisations(run, query_of_arrays(run, vals, xy, dates), xy_planar, field, seeds,
-                                                 window_seed=k)
+                    q = query_of_arrays(run, vals, xy, dates)
+                    if bulk_density_target is None:
+                        soc, pred = soc_realisations(run, q, xy_planar, field, seeds, window_seed=k)
+                        bd_head = None
+                    else:  # SOC and bulk density drawn jointly from the run's multi-task heads
+                        soc, pred, bd_head = joint_realisations(run, q, xy_planar, field, seeds, k, *bulk_density_target)
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
                     bd_prop = bulk_density if bd_src is None else Property(
                         np.ma.getdata(bd_values)[valid].astype(float), bulk_density.sd, bulk_density.low,
                         bulk_density.high)
-                    bd = bd_prop.draws(soc.shape, rng)  # shared by both states of a change
+                    bd = bd_prop.draws(soc.shape, rng) if bd_head is None else np.maximum(bd_head, 0.0)
                     cf = None if coarse is None else coarse.draws(soc.shape, rng)
                     stock = stock_draws(soc, bd, thickness_cm, cf)  # t C/ha, (R, n)
                     idx = zone[valid] - 1

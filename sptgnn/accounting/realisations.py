@@ -42,6 +42,31 @@ def soc_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, se
     return (np.expm1(g) if pred.log1p else g), pred
 
 
+def joint_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
+                       window_seed: int, target: str, correlation: float = 0.0, scale: float = 1.0):
+    """Realisations of SOC ``(R, n)`` and of an auxiliary target of the same run ``(R, n)`` (e.g. bulk density from a
+    multi-task head, times ``scale`` for its units), drawn jointly: realisation ``r`` takes the same member ``m_r``
+    for both (their epistemic errors move together), and the auxiliary target's standardised residual is
+    ``ρ Z_r(x) + √(1 − ρ²) ε`` with ``Z_r`` the SOC residual field and ``ε`` white noise, ``ρ = correlation``.
+    Returns the SOC draws, the SOC :class:`~sptgnn.distributions.Prediction` and the auxiliary draws.
+
+    Raises:
+        ValueError: ``target`` is not an auxiliary target of the run, or ``correlation`` outside [-1, 1].
+    """
+    if not -1.0 <= correlation <= 1.0:
+        raise ValueError(f"the residual correlation of SOC and {target} must lie in [-1, 1], got {correlation}")
+    pred = run.predictor.predict_inputs(query)
+    aux = run.predictor.predict_inputs(query, target=target)
+    members = realisation_members(len(pred.member_loc), seeds)
+    z = field.realisations(xy_planar, seeds, window_seed)
+    g = np.asarray(pred.member_loc)[members] + np.asarray(pred.member_scale)[members] * z
+    white = np.random.default_rng([window_seed, 11]).standard_normal(z.shape)
+    e = correlation * z + np.sqrt(1.0 - correlation**2) * white
+    a = np.asarray(aux.member_loc)[members] + np.asarray(aux.member_scale)[members] * e
+    a = np.expm1(a) if aux.log1p else a
+    return (np.expm1(g) if pred.log1p else g), pred, scale * a
+
+
 def query_of_arrays(run, values: dict[str, np.ndarray], xy: np.ndarray, dates=None):
     """Query inputs of raw covariates ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the training CRS (raster windows)."""
     from sptgnn.predict.query import QueryInputs
@@ -50,4 +75,4 @@ def query_of_arrays(run, values: dict[str, np.ndarray], xy: np.ndarray, dates=No
     return QueryInputs.from_arrays(ens.builder, values, xy, dates, run.elevation, ens.trend)
 
 
-__all__ = ["query_of_arrays", "realisation_members", "soc_realisations"]
+__all__ = ["joint_realisations", "query_of_arrays", "realisation_members", "soc_realisations"]
