@@ -52,20 +52,22 @@ def main() -> None:
     from sptgnn.accounting.residual_field import normal_scores
     from sptgnn.config import load_config
     from sptgnn.data.datasets import load_dataset
+    from sptgnn.data.tables import load_samples
     from sptgnn.estimator.run import fit_run
     from sptgnn.predict.query import QueryInputs
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
-    samples = load_dataset(args.dataset)
+    cfg = load_config(args.config, {"data": {"dataset": args.dataset},
+                                    "train": {"members": args.members},
+                                    "calibration": {"method": "variance", "folds": 5,
+                                                    "blocks": args.calibration_blocks}})
+    # a config with data.table (e.g. configs/edgeroi.yaml) reads its table; --dataset then only names the output
+    samples = load_samples(cfg.data) if cfg.data.table is not None else load_dataset(args.dataset)
     if args.subsample and args.subsample < len(samples):
         keep = np.zeros(len(samples), bool)
         keep[np.random.default_rng(args.seed).choice(len(samples), args.subsample, replace=False)] = True
         samples = samples.subset(keep)
     target = samples.targets[0]
-    cfg = load_config(args.config, {"data": {"dataset": args.dataset},
-                                    "train": {"members": args.members},
-                                    "calibration": {"method": "variance", "folds": 5,
-                                                    "blocks": args.calibration_blocks}})
     xy = planar_coords(samples)  # projected CRS: metres; LimeSoDa ships UTM
     span = xy.max(0) - xy.min(0)
     side = (args.block_km * 1000.0 if args.block_km else
@@ -118,7 +120,7 @@ def main() -> None:
               "command": f"OMP_NUM_THREADS=1 python scripts/check_block_means.py --dataset {args.dataset}",
               "blocks": rows}
     result["subsample"], result["calibration_blocks"] = args.subsample, args.calibration_blocks
-    if args.subsample or args.block_km:
+    if args.subsample or args.block_km or cfg.data.table is not None:
         result["command"] += (f" --config {args.config}"
                               + (f" --subsample {args.subsample}" if args.subsample else "")
                               + (f" --block-km {args.block_km:g}" if args.block_km else "")
