@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 from helpers import X0, Y0, soc_stack_and_points
 from shapely.geometry import box
