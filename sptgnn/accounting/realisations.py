@@ -35,11 +35,21 @@ def soc_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, se
         seeds: One seed per realisation ``(R,)``.
         window_seed: Seed of the nugget draws at these locations.
     """
+    pred, members, z = _soc_field(run, query, xy_planar, field, seeds, window_seed)
+    return _member_draws(pred, members, z), pred
+
+
+def _soc_field(run, query, xy_planar, field, seeds, window_seed):
+    """The ensemble's SOC prediction at the query, each realisation's member ``(R,)`` and its standardised residual
+    field ``(R, n)``."""
     pred = run.predictor.predict_inputs(query)
-    members = realisation_members(len(pred.member_loc), seeds)
-    z = field.realisations(xy_planar, seeds, window_seed)
+    return pred, realisation_members(len(pred.member_loc), seeds), field.realisations(xy_planar, seeds, window_seed)
+
+
+def _member_draws(pred, members: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Draws ``(R, n)`` in target units: member ``members[r]``'s Gaussian ``loc + scale · z[r]``, back-transformed."""
     g = np.asarray(pred.member_loc)[members] + np.asarray(pred.member_scale)[members] * z
-    return (np.expm1(g) if pred.log1p else g), pred
+    return np.expm1(g) if pred.log1p else g
 
 
 def joint_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
@@ -55,16 +65,11 @@ def joint_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, 
     """
     if not -1.0 <= correlation <= 1.0:
         raise ValueError(f"the residual correlation of SOC and {target} must lie in [-1, 1], got {correlation}")
-    pred = run.predictor.predict_inputs(query)
     aux = run.predictor.predict_inputs(query, target=target)
-    members = realisation_members(len(pred.member_loc), seeds)
-    z = field.realisations(xy_planar, seeds, window_seed)
-    g = np.asarray(pred.member_loc)[members] + np.asarray(pred.member_scale)[members] * z
+    pred, members, z = _soc_field(run, query, xy_planar, field, seeds, window_seed)
     white = np.random.default_rng([window_seed, 11]).standard_normal(z.shape)
     e = correlation * z + np.sqrt(1.0 - correlation**2) * white
-    a = np.asarray(aux.member_loc)[members] + np.asarray(aux.member_scale)[members] * e
-    a = np.expm1(a) if aux.log1p else a
-    return (np.expm1(g) if pred.log1p else g), pred, scale * a
+    return _member_draws(pred, members, z), pred, scale * _member_draws(aux, members, e)
 
 
 def query_of_arrays(run, values: dict[str, np.ndarray], xy: np.ndarray, dates=None):

@@ -103,7 +103,7 @@ def pretrain_cells(cells: Cells, config, progress=None) -> Pretrained:
     n_val = int(round(pc.validation_fraction * n))
     val, train = perm[:n_val], perm[n_val:]
     val_masks = _masks(dims, nbr_mask, pc, torch.Generator().manual_seed(pc.seed + 1))
-    mean_fill = _rmse({s: torch.zeros_like(x[s]) for s in dims}, x, val_masks, val)
+    mean_fill = _rmse({s: torch.zeros_like(x[s][val]) for s in dims}, x, val_masks, val)
     history = []
     for epoch in range(pc.epochs):
         model.train()
@@ -128,12 +128,11 @@ def pretrain_cells(cells: Cells, config, progress=None) -> Pretrained:
 
 
 def _rmse(rec, x, masks, idx) -> float:
-    """RMSE over hidden entries of cells ``idx`` (``rec`` holds rows for ``idx`` or for every cell)."""
+    """RMSE over hidden entries of cells ``idx``; ``rec`` holds their reconstructions, ``{stream: (len(idx), F)}``."""
     err, cnt = 0.0, 0
     for s in masks:
-        r = rec[s] if len(rec[s]) == len(idx) else rec[s][idx]
         m = masks[s][idx]
-        err += float(((r - x[s][idx])[m] ** 2).sum())
+        err += float(((rec[s] - x[s][idx])[m] ** 2).sum())
         cnt += int(m.sum())
     return float(np.sqrt(err / max(cnt, 1)))
 
