@@ -48,6 +48,14 @@ def soc_stack_and_points(folder, height, width, res, corner, n, seed, first_row,
             "units": "g/kg"}
 
 
+def stack_sections(folder, table: dict, **data) -> dict:
+    """Config sections of a run on :func:`soc_stack_and_points`' files in ``folder``: the points ``table``, the
+    covariates of ``stack.tif`` and the spectral relation on the environment stream; ``data`` adds to the data
+    section. Pass them as keyword arguments of the config factories."""
+    return {"data": {"target": "soc_g_kg", "table": table, "rasters": [{"path": str(folder / "stack.tif")}], **data},
+            "graph": {"spectral_streams": ["environment"]}}
+
+
 def field(x, y):
     """A linear covariate of the coordinates (m): exact under nearest resampling at pixel centres."""
     return (x - X0) / 10.0 + 2 * (Y0 - y) / 10.0

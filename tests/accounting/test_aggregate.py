@@ -7,7 +7,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import X0, Y0, soc_stack_and_points, write_tif
+from helpers import X0, Y0, soc_stack_and_points, stack_sections, write_tif
 from shapely.geometry import box
 
 from sptgnn.accounting.aggregate import (AggregateError, aggregate_zones, pixel_area_ha,
@@ -26,10 +26,7 @@ def run_and_stack(tmp_path_factory, config_factory):
     d = tmp_path_factory.mktemp("aggregate")
     # nodata corner: 4 × 5 = 20 pixels, all in the upper-left zone
     table = soc_stack_and_points(d, H, W, RES, corner=(4, 5), n=40, seed=2, first_row=4)
-    cfg = config_factory(
-        data={"target": "soc_g_kg", "target_transform": "log1p", "table": table,
-              "rasters": [{"path": str(d / "stack.tif")}]},
-        graph={"spectral_streams": ["environment"]}, train={"members": 2, "epochs": 4})
+    cfg = config_factory(**stack_sections(d, table, target_transform="log1p"), train={"members": 2, "epochs": 4})
     run = fit_run(cfg, load_samples(cfg.data))
     zones = gpd.GeoDataFrame({"name": ["west", "east"]}, crs="EPSG:32633", geometry=[
         box(X0, Y0 - H * RES, X0 + 12 * RES, Y0), box(X0 + 12 * RES, Y0 - H * RES, X0 + W * RES, Y0)])

@@ -8,7 +8,7 @@ from dataclasses import replace
 import geopandas as gpd
 import numpy as np
 import pytest
-from helpers import X0, Y0, soc_stack_and_points
+from helpers import X0, Y0, soc_stack_and_points, stack_sections
 from shapely.geometry import box
 
 from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
@@ -26,10 +26,7 @@ def multitask(tmp_path_factory, config_factory):
 
     d = tmp_path_factory.mktemp("bd_head")
     table = soc_stack_and_points(d, H, W, RES, corner=(2, 2), n=40, seed=5, first_row=2)
-    cfg = config_factory(
-        data={"target": "soc_g_kg", "targets": ["soc_g_kg", "bd_g_cm3"], "table": table,
-              "rasters": [{"path": str(d / "stack.tif")}]},
-        graph={"spectral_streams": ["environment"]}, train={"members": 3, "epochs": 4})
+    cfg = config_factory(**stack_sections(d, table, targets=["soc_g_kg", "bd_g_cm3"]), train={"members": 3, "epochs": 4})
     samples = load_samples(cfg.data)
     frame = samples.frame.copy()
     frame["bd_g_cm3"] = 1.1 + 0.01 * (frame["elev"] - 50) + np.random.default_rng(0).normal(0, 0.02, len(frame))

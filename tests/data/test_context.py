@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import rasterio
 import yaml
-from helpers import soc_stack_and_points, write_tif
+from helpers import soc_stack_and_points, stack_sections, write_tif
 from rasterio.windows import Window
 from typer.testing import CliRunner
 
@@ -79,10 +79,8 @@ def test_samples_and_maps_get_the_same_context_columns(stack, config_dict_factor
     from sptgnn.data.tables import load_samples
 
     d, table = stack
-    raw = config_dict_factory(
-        data={"target": "soc_g_kg", "table": table, "rasters": [{"path": str(d / "stack.tif")}],
-              "context": {"scales_km": [3], "stats": ["mean", "sd"]}},
-        graph={"spectral_streams": ["environment"]}, train={"members": 2, "epochs": 3})
+    raw = config_dict_factory(**stack_sections(d, table, context={"scales_km": [3], "stats": ["mean", "sd"]}),
+                              train={"members": 2, "epochs": 3})
     (d / "config.yaml").write_text(yaml.safe_dump(raw))
     samples = load_samples(load_config(d / "config.yaml").data)
     assert samples.feature_groups["environment"] == ["elev", "ndvi", "elev_mean3km", "ndvi_mean3km", "elev_sd3km",

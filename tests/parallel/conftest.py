@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import soc_stack_and_points
+from helpers import soc_stack_and_points, stack_sections
 
 H, W, RES = 48, 40, 10.0
 
@@ -16,10 +16,7 @@ def mapping(tmp_path_factory, config_factory):
 
     d = tmp_path_factory.mktemp("parallel")
     table = soc_stack_and_points(d, H, W, RES, corner=(5, 7), n=50, seed=1, first_row=6)
-    cfg = config_factory(
-        data={"target": "soc_g_kg", "target_transform": "none", "table": table,
-              "rasters": [{"path": str(d / "stack.tif")}]},
-        graph={"spectral_streams": ["environment"]}, train={"members": 2, "epochs": 4})
+    cfg = config_factory(**stack_sections(d, table, target_transform="none"), train={"members": 2, "epochs": 4})
     fit_run(cfg, load_samples(cfg.data)).save(d / "run")
     return d, d / "run", [d / "stack.tif"]
 

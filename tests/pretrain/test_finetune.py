@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import soc_stack_and_points
+from helpers import soc_stack_and_points, stack_sections
 from typer.testing import CliRunner
 
 from sptgnn.cli import app
@@ -22,8 +22,7 @@ def stack_config(tmp_path_factory, config_dict_factory):
     d = tmp_path_factory.mktemp("pretrain")
     table = soc_stack_and_points(d, H, W, RES, corner=(3, 4), n=40, seed=4, first_row=3)
     raw = config_dict_factory(
-        data={"target": "soc_g_kg", "table": table, "rasters": [{"path": str(d / "stack.tif")}]},
-        graph={"spectral_streams": ["environment"]}, model={"hidden": 16, "heads": 2},
+        **stack_sections(d, table), model={"hidden": 16, "heads": 2},
         train={"members": 2, "epochs": 3}, pretrain={"epochs": 3, "batch_size": 64})
     path = d / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
