@@ -4,8 +4,8 @@ Pre-training reads no label (issue 14; DESIGN.md rule 1 holds because nothing he
 every cell the map will be predicted on, in any cross-validation. Two sources:
 
 * a config with ``data.rasters``: every pixel of the :class:`~sptgnn.data.rasters.CovariateStack` valid in all bands,
-  read window by window (memory ``O(window² · F)`` plus the kept cells), a seeded share of them when there are more
-  than ``pretrain.max_cells``;
+  read window by window; every valid cell's values are held (``8 · F`` bytes each) before a seeded share is kept when
+  there are more than ``pretrain.max_cells``, so memory grows with the valid pixels, not with ``max_cells``;
 * the named dataset ``afsp-africa``: every valid cell of its 20 km grid ``afgrid20`` with the dataset's own feature
   columns (categorical bands one-hot encoded as for the points, :func:`sptgnn.data.africa.afgrid_columns`).
 """
