@@ -4,8 +4,8 @@ Pre-training reads no label (issue 14; DESIGN.md rule 1 holds because nothing he
 every cell the map will be predicted on, in any cross-validation. Two sources:
 
 * a config with ``data.rasters``: every pixel of the :class:`~sptgnn.data.rasters.CovariateStack` valid in all bands,
-  read window by window; every valid cell's values are held (``8 · F`` bytes each) before a seeded share is kept when
-  there are more than ``pretrain.max_cells``, so memory grows with the valid pixels, not with ``max_cells``;
+  read window by window; with ``pretrain.max_cells`` a seeded uniform sample of that many is kept as the windows are
+  read (bottom-k sampling), so memory is bounded by ``max_cells`` and one window, not by the raster's size;
 * the named dataset ``afsp-africa``: every valid cell of its 20 km grid ``afgrid20`` with the dataset's own feature
   columns (categorical bands one-hot encoded as for the points, :func:`sptgnn.data.africa.afgrid_columns`).
 """
@@ -95,25 +95,55 @@ def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: i
     from sptgnn.data.context import open_covariates
 
     sources = [s if isinstance(s, RasterSource) else RasterSource.from_config(s) for s in sources]
+    kept = _BottomK(max_cells)
     with open_covariates(sources, context) as stack:
         features, groups = stack.features, stack.streams()
-        values, xs, ys = [], [], []
         windows = list(stack.windows(window))
         for i, win in enumerate(windows):
             data, valid = stack.read_window(win, features)
             x, y = stack.pixel_centres(win)
-            values.append(data[:, valid].T.astype(np.float64))
-            xs.append(x[valid])
-            ys.append(y[valid])
+            keys = np.random.default_rng([seed, 14, i]).random(int(valid.sum()))
+            kept.add(keys, data[:, valid].T.astype(np.float64), np.c_[x[valid], y[valid]], i)
             if progress is not None:
                 progress(i + 1, len(windows))
-        values = np.concatenate(values)
+        values, xy = kept.result()
         if not len(values):
             raise PretrainError(f"the covariate rasters ({stack.files[0].name} ...) have no pixel valid in every band")
-        xy = metric_coords(np.c_[np.concatenate(xs), np.concatenate(ys)], stack.crs)
+        xy = metric_coords(xy, stack.crs)
         name = ", ".join(p.name for p in stack.files)
     streams = {s: values[:, [features.index(f) for f in cols]] for s, cols in groups.items()}
-    return _sample(Cells(streams, groups, xy, name), max_cells, seed)
+    return Cells(streams, groups, xy, name)
+
+
+class _BottomK:
+    """A seeded uniform sample without replacement of at most ``k`` rows from a stream of windows: each row carries a
+    uniform random key and the ``k`` smallest keys are kept (bottom-k sampling, Cohen & Kaplan 2007), so memory is
+    bounded by ``k`` plus one window; ``k = None`` keeps every row. Rows come back in reading order."""
+
+    def __init__(self, k: int | None):
+        self.k, self.parts = k, []
+
+    def add(self, keys: np.ndarray, values: np.ndarray, xy: np.ndarray, window: int) -> None:
+        order = np.c_[np.full(len(keys), window), np.arange(len(keys))]
+        self.parts.append((keys, values, xy, order))
+        if self.k is not None and sum(len(p[0]) for p in self.parts) > 2 * self.k:
+            self._shrink()
+
+    def _shrink(self) -> None:
+        keys, values, xy, order = (np.concatenate(a) for a in zip(*self.parts))
+        if self.k is not None and len(keys) > self.k:
+            top = np.argpartition(keys, self.k - 1)[:self.k]
+            keys, values, xy, order = keys[top], values[top], xy[top], order[top]
+        self.parts = [(keys, values, xy, order)]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kept values ``(n, F)`` and coordinates ``(n, 2)``, in reading order."""
+        if not self.parts:
+            return np.zeros((0, 0)), np.zeros((0, 2))
+        self._shrink()
+        _, values, xy, order = self.parts[0]
+        rank = np.lexsort((order[:, 1], order[:, 0]))
+        return values[rank], xy[rank]
 
 
 def afsp_grid_cells(max_cells: int | None = None, seed: int = 0, context=None) -> Cells:

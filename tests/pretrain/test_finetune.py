@@ -67,3 +67,20 @@ def test_user_errors_are_one_line(stack_config, tmp_path):
     bad.write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "pretrained": str(tmp_path / "nothing")}}))
     res = CliRunner().invoke(app, ["train", str(bad), "--out", str(tmp_path / "run")])
     assert res.exit_code != 0 and "no pre-trained checkpoint" in res.output and "Traceback" not in res.output
+
+
+def test_max_cells_is_a_seeded_sample_of_the_valid_pixels(stack_config):
+    from sptgnn.config import load_config
+    from sptgnn.pretrain.cells import raster_cells
+
+    rasters = load_config(stack_config[1]).data.rasters
+    every = raster_cells(rasters, window=8)  # several windows: the sample is drawn as they are read
+    rows = {tuple(r) for r in np.c_[every.streams["environment"], every.xy_m]}
+    a, b = raster_cells(rasters, 50, seed=3, window=8), raster_cells(rasters, 50, seed=3, window=8)
+    assert len(a) == 50 and len({tuple(r) for r in a.xy_m}) == 50  # no pixel twice
+    assert {tuple(r) for r in np.c_[a.streams["environment"], a.xy_m]} <= rows  # real valid pixels with their values
+    np.testing.assert_array_equal(a.xy_m, b.xy_m)
+    assert not np.array_equal(raster_cells(rasters, 50, seed=4, window=8).xy_m, a.xy_m)
+    assert len(raster_cells(rasters, 10_000, window=8)) == len(every)
+    # every window contributes in proportion: the sample's rows span the raster, not the first windows read
+    assert np.ptp(a.xy_m[:, 1]) > 0.6 * np.ptp(every.xy_m[:, 1])
