@@ -115,8 +115,8 @@ class ContextStack(CovariateStack):
         return out, valid.all(0)[inner]
 
     def _read_padded(self, window: Window, features: list[str], halo: int) -> tuple[np.ndarray, np.ndarray]:
-        """``window`` grown by ``halo`` pixels on every side, band by band: values ``(F, h, w)`` and each band's own
-        validity ``(F, h, w)`` (a window mean skips only that band's nodata); parts off the grid are invalid."""
+        """``window`` grown by ``halo`` pixels on every side: values ``(F, h, w)`` and each band's own validity
+        ``(F, h, w)`` (a window mean skips only that band's nodata); parts off the grid are invalid."""
         r0, c0 = int(window.row_off) - halo, int(window.col_off) - halo
         h, w = int(window.height) + 2 * halo, int(window.width) + 2 * halo
         rr0, cc0 = max(r0, 0), max(c0, 0)
@@ -125,9 +125,8 @@ class ContextStack(CovariateStack):
         valid = np.zeros((len(features), h, w), dtype=bool)
         if rr1 > rr0 and cc1 > cc0:
             inside = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
-            for j, f in enumerate(features):
-                part, ok = super().read_window(Window(cc0, rr0, cc1 - cc0, rr1 - rr0), [f])
-                data[j][inside], valid[j][inside] = part[0], ok
+            part, ok = self.read_window_bands(Window(cc0, rr0, cc1 - cc0, rr1 - rr0), features)
+            data[(slice(None), *inside)], valid[(slice(None), *inside)] = part, ok
         return data, valid
 
 

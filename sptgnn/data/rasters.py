@@ -240,23 +240,27 @@ class CovariateStack:
         return math.ceil(self.height / size) * math.ceil(self.width / size)
 
     def read_window(self, window: Window, features: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Values of a window of the reference grid.
-
-        Args:
-            window: rasterio window on the reference grid.
-            features: Features to read (default: all), in this order.
-
-        Returns:
-            ``data`` ``(F, h, w)`` float32 and ``valid`` ``(h, w)`` bool: every band's mask set and every value finite.
+        """Values of a rasterio ``window`` of the reference grid for ``features`` (default: all), in this order:
+        ``data`` ``(F, h, w)`` float32 and ``valid`` ``(h, w)`` bool, every band's mask set and every value finite.
 
         Raises:
             RasterError: A missing feature, or a read failure (named file).
         """
-        features = self.features if features is None else list(features)
-        self.check_features(features)
+        data, valid = self.read_window_bands(window, features)
+        return data, valid.all(0)
+
+    def read_window_bands(self, window: Window, features: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`read_window` with each band's own validity: ``data`` ``(F, h, w)`` float32 and ``valid``
+        ``(F, h, w)`` bool (that band's mask set and its value finite), raw bands only; one read per file.
+
+        Raises:
+            RasterError: A missing feature, or a read failure (named file).
+        """
+        features = list(self.bands) if features is None else list(features)
+        CovariateStack.check_features(self, features)
         h, w = int(window.height), int(window.width)
         data = np.empty((len(features), h, w), dtype=np.float32)
-        valid = np.ones((h, w), dtype=bool)
+        valid = np.ones((len(features), h, w), dtype=bool)
         by_file: dict[int, list[tuple[int, int]]] = {}
         for j, f in enumerate(features):
             b = self.bands[f]
@@ -271,8 +275,8 @@ class CovariateStack:
                 raise RasterError(f"cannot read {self.files[i]}: {exc}") from None
             for k, (j, _) in enumerate(items):
                 data[j] = arr[k]
-                valid &= masks[k] > 0
-        valid &= np.isfinite(data).all(0)
+                valid[j] = masks[k] > 0
+        valid &= np.isfinite(data)
         return data, valid
 
     def pixel_centres(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
