@@ -229,6 +229,10 @@ class ModelConfig(_Section):
             ``none``: they model the target;
             ``auto``: use the trend only when its out-of-fold R² on the training samples reaches ``trend_min_r2``
             (decided per fit, from training data only).
+        trend_split: Inner folds of the trend's out-of-fold values, which the members learn the residual of:
+            ``random`` (K-fold), ``blocks`` (k-means spatial blocks, ``train.val_blocks`` of them, in 5 parts), so the
+            out-of-fold trend errs as it does in unsampled places; ``auto``: as ``train.val_split``. A calibration
+            twin refits the trend without its calibration part either way.
         trend_trees: Trees of the trend's random forest.
         trend_min_r2: Out-of-fold R² of the trend (training samples, standardised target) from which ``auto`` uses it.
         trend_candidates: The teachers ``auto`` fits; it keeps the one with the best out-of-fold R² on the training
@@ -263,6 +267,7 @@ class ModelConfig(_Section):
     linear_skip: bool = False
     teacher_input: bool = False
     trend: Literal["none", "random_forest", "kpr_random_forest", "xgboost", "auto"] = "none"
+    trend_split: Literal["random", "blocks", "auto"] = "random"
     trend_trees: int = Field(300, ge=1)
     trend_min_r2: float = Field(0.75, le=1.0)
     trend_candidates: list[Literal["random_forest", "kpr_random_forest", "xgboost"]] = Field(

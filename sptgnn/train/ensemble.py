@@ -6,6 +6,7 @@ loaded as a :class:`~sptgnn.estimator.run.Run`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from typing import Callable
@@ -29,7 +30,7 @@ from sptgnn.train.tasks import fit_aux_targets
 from sptgnn.train.target import TargetTransform
 from sptgnn.train.member_tasks import MemberTasks, early_stopped, follow_ups, second_stage
 from sptgnn.train.trainer import predict_nodes
-from sptgnn.train.trend import CovariateTrend
+from sptgnn.train.trend import CovariateTrend, fit_trend, trend_parts
 
 class DeepEnsemble:
     """``M`` SpTGNN members sharing one graph builder and target transform; a scikit-learn-like ``fit``/``predict``.
@@ -126,32 +127,30 @@ class DeepEnsemble:
         if full is not None:
             attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
         z = self.target_transform.transform(y)
-        self.trend = None
-        mc = self.config.model
-        if mc.trend != "none":
-            kinds = mc.trend_candidates if mc.trend == "auto" else [mc.trend]
-            fitted = [CovariateTrend(mc.trend_trees, seed=tc.seed, kind=k).fit(samples, z) for k in kinds]
-            self.trend = max(fitted, key=lambda t: t.oof_r2)  # auto: the teacher with the best out-of-fold R²
-            if mc.trend == "auto" and self.trend.oof_r2 < mc.trend_min_r2:
-                self.trend = None  # the covariates explain too little: the members model the target itself
-            else:
-                z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
+        mc, z_target = self.config.model, z
+        split = mc.trend_split if mc.trend_split != "auto" else tc.val_split
+        parts_of = functools.partial(trend_parts, split=split, folds=5, num_blocks=tc.val_blocks, seed=tc.seed + 7)
+        self.trend = fit_trend(mc, samples, z, tc.seed, parts_of(coords))
+        if self.trend is not None:
+            z = z - self.trend.oof  # members learn the residual of the out-of-fold trend
         if full is not None:
             attach_teacher_rows(self, full, np.arange(n))
         y_all = torch.tensor(z, dtype=torch.float32)
         twins = []  # per calibration part: graph the twin trains on, its targets, graph it predicts, the part's trend
         for cal in parts:
-            rest = samples.subset(~cal)
+            rest, query = samples.subset(~cal), samples.subset(cal)
             rest_builder = self.builder.with_labelled(rest)
             fit_graph = rest_builder.build(None, self.target)
+            cal_graph = rest_builder.build(query, self.target)
             attach_mask_blocks(fit_graph, rest, None, tc.label_mask_block_km)
-            attach_teacher_rows(self, fit_graph, np.flatnonzero(~cal))
-            cal_graph = rest_builder.build(samples.subset(cal), self.target)
-            attach_teacher_rows(self, cal_graph, np.r_[np.flatnonzero(~cal), np.flatnonzero(cal)])
-            y_rest = y_all[torch.from_numpy(np.flatnonzero(~cal))]
+            y_rest, cal_trend = y_all[torch.from_numpy(np.flatnonzero(~cal))], None
+            if self.trend is not None:  # the twin's own trend, fitted without the calibration part
+                twin = self.trend.refit(rest, z_target[~cal], parts_of(coords[~cal]))
+                y_rest, cal_trend = torch.tensor(z_target[~cal] - twin.oof, dtype=torch.float32), twin.predict(query)
+                attach_teacher_rows(self, fit_graph, np.arange(len(rest)), trend=twin)
+                attach_teacher_rows(self, cal_graph, np.arange(len(rest)), twin.teacher(query), trend=twin)
             twins.append((fit_graph, y_rest, cal_graph,
-                          torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest),
-                          None if self.trend is None else self.trend.oof[cal],
+                          torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest), cal_trend,
                           None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
         # member m's early-stopped training, then its refit and twins: tasks of the current executor (sptgnn.parallel)
         ctx, finished = MemberTasks(self, samples, coords, y_all, aux_all, full, twins), itertools.count()

@@ -22,12 +22,14 @@ def attach_mask_blocks(graph, labelled: SoilSamples, n_query: int | None, block_
                                         torch.full((n_query or 0,), -1, dtype=torch.long)])
 
 
-def attach_teacher_rows(ensemble, graph, order: np.ndarray, query: np.ndarray | None = None) -> None:
+def attach_teacher_rows(ensemble, graph, order: np.ndarray, query: np.ndarray | None = None, trend=None) -> None:
     """With ``model.teacher_input``: the teacher's out-of-fold features of the training samples at positions
     ``order`` (one per graph node), then the rows ``query`` ``(num_query, F)`` of query nodes (from the teacher fitted
-    on every training sample), as ``graph[NODE].teacher``, so no training node's input depends on its own label."""
-    if ensemble.config.model.teacher_input and ensemble.trend is not None:
-        rows = ensemble.trend.oof_features[order]
+    on every training sample), as ``graph[NODE].teacher``, so no training node's input depends on its own label.
+    ``trend``: that teacher (default the ensemble's; a calibration twin passes its own)."""
+    trend = ensemble.trend if trend is None else trend
+    if ensemble.config.model.teacher_input and trend is not None:
+        rows = trend.oof_features[order]
         graph[NODE].teacher = torch.tensor(rows if query is None else np.r_[rows, query], dtype=torch.float32)
 
 

@@ -81,12 +81,14 @@ class CovariateTrend:
             return make_regressor("xgboost", self.seed)
         return RandomForestRegressor(self.trees, random_state=self.seed, n_jobs=1)
 
-    def fit(self, samples: SoilSamples, z: np.ndarray) -> "CovariateTrend":
+    def fit(self, samples: SoilSamples, z: np.ndarray, parts: np.ndarray | None = None) -> "CovariateTrend":
         """Fit the forest on all samples and the out-of-fold trend of each sample.
 
         Args:
             samples: Training samples (their imagery and environment columns are the covariates).
             z: Standardised target of the samples, ``(num_samples,)``.
+            parts: Inner fold of each sample, ``(num_samples,)`` (e.g. spatially blocked, :func:`trend_parts`), so the
+                out-of-fold trend errs as it will at unsampled places; ``None``: a random ``folds``-fold.
 
         Raises:
             SamplesError: The samples have no covariate columns, or fewer samples than folds.
@@ -99,7 +101,10 @@ class CovariateTrend:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
         z = np.asarray(z, dtype=np.float64)
-        cv = KFold(self.folds, shuffle=True, random_state=self.seed)
+        if parts is None:
+            cv = list(KFold(self.folds, shuffle=True, random_state=self.seed).split(x))
+        else:
+            cv = [(np.flatnonzero(parts != k), np.flatnonzero(parts == k)) for k in np.unique(parts)]
         if self.kind != "kpr_random_forest":
             self.oof = cross_val_predict(self._forest(), x, z, cv=cv)
             self.forest = self._forest().fit(x, z)
@@ -107,7 +112,7 @@ class CovariateTrend:
             self.crs, self.planar_crs = samples.crs.to_string(), planar_crs(samples)
             xy = planar_coords(samples, self.planar_crs)
             self.oof = np.empty(len(z))
-            for tr, te in cv.split(x):  # the kriging features of the held-out fold come from its training part only
+            for tr, te in cv:  # the kriging features of the held-out fold come from its training part only
                 fold_kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy[tr], z[tr])
                 forest = self._forest().fit(np.c_[x[tr], self._cross_fitted(xy[tr], z[tr])], z[tr])
                 self.oof[te] = forest.predict(np.c_[x[te], fold_kriging.predict(xy[te])])
@@ -116,6 +121,11 @@ class CovariateTrend:
             self.forest = self._forest().fit(np.c_[x, self.kriging_oof], z)
         self.oof_r2 = float(1.0 - np.sum((z - self.oof) ** 2) / np.sum((z - z.mean()) ** 2))
         return self
+
+    def refit(self, samples: SoilSamples, z: np.ndarray, parts: np.ndarray | None = None) -> "CovariateTrend":
+        """A new trend of the same kind and settings fitted on other samples (a calibration twin's: the trend it would
+        have without the calibration part). Arguments as :meth:`fit`."""
+        return CovariateTrend(self.trees, self.folds, self.seed, self.kind, self.neighbours).fit(samples, z, parts)
 
     def _cross_fitted(self, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
         return cross_fitted_kriging_features(xy, z, neighbours=self.neighbours, seed=self.seed)
@@ -193,3 +203,27 @@ class CovariateTrend:
         if state.get("kriging") is not None:
             trend.kriging = OrdinaryKrigingFeatures.from_state(state["kriging"])
         return trend
+
+
+def trend_parts(coords_m: np.ndarray, split: str, folds: int, num_blocks: int, seed: int) -> np.ndarray | None:
+    """Inner folds of the trend's out-of-fold predictions (``model.trend_split``): ``None`` for a random K-fold, or
+    ``folds`` spatially blocked parts of k-means blocks (:func:`sptgnn.splits.holdouts.spatial_parts`) for
+    ``"blocks"``, ``(num_samples,)``; ``None`` too when there are fewer than ``2 · folds`` samples to cut."""
+    if split != "blocks" or len(coords_m) < 2 * folds:
+        return None
+    from sptgnn.splits.holdouts import spatial_parts
+
+    return spatial_parts(coords_m, folds, num_blocks, seed)
+
+
+def fit_trend(model, samples: SoilSamples, z: np.ndarray, seed: int, parts: np.ndarray | None) -> CovariateTrend | None:
+    """The ensemble's teacher from the ``model`` config section: the ``trend`` kind, or for ``auto`` the candidate
+    with the best out-of-fold R², kept only when that reaches ``trend_min_r2``; ``None`` for ``trend: none``."""
+    if model.trend == "none":
+        return None
+    kinds = model.trend_candidates if model.trend == "auto" else [model.trend]
+    fitted = [CovariateTrend(model.trend_trees, seed=seed, kind=k).fit(samples, z, parts) for k in kinds]
+    best = max(fitted, key=lambda t: t.oof_r2)
+    if model.trend == "auto" and best.oof_r2 < model.trend_min_r2:
+        return None  # the covariates explain too little: the members model the target itself
+    return best

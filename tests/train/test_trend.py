@@ -137,3 +137,44 @@ def test_auto_uses_the_trend_only_when_its_out_of_fold_r2_reaches_the_threshold(
         train = trend_config.train.model_copy(update={"members": 1})
         ens = DeepEnsemble(trend_config.model_copy(update={"model": model, "train": train})).fit(lab)
         assert (ens.trend is not None) is used
+
+
+def test_blocked_out_of_fold_trend_matches_sklearn_on_the_same_spatial_parts(data):
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
+
+    from sptgnn.train.trend import trend_parts
+
+    lab, _ = data
+    z = np.random.default_rng(1).normal(size=len(lab))
+    parts = trend_parts(lab.metric_coords(), "blocks", 4, 12, seed=2)
+    assert len(np.unique(parts)) == 4 and trend_parts(lab.metric_coords(), "random", 4, 12, seed=2) is None
+    trend = CovariateTrend(trees=15, folds=4, seed=3).fit(lab, z, parts)
+    x = lab.frame[lab.feature_columns].to_numpy()
+    reference = cross_val_predict(RandomForestRegressor(15, random_state=3, n_jobs=1), x, z, cv=PredefinedSplit(parts))
+    np.testing.assert_allclose(trend.oof, reference)
+
+
+@pytest.mark.parametrize("split", ["random", "blocks"])
+def test_calibration_twins_never_learn_from_the_calibration_labels_through_the_trend(data, config_factory, split):
+    """The twins' raw outputs on the calibration part (what the calibrator is fitted to) must not move when only the
+    calibration part's labels move: the twin's trend is refitted without them. The labels are permuted within the
+    part, so the target's standardisation (fitted on every label) stays the same."""
+    lab, _ = data
+    # integer labels with an integer mean: the target's standardisation is exact in any order, so a permutation
+    # within the part leaves every other input bit-identical
+    soc = np.round(lab.frame["soc_g_kg"].to_numpy())
+    soc[-1] += (-soc.sum()) % len(soc)
+    lab = type(lab)(**{**lab.__dict__, "frame": lab.frame.assign(soc_g_kg=soc)})
+    cfg = config_factory(model={"trend": "random_forest", "trend_trees": 15, "trend_split": split,
+                                "label_inputs": False},
+                         data={"target_transform": "none"},
+                         train={"members": 1, "epochs": 1},  # a twin trains for its member's best epochs: fix them
+                         calibration={"method": "isotonic", "fraction": 0.3, "min_samples": 5, "blocks": 6})
+    first = DeepEnsemble(cfg).fit(lab)
+    cal = np.isin(lab.sample_ids, first.calibration_ids)
+    assert 0 < cal.sum() < len(lab)
+    moved_soc = soc.copy()
+    moved_soc[cal] = np.random.default_rng(0).permutation(soc[cal])
+    moved = DeepEnsemble(cfg).fit(type(lab)(**{**lab.__dict__, "frame": lab.frame.assign(soc_g_kg=moved_soc)}))
+    np.testing.assert_allclose(moved.calibration_data[0].member_loc, first.calibration_data[0].member_loc, rtol=1e-6)
+    assert not np.allclose(moved.calibration_data[1], first.calibration_data[1])
