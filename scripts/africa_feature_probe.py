@@ -9,7 +9,12 @@ tabular baseline:
   multi-scale contextual covariates, Behrens et al. 2018, Geoderma 310), NaN-aware (``scipy.ndimage.uniform_filter`` on
   values and on the valid mask);
 * ``depth``: the lower depth (cm) of the sampled topsoil layer, ``bottom_cm`` of the points file (layers run from 0 to
-  2-120 cm; depth as a covariate, Hengl et al. 2015).
+  2-120 cm; depth as a covariate, Hengl et al. 2015);
+* ``source``: the source database of each point, one-hot (``SOURCEDB``: legacy profiles, AfSIS sentinel sites, ...; a
+  proxy of sampling and laboratory protocol);
+
+each also without the coordinates (``xgboost`` rather than ``xgboost+xy``; issue 14: on 100 km blocks the
+coordinates cost XGBoost 0.01), as an upper reach of what the points file adds to the grid for any learner.
 
 and two ceilings that need no model: the R² log of each point's grid-cell mean of log SOC (in-sample, an upper bound
 for anything constant within a cell) and its leave-one-out version on cells with two or more points.
@@ -82,10 +87,14 @@ def main() -> None:
     continuous = [i for i, n in enumerate(names) if n not in AFGRID_CATEGORICAL + AFGRID_DROP]
     focal = np.concatenate([focal_means(values, continuous, rows, cols, w) for w in WINDOWS], axis=1)
     points = pd.read_csv(folder / AFSP_POINTS).drop_duplicates("SOURCEID").set_index("SOURCEID")
-    depth = points.loc[samples.frame["sample_id"], "bottom_cm"].to_numpy(float)[:, None]
-    base = baseline_features(samples, with_xy=True)
+    rows_of = points.loc[samples.frame["sample_id"]]
+    depth = rows_of["bottom_cm"].to_numpy(float)[:, None]
+    source = pd.get_dummies(rows_of["SOURCEDB"]).to_numpy(float)
+    base, plain = baseline_features(samples, with_xy=True), baseline_features(samples, with_xy=False)
     variants = {"xgboost+xy": base, "+depth": np.c_[base, depth], "+focal": np.c_[base, focal],
-                "+focal+depth": np.c_[base, focal, depth]}
+                "+focal+depth": np.c_[base, focal, depth],
+                "xgboost (no xy)+focal": np.c_[plain, focal], "xgboost (no xy)+focal+depth": np.c_[plain, focal, depth],
+                "xgboost (no xy)+focal+depth+source": np.c_[plain, focal, depth, source]}
     scores = {}
     for split in ("blocks", "random"):
         folds = fold_ids(samples, split=split, n_folds=5, block_size_km=100.0, seed=0)
