@@ -146,9 +146,10 @@ class DeepEnsemble:
             y_rest, cal_trend = y_all[torch.from_numpy(np.flatnonzero(~cal))], None
             if self.trend is not None:  # the twin's own trend, fitted without the calibration part
                 twin = self.trend.refit(rest, z_target[~cal], parts_of(coords[~cal]))
-                y_rest, cal_trend = torch.tensor(z_target[~cal] - twin.oof, dtype=torch.float32), twin.predict(query)
+                teacher = twin.teacher(query)  # column 0 is the trend
+                y_rest, cal_trend = torch.tensor(z_target[~cal] - twin.oof, dtype=torch.float32), teacher[:, 0]
                 attach_teacher_rows(self, fit_graph, np.arange(len(rest)), trend=twin)
-                attach_teacher_rows(self, cal_graph, np.arange(len(rest)), twin.teacher(query), trend=twin)
+                attach_teacher_rows(self, cal_graph, np.arange(len(rest)), teacher, trend=twin)
             twins.append((fit_graph, y_rest, cal_graph,
                           torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest), cal_trend,
                           None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))

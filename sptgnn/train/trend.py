@@ -29,6 +29,7 @@ from sptgnn.evaluate.baselines import make_regressor
 from sptgnn.evaluate.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
 from sptgnn.geo import transform_xy
 from sptgnn.splits import planar_coords, planar_crs
+from sptgnn.splits.holdouts import spatial_parts
 
 KINDS = ("random_forest", "kpr_random_forest", "xgboost")
 
@@ -211,8 +212,6 @@ def trend_parts(coords_m: np.ndarray, split: str, folds: int, num_blocks: int, s
     ``"blocks"``, ``(num_samples,)``; ``None`` too when there are fewer than ``2 · folds`` samples to cut."""
     if split != "blocks" or len(coords_m) < 2 * folds:
         return None
-    from sptgnn.splits.holdouts import spatial_parts
-
     return spatial_parts(coords_m, folds, num_blocks, seed)
 
 
