@@ -17,7 +17,7 @@ Methods (``calibration.method`` in the config):
   ``s = |F(y) − 0.5|`` (distance of the PIT value from the median, which works for any predictive distribution). For a
   level ``p`` the interval is ``[F⁻¹(0.5 − h), F⁻¹(0.5 + h)]`` with half-width ``h(p)`` taken from the sorted
   calibration scores; knots are placed so that ``h(p) ≥ s₍⌈p(n+1)⌉₎`` for every ``p``, which keeps the finite-sample
-  coverage guarantee ``P(y ∈ interval) ≥ p``. Intervals, quantiles and PIT values are defined; a density is not
+  coverage guarantee ``P(y ∈ interval) ≥ p`` for ``p ≤ n/(n + 1)``. Intervals, quantiles and PIT values are defined; a density is not
   (NLL is reported as undefined).
 """
 
@@ -97,14 +97,16 @@ def fit_isotonic_map(pit: np.ndarray) -> PitMap:
 def fit_conformal_map(pit: np.ndarray) -> PitMap:
     """Split-conformal map from calibration PIT values ``(n,)``, scores ``|u − 0.5|`` (see the module docstring).
 
-    Knots: half-width ``s₍k₎`` ↦ coverage ``(k − 1)/(n + 1)`` for ``k = 1 … n`` and ``0.5 ↦ n/(n + 1)`` then 1, so
-    the interval of level ``p`` has half-width ``≥ s₍⌈p(n+1)⌉₎`` (the split-conformal quantile); above ``n/(n + 1)``
-    the interval is the whole line.
+    Knots: half-width ``s₍k₎`` ↦ coverage ``(k − 1)/(n + 1)`` for ``k = 1 … n`` and ``0.5 ↦ 1``, so the interval of
+    level ``p ≤ n/(n + 1)`` has half-width ``≥ s₍⌈p(n+1)⌉₎`` (the split-conformal quantile). Above ``n/(n + 1)`` the
+    split-conformal interval would be the whole line; the map joins ``s₍n₎`` to the raw distribution's tails instead,
+    so that the recalibrated distribution keeps finite tails and a finite mean (which calibration must not move,
+    :meth:`~sptgnn.distributions.Prediction.recalibrated`); the guarantee holds for levels up to ``n/(n + 1)``.
     """
     s = np.sort(np.minimum(np.abs(np.asarray(pit, dtype=np.float64) - 0.5), 0.5 - 1e-12))
     n = s.size
-    x = np.r_[s, 0.5, 0.5]  # below s₁ the coverage is 0 (np.interp holds the first value)
-    y = np.r_[np.arange(n) / (n + 1), n / (n + 1), 1.0]
+    x = np.r_[s, 0.5]  # below s₁ the coverage is 0 (np.interp holds the first value)
+    y = np.r_[np.arange(n) / (n + 1), 1.0]
     return PitMap(x=x, y=y, symmetric=True, has_density=False)
 
 
@@ -178,9 +180,7 @@ class Calibrator:
         """The recalibrated prediction (a new :class:`~sptgnn.distributions.Prediction`)."""
         if self.method == "variance":
             return prediction.scaled(self.factor)
-        out = prediction.uncalibrated()
-        out.recalibration = self.pit_map
-        return out
+        return prediction.recalibrated(self.pit_map)
 
     def state(self) -> dict:
         """Plain-dict state for the run checkpoint (lists and floats only)."""

@@ -31,8 +31,10 @@ class Prediction:
     :meth:`quantiles`, :meth:`logpdf`, :meth:`crps`) are those of the exact mixture, not of a Gaussian with the
     mixture's moments; for ``log1p`` they are evaluated in the Gaussian space and mapped through ``expm1`` (quantiles)
     or with the Jacobian ``1 / (1 + y)`` (density). After isotonic or conformal recalibration (``recalibration``, see
-    :mod:`sptgnn.distributions.calibration`) the CDF is ``R(F(y))`` and the quantile at level ``p`` is ``F⁻¹(R⁻¹(p))``
-    (Kuleshov et al. 2018); the moments stay those of the members.
+    :mod:`sptgnn.distributions.calibration`) the CDF is ``R(F(y − δ))`` and the quantile at level ``p`` is
+    ``δ + F⁻¹(R⁻¹(p))`` (Kuleshov et al. 2018), where ``δ`` (``loc_shift``, in the Gaussian space) is chosen so that
+    the recalibrated distribution has the members' mean: calibration changes the spread, never the mean (DESIGN.md
+    rule 9; :meth:`recalibrated`). The moments stay those of the members.
 
     Attributes:
         mean: Mixture mean, ``(num_query,)``.
@@ -46,6 +48,8 @@ class Prediction:
         recalibration: Monotone map of PIT values applied to the CDF, or ``None``.
         quantile_levels: Levels asked for in :meth:`DeepEnsemble.predict`, ``(L,)``, or ``None``.
         quantile_values: Their quantiles, ``(num_query, L)``, target units, or ``None``.
+        loc_shift: Gaussian-space shift ``δ`` ``(num_query,)`` of the distribution functions that keeps the mean of a
+            recalibrated mixture (see :meth:`recalibrated`), or ``None`` (no shift).
     """
 
     mean: np.ndarray
@@ -59,6 +63,7 @@ class Prediction:
     recalibration: object | None = None
     quantile_levels: np.ndarray | None = None
     quantile_values: np.ndarray | None = None
+    loc_shift: np.ndarray | None = None
 
     def __post_init__(self):
         if self.member_loc is None:
@@ -118,19 +123,82 @@ class Prediction:
             member_scale=pick(self.member_scale), log1p=self.log1p, recalibration=self.recalibration,
             quantile_levels=self.quantile_levels,
             quantile_values=None if self.quantile_values is None else self.quantile_values[index],
+            loc_shift=None if self.loc_shift is None else self.loc_shift[index],
         )
 
     def scaled(self, factor: float) -> "Prediction":
-        """The mixture widened by ``factor`` about its Gaussian-space mean: member locations ``l̄ + c (l_m − l̄)`` and
-        sds ``c · s_m``, so that with the ``none`` transform the total, aleatoric and epistemic sds are all multiplied
-        by ``c`` and the mean is unchanged (variance scaling, Levi et al. 2022; Kuleshov et al. 2018 §3)."""
+        """The mixture widened by ``factor`` about its Gaussian-space mean, with its mean in target units kept.
+
+        Member locations become ``l̄ + c (l_m − l̄)`` and sds ``c · s_m`` (variance scaling, Levi et al. 2022;
+        Kuleshov et al. 2018 §3). With the ``none`` transform the total, aleatoric and epistemic sds are all
+        multiplied by ``c`` and the mean is unchanged. With ``log1p`` the lognormal mean ``exp(l + s²/2) − 1`` would
+        rise with ``s``; every location is therefore shifted by ``δ = log Σ_m exp(l_m + s_m²/2) − log Σ_m
+        exp(l'_m + s'_m²/2)`` (per query sample), which keeps the mixture mean in target units exactly and moves the
+        median by ``δ`` on the log scale (DESIGN.md rule 9: calibration changes the spread, never the mean).
+        """
         centre = self.member_loc.mean(0, keepdims=True)
-        return Prediction.from_gaussian_space(centre + factor * (self.member_loc - centre), factor * self.member_scale,
-                                              self.log1p, self.recalibration)
+        loc, scale = centre + factor * (self.member_loc - centre), factor * self.member_scale
+        if self.log1p:
+            loc = loc + (logsumexp(self.member_loc + self.member_scale**2 / 2, axis=0)
+                         - logsumexp(loc + scale**2 / 2, axis=0))[None]
+        return Prediction.from_gaussian_space(loc, scale, self.log1p, self.recalibration)
 
     def uncalibrated(self) -> "Prediction":
-        """The same mixture without its PIT recalibration map."""
+        """The same mixture without its PIT recalibration map (and without the shift that kept its mean)."""
         return Prediction.from_gaussian_space(self.member_loc, self.member_scale, self.log1p)
+
+    def recalibrated(self, pit_map) -> "Prediction":
+        """The mixture with the PIT map ``R`` applied to its CDF (isotonic, conformal), shifted to keep its mean.
+
+        ``R`` alone changes the mean of the distribution (an asymmetric map, or a symmetric map on a skewed mixture).
+        The recalibrated variable is therefore ``X' = δ + F⁻¹(R⁻¹(V))``, ``V ~ U(0, 1)``, in the Gaussian space, with
+        ``δ`` per query sample such that ``E[h(X')] = E[h(X)]`` (``h`` the back-transform): ``δ = m − m_R`` for the
+        ``none`` transform and ``δ = log(1 + m) − log(1 + m_R)`` for ``log1p``, where ``m_R`` is the mean of
+        ``F⁻¹(R⁻¹(V))`` in target units (:meth:`mapped_mean`). The moments (``mean``, sds) stay those of the members.
+
+        Args:
+            pit_map: A :class:`~sptgnn.distributions.calibration.PitMap` (``forward``, ``inverse``, ``derivative``
+                and its knots ``x``, ``y``, ``symmetric``).
+        """
+        raw = self.uncalibrated()
+        mapped = raw.mapped_mean(pit_map)
+        shift = np.log1p(raw.mean) - np.log1p(mapped) if self.log1p else raw.mean - mapped
+        raw.recalibration, raw.loc_shift = pit_map, shift
+        return raw
+
+    def mapped_mean(self, pit_map) -> np.ndarray:
+        """Mean in target units ``(num_query,)`` of the mixture whose CDF is mapped by ``pit_map`` (no shift).
+
+        A piecewise-linear ``R`` with knots ``(u_j, p_j)`` makes ``F⁻¹(R⁻¹(V))`` the mixture ``X`` conditioned on
+        ``F(X) ∈ [u_j, u_{j+1}]`` with probability ``p_{j+1} − p_j``, so ``E[h] = Σ_j (p_{j+1} − p_j) / (u_{j+1} − u_j)
+        · E[h(X) 1{q_j < X < q_{j+1}}]`` with ``q_j = F⁻¹(u_j)``, and the partial expectations of the member Gaussians
+        are closed forms: ``E[X 1{a<X<b}] = μ (Φ(β) − Φ(α)) − σ (φ(β) − φ(α))`` and ``E[e^X 1{a<X<b}] =
+        e^{μ+σ²/2} (Φ(β − σ) − Φ(α − σ))`` with ``α = (a − μ)/σ``, ``β = (b − μ)/σ``. A knot where ``u`` stays and
+        ``p`` jumps is a point mass ``(p_{j+1} − p_j) h(q_j)``.
+        """
+        u, p = pit_map.x, pit_map.y
+        if pit_map.symmetric:  # half-width ↦ central coverage, mirrored about the median
+            u, p = np.r_[0.5 - u[::-1], 0.5 + u], np.r_[0.5 - p[::-1] / 2, 0.5 + p / 2]
+        u, p = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0), np.asarray(p, dtype=np.float64)
+        inner = (u > 0) & (u < 1)
+        q = np.full((len(self), u.size), np.nan)
+        q[:, u <= 0], q[:, u >= 1] = -np.inf, np.inf
+        if inner.any():
+            q[:, inner] = self._raw_quantile_gauss(np.broadcast_to(u[inner], (len(self), int(inner.sum()))).copy())
+        loc, scale = self.member_loc[:, :, None], self.member_scale[:, :, None]  # (M, n, 1)
+        a, b = (q[:, :-1][None] - loc) / scale, (q[:, 1:][None] - loc) / scale  # (M, n, K − 1)
+        if self.log1p:
+            partial = (np.exp(loc + scale**2 / 2) * (norm.cdf(b - scale) - norm.cdf(a - scale))).mean(0)
+        else:
+            partial = (loc * (norm.cdf(b) - norm.cdf(a)) - scale * (norm.pdf(b) - norm.pdf(a))).mean(0)
+        du, dp = np.diff(u), np.diff(p)
+        weight = np.where(du > 0, dp / np.where(du > 0, du, 1.0), 0.0)
+        total = (partial * weight[None]).sum(1)
+        jumps = (du <= 0) & (dp > 0)
+        if jumps.any():
+            h = np.exp(q[:, :-1][:, jumps]) if self.log1p else q[:, :-1][:, jumps]
+            total = total + (h * dp[jumps][None]).sum(1)
+        return total - 1.0 if self.log1p else total
 
     # -- distribution functions ----------------------------------------------------------------------------------------
     def _gauss(self, y: np.ndarray) -> np.ndarray:
@@ -146,7 +214,12 @@ class Prediction:
         if y.shape[0] != len(self):
             raise ValueError(f"{y.shape[0]} values for a prediction of {len(self)} query samples")
         yk = y.reshape(len(self), -1)
-        return yk, self.member_loc[:, :, None], self.member_scale[:, :, None]
+        return yk, self._loc()[:, :, None], self.member_scale[:, :, None]
+
+    def _loc(self) -> np.ndarray:
+        """Member locations of the distribution functions ``(M, num_query)``: ``member_loc`` plus ``loc_shift``."""
+        loc = np.asarray(self.member_loc, dtype=np.float64)
+        return loc if self.loc_shift is None else loc + np.asarray(self.loc_shift, dtype=np.float64)[None]
 
     def raw_cdf(self, y: np.ndarray) -> np.ndarray:
         """Mixture CDF ``F(y) = mean_m Φ((g(y) − loc_m) / scale_m)`` before recalibration; ``y`` shaped
@@ -176,8 +249,16 @@ class Prediction:
                 lp = lp + np.log(self.recalibration.derivative(self.raw_cdf(y)))
         return lp
 
-    def _raw_quantile(self, u: np.ndarray, tol: float = 1e-10, xtol: float = 1e-12, iterations: int = 100) -> np.ndarray:
-        """Inverse of :meth:`raw_cdf` at probabilities ``u`` ``(num_query, K)``.
+    def _raw_quantile(self, u: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`raw_cdf` at probabilities ``u`` ``(num_query, K)``, target units."""
+        shift = 0.0 if self.loc_shift is None else np.asarray(self.loc_shift, dtype=np.float64)[:, None]
+        x = self._raw_quantile_gauss(u) + shift
+        return np.expm1(x) if self.log1p else x
+
+    def _raw_quantile_gauss(self, u: np.ndarray, tol: float = 1e-10, xtol: float = 1e-12,
+                            iterations: int = 100) -> np.ndarray:
+        """Quantiles ``(num_query, K)`` in the Gaussian space of the members (without ``loc_shift``) at
+        probabilities ``u`` ``(num_query, K)``.
 
         Safeguarded Newton iterations on the mixture CDF in the Gaussian space (Press et al., Numerical Recipes,
         ``rtsafe``): started at the normal approximation of the mixture and kept inside the bracket of the smallest and
@@ -218,9 +299,7 @@ class Prediction:
             hi[active], lo[active] = h, l
             last[active] = torch.where(bisect, torch.full_like(err, float("inf")), err.abs())
             active = active[~done]
-        x = x.numpy()
-        x = x.reshape(n, k)
-        return np.expm1(x) if self.log1p else x
+        return x.numpy().reshape(n, k)
 
     def quantiles(self, levels) -> np.ndarray:
         """Quantiles of the (recalibrated) mixture, ``(num_query, L)`` in target units.
@@ -251,7 +330,7 @@ class Prediction:
         """
         y = np.asarray(y, dtype=np.float64)
         if self.recalibration is None and not self.log1p:
-            return np.asarray(sr.crps_mixnorm(y, self.member_loc.T, self.member_scale.T), dtype=np.float64)
+            return np.asarray(sr.crps_mixnorm(y, self._loc().T, self.member_scale.T), dtype=np.float64)
         levels = (np.arange(CRPS_GRID) + 0.5) / CRPS_GRID
         return crps_from_quantiles(y, levels, self.quantiles(levels))
 
