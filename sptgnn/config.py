@@ -577,7 +577,12 @@ class CalibrationConfig(_Section):
     """Post-hoc recalibration of the ensemble (see :mod:`sptgnn.distributions.calibration`).
 
     Attributes:
-        method: ``none`` (no calibration part is held out; members train as without this section), ``variance``
+        method: ``auto`` (the default: cross-fits ``variance``, ``isotonic_central`` and ``isotonic`` on the calibration
+            part and keeps the one that lowers its held-out calibration error without raising its CRPS by more than
+            1 %, else none; the choice and the scores are recorded, see
+            :meth:`~sptgnn.distributions.calibration.Calibrator.select`; too few samples for a calibration part: no
+            calibration, said in the record), ``none`` (no calibration part is held out; members train as without
+            this section), ``variance``
             (one sd factor by NLL), ``isotonic`` (Kuleshov et al. 2018 recalibration of the predictive CDF),
             ``isotonic_central`` (the same on central intervals, symmetric about the median) or ``conformal``
             (split-conformal central intervals).
@@ -599,7 +604,7 @@ class CalibrationConfig(_Section):
             ``fraction`` leaves few samples to fit the calibrator on.
     """
 
-    method: Literal["none", "variance", "isotonic", "isotonic_central", "conformal"] = "none"
+    method: Literal["auto", "none", "variance", "isotonic", "isotonic_central", "conformal"] = "auto"
     fraction: float = Field(0.2, gt=0.0, lt=0.5)
     min_samples: int = Field(20, ge=2)
     blocks: int | None = Field(None, ge=2)

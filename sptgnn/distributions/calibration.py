@@ -19,6 +19,15 @@ Methods (``calibration.method`` in the config):
   calibration scores; knots are placed so that ``h(p) ≥ s₍⌈p(n+1)⌉₎`` for every ``p``, which keeps the finite-sample
   coverage guarantee ``P(y ∈ interval) ≥ p`` for ``p ≤ n/(n + 1)``. Intervals, quantiles and PIT values are defined; a density is not
   (NLL is reported as undefined).
+* ``auto`` (the default): the candidates :data:`AUTO_CANDIDATES` are each cross-fitted on the calibration part
+  (:data:`AUTO_FOLDS` folds of it: fitted on the others, scored on the held-out one) and the one with the lowest
+  held-out calibration error is kept, provided that error is lower than the uncalibrated forecast's and its held-out
+  CRPS at most :data:`AUTO_CRPS_TOLERANCE` higher; otherwise the forecast stays uncalibrated (method ``identity``).
+  It is then refitted on the whole calibration part. The held-out scores of every candidate are kept in
+  :attr:`Calibrator.selection` (and so in the run's and the evaluation's records). Calibration that does no harm.
+
+Every method changes the spread, never the mean in target units (DESIGN.md rule 9): see
+:meth:`~sptgnn.distributions.Prediction.scaled` and :meth:`~sptgnn.distributions.Prediction.recalibrated`.
 """
 
 from __future__ import annotations
@@ -29,7 +38,12 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 
-METHODS = ("none", "variance", "isotonic", "isotonic_central", "conformal")
+from sptgnn.distributions.pit import calibration_scores
+
+METHODS = ("none", "auto", "variance", "isotonic", "isotonic_central", "conformal")
+AUTO_CANDIDATES = ("variance", "isotonic_central", "isotonic")  # those with a density (NLL stays defined)
+AUTO_FOLDS = 5
+AUTO_CRPS_TOLERANCE = 0.01  # a candidate may raise the held-out CRPS by at most 1 %
 
 
 class CalibrationError(ValueError):
@@ -131,23 +145,27 @@ class Calibrator:
     """A fitted recalibration, applied to every prediction of the ensemble it was fitted for.
 
     Attributes:
-        method: ``variance``, ``isotonic`` or ``conformal``.
+        method: ``variance``, ``isotonic``, ``isotonic_central``, ``conformal``, or ``identity`` (``auto`` kept the
+            uncalibrated forecast).
         factor: Variance-scaling factor ``c`` on the sd (1 for the other methods).
         pit_map: The PIT map of ``isotonic`` / ``conformal``, else ``None``.
         n_samples: Size of the calibration part it was fitted on.
+        selection: With ``auto``: ``{"chosen", "folds", "scores": {candidate: {"calibration_error", "crps"}}}``,
+            the held-out scores on the calibration part (``identity`` is the uncalibrated forecast); else ``None``.
     """
 
     method: str
     factor: float = 1.0
     pit_map: PitMap | None = None
     n_samples: int = 0
+    selection: dict | None = None
 
     @classmethod
     def fit(cls, method: str, prediction, y: np.ndarray, min_samples: int = 20) -> "Calibrator":
         """Fit on the calibration part's uncalibrated prediction and observed targets.
 
         Args:
-            method: ``variance``, ``isotonic`` or ``conformal``.
+            method: ``auto``, ``variance``, ``isotonic``, ``isotonic_central`` or ``conformal``.
             prediction: :class:`sptgnn.distributions.Prediction` of the calibration samples by members that did not
                 train on them.
             y: Their observed targets, ``(n,)``, target units.
@@ -165,6 +183,8 @@ class Calibrator:
                 f"the calibration part holds {n} samples, fewer than calibration.min_samples = {min_samples}: raise "
                 f"calibration.fraction, use more samples, or set calibration.method: none"
             )
+        if method == "auto":
+            return cls.select(prediction, y)
         if method == "variance":
             def nll(log_c: float) -> float:
                 return -float(np.mean(prediction.scaled(float(np.exp(log_c))).logpdf(y)))
@@ -176,8 +196,52 @@ class Calibrator:
         pit_map = fitter[method](pit)
         return cls(method=method, pit_map=pit_map, n_samples=n)
 
+    @classmethod
+    def select(cls, prediction, y: np.ndarray, candidates=AUTO_CANDIDATES, folds: int = AUTO_FOLDS,
+               crps_tolerance: float = AUTO_CRPS_TOLERANCE, seed: int = 0) -> "Calibrator":
+        """``auto``: the candidate that does best on held-out parts of the calibration part, or ``identity``.
+
+        The calibration part is cut at random into ``folds`` folds (seeded); each candidate is fitted on the others and
+        applied to the held-out fold, so every calibration sample gets an out-of-fold PIT value and CRPS per candidate.
+        A candidate qualifies when its pooled calibration error (interval-based, :func:`calibration_scores`) is lower
+        than the uncalibrated forecast's and its mean CRPS at most ``crps_tolerance`` (relative) higher; the qualifying
+        one with the lowest calibration error is refitted on the whole part. None qualifying: ``identity``.
+
+        Args:
+            prediction: Uncalibrated :class:`~sptgnn.distributions.Prediction` of the calibration part.
+            y: Observed targets ``(n,)``, target units.
+            candidates: Methods tried.
+            folds: Folds of the cross-fitting (at most ``n``).
+            crps_tolerance: Largest relative rise of the held-out CRPS accepted.
+            seed: Seed of the fold assignment.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        n = y.size
+        fold = np.random.default_rng(seed).permutation(np.arange(n) % max(2, min(folds, n)))
+        raw = prediction.uncalibrated()
+        scores = {"identity": {"calibration_error": calibration_scores(raw.cdf(y))[0],
+                               "crps": float(np.mean(raw.crps(y)))}}
+        for method in candidates:
+            pit, crps = np.empty(n), np.empty(n)
+            for k in np.unique(fold):
+                held = fold == k
+                cal = cls.fit(method, raw.subset(~held), y[~held], min_samples=2).apply(raw.subset(held))
+                pit[held], crps[held] = cal.cdf(y[held]), cal.crps(y[held])
+            scores[method] = {"calibration_error": calibration_scores(pit)[0], "crps": float(np.mean(crps))}
+        base = scores["identity"]
+        ok = [m for m in candidates if scores[m]["calibration_error"] < base["calibration_error"]
+              and scores[m]["crps"] <= (1 + crps_tolerance) * base["crps"]]
+        chosen = min(ok, key=lambda m: scores[m]["calibration_error"]) if ok else "identity"
+        selection = {"chosen": chosen, "folds": int(fold.max() + 1),
+                     "scores": {m: {k: round(v, 6) for k, v in sc.items()} for m, sc in scores.items()}}
+        out = cls(method="identity", n_samples=n) if chosen == "identity" else cls.fit(chosen, raw, y, min_samples=2)
+        out.selection = selection
+        return out
+
     def apply(self, prediction):
-        """The recalibrated prediction (a new :class:`~sptgnn.distributions.Prediction`)."""
+        """The recalibrated prediction (a :class:`~sptgnn.distributions.Prediction`; ``identity``: the prediction)."""
+        if self.method == "identity":
+            return prediction
         if self.method == "variance":
             return prediction.scaled(self.factor)
         return prediction.recalibrated(self.pit_map)
@@ -186,7 +250,7 @@ class Calibrator:
         """Plain-dict state for the run checkpoint (lists and floats only)."""
         m = self.pit_map
         return {
-            "method": self.method, "factor": self.factor, "n_samples": self.n_samples,
+            "method": self.method, "factor": self.factor, "n_samples": self.n_samples, "selection": self.selection,
             "pit_map": None if m is None else {"x": m.x.tolist(), "y": m.y.tolist(), "symmetric": m.symmetric,
                                                "has_density": m.has_density},
         }
@@ -197,7 +261,8 @@ class Calibrator:
         m = state.get("pit_map")
         pit_map = None if m is None else PitMap(x=np.asarray(m["x"]), y=np.asarray(m["y"]), symmetric=m["symmetric"],
                                                 has_density=m["has_density"])
-        return cls(method=state["method"], factor=float(state["factor"]), pit_map=pit_map, n_samples=int(state["n_samples"]))
+        return cls(method=state["method"], factor=float(state["factor"]), pit_map=pit_map, n_samples=int(state["n_samples"]),
+                   selection=state.get("selection"))
 
 
-__all__ = ["Calibrator", "CalibrationError", "PitMap", "fit_isotonic_map", "fit_conformal_map", "METHODS"]
+__all__ = ["AUTO_CANDIDATES", "Calibrator", "CalibrationError", "PitMap", "fit_isotonic_map", "fit_conformal_map", "METHODS"]

@@ -64,7 +64,7 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     summary = {"format": RUN_FORMAT, "sptgnn_version": __version__, "dataset": lab.name, "target": ens.target,
                "units": units, "n_samples": len(lab), "members": len(ens.members),
                "best_epochs": ens.best_epochs, "fit_seconds": round(ens.fit_seconds, 2),
-               "calibration": None if ens.calibrator is None else ens.calibrator.method,
+               "calibration": ens.calibration_choice,
                "trend_oof_r2": None if ens.trend is None else ens.trend.oof_r2}
     (folder / "run.json").write_text(json.dumps(summary, indent=2))
     if ens.calibration_data is not None:

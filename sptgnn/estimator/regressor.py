@@ -67,7 +67,9 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         epochs, lr, patience, batch_size, seed: ``train`` section.
         target: Name of the target (``soc_g_kg``: SOC in g/kg); with ``y=None`` in :meth:`fit` the column of ``X``.
         target_transform: ``none`` or ``log1p``.
-        calibration: Post-hoc recalibration: ``none``, ``variance``, ``isotonic``, ``isotonic_central``, ``conformal``.
+        calibration: Post-hoc recalibration: ``auto`` (default: the candidate that lowers the held-out calibration error
+            of the calibration part without raising its CRPS by more than 1 %, else none), ``none``, ``variance``,
+            ``isotonic``, ``isotonic_central``, ``conformal``. Never moves the mean (DESIGN.md rule 9).
         coords: ``(x, y)`` column names when ``X`` is a DataFrame (default ``("x", "y")``).
         crs: CRS of plain coordinates (DataFrame, array), e.g. ``"EPSG:4326"``. ``X`` may also be
             :class:`~sptgnn.data.samples.SoilSamples` (from :func:`sptgnn.load_dataset`), whose streams are used.
@@ -87,7 +89,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         n_features_in_: Number of columns of ``X`` at fit.
         fit_seconds_: Wall-clock seconds of :meth:`fit`.
         choices_: What the fit decided from the training data alone: ``trend`` (the teacher used: ``none``,
-            ``random_forest`` or ``kpr_random_forest``; ``auto`` decides per fit) and ``trend_oof_r2``.
+            ``random_forest`` or ``kpr_random_forest``; ``auto`` decides per fit), ``trend_oof_r2`` and ``calibration``
+            (the calibration method kept: ``identity`` when ``auto`` found none that helps, ``none`` when not asked).
 
     Example:
         >>> est = SpTGNNRegressor(members=5, calibration="variance").fit(gdf, gdf["soc_g_kg"])  # doctest: +SKIP
@@ -192,7 +195,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - start
         trend = self.run_.ensemble.trend
         self.choices_ = {"trend": "none" if trend is None else trend.kind,
-                         "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4)}
+                         "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4),
+                         "calibration": self.run_.ensemble.calibration_choice["method"]}
         if self.run_.ensemble.selection:  # selection.candidates: what the inner cross-validation chose
             self.choices_ |= {f"selection_{k}": v for k, v in self.run_.ensemble.selection.items()}
         return self

@@ -54,7 +54,7 @@ def read_evaluation(folder: str | Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
     config_text = (folder / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
-    models = {name: {k: m.get(k) for k in ("r2", "rmse", "mae", "r2_log", "crps", "calibration_error", "picp50",
+    models = {name: {k: m.get(k) for k in ("r2", "rmse", "mae", "me", "me_percent", "ccc", "r2_log", "crps", "calibration_error", "picp50",
                                            "picp90", "picp95", "mpiw90", "morans_i", "morans_i_p")}
               for name, m in metrics["models"].items()}
     figures = [{"name": f, "data": base64.b64encode((folder / f).read_bytes()).decode()}

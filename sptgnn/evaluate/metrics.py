@@ -30,12 +30,36 @@ import scoringrules as sr
 from scipy.stats import norm
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, r2_score
 
+from sptgnn.distributions.pit import (  # noqa: F401  (re-exported: the scores of every model live here)
+    CALIBRATION_BINS,
+    calibration_scores,
+    interval_calibration_curve,
+    miscalibration_area,
+)
+
 
 
 def _mape(y: np.ndarray, mean: np.ndarray) -> float | None:
     """MAPE (%) over samples with ``y != 0`` (a zero observation has no percentage error); ``None`` if all are zero."""
     nz = y != 0
     return float(100 * mean_absolute_percentage_error(y[nz], mean[nz])) if nz.any() else None
+
+
+def mean_error(y: np.ndarray, mean: np.ndarray) -> tuple[float, float | None]:
+    """Mean error (bias) ``ME = mean(ŷ − y)`` in target units (positive: over-prediction) and as % of the observed
+    mean ``100 · ME / mean(y)`` (``None`` when the observed mean is 0)."""
+    me = float(np.mean(np.asarray(mean, dtype=float) - np.asarray(y, dtype=float)))
+    ybar = float(np.mean(y))
+    return me, (100.0 * me / ybar if ybar != 0 else None)
+
+
+def lins_ccc(y: np.ndarray, mean: np.ndarray) -> float | None:
+    """Lin's concordance correlation coefficient (Lin 1989, Biometrics 45, 255–268, eq. 2a):
+    ``ρc = 2 s_xy / (s_x² + s_y² + (x̄ − ȳ)²)`` with moments over ``n`` (not ``n − 1``); 1 is perfect agreement with the
+    1:1 line. ``None`` when both are constant and equal."""
+    x, z = np.asarray(y, dtype=float), np.asarray(mean, dtype=float)
+    denom = x.var() + z.var() + (x.mean() - z.mean()) ** 2
+    return float(2 * np.mean((x - x.mean()) * (z - z.mean())) / denom) if denom > 0 else None
 
 
 def gaussian_nll_np(y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float:
@@ -70,7 +94,6 @@ def residual_morans_i(residuals: np.ndarray, coords: np.ndarray, k: int = 8, per
 
 
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)
-CALIBRATION_BINS = 100
 
 
 def _interval_columns(lower: dict, upper: dict) -> dict[str, np.ndarray]:
@@ -118,40 +141,6 @@ def distribution_columns(y: np.ndarray, forecast) -> dict[str, np.ndarray]:
     }
 
 
-def interval_calibration_curve(pit: np.ndarray, num_bins: int = CALIBRATION_BINS) -> tuple[np.ndarray, np.ndarray]:
-    """Expected and observed proportions inside central intervals (uncertainty-toolbox's ``prop_type="interval"``).
-
-    Args:
-        pit: PIT values ``F(y)`` of the observations, ``(num_samples,)``.
-        num_bins: Number of nominal levels ``linspace(0, 1, num_bins)``.
-
-    Returns:
-        ``expected`` and ``observed``, each ``(num_bins,)``.
-    """
-    expected = np.linspace(0, 1, num_bins)
-    dev = np.abs(np.asarray(pit, dtype=float) - 0.5)[:, None]
-    observed = (dev <= expected[None, :] / 2).mean(0)
-    observed[-1] = 1.0  # the 100 % interval is the whole line, whatever rounding does to PIT values of 0 or 1
-    return expected, observed
-
-
-def miscalibration_area(expected: np.ndarray, observed: np.ndarray) -> float:
-    """Area between the piecewise-linear observed-proportion curve and the diagonal (exact where they cross)."""
-    d0, d1 = (observed - expected)[:-1], (observed - expected)[1:]
-    h = np.diff(expected)
-    same = d0 * d1 >= 0
-    a0, a1 = np.abs(d0), np.abs(d1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        crossed = np.where(a0 + a1 > 0, (a0**2 + a1**2) / (2 * (a0 + a1)), 0.0)
-    return float(np.sum(h * np.where(same, (a0 + a1) / 2, crossed)))
-
-
-def calibration_scores(pit: np.ndarray, num_bins: int = CALIBRATION_BINS) -> tuple[float, float]:
-    """Interval-based mean absolute calibration error and miscalibration area of PIT values ``(num_samples,)``."""
-    expected, observed = interval_calibration_curve(pit, num_bins)
-    return float(np.mean(np.abs(observed - expected))), miscalibration_area(expected, observed)
-
-
 def score(
     y: np.ndarray,
     mean: np.ndarray,
@@ -175,7 +164,8 @@ def score(
             given with finite ``pit`` values they are used instead of the Gaussian ``N(mean, sd²)``.
 
     Returns:
-        ``r2``, ``rmse``, ``mae`` (target units), ``mape`` (%), ``nll``, ``crps`` (target units),
+        ``r2``, ``rmse``, ``mae`` (target units), ``me`` (mean error ``mean(ŷ − y)``, target units), ``me_percent``
+        (% of the observed mean), ``ccc`` (Lin's concordance), ``mape`` (%), ``nll``, ``crps`` (target units),
         ``calibration_error``, ``miscalibration_area``, ``picp50`` … ``picp95``, ``mpiw50`` … ``mpiw95`` (target units),
         ``morans_i``, ``morans_i_p``; ``None`` where undefined.
 
@@ -191,6 +181,8 @@ def score(
         "r2": float(r2_score(y, mean)),
         "rmse": float(math.sqrt(mean_squared_error(y, mean))),
         "mae": float(mean_absolute_error(y, mean)),
+        **dict(zip(("me", "me_percent"), mean_error(y, mean))),
+        "ccc": lins_ccc(y, mean),
         "mape": _mape(y, mean),
         "nll": None,
         "crps": float(mean_absolute_error(y, mean)),

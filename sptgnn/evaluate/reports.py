@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TABLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("r2_median", "R² median", 3), ("rmse", "RMSE", 2), ("mae", "MAE", 2), ("mape", "MAPE %", 1),
+TABLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("r2_median", "R² median", 3), ("rmse", "RMSE", 2), ("mae", "MAE", 2),
+                 ("me", "ME", 2), ("me_percent", "ME %", 1), ("ccc", "CCC", 3), ("mape", "MAPE %", 1),
                  ("crps", "CRPS", 2), ("picp90", "PICP90", 3), ("morans_i", "Moran's I", 3),
                  ("fit_seconds", "fit s", 0)]
 CONSOLE_COLUMNS = [("r2", "R²", 3), ("r2_log", "R² log", 3), ("r2_median", "R² median", 3), ("rmse", "RMSE", 3),
-                   ("mae", "MAE", 3), ("mape", "MAPE %", 1), ("nll", "NLL", 3),
+                   ("mae", "MAE", 3), ("me", "ME", 3), ("me_percent", "ME %", 1), ("ccc", "CCC", 3), ("nll", "NLL", 3),
                    ("crps", "CRPS", 3), ("picp90", "PICP90", 3), ("calibration_error", "cal. err", 3),
                    ("morans_i", "Moran's I", 3), ("fit_seconds", "fit s", 1)]
 

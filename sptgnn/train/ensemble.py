@@ -109,20 +109,20 @@ class DeepEnsemble:
         tc, cc = self.config.train, self.config.calibration
         n = len(samples)
         parts: list[np.ndarray] = []  # boolean masks of the calibration part(s), each predicted by twins without it
-        if cc.method != "none":
-            if n < 2 * cc.min_samples:
-                raise CalibrationError(
-                    f"{n} training samples are too few for a calibration part of at least calibration.min_samples = "
-                    f"{cc.min_samples}; set calibration.method: none or lower calibration.min_samples"
-                )
-            parts = calibration_parts(coords, cc.split, cc.fraction, cc.folds, cc.blocks or tc.val_blocks,
-                                      tc.seed + 100_003)
+        method = cc.method
+        if method != "none":
+            parts = [] if n < 2 * cc.min_samples else calibration_parts(
+                coords, cc.split, cc.fraction, cc.folds, cc.blocks or tc.val_blocks, tc.seed + 100_003)
             held_out = int(sum(p.sum() for p in parts))
             if held_out < cc.min_samples:
-                raise CalibrationError(
-                    f"the calibration part holds {held_out} of {n} samples, fewer than calibration.min_samples = "
-                    f"{cc.min_samples}: raise calibration.fraction, use more samples, or set calibration.method: none"
-                )
+                reason = (f"the calibration part would hold {held_out} of {n} training samples, fewer than "
+                          f"calibration.min_samples = {cc.min_samples}")
+                if method != "auto":
+                    raise CalibrationError(f"{reason}: raise calibration.fraction, use more samples, lower "
+                                           f"calibration.min_samples, or set calibration.method: none (or auto)")
+                # `auto` calibrates only where the calibration can be checked; here it cannot: said in the record
+                self.calibrator = Calibrator(method="identity", selection={"chosen": "identity", "reason": reason})
+                parts, method = [], "none"
         full = self.builder.build(None, self.target) if tc.refit else None
         if full is not None:
             attach_mask_blocks(full, samples, None, tc.label_mask_block_km)
@@ -169,12 +169,24 @@ class DeepEnsemble:
         if twins:
             order = np.concatenate([np.flatnonzero(cal) for cal in parts])  # sample index of each calibration output
             raw = self.mixture(np.stack(cal_loc), np.stack(cal_var), calibrated=False)
-            self.calibrator = Calibrator.fit(cc.method, raw, y[order], cc.min_samples)
+            self.calibrator = Calibrator.fit(method, raw, y[order], cc.min_samples)
             self.calibration_data = (raw, y[order])  # kept (not saved) to compare calibration methods on one fit
             self.calibration_ids = np.asarray(samples.sample_ids)[order].tolist()
         self.student, self.student_info = distil_student(self) if self.config.student.enabled else (None, {})
         self.fit_seconds = time.perf_counter() - start
         return self
+
+    @property
+    def calibration_choice(self) -> dict:
+        """What the calibration did: ``{"method": …}`` (``none`` when not asked for, ``identity`` when ``auto`` kept
+        the uncalibrated forecast) with, for ``auto``, the held-out scores of each candidate on the calibration part."""
+        cal = self.calibrator
+        if cal is None:
+            return {"method": "none"}
+        out = {"method": cal.method, "requested": self.config.calibration.method, "n_samples": cal.n_samples}
+        if cal.method == "variance":
+            out["factor"] = round(cal.factor, 6)
+        return out | ({"selection": cal.selection} if cal.selection else {})
 
     def attach_teacher(self, graph, query: np.ndarray | None = None) -> None:
         """With ``model.teacher_input``: the teacher's features ``(N, F)`` on a graph of the training samples (out of

@@ -83,3 +83,39 @@ def test_symmetric_map_keeps_the_median_of_a_gaussian():
     out = cal.apply(raw)
     np.testing.assert_allclose(out.loc_shift, 0.0, atol=1e-9)
     np.testing.assert_allclose(out.median, [10.0, 20.0], atol=1e-8)
+
+
+# -- auto: calibration that does no harm ---------------------------------------------------------------------------------
+def test_auto_keeps_a_candidate_that_helps_on_held_out_parts():
+    pred, y = _skewed(0, 300, log1p=True)  # intervals 1.7× too narrow
+    cal = Calibrator.fit("auto", pred, y)
+    sel = cal.selection
+    assert cal.method == sel["chosen"] != "identity"
+    base, kept = sel["scores"]["identity"], sel["scores"][cal.method]
+    assert kept["calibration_error"] < base["calibration_error"] and kept["crps"] <= 1.01 * base["crps"]
+    # the kept one has the lowest held-out calibration error of those that qualify
+    qualifying = [m for m, s in sel["scores"].items() if m != "identity" and s["calibration_error"] < base["calibration_error"]
+                  and s["crps"] <= 1.01 * base["crps"]]
+    assert kept["calibration_error"] == min(sel["scores"][m]["calibration_error"] for m in qualifying)
+    # it is the same calibrator as fitting that method on the whole part
+    direct = Calibrator.fit(cal.method, pred, y)
+    np.testing.assert_allclose(cal.apply(pred).quantiles([0.05, 0.95]), direct.apply(pred).quantiles([0.05, 0.95]))
+    np.testing.assert_allclose(cal.apply(pred).mean, pred.mean, rtol=1e-10)
+
+
+def test_auto_held_out_score_of_identity_is_the_raw_forecasts():
+    from sptgnn.distributions.pit import calibration_scores
+
+    pred, y = _skewed(2, 120, log1p=False)
+    sel = Calibrator.fit("auto", pred, y).selection
+    assert sel["scores"]["identity"]["calibration_error"] == pytest.approx(calibration_scores(pred.cdf(y))[0], abs=1e-6)
+    assert sel["scores"]["identity"]["crps"] == pytest.approx(float(np.mean(pred.crps(y))), rel=1e-5)
+
+
+def test_auto_falls_back_to_identity_when_no_candidate_qualifies():
+    pred, y = _skewed(0, 200, log1p=False)
+    cal = Calibrator.select(pred, y, crps_tolerance=-1.0)  # no candidate can lower the CRPS below zero
+    assert cal.method == "identity" and cal.selection["chosen"] == "identity"
+    assert cal.apply(pred) is pred
+    again = Calibrator.from_state(cal.state())
+    assert again.method == "identity" and again.selection == cal.selection

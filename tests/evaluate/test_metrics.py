@@ -144,3 +144,20 @@ def test_no_coords_gives_no_morans_i(forecast):
 def test_invalid_inputs(y, mean, sd, fragment):
     with pytest.raises(ValueError, match=fragment):
         score(y, mean, sd)
+
+
+def test_mean_error_and_ccc_against_hand_computations():
+    y = np.array([10.0, 12.0, 20.0, 30.0])
+    pred = np.array([11.0, 13.0, 19.0, 35.0])
+    s = score(y, pred)
+    # ME = mean(pred − y) = (1 + 1 − 1 + 5) / 4 = 1.5 g/kg; observed mean 18 → 8.333 %
+    assert s["me"] == pytest.approx(1.5) and s["me_percent"] == pytest.approx(100 * 1.5 / 18)
+    # Lin (1989): 2 s_xy / (s_x² + s_y² + (x̄ − ȳ)²), moments over n
+    xb, yb = 18.0, 19.5
+    sxy = ((10 - xb) * (11 - yb) + (12 - xb) * (13 - yb) + (20 - xb) * (19 - yb) + (30 - xb) * (35 - yb)) / 4
+    sx2 = ((10 - xb) ** 2 + (12 - xb) ** 2 + (20 - xb) ** 2 + (30 - xb) ** 2) / 4
+    sy2 = ((11 - yb) ** 2 + (13 - yb) ** 2 + (19 - yb) ** 2 + (35 - yb) ** 2) / 4
+    assert s["ccc"] == pytest.approx(2 * sxy / (sx2 + sy2 + (xb - yb) ** 2))
+    # perfect agreement is 1; a constant offset lowers CCC but not the Pearson correlation
+    assert score(y, y.copy())["ccc"] == pytest.approx(1.0)
+    assert score(y, y + 5)["ccc"] < 1.0 and score(y, y + 5)["me"] == pytest.approx(5.0)
