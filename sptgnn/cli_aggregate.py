@@ -4,6 +4,7 @@ by :mod:`sptgnn.cli`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -13,12 +14,14 @@ from sptgnn.progress import counter, progress_display
 
 def aggregate(
     run: Path = typer.Argument(..., help="Run folder written by `sptgnn train` (primary target SOC in g/kg)."),
-    raster: list[Path] = typer.Option(..., "--raster", help="The run's covariate GeoTIFF(s), as for `sptgnn predict`."),
+    raster: Optional[list[Path]] = typer.Option(None, "--raster", help="The run's covariate GeoTIFF(s), as for `sptgnn predict`; default: the run's data.rasters."),
     zones: Path = typer.Option(..., "--zones", help="Polygons (GeoPackage, shapefile) of the fields, strata or project areas."),
     residuals: Path = typer.Option(..., "--residuals", help="predictions.csv (or its folder) of `sptgnn evaluate` of the run's config: the out-of-fold residuals the residual field is fitted on and conditioned on."),
     out: Path = typer.Option(..., "--out", help="GeoPackage to write: the zones with SOC, stock and total columns; its folder must exist."),
     realisations: int = typer.Option(100, "--realisations", min=10, help="Spatially correlated realisations (quantiles need about 100)."),
-    depth_cm: float = typer.Option(30.0, "--depth-cm", help="Layer thickness in cm (0-30 cm topsoil: 30)."),
+    depth_cm: Optional[float] = typer.Option(None, "--depth-cm", help="Layer thickness in cm (0-30 cm topsoil: 30); default: the run's sampled layer (data.top_cm/bottom_cm), else an error."),
+    conversion: Optional[str] = typer.Option(None, "--conversion", help="The run's target to SOC g/kg when it is not: soc_percent (x10), som_percent (x10 x 0.58, van Bemmelen) or som_g_kg (x0.58); stated in the output."),
+    conservative_percentile: float = typer.Option(5.0, "--conservative-percentile", min=0.0, max=50.0, help="Percentile of the realisations reported as the conservative stock and change (VM0042 / VT0014 deduction); stated in the output."),
     bulk_density: float = typer.Option(1.3, "--bulk-density", help="Bulk density of the fine earth, g/cm3."),
     bulk_density_sd: float = typer.Option(0.1, "--bulk-density-sd", help="Its sd, g/cm3."),
     bulk_density_raster: Path = typer.Option(None, "--bulk-density-raster", help="GeoTIFF of bulk density (g/cm3, band 1) on the covariate grid; replaces --bulk-density pixel by pixel (--bulk-density-sd stays its sd)."),
@@ -34,13 +37,18 @@ def aggregate(
     baseline_date: str = typer.Option(None, "--baseline-date", help="Date of the earlier state: adds the mean change per zone and its sd from shared realisations."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
-    """Zone means of SOC (g/kg), mean stock (t C/ha) and total stock (t C, t CO2e) with 5/50/95 % quantiles from
-    realisations (ensemble member x conditioned residual Gaussian random field), beside the naive interval of
-    independent pixels."""
+    """Zone means of SOC (g/kg), mean stock (t C/ha) and total stock (t C, t CO2e) with 5/50/95 % quantiles, sd,
+    relative uncertainty and a conservative value from realisations (ensemble member x conditioned residual Gaussian
+    random field), a project-total row, and the naive interval of independent pixels. Refuses inputs that cannot be
+    shown to belong together (another dataset's residuals, SOM read as SOC, a change between two models of the same
+    samples, an unknown layer depth); what was used is written into the GeoPackage (layer `provenance`)."""
     import geopandas as gpd
+    import numpy as np
     import pandas as pd
 
-    from sptgnn.accounting.aggregate import AggregateError, aggregate_zones, residual_field_from_evaluation
+    from sptgnn.accounting.aggregate import AggregateError, aggregate_zones, fit_residual_field, read_residuals
+    from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
+                                              run_fingerprint, run_manifest_hash, soc_conversion, versions)
     from sptgnn.accounting.stocks import Property
     from sptgnn.atomic import atomic_file
     from sptgnn.estimator.run import RunError, load_run
@@ -54,8 +62,10 @@ def aggregate(
             raise AggregateError(f"output folder {out.parent} does not exist; create it first")
         if not 0 <= coarse <= 1:
             raise AggregateError(f"--coarse {coarse}: coarse fragments are a volume share in [0, 1]")
-        if depth_cm <= 0 or bulk_density <= 0:
-            raise AggregateError("--depth-cm and --bulk-density must be positive")
+        for name, value in (("--bulk-density", bulk_density), ("--bulk-density-sd", bulk_density_sd),
+                            ("--coarse-sd", coarse_sd)):
+            if not np.isfinite(value) or value < 0 or (name == "--bulk-density" and value == 0):
+                raise AggregateError(f"{name} {value}: must be a finite, {'positive' if name == '--bulk-density' else 'non-negative'} number")
         for name, value in (("--date", date), ("--baseline-date", baseline_date)):
             if value is not None:
                 try:
@@ -66,33 +76,70 @@ def aggregate(
             raise AggregateError(f"bulk-density raster {bulk_density_raster} not found")
         if not zones.is_file():
             raise AggregateError(f"zones file {zones} not found")
-        model = load_run(run)
-        field = residual_field_from_evaluation(residuals)
-        baseline = None
+        model = load_run(run)  # every check before any progress output: a refusal is one line on stderr
+        factor, conversion_note = soc_conversion(model, conversion)
+        thickness, depth_note = layer_thickness(model, depth_cm)
+        rows, residual_path = read_residuals(residuals)
+        residual_fp = check_residuals(rows, model, residual_path)
+        field = fit_residual_field(rows, residual_path)
+        baseline, change = None, None
         if baseline_run is not None or baseline_date is not None:
-            baseline = (model if baseline_run is None else load_run(baseline_run), baseline_date)
+            base = model if baseline_run is None else load_run(baseline_run)
+            change = check_change(model, base, date, baseline_date)
+            baseline = (base, baseline_date)
+        rasters = [Path(r) for r in raster] if raster else [Path(r.path) for r in model.config.data.rasters]
+        if not rasters:
+            raise AggregateError("the run records no data.rasters; give the covariate rasters with --raster")
         frame = gpd.read_file(zones)
         with progress_display(err_console) as bar:
-            result = aggregate_zones(model, raster, frame, field, realisations, depth_cm,
+            result = aggregate_zones(model, rasters, frame, field, realisations, thickness,
                                      Property(bulk_density, bulk_density_sd, low=0.05),
                                      Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
                                      progress=counter(bar, f"windows of {window} px"),
                                      bulk_density_raster=bulk_density_raster,
                                      bulk_density_target=None if bulk_density_target is None else
-                                     (bulk_density_target, bulk_density_correlation, bulk_density_scale))
+                                     (bulk_density_target, bulk_density_correlation, bulk_density_scale),
+                                     conversion=factor, conservative_percentile=conservative_percentile)
+        record = {
+            "run": str(run), "run_manifest_sha256": run_manifest_hash(model), "run_samples_fingerprint": run_fingerprint(model),
+            "target": model.target, "target_units": model.units, "conversion_to_soc_g_kg": conversion_note,
+            "conversion_factor": factor, "residuals": str(residual_path), "residual_samples_fingerprint": residual_fp,
+            "residual_samples": len(rows), "layer_thickness_cm": thickness, "layer": depth_note,
+            "bulk_density_g_cm3": str(bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target else bulk_density)),
+            "bulk_density_sd_g_cm3": bulk_density_sd, "coarse_fraction": coarse, "coarse_fraction_sd": coarse_sd,
+            "realisations": realisations, "seed": seed, "conservative_percentile": conservative_percentile,
+            "date": date, "rasters": ", ".join(str(r) for r in rasters),
+            "zone_means_note": "zone means come from realisations conditioned on the out-of-fold residuals at the "
+                               "samples; they differ from the mean map of `sptgnn predict`, which is not conditioned",
+            "stock_formula": "SOC g/kg x bulk density g/cm3 x thickness cm x (1 - coarse) x 0.1 = t C/ha; t CO2e = t C x 44/12",
+            **({f"change_{k}": v for k, v in change.items()} if change else {}),
+            **{f"version_{k}": v for k, v in versions().items()},
+        }
+        record = {k: "" if v is None else str(v) for k, v in record.items()}
         with atomic_file(out, ".gpkg") as tmp:
             tmp.unlink()  # the GeoPackage driver creates the file itself
-            result.to_file(tmp, driver="GPKG", layer="zone_totals")
-    except USER_ERRORS + (AggregateError, RunError) as exc:
+            result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)
+            gpd.GeoDataFrame(pd.DataFrame({"key": list(record), "value": list(record.values())})).to_file(
+                tmp, driver="GPKG", layer="provenance")
+    except USER_ERRORS + (AggregateError, RunError, ProvenanceError) as exc:
         fail(str(exc))
+    names = next((c for c in ("name", "zone", "id", "field", "NAME") if c in frame.columns), None)
+    p = f"q{conservative_percentile:g}"
     for i, row in result.iterrows():
-        console.print(f"zone {i + 1}: SOC {row.soc_g_kg_mean:.3g} g/kg [{row.soc_g_kg_q05:.3g}-{row.soc_g_kg_q95:.3g}], "
-                      f"stock {row.stock_t_c_mean:,.0f} t C [{row.stock_t_c_q05:,.0f}-{row.stock_t_c_q95:,.0f}] over "
-                      f"{row.area_ha:,.1f} ha", highlight=False)
+        label = "project total" if row.zone_kind == "project" else (
+            f"zone {row[names]}" if names else f"zone {i + 1}")
+        console.print(f"{label}: SOC {row.soc_g_kg_mean:.3g} g/kg [{row.soc_g_kg_q05:.3g}-{row.soc_g_kg_q95:.3g}], "
+                      f"stock {row.stock_t_c_mean:,.0f} t C [{row.stock_t_c_q05:,.0f}-{row.stock_t_c_q95:,.0f}], "
+                      f"±{100 * row.stock_t_c_rel_uncertainty:.1f} %, conservative ({p}) {row.stock_t_c_conservative:,.0f} "
+                      f"t C over {row.area_ha:,.1f} ha", highlight=False)
         if baseline is not None:
-            console.print(f"        change {row.stock_change_t_c_mean:,.0f} t C (sd {row.stock_change_t_c_sd:,.0f}; "
-                          f"{row.stock_change_t_c_sd_independent:,.0f} if the states were independent)", highlight=False)
-    console.print(f"wrote {out} ({len(result)} zones, {realisations} realisations)")
+            console.print(f"        change {row.stock_change_t_c_mean:,.0f} t C = {row.stock_change_t_co2e_mean:,.0f} t CO2e "
+                          f"(sd {row.stock_change_t_c_sd:,.0f} t C; {row.stock_change_t_c_sd_independent:,.0f} if the "
+                          f"states were independent; conservative ({p}) {row.stock_change_t_co2e_conservative:,.0f} t CO2e)",
+                          highlight=False)
+    console.print(f"layer: {depth_note}; {conversion_note}", highlight=False)
+    console.print(f"wrote {out} ({len(result) - 1} zones and the project total, {realisations} realisations; "
+                  f"provenance in its layer 'provenance')")
 
 
 __all__ = ["aggregate"]

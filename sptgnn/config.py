@@ -125,6 +125,12 @@ class DataConfig(_Section):
             it), e.g. ``[soc_g_kg, ph, clay_percent]``. Each further (auxiliary) target gets its own heteroscedastic
             head over the shared streams, MoE and attention, is standardised on its own (no ``target_transform``) and
             is masked at samples where it is missing (NaN). ``None``: one target.
+        quantity: What the primary target measures: ``soc`` (soil organic carbon), ``som`` (soil organic matter, not
+            SOC) or ``other``; ``None`` infers it from the target's name (``soc…`` → ``soc``, ``som…``/``om`` →
+            ``som``). With the target's units (``data.table.units`` or the dataset's) it decides whether
+            ``sptgnn aggregate`` may compute stocks, and with which stated conversion.
+        top_cm, bottom_cm: The sampled layer (cm below the surface, e.g. 0 and 10), recorded with the run;
+            ``sptgnn aggregate`` takes its thickness as the stock's layer unless ``--depth-cm`` is given.
     """
 
     dataset: str = "limesoda:BB.250"
@@ -136,6 +142,17 @@ class DataConfig(_Section):
     context: ContextConfig | None = None
     duplicates: Literal["keep", "mean", "error"] = "keep"
     targets: list[str] | None = Field(None, min_length=1)
+    quantity: Literal["soc", "som", "other"] | None = None
+    top_cm: float | None = Field(None, ge=0)
+    bottom_cm: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_layer(self) -> "DataConfig":
+        if (self.top_cm is None) != (self.bottom_cm is None):
+            raise ValueError("data.top_cm and data.bottom_cm: give both (the sampled layer, e.g. 0 and 10) or neither")
+        if self.top_cm is not None and self.bottom_cm <= self.top_cm:
+            raise ValueError(f"data.bottom_cm {self.bottom_cm} must lie below data.top_cm {self.top_cm} (cm)")
+        return self
 
     @model_validator(mode="after")
     def _check_targets(self) -> "DataConfig":

@@ -6,6 +6,13 @@ gives the zone's mean SOC (g/kg), mean stock (t C/ha) and total stock (t C, t CO
 for a lon/lat grid); the 5/50/95 % quantiles over realisations are the zone's interval. Beside it stands the naive
 90 % interval of the zone mean from independent pixels (``mean ± 1.645 · sqrt(Σ sd²) / n``), which ignores the
 correlation of prediction errors and is far too narrow (Goovaerts 2001).
+
+A last row, ``zone_kind == "project"``, is the project total over every zone, summed realisation by realisation (so its
+quantiles are those of the total, not sums of zone quantiles). Every stock gets its sd over realisations, its relative
+uncertainty (half-width of the 90 % interval over the mean, as VM0042 v2.2 / VT0014 deduct it) and a conservative
+value at a stated percentile of the realisations (default the 5th). The zone means are means over realisations
+conditioned on the out-of-fold residuals at the samples, so they differ from the mean map of ``sptgnn predict`` where
+the residuals near samples are not zero (the realisations honour the observations, the map does not).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -31,26 +39,26 @@ class AggregateError(ValueError):
 
 def residual_field_from_evaluation(predictions_csv: str | Path, model: str = "sptgnn") -> ResidualField:
     """The residual field of an evaluation folder's ``predictions.csv`` (``sptgnn evaluate``): the normal scores of
-    ``model``'s out-of-fold PIT values at its samples' planar coordinates (``x``, ``y``, m).
+    ``model``'s out-of-fold PIT values at its samples' planar coordinates (``x``, ``y``, m). Check that they belong to
+    the run with :func:`~sptgnn.accounting.provenance.check_residuals` on :func:`read_residuals`' rows.
 
     Raises:
         AggregateError: The file, the model's rows or their PIT values are missing.
     """
-    path = Path(predictions_csv)
-    if path.is_dir():
-        path = path / "predictions.csv"
-    if not path.is_file():
-        raise AggregateError(f"{path} not found; give the predictions.csv (or folder) of `sptgnn evaluate` of this config")
-    frame = pd.read_csv(path)
-    rows = frame[frame["model"] == model] if "model" in frame else frame.iloc[:0]
-    if rows.empty or "pit" not in rows or rows["pit"].isna().all():
-        raise AggregateError(f"{path} has no out-of-fold PIT values of model '{model}'; evaluate the run's config with "
-                             "`sptgnn evaluate` first")
-    rows = rows[rows["pit"].notna()]
+    rows, path = read_residuals(predictions_csv, model)
+    return fit_residual_field(rows, path)
+
+
+def fit_residual_field(rows: pd.DataFrame, source: str | Path) -> ResidualField:
+    """The residual field of :func:`read_residuals`' rows: normal scores of their PIT values at ``x``, ``y`` (m).
+
+    Raises:
+        AggregateError: The variogram cannot be fitted (the message names ``source``).
+    """
     try:
         return ResidualField.fit(rows[["x", "y"]].to_numpy(float), normal_scores(rows["pit"].to_numpy()))
     except ValueError as exc:
-        raise AggregateError(f"{path}: {exc}") from None
+        raise AggregateError(f"{source}: {exc}") from None
 
 
 def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> ResidualField:
@@ -80,16 +88,52 @@ def pixel_area_ha(transform, crs, rows: np.ndarray) -> np.ndarray:
     return np.full(len(rows), abs(transform.a * transform.e) / 1e4)
 
 
+def read_residuals(predictions_csv: str | Path, model: str = "sptgnn") -> tuple[pd.DataFrame, Path]:
+    """The rows of ``model`` with out-of-fold PIT values in an evaluation's ``predictions.csv`` (or its folder).
+
+    Raises:
+        AggregateError: The file is missing or not a predictions table, or it has no PIT values of ``model``.
+    """
+    path = Path(predictions_csv)
+    if path.is_dir():
+        path = path / "predictions.csv"
+    if not path.is_file():
+        raise AggregateError(f"{path} not found; give the predictions.csv (or folder) of `sptgnn evaluate` of this config")
+    if any(part.endswith(".partial") for part in path.resolve().parts):
+        raise AggregateError(f"{path} lies in an unfinished evaluation folder (.partial); give a finished one")
+    try:
+        frame = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise AggregateError(f"{path} is not a predictions.csv of `sptgnn evaluate` ({type(exc).__name__})") from None
+    rows = frame[frame["model"] == model] if "model" in frame else frame.iloc[:0]
+    if rows.empty or "pit" not in rows or rows["pit"].isna().all():
+        raise AggregateError(f"{path} has no out-of-fold PIT values of model '{model}'; evaluate the run's config with "
+                             "`sptgnn evaluate` first")
+    return rows[rows["pit"].notna()], path
+
+
 def _quantiles(prefix: str, draws: np.ndarray) -> dict:
     q05, q50, q95 = np.quantile(draws, [0.05, 0.5, 0.95], axis=0)
     return {f"{prefix}_mean": draws.mean(0), f"{prefix}_q05": q05, f"{prefix}_q50": q50, f"{prefix}_q95": q95}
+
+
+def _stock_columns(prefix: str, draws: np.ndarray, percentile: float) -> dict:
+    """Quantiles, sd, relative uncertainty (90 % half-width / |mean|) and the conservative value at ``percentile``."""
+    cols = _quantiles(prefix, draws)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols[f"{prefix}_sd"] = draws.std(0, ddof=1)
+        cols[f"{prefix}_rel_uncertainty"] = (cols[f"{prefix}_q95"] - cols[f"{prefix}_q05"]) / 2 / np.abs(
+            cols[f"{prefix}_mean"])
+    cols[f"{prefix}_conservative"] = np.percentile(draws, percentile, axis=0)
+    return cols
 
 
 def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualField, realisations: int = 100,
                     thickness_cm: float = 30.0, bulk_density: Property = Property(1.3, 0.1),
                     coarse: Property | None = None, window: int = 256, seed: int = 0, dates=None,
                     baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None,
-                    bulk_density_raster: str | Path | None = None, bulk_density_target: tuple | None = None):
+                    bulk_density_raster: str | Path | None = None, bulk_density_target: tuple | None = None,
+                    conversion: float = 1.0, conservative_percentile: float = 5.0):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
@@ -117,10 +161,16 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             ``target`` (an entry of ``data.targets``), times ``scale`` to g/cm³ (0.001 for kg/m³), drawn jointly with
             SOC (:func:`~sptgnn.accounting.realisations.joint_realisations`: the same member, residual correlation
             ``correlation``); replaces ``bulk_density`` and the raster. A change shares these draws at both dates.
+        conversion: Factor from the run's target to SOC in g/kg (:func:`~sptgnn.accounting.provenance.soc_conversion`;
+            1 for SOC in g/kg), applied to every draw.
+        conservative_percentile: Percentile of the realisations reported as the conservative stock (and change).
 
     Returns:
-        GeoDataFrame: the zones with ``n_pixels``, ``area_ha``, ``soc_g_kg_{mean,q05,q50,q95}``,
-        ``stock_t_ha_{...}``, ``stock_t_c_{...}``, ``stock_t_co2e_{...}`` and ``soc_g_kg_naive_q05``/``_q95``.
+        GeoDataFrame: the zones and a last project row (column ``zone_kind``: ``zone`` or ``project``; the project's
+        geometry is the union of the zones) with ``n_pixels``, ``area_ha``, ``soc_g_kg_{mean,q05,q50,q95}``, ``stock_t_ha_{...}``,
+        ``stock_t_c_{..., sd, rel_uncertainty, conservative}``, ``stock_t_co2e_{...}`` and
+        ``soc_g_kg_naive_q05``/``_q95``; with a baseline also ``stock_change_t_co2e_{...}``. ``attrs["stock_t_c_draws"]``
+        holds the total stock of each realisation ``(R, Z + 1)``, the project's last.
 
     Raises:
         AggregateError: No zone overlaps a valid pixel, a bulk-density raster off the covariate grid, or a
@@ -185,6 +235,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                         bd_head = None
                     else:  # SOC and bulk density drawn jointly from the run's multi-task heads
                         soc, pred, bd_head = joint_realisations(run, q, xy_planar, field, seeds, k, *bulk_density_target)
+                    soc = soc * conversion
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
                     bd_prop = bulk_density if bd_src is None else Property(
                         np.ma.getdata(bd_values)[valid].astype(float), bulk_density.sd, bulk_density.low,
@@ -197,6 +248,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                         run0, dates0 = baseline
                         soc0, _ = soc_realisations(run0, query_of_arrays(run0, vals, xy, dates0), xy_planar, field,
                                                    seeds, window_seed=k)
+                        soc0 = soc0 * conversion
                         stock0 = stock_draws(soc0, bd, thickness_cm, cf)
                         for r in range(realisations):
                             soc0_sum[r] += np.bincount(idx, soc0[r], Z)
@@ -206,31 +258,42 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                         stock_sum[r] += np.bincount(idx, stock[r] * area, Z)
                     area_sum += np.bincount(idx, area, Z)
                     n_px += np.bincount(idx, minlength=Z)
-                    mean_sum += np.bincount(idx, pred.mean, Z)
-                    var_sum += np.bincount(idx, pred.sd**2, Z)
+                    mean_sum += np.bincount(idx, conversion * pred.mean, Z)
+                    var_sum += np.bincount(idx, (conversion * pred.sd) ** 2, Z)
             if progress is not None:
                 progress(k + 1, total)
     if not n_px.any():
         raise AggregateError("no zone overlaps a pixel that is valid in every needed covariate; check the zones' "
                              "CRS and extent against the rasters")
+    # the project: every zone's pixels, summed realisation by realisation
+    soc_sum, stock_sum, soc0_sum, stock0_sum = (np.c_[a, a.sum(1)] for a in (soc_sum, stock_sum, soc0_sum, stock0_sum))
+    n_px, area_sum, mean_sum, var_sum = (np.r_[a, a.sum()] for a in (n_px, area_sum, mean_sum, var_sum))
+    p = conservative_percentile
     with np.errstate(invalid="ignore", divide="ignore"):
         soc_mean, stock_t_c = soc_sum / n_px, stock_sum
         naive_mean, naive_sd = mean_sum / n_px, np.sqrt(var_sum) / n_px
         cols = {"n_pixels": n_px.astype(int), "area_ha": area_sum,
-                **_quantiles("soc_g_kg", soc_mean), **_quantiles("stock_t_ha", stock_t_c / area_sum),
-                **_quantiles("stock_t_c", stock_t_c), **_quantiles("stock_t_co2e", stock_t_c * CO2_PER_C),
+                **_quantiles("soc_g_kg", soc_mean), **_stock_columns("stock_t_ha", stock_t_c / area_sum, p),
+                **_stock_columns("stock_t_c", stock_t_c, p), **_stock_columns("stock_t_co2e", stock_t_c * CO2_PER_C, p),
                 "soc_g_kg_naive_q05": naive_mean - Z90 * naive_sd, "soc_g_kg_naive_q95": naive_mean + Z90 * naive_sd}
         if baseline is not None:
             soc0_mean = soc0_sum / n_px
-            for name, now, then in (("soc_change_g_kg", soc_mean, soc0_mean), ("stock_change_t_c", stock_t_c, stock0_sum)):
+            for name, now, then in (("soc_change_g_kg", soc_mean, soc0_mean), ("stock_change_t_c", stock_t_c, stock0_sum),
+                                    ("stock_change_t_co2e", stock_t_c * CO2_PER_C, stock0_sum * CO2_PER_C)):
                 cols |= _quantiles(name, now - then)
                 cols[f"{name}_sd"] = (now - then).std(0, ddof=1)
                 cols[f"{name}_sd_independent"] = np.sqrt(now.var(0, ddof=1) + then.var(0, ddof=1))
-    out = zones.copy()
+                if name != "soc_change_g_kg":
+                    cols[f"{name}_conservative"] = np.percentile(now - then, p, axis=0)
+    geom = zones.geometry.name
+    project = gpd.GeoDataFrame({geom: [zones.geometry.union_all()]}, geometry=geom, crs=zones.crs)
+    out = pd.concat([zones.assign(zone_kind="zone"), project.assign(zone_kind="project")], ignore_index=True)
+    out = gpd.GeoDataFrame(out, geometry=geom, crs=zones.crs)
     for name, v in cols.items():
         out[name] = v
+    out.attrs["stock_t_c_draws"] = stock_t_c
     return out
 
 
-__all__ = ["AggregateError", "aggregate_zones", "pixel_area_ha", "residual_field_from_calibration",
+__all__ = ["AggregateError", "aggregate_zones", "fit_residual_field", "pixel_area_ha", "read_residuals", "residual_field_from_calibration",
            "residual_field_from_evaluation"]

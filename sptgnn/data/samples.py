@@ -13,6 +13,22 @@ from sptgnn.geo import metric_coords
 STREAMS = ("imagery", "environment")
 
 
+def samples_fingerprint(sample_ids, values) -> str:
+    """SHA-256 of the sample ids with their observed values, sorted by id (one line ``id<TAB>repr(float)`` each;
+    duplicate ids count once): which samples, with which labels, a model or a score was made from.
+
+    Args:
+        sample_ids: ``(n,)`` identifiers.
+        values: ``(n,)`` observed target values.
+    """
+    import hashlib
+
+    rows = pd.DataFrame({"sample_id": np.asarray(sample_ids).astype(str), "y": np.asarray(values, dtype=float)})
+    rows = rows.drop_duplicates("sample_id").sort_values("sample_id", kind="stable")
+    text = "\n".join(f"{s}\t{y!r}" for s, y in zip(rows["sample_id"], rows["y"].astype(float)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class SamplesError(ValueError):
     """Samples that cannot be used as they are; the message names the rows or columns at fault."""
 

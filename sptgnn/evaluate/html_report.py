@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import platform
 from importlib import metadata
@@ -21,6 +20,8 @@ from typing import Sequence
 
 import pandas as pd
 import yaml
+
+from sptgnn.data.samples import samples_fingerprint
 
 FIGURES = ("calibration_curve.png", "picp.png", "pred_vs_obs.png", "residual_map.png", "sharpness.png")
 PACKAGES = ("torch", "torch-geometric", "scikit-learn", "xgboost", "gstools", "rasterio", "numpy")
@@ -35,10 +36,9 @@ def _num(v) -> str:
 
 
 def fingerprint(predictions: pd.DataFrame) -> str:
-    """SHA-256 of the sorted sample ids with their observed values (the data the scores were computed on)."""
-    rows = predictions[["sample_id", "y_true"]].drop_duplicates("sample_id").sort_values("sample_id", kind="stable")
-    text = "\n".join(f"{s}\t{y!r}" for s, y in zip(rows["sample_id"].astype(str), rows["y_true"].astype(float)))
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 of the sorted sample ids with their observed values (the data the scores were computed on;
+    :func:`~sptgnn.data.samples.samples_fingerprint`)."""
+    return samples_fingerprint(predictions["sample_id"], predictions["y_true"])
 
 
 def read_evaluation(folder: str | Path) -> dict:

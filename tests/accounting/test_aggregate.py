@@ -38,10 +38,14 @@ def _field(nugget=0.05, len_scale=2000.0):
     return ResidualField(rng.uniform(-1e5, -9e4, (20, 2)), rng.normal(size=20), nugget, len_scale)
 
 
+def _zones(out):
+    return out[out["zone_kind"] == "zone"].reset_index(drop=True)
+
+
 def test_counts_areas_and_stocks(run_and_stack):
     run, rasters, zones = run_and_stack
-    out = aggregate_zones(run, rasters, zones, _field(), realisations=40, thickness_cm=30.0,
-                          bulk_density=Property(1.3, 0.0), window=16)
+    out = _zones(aggregate_zones(run, rasters, zones, _field(), realisations=40, thickness_cm=30.0,
+                                 bulk_density=Property(1.3, 0.0), window=16))
     assert list(out["name"]) == ["west", "east"]
     assert list(out["n_pixels"]) == [12 * H - 20, 12 * H]
     np.testing.assert_allclose(out["area_ha"], out["n_pixels"] * 0.01)  # 10 m × 10 m = 0.01 ha
@@ -54,7 +58,7 @@ def test_counts_areas_and_stocks(run_and_stack):
 
 def test_correlated_realisations_widen_the_interval_of_a_zone_mean(run_and_stack):
     run, rasters, zones = run_and_stack
-    out = aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=60, window=16, seed=1)
+    out = _zones(aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=60, window=16, seed=1))
     wide = out["soc_g_kg_q95"] - out["soc_g_kg_q05"]
     naive = out["soc_g_kg_naive_q95"] - out["soc_g_kg_naive_q05"]
     assert (wide > 3 * naive).all()  # 350 pixels with correlated errors are nowhere near 350 independent ones
@@ -93,30 +97,72 @@ def test_cli_writes_zone_totals_and_refuses_bad_input(run_and_stack, tmp_path):
     zones.to_file(tmp_path / "zones.gpkg")
     rng = np.random.default_rng(0)
     lab = run.labelled.metric_coords()
-    pd.DataFrame({"model": "sptgnn", "x": lab[:, 0], "y": lab[:, 1], "pit": rng.uniform(size=len(lab))}).to_csv(
-        tmp_path / "predictions.csv", index=False)
+    _residuals(run, rng).to_csv(tmp_path / "predictions.csv", index=False)
     args = ["aggregate", str(tmp_path / "run"), "--raster", str(rasters[0]), "--zones", str(tmp_path / "zones.gpkg"),
-            "--residuals", str(tmp_path), "--realisations", "20", "--window", "16"]
+            "--residuals", str(tmp_path), "--realisations", "20", "--window", "16", "--depth-cm", "30"]
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg")])
     assert res.exit_code == 0, res.output
-    totals = gpd.read_file(tmp_path / "totals.gpkg")
-    assert list(totals["name"]) == ["west", "east"] and (totals["stock_t_c_q95"] > totals["stock_t_c_q05"]).all()
+    totals = gpd.read_file(tmp_path / "totals.gpkg", layer="zone_totals")
+    assert list(totals["zone_kind"]) == ["zone", "zone", "project"]
+    assert list(totals["name"][:2]) == ["west", "east"] and (totals["stock_t_c_q95"] > totals["stock_t_c_q05"]).all()
+    assert "project total" in res.output and "zone west" in res.output
+    prov = dict(gpd.read_file(tmp_path / "totals.gpkg", layer="provenance")[["key", "value"]].to_numpy())
+    from sptgnn.accounting.provenance import run_fingerprint
+    from sptgnn.estimator.manifest import sha256
+
+    assert prov["run_manifest_sha256"] == sha256(tmp_path / "run" / "manifest.json")
+    assert prov["residual_samples_fingerprint"] == prov["run_samples_fingerprint"] == run_fingerprint(run)
+    assert prov["layer_thickness_cm"] == "30.0" and prov["realisations"] == "20" and prov["seed"] == "0"
+    assert prov["bulk_density_g_cm3"] == "1.3" and prov["conservative_percentile"] == "5.0"
+    import pyogrio
+
+    assert pyogrio.read_info(tmp_path / "totals.gpkg", layer="zone_totals")["layer_metadata"]["seed"] == "0"
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg")])
     assert res.exit_code == 2 and "already exists" in res.output
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "t2.gpkg"), "--coarse", "15"])
     assert res.exit_code == 2 and "volume share" in res.output and not (tmp_path / "t2.gpkg").exists()
 
 
+def _residuals(run, rng):
+    """A predictions.csv of the run's own samples (ids, targets, planar coordinates) with random PIT values."""
+    lab = run.labelled
+    xy = lab.metric_coords()
+    return pd.DataFrame({"model": "sptgnn", "sample_id": lab.sample_ids, "y_true": lab.target(run.target),
+                         "x": xy[:, 0], "y": xy[:, 1], "pit": rng.uniform(size=len(lab))})
+
+
+def test_project_total_is_the_sum_of_zone_totals_realisation_by_realisation(run_and_stack):
+    run, rasters, zones = run_and_stack
+    out = aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
+                          conservative_percentile=10.0)
+    draws = out.attrs["stock_t_c_draws"]  # (R, zones + project)
+    np.testing.assert_allclose(draws[:, -1], draws[:, :-1].sum(1), rtol=1e-12)
+    proj = out.iloc[-1]
+    assert proj["zone_kind"] == "project" and proj["n_pixels"] == out["n_pixels"][:-1].sum()
+    assert proj["stock_t_c_q05"] == pytest.approx(np.quantile(draws[:, -1], 0.05))
+    assert proj["stock_t_c_sd"] == pytest.approx(np.std(draws[:, -1], ddof=1))
+    assert proj["stock_t_c_conservative"] == pytest.approx(np.percentile(draws[:, -1], 10.0))
+    half = (proj["stock_t_c_q95"] - proj["stock_t_c_q05"]) / 2
+    assert proj["stock_t_c_rel_uncertainty"] == pytest.approx(half / proj["stock_t_c_mean"])
+    # the project's SOC mean is the pixel-weighted mean of the zones'
+    n = out["n_pixels"][:-1].to_numpy()
+    assert proj["soc_g_kg_mean"] == pytest.approx(float((out["soc_g_kg_mean"][:-1] * n).sum() / n.sum()))
+    # q05 of a sum is not the sum of q05s
+    assert proj["stock_t_c_q05"] != pytest.approx(out["stock_t_c_q05"][:-1].sum(), rel=1e-6)
+
+
 def test_change_shares_realisations_so_common_errors_cancel(run_and_stack, config_factory):
     from sptgnn.estimator.run import fit_run
 
     run, rasters, zones = run_and_stack
-    same = aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16, baseline=(run, None))
+    same = _zones(aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
+                                  baseline=(run, None)))
     np.testing.assert_array_equal(same["soc_change_g_kg_mean"], 0.0)  # the same state twice: no change in any draw
     assert (same["stock_change_t_c_sd"] == 0).all() and (same["stock_change_t_c_sd_independent"] > 0).all()
     other = fit_run(run.config.updated(train={"seed": 7}), run.labelled, aoa=False)  # a second survey's model
-    change = aggregate_zones(other, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
-                             baseline=(run, None))
+    change = _zones(aggregate_zones(other, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
+                                    baseline=(run, None)))
+    np.testing.assert_allclose(change["stock_change_t_co2e_mean"], change["stock_change_t_c_mean"] * 44 / 12, rtol=1e-9)
     assert (change["soc_change_g_kg_sd"] > 0).all()
     assert (change["soc_change_g_kg_sd"] < 0.5 * change["soc_change_g_kg_sd_independent"]).all()
     np.testing.assert_allclose(change["soc_change_g_kg_mean"],
@@ -128,8 +174,8 @@ def test_a_bulk_density_raster_replaces_the_constant_pixel_by_pixel(run_and_stac
     bd = np.full((H, W), 1.1, dtype="float32")
     bd[:, :3] = -9999.0  # no bulk density in the three westernmost columns: those pixels are left out
     write_tif(tmp_path / "bd.tif", bd, RES, nodata=-9999.0)
-    out = aggregate_zones(run, rasters, zones, _field(), realisations=20, bulk_density=Property(9.9, 0.0), window=16,
-                          bulk_density_raster=tmp_path / "bd.tif")
+    out = _zones(aggregate_zones(run, rasters, zones, _field(), realisations=20, bulk_density=Property(9.9, 0.0),
+                                 window=16, bulk_density_raster=tmp_path / "bd.tif"))
     assert list(out["n_pixels"]) == [12 * H - 20 - 3 * (H - 4), 12 * H]  # the nodata corner lies in those columns
     np.testing.assert_allclose(out["stock_t_ha_mean"], out["soc_g_kg_mean"] * 1.1 * 30 * 0.1, rtol=1e-6)
     write_tif(tmp_path / "off.tif", bd[:-2], RES, nodata=-9999.0)
@@ -151,3 +197,95 @@ def test_residual_field_from_a_fitted_calibration_part(run_and_stack):
     ids = list(cal.builder.labelled.sample_ids)
     np.testing.assert_array_equal(field.xy, xy[[ids.index(s) for s in cal.calibration_ids]])
     assert len(field.z) == len(cal.calibration_ids) and np.isfinite(field.z).all()
+
+
+# -- refusals: each a one-line error with the fix, exit 2, nothing written --------------------------------------------
+@pytest.fixture(scope="module")
+def cli_setup(run_and_stack, tmp_path_factory):
+    from sptgnn.estimator.run import fit_run
+
+    run, rasters, zones = run_and_stack
+    d = tmp_path_factory.mktemp("refusals")
+    run.save(d / "run")
+    zones.to_file(d / "zones.gpkg")
+    _residuals(run, np.random.default_rng(0)).to_csv(d / "predictions.csv", index=False)
+    # the same samples read as SOM in %, and sampled from 0 to 10 cm
+    som = fit_run(run.config.updated(data={"quantity": "som", "top_cm": 0.0, "bottom_cm": 10.0,
+                                           "table": run.config.data.table.model_copy(update={"units": "%"})}),
+                  run.labelled, aoa=False)
+    som.save(d / "som_run")
+    return d, rasters
+
+
+def _aggregate(d, rasters, *extra, out="totals.gpkg", run="run"):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    args = ["aggregate", str(d / run), "--raster", str(rasters[0]), "--zones", str(d / "zones.gpkg"),
+            "--residuals", str(d / "predictions.csv"), "--realisations", "10", "--window", "16",
+            "--out", str(d / out), *map(str, extra)]
+    return CliRunner().invoke(app, args)
+
+
+def _refused(res, d, out, *words):
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert not (d / out).exists() and "Traceback" not in res.output
+
+
+def test_som_in_percent_needs_a_stated_conversion(cli_setup):
+    d, rasters = cli_setup
+    _refused(_aggregate(d, rasters, run="som_run", out="som.gpkg"), d, "som.gpkg", "SOM", "--conversion som_percent")
+    _refused(_aggregate(d, rasters, "--conversion", "soc_percent", run="som_run", out="som.gpkg"), d, "som.gpkg",
+             "converts SOC")
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--conversion", "som_percent", out="soc.gpkg"), d, "soc.gpkg",
+             "drop --conversion")
+    res = _aggregate(d, rasters, "--conversion", "som_percent", run="som_run", out="som.gpkg")
+    assert res.exit_code == 0, res.output
+    prov = dict(gpd.read_file(d / "som.gpkg", layer="provenance")[["key", "value"]].to_numpy())
+    assert "0.58" in prov["conversion_to_soc_g_kg"] and float(prov["conversion_factor"]) == pytest.approx(5.8)
+    assert prov["layer"].startswith("0-10 cm") and prov["layer_thickness_cm"] == "10.0"  # the run's own layer
+
+
+def test_the_conversion_multiplies_every_draw(run_and_stack):
+    run, rasters, zones = run_and_stack
+    plain = aggregate_zones(run, rasters, zones, _field(), realisations=10, window=16, bulk_density=Property(1.3, 0.0))
+    som = aggregate_zones(run, rasters, zones, _field(), realisations=10, window=16, bulk_density=Property(1.3, 0.0),
+                          conversion=5.8)
+    np.testing.assert_allclose(som.attrs["stock_t_c_draws"], 5.8 * plain.attrs["stock_t_c_draws"], rtol=1e-12)
+    np.testing.assert_allclose(som["soc_g_kg_mean"], 5.8 * plain["soc_g_kg_mean"], rtol=1e-12)
+
+
+def test_residuals_of_other_samples_or_another_crs_are_refused(cli_setup, run_and_stack):
+    d, rasters = cli_setup
+    run, _, _ = run_and_stack
+    good = pd.read_csv(d / "predictions.csv")
+    other = d / "other"
+    other.mkdir(exist_ok=True)
+    good.assign(y_true=good["y_true"] * 1.1).to_csv(other / "predictions.csv", index=False)  # another target
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--residuals", other / "predictions.csv", out="o.gpkg")
+    _refused(res, d, "o.gpkg", "not the out-of-fold residuals of this run's samples", "sptgnn evaluate")
+    good.assign(x=good["x"] + 5000.0).to_csv(other / "predictions.csv", index=False)  # the same samples, another plane
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--residuals", other / "predictions.csv", out="o.gpkg")
+    _refused(res, d, "o.gpkg", "another CRS")
+
+
+def test_a_change_between_two_models_of_the_same_samples_is_refused(cli_setup):
+    d, rasters = cli_setup
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--baseline-run", d / "run", out="c.gpkg")
+    _refused(res, d, "c.gpkg", "not a change in the soil")
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--baseline-date", "2019-05-01", "--date", "2019-05-01",
+                     out="c.gpkg")
+    _refused(res, d, "c.gpkg", "not a change in the soil")
+
+
+def test_no_depth_is_assumed(cli_setup):
+    d, rasters = cli_setup
+    _refused(_aggregate(d, rasters, out="n.gpkg"), d, "n.gpkg", "does not record the sampled layer", "--depth-cm")
+    _refused(_aggregate(d, rasters, "--depth-cm", "0", out="n.gpkg"), d, "n.gpkg", "positive")
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--bulk-density", "nan", out="n.gpkg"), d, "n.gpkg",
+             "--bulk-density")
