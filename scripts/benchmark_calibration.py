@@ -30,6 +30,7 @@ from sptgnn.evaluate.runfolder import evaluate_dataset
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "bb250": (ROOT / "sptgnn" / "configs" / "limesoda_bb250.yaml", {}),
+    "bb250_folds5": (ROOT / "sptgnn" / "configs" / "limesoda_bb250.yaml", {"calibration": {"folds": 5}}),
     "edgeroi_blocks": (ROOT / "configs" / "edgeroi.yaml", {}),
     "edgeroi_knndm": (ROOT / "configs" / "edgeroi.yaml",
                       {"evaluate": {"split": "knndm", "knndm": {"domain": "edgeroi/edgeroi_covariates_250m.tif"}}}),

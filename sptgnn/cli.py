@@ -40,7 +40,7 @@ def _config(config: Optional[Path], dataset: Optional[str], members: Optional[in
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):
     with progress_display(err_console) as bar:
         def start(total: int):
-            task = bar.add_task(f"{cfg.data.dataset}: folds × models", total=total)
+            task = bar.add_task(f"{cfg.data.source}: folds × models", total=total)
             return lambda msg: bar.update(task, advance=1, description=msg)
 
         out, metrics, result = evaluate_dataset(cfg, out, command, variants, start)

@@ -129,8 +129,9 @@ class DataConfig(_Section):
             SOC) or ``other``; ``None`` infers it from the target's name (``soc…`` → ``soc``, ``som…``/``om`` →
             ``som``). With the target's units (``data.table.units`` or the dataset's) it decides whether
             ``sptgnn aggregate`` may compute stocks, and with which stated conversion.
-        top_cm, bottom_cm: The sampled layer (cm below the surface, e.g. 0 and 10), recorded with the run;
-            ``sptgnn aggregate`` takes its thickness as the stock's layer unless ``--depth-cm`` is given.
+        top_cm: Top of the sampled layer (cm below the surface, e.g. 0), recorded with the run; with ``bottom_cm``
+            ``sptgnn aggregate`` takes the layer's thickness for stocks unless ``--depth-cm`` is given.
+        bottom_cm: Bottom of the sampled layer (cm, e.g. 10 for 0–10 cm samples).
     """
 
     dataset: str = "limesoda:BB.250"
@@ -165,6 +166,12 @@ class DataConfig(_Section):
                              "the first of data.targets is the primary target: drop data.target or make them agree")
         self.target = self.targets[0]
         return self
+
+    @property
+    def source(self) -> str:
+        """What the samples are read from: ``table:<path>`` when ``table`` is set (``dataset`` is then ignored), else
+        the named ``dataset``."""
+        return f"table:{self.table.path}" if self.table is not None else self.dataset
 
     @property
     def aux_targets(self) -> list[str]:
@@ -779,8 +786,12 @@ class Config(_Section):
         return self
 
     def to_yaml(self) -> str:
-        """The configuration as YAML text that :func:`load_config` reads back to an equal object."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The configuration as YAML text that :func:`load_config` reads back to an equal object. A table's config
+        does not write ``data.dataset`` (ignored beside ``data.table``), so the saved config names only its table."""
+        raw = self.model_dump(mode="json")
+        if self.data.table is not None and raw["data"]["dataset"] == DataConfig.model_fields["dataset"].default:
+            del raw["data"]["dataset"]
+        return yaml.safe_dump(raw, sort_keys=False)
 
     def updated(self, **sections: dict) -> "Config":
         """A validated copy with some fields of some sections replaced, e.g. ``updated(model={"fusion": "concat"})``.

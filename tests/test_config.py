@@ -163,3 +163,11 @@ def test_updated_replaces_only_the_named_fields_and_validates():
         cfg.updated(model={"top_k": 0})
     with pytest.raises(ValidationError, match="hiddn"):
         cfg.updated(model={"hiddn": 64})
+
+
+def test_a_table_config_is_saved_without_the_default_dataset(tmp_path):
+    cfg = Config.model_validate({"data": {"table": {"path": "edgeroi/t.csv", "x": "x", "y": "y", "crs": "EPSG:28355"}}})
+    text = cfg.to_yaml()
+    assert "dataset" not in text and "edgeroi/t.csv" in text and cfg.data.source == "table:edgeroi/t.csv"
+    assert load_config(_write(tmp_path, text)) == cfg
+    assert Config().data.source == "limesoda:BB.250"
