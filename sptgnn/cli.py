@@ -1,4 +1,5 @@
-"""Command line: typer wiring over the Python API (evaluate, train, predict, aggregate, ablate, benchmark, datasets).
+"""Command line: typer wiring over the Python API (evaluate, train, predict, aggregate, check-blocks, report, ablate,
+benchmark, datasets).
 
 Every known failure ends with one line on stderr saying what to do, exit code 2, and no partial output: results are
 written to a temporary folder beside ``--out`` and renamed when complete.
@@ -15,6 +16,7 @@ from sptgnn.atomic import check_new_folder
 from sptgnn.cli_common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
                                err_console, fail)
 from sptgnn.cli_aggregate import aggregate
+from sptgnn.cli_blocks import check_blocks
 from sptgnn.cli_predict import predict
 from sptgnn.cli_pretrain import pretrain
 from sptgnn.config import Config, load_config
@@ -162,7 +164,7 @@ def benchmark(
 def report(
     folders: list[Path] = typer.Argument(..., help="Evaluation folders of `sptgnn evaluate` (e.g. random, blocks and kNNDM folds of one config)."),
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained: figures embedded)."),
-    block_means: Optional[list[Path]] = typer.Option(None, "--block-means", help="JSON of scripts/check_block_means.py (repeatable)."),
+    block_means: Optional[list[Path]] = typer.Option(None, "--block-means", help="JSON of `sptgnn check-blocks` (repeatable)."),
 ) -> None:
     """One self-contained HTML validation report: data fingerprint, CV design, accuracy, calibration, interval coverage,
     Moran's I, block-mean coverage, configuration, seeds and versions."""
@@ -182,4 +184,5 @@ def report(
 
 app.command(name="predict")(predict)
 app.command(name="aggregate")(aggregate)
+app.command(name="check-blocks")(check_blocks)
 app.command(name="pretrain")(pretrain)

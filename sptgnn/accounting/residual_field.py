@@ -81,7 +81,8 @@ class ResidualField:
         model.fit_variogram(centres[keep], gamma[keep], nugget=True, sill=1.0)
         return cls(xy, z, float(model.nugget), float(model.len_scale))
 
-    def _model(self):
+    def model(self):
+        """The fitted covariance model (``gstools.Exponential``, unit sill on the normal-score scale, with its nugget)."""
         import gstools as gs
 
         return gs.Exponential(dim=2, var=max(1.0 - self.nugget, 1e-9), len_scale=self.len_scale_m, nugget=self.nugget)
@@ -101,7 +102,7 @@ class ResidualField:
             nearest = cKDTree(xy).query(self.xy, k=1)[0]
             use = np.sort(np.argsort(nearest, kind="stable")[:max_conditioning])
         cond_xy, cond_z = self.xy[use], self.z[use]
-        model = self._model()
+        model = self.model()
         structured = gs.Exponential(dim=2, var=model.var, len_scale=self.len_scale_m)  # no nugget: same in every window
         weights = kriging_weights(model, cond_xy, xy)  # once per call: the kriging system does not change with r
         out = np.empty((len(seeds), len(xy)))

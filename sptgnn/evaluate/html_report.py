@@ -4,7 +4,7 @@ A carbon project files a model validation report with its stock estimates (Verra
 side, for each evaluation folder (``sptgnn evaluate``: e.g. random, spatial blocks and kNNDM folds of one config):
 the data's fingerprint, the cross-validation design, accuracy, calibration and interval coverage with the folder's
 figures embedded, Moran's I of residuals, the configuration with its seeds, the package versions and, when given, the
-block-mean coverage check of ``scripts/check_block_means.py``. It is rendered with Jinja2 (autoescaped) from
+block-mean coverage check of ``sptgnn check-blocks``. It is rendered with Jinja2 (autoescaped) from
 ``sptgnn/templates/report.html.j2``; nothing is fetched when it is opened.
 """
 
@@ -41,6 +41,24 @@ def fingerprint(predictions: pd.DataFrame) -> str:
     return samples_fingerprint(predictions["sample_id"], predictions["y_true"])
 
 
+def read_predictions(folder: str | Path) -> pd.DataFrame:
+    """The out-of-fold ``predictions.csv`` of an evaluation folder.
+
+    Raises:
+        ReportError: It is missing or not a predictions table of ``sptgnn evaluate``.
+    """
+    path = Path(folder) / "predictions.csv"
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ReportError(f"{folder} is not an evaluation folder of `sptgnn evaluate` (no predictions.csv)") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ReportError(f"{path} is not a predictions.csv of `sptgnn evaluate` ({type(exc).__name__})") from None
+    if not {"sample_id", "y_true", "model"} <= set(frame.columns):
+        raise ReportError(f"{path} lacks the columns sample_id, y_true and model of `sptgnn evaluate`")
+    return frame
+
+
 def read_evaluation(folder: str | Path) -> dict:
     """What the report shows of one evaluation folder.
 
@@ -62,7 +80,7 @@ def read_evaluation(folder: str | Path) -> dict:
     units = (config.get("data", {}).get("table") or {}).get("units") or (
         "g/kg" if str(metrics["target"]).lower().startswith("soc") else "")
     return {"name": folder.name, "dataset": metrics["dataset"], "target": metrics["target"],
-            "n_samples": metrics["n_samples"], "fingerprint": fingerprint(pd.read_csv(folder / "predictions.csv")),
+            "n_samples": metrics["n_samples"], "fingerprint": fingerprint(read_predictions(folder)),
             "split": metrics.get("split", {"split": metrics.get("folds")}), "models": models, "figures": figures,
             "units": units, "config": config_text,
             "seeds": {"train": config.get("train", {}).get("seed"), "folds": config.get("evaluate", {}).get("seed")}}
@@ -95,7 +113,7 @@ def render_report(folders: Sequence[str | Path], block_means: Sequence[str | Pat
         try:
             checks.append(json.loads(Path(path).read_text()))
         except (OSError, ValueError):
-            raise ReportError(f"{path} is not a JSON of scripts/check_block_means.py") from None
+            raise ReportError(f"{path} is not a JSON of `sptgnn check-blocks`") from None
     env = Environment(loader=PackageLoader("sptgnn", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["num"] = _num
     return env.get_template("report.html.j2").render(
@@ -106,4 +124,4 @@ def render_report(folders: Sequence[str | Path], block_means: Sequence[str | Pat
                   "inside each fold's area of applicability."))
 
 
-__all__ = ["FIGURES", "ReportError", "fingerprint", "read_evaluation", "render_report", "versions"]
+__all__ = ["FIGURES", "ReportError", "fingerprint", "read_evaluation", "read_predictions", "render_report", "versions"]
