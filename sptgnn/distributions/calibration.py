@@ -22,7 +22,11 @@ Methods (``calibration.method`` in the config):
 * ``auto`` (the default): the candidates :data:`AUTO_CANDIDATES` are each cross-fitted on the calibration part
   (:data:`AUTO_FOLDS` folds of it: fitted on the others, scored on the held-out one) and the one with the lowest
   held-out calibration error is kept, provided that error is lower than the uncalibrated forecast's and its held-out
-  CRPS at most :data:`AUTO_CRPS_TOLERANCE` higher; otherwise the forecast stays uncalibrated (method ``identity``).
+  CRPS at most :data:`AUTO_CRPS_TOLERANCE` higher, and provided the uncalibrated forecast's own calibration error there
+  exceeds what chance gives a calibrated forecast of the same number of samples (the :data:`AUTO_EVIDENCE` quantile,
+  :func:`chance_calibration_error`): a calibration part of 50 samples shows a calibration error of about 0.045 even
+  when nothing is wrong, and a calibrator fitted to that noise moves test-fold intervals the wrong way as often as the
+  right one. Otherwise the forecast stays uncalibrated (method ``identity``).
   It is then refitted on the whole calibration part. The held-out scores of every candidate are kept in
   :attr:`Calibrator.selection` (and so in the run's and the evaluation's records). Calibration that does no harm.
 
@@ -44,6 +48,16 @@ METHODS = ("none", "auto", "variance", "isotonic", "isotonic_central", "conforma
 AUTO_CANDIDATES = ("variance", "isotonic_central", "isotonic")  # those with a density (NLL stays defined)
 AUTO_FOLDS = 5
 AUTO_CRPS_TOLERANCE = 0.01  # a candidate may raise the held-out CRPS by at most 1 %
+AUTO_EVIDENCE = 0.9  # calibrate only when the raw calibration error exceeds this quantile of chance's at the same n
+NULL_DRAWS = 2000
+
+
+def chance_calibration_error(n: int, quantile: float = AUTO_EVIDENCE, draws: int = NULL_DRAWS, seed: int = 0) -> float:
+    """The ``quantile`` of the interval-based calibration error of ``n`` PIT values of a perfectly calibrated forecast
+    (uniform on [0, 1]; Monte Carlo with ``draws`` seeded draws): how large the calibration error of a calibration
+    part of ``n`` samples gets by chance alone."""
+    u = np.random.default_rng(seed).uniform(size=(draws, n))
+    return float(np.quantile([calibration_scores(row)[0] for row in u], quantile))
 
 
 class CalibrationError(ValueError):
@@ -198,14 +212,17 @@ class Calibrator:
 
     @classmethod
     def select(cls, prediction, y: np.ndarray, candidates=AUTO_CANDIDATES, folds: int = AUTO_FOLDS,
-               crps_tolerance: float = AUTO_CRPS_TOLERANCE, seed: int = 0) -> "Calibrator":
+               crps_tolerance: float = AUTO_CRPS_TOLERANCE, evidence: float | None = AUTO_EVIDENCE,
+               seed: int = 0) -> "Calibrator":
         """``auto``: the candidate that does best on held-out parts of the calibration part, or ``identity``.
 
         The calibration part is cut at random into ``folds`` folds (seeded); each candidate is fitted on the others and
         applied to the held-out fold, so every calibration sample gets an out-of-fold PIT value and CRPS per candidate.
         A candidate qualifies when its pooled calibration error (interval-based, :func:`calibration_scores`) is lower
         than the uncalibrated forecast's and its mean CRPS at most ``crps_tolerance`` (relative) higher; the qualifying
-        one with the lowest calibration error is refitted on the whole part. None qualifying: ``identity``.
+        one with the lowest calibration error is refitted on the whole part. None qualifying, or an uncalibrated
+        calibration error within chance (below the ``evidence`` quantile of :func:`chance_calibration_error` at ``n``):
+        ``identity``.
 
         Args:
             prediction: Uncalibrated :class:`~sptgnn.distributions.Prediction` of the calibration part.
@@ -213,6 +230,7 @@ class Calibrator:
             candidates: Methods tried.
             folds: Folds of the cross-fitting (at most ``n``).
             crps_tolerance: Largest relative rise of the held-out CRPS accepted.
+            evidence: Quantile of chance's calibration error the uncalibrated one must exceed (``None``: no gate).
             seed: Seed of the fold assignment.
         """
         y = np.asarray(y, dtype=np.float64)
@@ -229,11 +247,17 @@ class Calibrator:
                 pit[held], crps[held] = cal.cdf(y[held]), cal.crps(y[held])
             scores[method] = {"calibration_error": calibration_scores(pit)[0], "crps": float(np.mean(crps))}
         base = scores["identity"]
+        chance = None if evidence is None else chance_calibration_error(n, evidence)
+        detectable = chance is None or base["calibration_error"] > chance
         ok = [m for m in candidates if scores[m]["calibration_error"] < base["calibration_error"]
-              and scores[m]["crps"] <= (1 + crps_tolerance) * base["crps"]]
+              and scores[m]["crps"] <= (1 + crps_tolerance) * base["crps"]] if detectable else []
         chosen = min(ok, key=lambda m: scores[m]["calibration_error"]) if ok else "identity"
         selection = {"chosen": chosen, "folds": int(fold.max() + 1),
+                     "chance_calibration_error": None if chance is None else round(chance, 6),
                      "scores": {m: {k: round(v, 6) for k, v in sc.items()} for m, sc in scores.items()}}
+        if not detectable:
+            selection["reason"] = (f"the uncalibrated calibration error {base['calibration_error']:.3f} of {n} samples is "
+                                   f"within chance (the {evidence:g} quantile for a calibrated forecast is {chance:.3f})")
         out = cls(method="identity", n_samples=n) if chosen == "identity" else cls.fit(chosen, raw, y, min_samples=2)
         out.selection = selection
         return out
@@ -265,4 +289,4 @@ class Calibrator:
                    selection=state.get("selection"))
 
 
-__all__ = ["AUTO_CANDIDATES", "Calibrator", "CalibrationError", "PitMap", "fit_isotonic_map", "fit_conformal_map", "METHODS"]
+__all__ = ["AUTO_CANDIDATES", "Calibrator", "chance_calibration_error", "CalibrationError", "PitMap", "fit_isotonic_map", "fit_conformal_map", "METHODS"]

@@ -119,3 +119,26 @@ def test_auto_falls_back_to_identity_when_no_candidate_qualifies():
     assert cal.apply(pred) is pred
     again = Calibrator.from_state(cal.state())
     assert again.method == "identity" and again.selection == cal.selection
+
+
+def test_auto_leaves_a_forecast_alone_whose_miscalibration_is_within_chance():
+    from sptgnn.distributions.calibration import chance_calibration_error
+    from sptgnn.distributions.pit import calibration_scores
+
+    rng = np.random.default_rng(5)
+    loc, scale = rng.normal(20.0, 3.0, (3, 60)), rng.uniform(0.5, 2.5, (3, 60))
+    pred = Prediction.from_gaussian_space(loc, scale, log1p=False)
+    m = rng.integers(0, 3, 60)
+    y = loc[m, np.arange(60)] + scale[m, np.arange(60)] * rng.normal(size=60)  # drawn from the forecast itself
+    assert calibration_scores(pred.cdf(y))[0] < chance_calibration_error(60)
+    cal = Calibrator.fit("auto", pred, y)
+    assert cal.method == "identity" and "within chance" in cal.selection["reason"]
+    # the same data with the gate off may pick a candidate fitted to noise; the gate is what keeps identity
+    assert Calibrator.select(pred, y, evidence=None).selection["chance_calibration_error"] is None
+
+
+def test_chance_calibration_error_shrinks_like_one_over_root_n():
+    from sptgnn.distributions.calibration import chance_calibration_error
+
+    small, large = chance_calibration_error(50, 0.5), chance_calibration_error(800, 0.5)
+    assert small / large == pytest.approx(4.0, rel=0.15)  # sqrt(800 / 50)
