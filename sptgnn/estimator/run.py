@@ -211,7 +211,8 @@ class Run:
                        student: bool = False) -> dict[str, np.ndarray]:
         """The map bands of queries given as raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training
         CRS (raster windows, point tables): ``mean``, ``sd``, ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``
-        (target units) and ``aoa`` (0/1), each ``(n,)``; with auxiliary targets (``data.targets``) also
+        (target units), ``aoa`` (0/1) and ``di`` (the dissimilarity index of CAST, Meyer & Pebesma 2021, whose
+        threshold makes the AOA), each ``(n,)``; with auxiliary targets (``data.targets``) also
         ``{target}_mean``, ``{target}_sd``, ``{target}_q05`` and ``{target}_q95`` for each (see :attr:`map_bands`).
         ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members')."""
         q = QueryInputs.from_arrays(self.ensemble.builder, values, xy, dates, self.elevation, self.ensemble.trend)
@@ -219,8 +220,10 @@ class Run:
         q05, q95 = pred.quantiles([0.05, 0.95]).T
         aoa = self.area_of_applicability()
         X = np.stack([values[f] for f in aoa.features], axis=1)
+        di = aoa.di(X)
         bands = {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
-                 "q05": q05, "q95": q95, "aoa": aoa.flag(X).astype(np.float64)}
+                 "q05": q05, "q95": q95, "aoa": (np.nan_to_num(di, nan=np.inf) <= aoa.threshold).astype(np.float64),
+                 "di": di}
         for t in self.ensemble.aux_targets:
             aux = self.predictor.predict_inputs(q, target=t)
             lo, hi = aux.quantiles([0.05, 0.95]).T
@@ -240,9 +243,9 @@ class Run:
     @property
     def map_bands(self) -> list[str]:
         """Names of the bands :meth:`predict_arrays` returns, in map order: the primary's ``mean``, ``sd``,
-        ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``, ``aoa``, then four per auxiliary target."""
+        ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``, ``aoa``, ``di``, then four per auxiliary target."""
         aux = [f"{t}_{b}" for t in self.ensemble.aux_targets for b in ("mean", "sd", "q05", "q95")]
-        return ["mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", *aux]
+        return ["mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di", *aux]
 
     # -- persistence -----------------------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> "Run":

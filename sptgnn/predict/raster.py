@@ -6,7 +6,9 @@ Bands of the map (target units, e.g. g/kg for SOC, % for SOM; ``aoa`` is 0/1):
 2. ``sd`` — total predictive sd, sqrt(aleatoric² + epistemic²);
 3. ``aleatoric_sd``; 4. ``epistemic_sd``;
 5. ``q05``; 6. ``q95`` — quantiles of the members' mixture (Gaussian members, or lognormal ones with ``log1p``);
-7. ``aoa`` — area-of-applicability flag (Meyer & Pebesma 2021), 1 inside.
+7. ``aoa`` — area-of-applicability flag (Meyer & Pebesma 2021), 1 inside;
+8. ``di`` — the dissimilarity index behind it (unitless; the AOA threshold is in the file's tags), so that a reader
+   sees how far outside, not only whether.
 
 The map is a Cloud-Optimized GeoTIFF (GDAL's COG driver: internal 256 × 256 tiles, overviews, DEFLATE) on the
 reference grid of the covariate stack (CRS, transform, shape), float32, nodata ``-9999`` wherever an input covariate
@@ -36,7 +38,7 @@ from sptgnn.parallel import current_executor
 from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, _RunRef, map_fingerprint, predict_tile,
                                   store_folder)
 
-BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
+BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di")
 
 
 class PredictError(ValueError):
@@ -154,7 +156,10 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                           "check the rasters' nodata")
     band_units = [model.units] * 6 + [""] * (len(names) - 6)
     tags = {"target": model.ensemble.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
-            "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside"}
+            "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside",
+            "di": f"dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
+                  f"importance-weighted covariate space over the mean training distance; aoa = 1 where di <= "
+                  f"{model.area_of_applicability().threshold:.4g}"}
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
         store.write_cog(tmp, job.windows, {"crs": crs, "transform": t, "width": w, "height": h}, names, band_units,
                         tags)

@@ -66,16 +66,18 @@ def test_map_grid_bands_and_nodata(trained, mapped):
     assert sorted(p.name for p in mapped.parent.iterdir()) == ["soc.png", "soc.tif"]
     with rasterio.open(mapped) as m, rasterio.open(trained / "stack.tif") as ref:
         assert m.crs == ref.crs and m.transform == ref.transform and m.shape == ref.shape
-        assert m.count == 7 and m.descriptions == BANDS and m.nodata == NODATA
+        assert m.count == 8 and m.descriptions == BANDS and m.nodata == NODATA
+        threshold = float(m.tags()["di"].rsplit("<= ", 1)[1])
         assert m.units[0] == "g/kg" and m.profile["tiled"] and m.profile["compress"] == "deflate"
         a = m.read()
     assert (a[:, :3, :4] == NODATA).all()  # nodata in, nodata out
     valid = a[0] != NODATA
     assert valid.sum() == H * W - 12
-    mean, sd, ale, epi, q05, q95, aoa = (a[i][valid] for i in range(7))
+    mean, sd, ale, epi, q05, q95, aoa, di = (a[i][valid] for i in range(8))
     np.testing.assert_allclose(sd, np.sqrt(ale.astype(float) ** 2 + epi.astype(float) ** 2), rtol=1e-4)
     assert (q05 < mean).all() and (mean < q95).all()
     assert set(np.unique(aoa)) <= {0.0, 1.0} and aoa.mean() > 0.5
+    np.testing.assert_array_equal(aoa == 1, di <= np.float32(threshold) * (1 + 1e-6))  # the flag is the DI's threshold
 
 
 def test_map_mean_agrees_with_point_predictions_at_training_pixels(trained, mapped):
