@@ -165,16 +165,19 @@ def report(
     folders: list[Path] = typer.Argument(..., help="Evaluation folders of `sptgnn evaluate` (e.g. random, blocks and kNNDM folds of one config)."),
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained: figures embedded)."),
     block_means: Optional[list[Path]] = typer.Option(None, "--block-means", help="JSON of `sptgnn check-blocks` (repeatable)."),
+    maps: Optional[list[Path]] = typer.Option(None, "--map", help="Map of `sptgnn predict` (repeatable): share of its pixels inside the area of applicability, DI quantiles."),
+    totals: Optional[list[Path]] = typer.Option(None, "--totals", help="GeoPackage of `sptgnn aggregate` (repeatable): zone and project totals with their provenance."),
 ) -> None:
-    """One self-contained HTML validation report: data fingerprint, CV design, accuracy, calibration, interval coverage,
-    Moran's I, block-mean coverage, configuration, seeds and versions."""
+    """One self-contained HTML validation report: data fingerprint and sample summary, CV design, accuracy with bias
+    (ME) and Lin's CCC, calibration, interval coverage, Moran's I, area of applicability of a map, block-mean coverage,
+    map totals with their provenance, configuration, seeds and versions."""
     from sptgnn.atomic import atomic_file
     from sptgnn.evaluate.html_report import ReportError, render_report
 
     try:
         if out.suffix.lower() not in (".html", ".htm") or not out.parent.is_dir():
             raise ReportError(f"--out {out}: give an .html file in an existing folder")
-        page = render_report(folders, block_means or [])
+        page = render_report(folders, block_means or [], maps or [], totals or [])
         with atomic_file(out, ".html") as tmp:
             tmp.write_text(page)
     except USER_ERRORS + (ReportError,) as exc:

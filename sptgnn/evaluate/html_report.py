@@ -59,6 +59,70 @@ def read_predictions(folder: str | Path) -> pd.DataFrame:
     return frame
 
 
+def sample_summary(predictions: pd.DataFrame, config: dict) -> dict:
+    """n and the distribution of the observed target (target units) of an evaluation's samples, the sampled layer
+    (``data.top_cm``/``bottom_cm``) and the sampling dates (``date`` column of the predictions, when present)."""
+    y = predictions.drop_duplicates("sample_id")["y_true"].astype(float)
+    q = y.quantile([0.25, 0.5, 0.75]).to_numpy()
+    data = config.get("data", {})
+    layer = (f"{data['top_cm']:g}–{data['bottom_cm']:g} cm" if data.get("top_cm") is not None
+             else "not recorded (data.top_cm, data.bottom_cm)")
+    dates = "not recorded"
+    if "date" in predictions:
+        d = pd.to_datetime(predictions["date"], errors="coerce").dropna()
+        dates = f"{d.min():%Y-%m-%d} – {d.max():%Y-%m-%d}" if len(d) else dates
+    return {"n": int(len(y)), "mean": float(y.mean()), "sd": float(y.std()), "min": float(y.min()), "q25": float(q[0]),
+            "median": float(q[1]), "q75": float(q[2]), "max": float(y.max()), "layer": layer, "dates": dates}
+
+
+def read_map(path: str | Path) -> dict:
+    """The area-of-applicability share and DI quantiles of a map of ``sptgnn predict`` (bands ``aoa`` and ``di``).
+
+    Raises:
+        ReportError: Not a GeoTIFF of ``sptgnn predict`` with those bands.
+    """
+    import numpy as np
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            names = list(src.descriptions)
+            if "aoa" not in names or "di" not in names:
+                raise ReportError(f"{path} has no aoa and di bands; give a map of `sptgnn predict`")
+            aoa = src.read(names.index("aoa") + 1, masked=True).compressed()
+            di = src.read(names.index("di") + 1, masked=True).compressed()
+            threshold = src.tags().get("di", "").rsplit("<= ", 1)[-1]
+    except rasterio.errors.RasterioIOError:
+        raise ReportError(f"{path} is not a readable GeoTIFF; give a map of `sptgnn predict`") from None
+    di = di[np.isfinite(di)]
+    return {"name": Path(path).name, "pixels": int(aoa.size), "aoa_share": float(aoa.mean()) if aoa.size else None,
+            "di_median": float(np.median(di)) if di.size else None,
+            "di_q95": float(np.quantile(di, 0.95)) if di.size else None, "threshold": threshold}
+
+
+def read_totals(path: str | Path) -> dict:
+    """Zone and project rows and the provenance of a GeoPackage of ``sptgnn aggregate``.
+
+    Raises:
+        ReportError: Not such a GeoPackage.
+    """
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        table = gpd.read_file(path, layer="zone_totals")
+        provenance = dict(gpd.read_file(path, layer="provenance")[["key", "value"]].to_numpy())
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, KeyError, ValueError):
+        raise ReportError(f"{path} is not a GeoPackage of `sptgnn aggregate` (layers zone_totals and provenance)") from None
+    name_col = next((c for c in ("name", "zone", "id", "field", "NAME") if c in table.columns), None)
+    rows = []
+    for i, r in table.drop(columns="geometry").iterrows():
+        label = "project total" if r.get("zone_kind") == "project" else (str(r[name_col]) if name_col else f"zone {i + 1}")
+        rows.append({"label": label, **{k: (None if pd.isna(v) else float(v)) for k, v in r.items()
+                                        if k.startswith(("stock_", "soc_", "area_"))}})
+    return {"name": Path(path).name, "rows": rows, "provenance": provenance}
+
+
 def read_evaluation(folder: str | Path) -> dict:
     """What the report shows of one evaluation folder.
 
@@ -79,8 +143,9 @@ def read_evaluation(folder: str | Path) -> dict:
                for f in FIGURES if (folder / f).is_file()]
     units = (config.get("data", {}).get("table") or {}).get("units") or (
         "g/kg" if str(metrics["target"]).lower().startswith("soc") else "")
+    predictions = read_predictions(folder)
     return {"name": folder.name, "dataset": metrics["dataset"], "target": metrics["target"],
-            "n_samples": metrics["n_samples"], "fingerprint": fingerprint(read_predictions(folder)),
+            "n_samples": metrics["n_samples"], "fingerprint": fingerprint(predictions), "summary": sample_summary(predictions, config),
             "split": metrics.get("split", {"split": metrics.get("folds")}), "models": models, "figures": figures,
             "units": units, "config": config_text,
             "seeds": {"train": config.get("train", {}).get("seed"), "folds": config.get("evaluate", {}).get("seed")}}
@@ -97,8 +162,11 @@ def versions() -> dict:
     return out
 
 
-def render_report(folders: Sequence[str | Path], block_means: Sequence[str | Path] = ()) -> str:
-    """The HTML page of evaluation ``folders`` and block-mean checks ``block_means`` (JSON files).
+def render_report(folders: Sequence[str | Path], block_means: Sequence[str | Path] = (),
+                  maps: Sequence[str | Path] = (), totals: Sequence[str | Path] = ()) -> str:
+    """The HTML page of evaluation ``folders``, block-mean checks ``block_means`` (JSON files of
+    ``sptgnn check-blocks``), and optionally ``maps`` (GeoTIFFs of ``sptgnn predict``: AOA share and DI) and
+    ``totals`` (GeoPackages of ``sptgnn aggregate``: zone and project totals with their provenance).
 
     Raises:
         ReportError: No folder, a folder that is not an evaluation, or an unreadable block-mean JSON.
@@ -118,10 +186,12 @@ def render_report(folders: Sequence[str | Path], block_means: Sequence[str | Pat
     env.filters["num"] = _num
     return env.get_template("report.html.j2").render(
         title=", ".join(sorted({e["dataset"] for e in evaluations})), evaluations=evaluations, block_means=checks,
+        maps=[read_map(m) for m in maps], totals=[read_totals(t) for t in totals],
         versions=versions(), written=dt.datetime.now().isoformat(timespec="seconds"),
         aoa_note=("The area of applicability (Meyer & Pebesma 2021) is a band of every map (aoa, 1 inside) and a column "
-                  "of every point prediction. These evaluation folders do not report the share of test samples "
-                  "inside each fold's area of applicability."))
+                  "of every point prediction, beside its dissimilarity index (di). Give the map with --map to report the "
+                  "share of its pixels inside."))
 
 
-__all__ = ["FIGURES", "ReportError", "fingerprint", "read_evaluation", "read_predictions", "render_report", "versions"]
+__all__ = ["FIGURES", "ReportError", "fingerprint", "read_evaluation", "read_map", "read_predictions", "read_totals",
+           "sample_summary", "render_report", "versions"]

@@ -14,7 +14,8 @@ import pytest
 
 from sptgnn.evaluate.html_report import ReportError, render_report
 
-SECTIONS = ["data", "design", "accuracy", "calibration", "autocorrelation", "applicability", "aggregated", "reproduce"]
+SECTIONS = ["data", "design", "accuracy", "calibration", "autocorrelation", "applicability", "aggregated", "totals",
+            "reproduce"]
 
 
 class _Page(HTMLParser):
@@ -61,6 +62,44 @@ def test_page_has_every_section_and_embeds_its_figures(evaluation, tmp_path):
                                       zip(predictions["sample_id"].astype(str), predictions["y_true"])).encode())
     assert digest.hexdigest() in text
     assert "qrf" in text and "sptgnn" in text and "0.4" in text
+
+
+def test_sample_summary_map_share_and_totals(evaluation, tmp_path):
+    import geopandas as gpd
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    from sptgnn.evaluate.html_report import read_evaluation, read_map, read_totals
+
+    y = pd.read_csv(evaluation / "predictions.csv").drop_duplicates("sample_id")["y_true"]
+    summary = read_evaluation(evaluation)["summary"]
+    assert summary["n"] == len(y) and summary["median"] == pytest.approx(float(np.median(y)))
+    assert summary["max"] == pytest.approx(float(y.max()))
+    # a map with aoa and di bands: 3 of 4 valid pixels inside, one nodata pixel
+    aoa = np.array([[1, 1], [0, 1]], "float32")
+    di = np.array([[0.1, 0.2], [0.9, -9999.0]], "float32")
+    aoa[1, 1] = -9999.0
+    with rasterio.open(tmp_path / "m.tif", "w", driver="GTiff", width=2, height=2, count=2, dtype="float32",
+                       nodata=-9999.0, transform=from_origin(0, 2, 1, 1), crs="EPSG:32633") as dst:
+        dst.write(np.stack([aoa, di]))
+        dst.descriptions = ("aoa", "di")
+        dst.update_tags(di="... aoa = 1 where di <= 0.5")
+    m = read_map(tmp_path / "m.tif")
+    assert m["pixels"] == 3 and m["aoa_share"] == pytest.approx(2 / 3) and m["threshold"] == "0.5"
+    zones = gpd.GeoDataFrame({"name": ["west", None], "zone_kind": ["zone", "project"], "area_ha": [1.0, 1.0],
+                              "stock_t_c_mean": [10.0, 10.0]}, geometry=[box(0, 0, 1, 1)] * 2, crs="EPSG:32633")
+    zones.to_file(tmp_path / "t.gpkg", layer="zone_totals")
+    gpd.GeoDataFrame(pd.DataFrame({"key": ["seed"], "value": ["7"]})).to_file(tmp_path / "t.gpkg", layer="provenance")
+    t = read_totals(tmp_path / "t.gpkg")
+    assert [r["label"] for r in t["rows"]] == ["west", "project total"] and t["provenance"] == {"seed": "7"}
+    page = _Page()
+    page.feed(render_report([evaluation], maps=[tmp_path / "m.tif"], totals=[tmp_path / "t.gpkg"]))
+    text = " ".join(page.text)
+    assert "project total" in text and "0.6667" in text
+    with pytest.raises(ReportError, match="zone_totals"):
+        read_totals(tmp_path / "m.tif")
 
 
 def test_text_is_escaped(evaluation, tmp_path):
