@@ -16,7 +16,7 @@ from sptgnn.progress import counter, progress_display
 def predict(
     run: Path = typer.Argument(..., help="Run folder written by `sptgnn train` (verified against its manifest.json; nothing in it is executed)."),
     out: Path = typer.Option(..., "--out", help="Output: a Cloud-Optimized GeoTIFF map (with --raster) or a .gpkg/.csv/.parquet (with --points); its folder must exist."),
-    raster: Optional[list[Path]] = typer.Option(None, "--raster", help="Covariate GeoTIFF(s); repeat for several. With --points: sample covariates the points lack."),
+    raster: Optional[list[Path]] = typer.Option(None, "--raster", help="Covariate GeoTIFF(s); repeat for several (default: the run's data.rasters). With --points: sample covariates the points lack."),
     points: Optional[Path] = typer.Option(None, "--points", help="GeoPackage/CSV/Parquet of locations to predict."),
     window: int = typer.Option(512, "--window", min=16, help="Tile size in pixels: one task each (memory per worker is bounded by it)."),
     date: Optional[str] = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD for the time stream (default: the training mean year)."),

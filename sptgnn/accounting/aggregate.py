@@ -215,6 +215,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         shapes = [(g, i + 1) for i, g in enumerate(zones.geometry)]
         total = stack.num_windows(window)
         rng = np.random.default_rng([seed, 3])
+        if progress is not None:
+            progress(0, total)  # shown from the start: a window of many pixels takes a while
         for k, win in enumerate(stack.windows(window)):
             zone = rasterize(shapes, out_shape=(int(win.height), int(win.width)),
                              transform=window_transform(win, stack.transform), fill=0, dtype="int32")

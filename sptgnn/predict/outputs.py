@@ -22,7 +22,8 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
     Args:
         run: Run folder (``sptgnn train`` or :meth:`~sptgnn.estimator.run.Run.save`).
         out: Output GeoTIFF or ``.gpkg``/``.csv``/``.parquet``; its folder must exist.
-        rasters: Covariate GeoTIFFs (maps), or rasters to sample covariates the points lack.
+        rasters: Covariate GeoTIFFs (maps; none: the run's ``data.rasters``), or rasters to sample covariates the
+            points lack.
         points: Table of locations; ``x``, ``y``, ``crs`` name coordinate columns of a CSV.
         window: Map window size in pixels (memory is bounded by it).
         date: Sampling date ``YYYY-MM-DD`` for the time stream (default: the training mean year).
@@ -39,8 +40,6 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         PredictError, RunError, RasterError, AOAError, TileStoreError: Unusable inputs; the message says what to change.
     """
     out = Path(out)
-    if points is None and not rasters:
-        raise PredictError("give --raster a.tif [--raster b.tif ...] for a map, or --points in.gpkg for points")
     if date is not None:
         try:
             pd.Timestamp(date)
@@ -59,6 +58,11 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         if n_bad:
             msg += f" ({n_bad} rows lack a covariate or coordinate: empty predictions, aoa 0)"
         return msg
+    if not rasters:  # a map of the run's own covariate rasters
+        rasters = [r.path for r in model.config.data.rasters]
+        if not rasters:
+            raise PredictError("the run records no data.rasters: give --raster a.tif [--raster b.tif ...] for a map, "
+                               "or --points in.gpkg for points")
     s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile,
                        student=student, resume=resume)
     r = s["ranges"]

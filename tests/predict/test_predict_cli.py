@@ -204,3 +204,12 @@ def test_evaluate_cross_validates_a_point_table_config(trained, tmp_path):
     assert set(metrics["models"]) == {"sptgnn", "xgboost"}
     predictions = pd.read_csv(tmp_path / "cv" / "predictions.csv")
     assert sorted(predictions.loc[predictions.model == "sptgnn", "sample_id"].astype(int)) == list(range(45))
+
+
+def test_a_map_without_raster_reads_the_runs_own_rasters(trained, mapped):
+    out = trained / "maps_default" / "soc.tif"
+    out.parent.mkdir()
+    res = _invoke(["predict", trained / "run", "--out", out, "--window", 16])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out) as a, rasterio.open(mapped) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
