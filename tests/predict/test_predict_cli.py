@@ -110,7 +110,6 @@ def test_bad_input_is_one_line_and_no_output(trained):
     cases = [
         (["--raster", trained / "stack.tif", "--out", trained / "nowhere" / "m.tif"], "output folder"),
         (["--raster", trained / "stack.tif", "--out", trained / "m.tif"], "no band for feature(s) ['slope']"),
-        (["--out", trained / "m.tif"], "give --raster"),
     ]
     local = CRS.from_wkt('LOCAL_CS["arbitrary",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
     write_tif(trained / "local.tif", np.ones((3, 5, 5)), 10, crs=local, origin=(0, 100), descriptions=["elev", "ndvi", "slope"])
