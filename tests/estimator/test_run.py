@@ -221,3 +221,23 @@ def test_a_truncated_geopackage_is_a_one_line_run_error(saved_run, tmp_path):
     with pytest.raises(RunError, match="labelled.gpkg cannot be read"):
         Run.load(run)
 
+
+
+def test_auto_calibration_choice_is_recorded_and_survives_save_and_load(samples_factory, config_factory, tmp_path):
+    import json
+
+    lab = samples_factory(n=80, seed=3)
+    cfg = config_factory(calibration={"method": "auto", "fraction": 0.3, "min_samples": 8, "blocks": 12})
+    ens = DeepEnsemble(cfg).fit(lab)
+    choice = ens.calibration_choice
+    assert choice["requested"] == "auto" and choice["method"] in ("identity", "variance", "isotonic", "isotonic_central")
+    assert set(choice["selection"]["scores"]) == {"identity", "variance", "isotonic_central", "isotonic"}
+    folder = Run(ens).save(tmp_path / "run").path
+    assert json.loads((folder / "run.json").read_text())["calibration"]["method"] == choice["method"]
+    loaded = Run.load(folder).ensemble
+    assert loaded.calibrator.method == ens.calibrator.method and loaded.calibrator.selection == ens.calibrator.selection
+    q = samples_factory(n=12, seed=4)
+    np.testing.assert_allclose(loaded.predict(q).mean, ens.predict(q, calibrated=False).mean, rtol=1e-6)  # mean kept
+    # too few samples for a calibration part: auto says so instead of failing
+    small = DeepEnsemble(config_factory(calibration={"method": "auto"})).fit(samples_factory(n=30, seed=5))
+    assert small.calibration_choice["method"] == "identity" and "min_samples" in small.calibrator.selection["reason"]
