@@ -177,7 +177,6 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             ``bulk_density_target`` the run does not predict.
     """
     import rasterio
-
     from rasterio.features import rasterize
     from rasterio.windows import transform as window_transform
 

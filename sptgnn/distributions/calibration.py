@@ -270,6 +270,14 @@ class Calibrator:
             return prediction.scaled(self.factor)
         return prediction.recalibrated(self.pit_map)
 
+    def record(self, requested: str) -> dict:
+        """What a fit's records say of it: ``method`` (``identity`` when ``auto`` kept the uncalibrated forecast),
+        ``requested`` (the configured method), ``n_samples``, the variance ``factor`` and ``auto``'s ``selection``."""
+        out = {"method": self.method, "requested": requested, "n_samples": self.n_samples}
+        if self.method == "variance":
+            out["factor"] = round(self.factor, 6)
+        return out | ({"selection": self.selection} if self.selection else {})
+
     def state(self) -> dict:
         """Plain-dict state for the run checkpoint (lists and floats only)."""
         m = self.pit_map

@@ -253,7 +253,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         q = predictor.inputs(self._samples(X, groups=self.feature_groups_))
         raw = predictor.predict_inputs(q, calibrated=False)
         calibrator = self.run_.ensemble.calibrator
-        out = {"": raw} if calibrator is None else {"": calibrator.apply(raw), "uncalibrated": raw}
+        held_out = calibrator is not None and calibrator.n_samples > 0  # a calibration part was predicted by twins
+        out = {"": calibrator.apply(raw), "uncalibrated": raw} if held_out else {"": raw}
         if self.run_.has_student:
             out["student"] = predictor.predict_inputs(q, student=True)
         return out

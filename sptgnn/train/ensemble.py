@@ -178,15 +178,8 @@ class DeepEnsemble:
 
     @property
     def calibration_choice(self) -> dict:
-        """What the calibration did: ``{"method": …}`` (``none`` when not asked for, ``identity`` when ``auto`` kept
-        the uncalibrated forecast) with, for ``auto``, the held-out scores of each candidate on the calibration part."""
-        cal = self.calibrator
-        if cal is None:
-            return {"method": "none"}
-        out = {"method": cal.method, "requested": self.config.calibration.method, "n_samples": cal.n_samples}
-        if cal.method == "variance":
-            out["factor"] = round(cal.factor, 6)
-        return out | ({"selection": cal.selection} if cal.selection else {})
+        """What the calibration did (:meth:`~sptgnn.distributions.calibration.Calibrator.record`)."""
+        return {"method": "none"} if self.calibrator is None else self.calibrator.record(self.config.calibration.method)
 
     def attach_teacher(self, graph, query: np.ndarray | None = None) -> None:
         """With ``model.teacher_input``: the teacher's features ``(N, F)`` on a graph of the training samples (out of

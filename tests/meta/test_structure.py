@@ -10,7 +10,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sptgnn"
 MAX_LINES = 300
-LONGER = {"config.py": "the pydantic schema: one class per config section, documented key by key"}
+LONGER = {"config.py": "the pydantic schema: one class per config section, documented key by key",
+          "mixture.py": "one distribution: the mixture's moments, its distribution functions and the shift that keeps "
+                        "its mean under recalibration (issue 27), which needs those functions"}
 
 
 def _modules() -> dict[str, Path]:

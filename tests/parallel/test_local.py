@@ -78,7 +78,7 @@ def test_map_is_a_valid_cog_with_its_band_names(mapping, tmp_path):
     valid, errors, _ = cog_validate(tmp_path / "m.tif", quiet=True)
     assert valid, errors
     data, names, tags, units = _read(tmp_path / "m.tif")
-    assert names == ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa")
+    assert names == ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di")
     assert tags["target"] == "soc_g_kg" and units[0] == "g/kg"
     assert s["tiles"] == 9 and s["resumed_tiles"] == 0 and s["valid_pixels"] == 48 * 40 - 5 * 7
     assert (data[0] == -9999).sum() == 5 * 7
