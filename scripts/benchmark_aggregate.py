@@ -71,7 +71,7 @@ def main() -> None:
 
     import subprocess
 
-    from sptgnn.accounting.aggregate import residual_field_from_calibration
+    from sptgnn.accounting.residuals import residual_field_from_calibration
     from sptgnn.config import load_config
     from sptgnn.data.paths import resolve_data_path
     from sptgnn.data.tables import load_samples

@@ -35,6 +35,7 @@ def aggregate(
     date: str = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD of the map (time stream; default: the training mean year)."),
     baseline_run: Path = typer.Option(None, "--baseline-run", help="Run of the earlier state for the change since then (default: RUN, with --baseline-date)."),
     baseline_date: str = typer.Option(None, "--baseline-date", help="Date of the earlier state: adds the mean change per zone and its sd from shared realisations."),
+    mean_raster: Optional[Path] = typer.Option(None, "--mean-raster", help="Also write the conditioned mean surface as a GeoTIFF on the covariate grid (SOC g/kg, stock t C/ha): the surface the zone means average, which differs from the map of `sptgnn predict` near the samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Zone means of SOC (g/kg), mean stock (t C/ha) and total stock (t C, t CO2e) with 5/50/95 % quantiles, sd,
@@ -42,11 +43,14 @@ def aggregate(
     random field), a project-total row, and the naive interval of independent pixels. Refuses inputs that cannot be
     shown to belong together (another dataset's residuals, SOM read as SOC, a change between two models of the same
     samples, an unknown layer depth); what was used is written into the GeoPackage (layer `provenance`)."""
+    from contextlib import ExitStack
+
     import geopandas as gpd
     import numpy as np
     import pandas as pd
 
-    from sptgnn.accounting.aggregate import AggregateError, aggregate_zones, fit_residual_field, read_residuals
+    from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
+    from sptgnn.accounting.residuals import fit_residual_field, read_residuals
     from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
                                               run_fingerprint, run_manifest_hash, soc_conversion, versions)
     from sptgnn.accounting.stocks import Property
@@ -76,6 +80,9 @@ def aggregate(
             raise AggregateError(f"bulk-density raster {bulk_density_raster} not found")
         if not zones.is_file():
             raise AggregateError(f"zones file {zones} not found")
+        if mean_raster is not None and (mean_raster.suffix.lower() not in (".tif", ".tiff")
+                                        or not mean_raster.parent.is_dir() or (mean_raster.exists() and not overwrite)):
+            raise AggregateError(f"--mean-raster {mean_raster}: give a new .tif in an existing folder (or --overwrite)")
         model = load_run(run)  # every check before any progress output: a refusal is one line on stderr
         factor, conversion_note = soc_conversion(model, conversion)
         thickness, depth_note = layer_thickness(model, depth_cm)
@@ -91,36 +98,39 @@ def aggregate(
         if not rasters:
             raise AggregateError("the run records no data.rasters; give the covariate rasters with --raster")
         frame = gpd.read_file(zones)
-        with progress_display(err_console) as bar:
-            result = aggregate_zones(model, rasters, frame, field, realisations, thickness,
-                                     Property(bulk_density, bulk_density_sd, low=0.05),
-                                     Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
-                                     progress=counter(bar, f"windows of {window} px"),
-                                     bulk_density_raster=bulk_density_raster,
-                                     bulk_density_target=None if bulk_density_target is None else
-                                     (bulk_density_target, bulk_density_correlation, bulk_density_scale),
-                                     conversion=factor, conservative_percentile=conservative_percentile)
-        record = {
-            "run": str(run), "run_manifest_sha256": run_manifest_hash(model), "run_samples_fingerprint": run_fingerprint(model),
-            "target": model.target, "target_units": model.units, "conversion_to_soc_g_kg": conversion_note,
-            "conversion_factor": factor, "residuals": str(residual_path), "residual_samples_fingerprint": residual_fp,
-            "residual_samples": len(rows), "layer_thickness_cm": thickness, "layer": depth_note,
-            "bulk_density_g_cm3": str(bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target else bulk_density)),
-            "bulk_density_sd_g_cm3": bulk_density_sd, "coarse_fraction": coarse, "coarse_fraction_sd": coarse_sd,
-            "realisations": realisations, "seed": seed, "conservative_percentile": conservative_percentile,
-            "date": date, "rasters": ", ".join(str(r) for r in rasters),
-            "zone_means_note": "zone means come from realisations conditioned on the out-of-fold residuals at the "
-                               "samples; they differ from the mean map of `sptgnn predict`, which is not conditioned",
-            "stock_formula": "SOC g/kg x bulk density g/cm3 x thickness cm x (1 - coarse) x 0.1 = t C/ha; t CO2e = t C x 44/12",
-            **({f"change_{k}": v for k, v in change.items()} if change else {}),
-            **{f"version_{k}": v for k, v in versions().items()},
-        }
-        record = {k: "" if v is None else str(v) for k, v in record.items()}
-        with atomic_file(out, ".gpkg") as tmp:
-            tmp.unlink()  # the GeoPackage driver creates the file itself
-            result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)
-            gpd.GeoDataFrame(pd.DataFrame({"key": list(record), "value": list(record.values())})).to_file(
-                tmp, driver="GPKG", layer="provenance")
+        with ExitStack() as files:
+            surface = None if mean_raster is None else files.enter_context(atomic_file(mean_raster, ".tif"))
+            with progress_display(err_console) as bar:
+                result = aggregate_zones(model, rasters, frame, field, realisations, thickness,
+                                         Property(bulk_density, bulk_density_sd, low=0.05),
+                                         Property(coarse, coarse_sd, high=1.0), window, seed, date, baseline,
+                                         progress=counter(bar, f"windows of {window} px"),
+                                         bulk_density_raster=bulk_density_raster,
+                                         bulk_density_target=None if bulk_density_target is None else
+                                         (bulk_density_target, bulk_density_correlation, bulk_density_scale),
+                                         conversion=factor, conservative_percentile=conservative_percentile,
+                                         mean_raster=surface)
+            record = {
+                "run": str(run), "run_manifest_sha256": run_manifest_hash(model), "run_samples_fingerprint": run_fingerprint(model),
+                "target": model.target, "target_units": model.units, "conversion_to_soc_g_kg": conversion_note,
+                "conversion_factor": factor, "residuals": str(residual_path), "residual_samples_fingerprint": residual_fp,
+                "residual_samples": len(rows), "layer_thickness_cm": thickness, "layer": depth_note,
+                "bulk_density_g_cm3": str(bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target else bulk_density)),
+                "bulk_density_sd_g_cm3": bulk_density_sd, "coarse_fraction": coarse, "coarse_fraction_sd": coarse_sd,
+                "realisations": realisations, "seed": seed, "conservative_percentile": conservative_percentile,
+                "date": date, "rasters": ", ".join(str(r) for r in rasters), "mean_raster": mean_raster,
+                "zone_means_note": "zone means come from realisations conditioned on the out-of-fold residuals at the "
+                                   "samples; they differ from the mean map of `sptgnn predict`, which is not conditioned",
+                "stock_formula": "SOC g/kg x bulk density g/cm3 x thickness cm x (1 - coarse) x 0.1 = t C/ha; t CO2e = t C x 44/12",
+                **({f"change_{k}": v for k, v in change.items()} if change else {}),
+                **{f"version_{k}": v for k, v in versions().items()},
+            }
+            record = {k: "" if v is None else str(v) for k, v in record.items()}
+            with atomic_file(out, ".gpkg") as tmp:
+                tmp.unlink()  # the GeoPackage driver creates the file itself
+                result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)
+                gpd.GeoDataFrame(pd.DataFrame({"key": list(record), "value": list(record.values())})).to_file(
+                    tmp, driver="GPKG", layer="provenance")
     except USER_ERRORS + (AggregateError, RunError, ProvenanceError) as exc:
         fail(str(exc))
     names = next((c for c in ("name", "zone", "id", "field", "NAME") if c in frame.columns), None)
@@ -139,7 +149,8 @@ def aggregate(
                           highlight=False)
     console.print(f"layer: {depth_note}; {conversion_note}", highlight=False)
     console.print(f"wrote {out} ({len(result) - 1} zones and the project total, {realisations} realisations; "
-                  f"provenance in its layer 'provenance')")
+                  f"provenance in its layer 'provenance')" + (f" and the conditioned mean surface {mean_raster}"
+                                                              if mean_raster else ""))
 
 
 __all__ = ["aggregate"]

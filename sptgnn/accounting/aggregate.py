@@ -17,7 +17,7 @@ the residuals near samples are not zero (the realisations honour the observation
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sptgnn.accounting.residual_field import ResidualField, normal_scores
+from sptgnn.accounting.residual_field import ResidualField
 from sptgnn.accounting.realisations import joint_realisations, query_of_arrays, soc_realisations
 from sptgnn.accounting.stocks import CO2_PER_C, Property, stock_draws
 
@@ -37,47 +37,6 @@ class AggregateError(ValueError):
     """Inputs that cannot be aggregated; the message says what to change."""
 
 
-def residual_field_from_evaluation(predictions_csv: str | Path, model: str = "sptgnn") -> ResidualField:
-    """The residual field of an evaluation folder's ``predictions.csv`` (``sptgnn evaluate``): the normal scores of
-    ``model``'s out-of-fold PIT values at its samples' planar coordinates (``x``, ``y``, m). Check that they belong to
-    the run with :func:`~sptgnn.accounting.provenance.check_residuals` on :func:`read_residuals`' rows.
-
-    Raises:
-        AggregateError: The file, the model's rows or their PIT values are missing.
-    """
-    rows, path = read_residuals(predictions_csv, model)
-    return fit_residual_field(rows, path)
-
-
-def fit_residual_field(rows: pd.DataFrame, source: str | Path) -> ResidualField:
-    """The residual field of :func:`read_residuals`' rows: normal scores of their PIT values at ``x``, ``y`` (m).
-
-    Raises:
-        AggregateError: The variogram cannot be fitted (the message names ``source``).
-    """
-    try:
-        return ResidualField.fit(rows[["x", "y"]].to_numpy(float), normal_scores(rows["pit"].to_numpy()))
-    except ValueError as exc:
-        raise AggregateError(f"{source}: {exc}") from None
-
-
-def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> ResidualField:
-    """The residual field of a just-fitted ensemble's calibration part: the normal scores of its calibrated PIT values
-    there (predicted by twins that never saw them) at the training samples' planar coordinates ``xy_planar``
-    ``(num_train, 2)``, m, in training-sample order. Kept in memory only, so for fits in this process.
-
-    Raises:
-        AggregateError: The ensemble has no calibration part (``calibration.method: none``) or was loaded from disk.
-    """
-    if ensemble.calibration_data is None or ensemble.calibrator is None:
-        raise AggregateError("the ensemble has no calibration part in memory; fit it with calibration.method other "
-                             "than none, or fit the residual field on `sptgnn evaluate` predictions")
-    raw, y_cal = ensemble.calibration_data
-    pos = {s: i for i, s in enumerate(ensemble.builder.labelled.sample_ids)}
-    xy = np.asarray(xy_planar, float)[[pos[s] for s in ensemble.calibration_ids]]
-    return ResidualField.fit(xy, normal_scores(ensemble.calibrator.apply(raw).cdf(y_cal)))
-
-
 def pixel_area_ha(transform, crs, rows: np.ndarray) -> np.ndarray:
     """Area (ha) of pixels of grid rows ``rows``: ``|a·e|`` for a metric CRS, the spherical cell area for lon/lat."""
     if crs is not None and crs.is_geographic:
@@ -86,30 +45,6 @@ def pixel_area_ha(transform, crs, rows: np.ndarray) -> np.ndarray:
         band = np.abs(np.sin(np.radians(lat_top)) - np.sin(np.radians(lat_bottom)))
         return EARTH_RADIUS_M**2 * np.radians(abs(transform.a)) * band / 1e4
     return np.full(len(rows), abs(transform.a * transform.e) / 1e4)
-
-
-def read_residuals(predictions_csv: str | Path, model: str = "sptgnn") -> tuple[pd.DataFrame, Path]:
-    """The rows of ``model`` with out-of-fold PIT values in an evaluation's ``predictions.csv`` (or its folder).
-
-    Raises:
-        AggregateError: The file is missing or not a predictions table, or it has no PIT values of ``model``.
-    """
-    path = Path(predictions_csv)
-    if path.is_dir():
-        path = path / "predictions.csv"
-    if not path.is_file():
-        raise AggregateError(f"{path} not found; give the predictions.csv (or folder) of `sptgnn evaluate` of this config")
-    if any(part.endswith(".partial") for part in path.resolve().parts):
-        raise AggregateError(f"{path} lies in an unfinished evaluation folder (.partial); give a finished one")
-    try:
-        frame = pd.read_csv(path)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise AggregateError(f"{path} is not a predictions.csv of `sptgnn evaluate` ({type(exc).__name__})") from None
-    rows = frame[frame["model"] == model] if "model" in frame else frame.iloc[:0]
-    if rows.empty or "pit" not in rows or rows["pit"].isna().all():
-        raise AggregateError(f"{path} has no out-of-fold PIT values of model '{model}'; evaluate the run's config with "
-                             "`sptgnn evaluate` first")
-    return rows[rows["pit"].notna()], path
 
 
 def _quantiles(prefix: str, draws: np.ndarray) -> dict:
@@ -133,14 +68,15 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     coarse: Property | None = None, window: int = 256, seed: int = 0, dates=None,
                     baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None,
                     bulk_density_raster: str | Path | None = None, bulk_density_target: tuple | None = None,
-                    conversion: float = 1.0, conservative_percentile: float = 5.0):
+                    conversion: float = 1.0, conservative_percentile: float = 5.0,
+                    mean_raster: str | Path | None = None):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
         run: The :class:`~sptgnn.estimator.run.Run` (primary target SOC in g/kg).
         rasters: Its covariate rasters (as for ``sptgnn predict``).
         zones: GeoDataFrame of zone polygons (any CRS; its columns are kept).
-        field: The residual field (:func:`residual_field_from_evaluation`).
+        field: The residual field (:func:`~sptgnn.accounting.residuals.residual_field_from_evaluation`).
         realisations: Number of realisations ``R``.
         thickness_cm: Layer thickness, cm.
         bulk_density, coarse: :class:`~sptgnn.accounting.stocks.Property` of bulk density (g/cm³) and coarse
@@ -164,6 +100,9 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         conversion: Factor from the run's target to SOC in g/kg (:func:`~sptgnn.accounting.provenance.soc_conversion`;
             1 for SOC in g/kg), applied to every draw.
         conservative_percentile: Percentile of the realisations reported as the conservative stock (and change).
+        mean_raster: A GeoTIFF to write on the covariate grid: the mean over realisations of SOC (g/kg, band 1) and of
+            the stock (t C/ha, band 2) at every zone pixel, the conditioned surface whose zone means the table gives
+            (nodata outside the zones).
 
     Returns:
         GeoDataFrame: the zones and a last project row (column ``zone_kind``: ``zone`` or ``project``; the project's
@@ -198,9 +137,13 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             raise AggregateError(f"'{bulk_density_target[0]}' is the primary target (SOC); name the bulk-density target")
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
-    with open_covariates(sources, run.config.data.context) as stack, (rasterio.open(bulk_density_raster) if bulk_density_raster
-                                                 else nullcontext()) as bd_src:
+    with ExitStack() as files:
+        stack = files.enter_context(open_covariates(sources, run.config.data.context))
+        bd_src = files.enter_context(rasterio.open(bulk_density_raster) if bulk_density_raster else nullcontext())
         stack.check_features(run.needed)
+        surface = None if mean_raster is None else files.enter_context(rasterio.open(
+            mean_raster, "w", driver="GTiff", width=stack.shape[1], height=stack.shape[0], count=2, dtype="float32",
+            crs=stack.crs, transform=stack.transform, nodata=-9999.0, tiled=True, compress="deflate"))
         if bd_src is not None and (bd_src.shape != stack.shape or bd_src.transform != stack.transform
                                    or bd_src.crs != stack.crs):
             raise AggregateError(f"the bulk-density raster {bulk_density_raster} is not on the covariate grid "
@@ -219,6 +162,7 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         for k, win in enumerate(stack.windows(window)):
             zone = rasterize(shapes, out_shape=(int(win.height), int(win.width)),
                              transform=window_transform(win, stack.transform), fill=0, dtype="int32")
+            block = None if surface is None else np.full((2, int(win.height), int(win.width)), -9999.0, "float32")
             if zone.any():
                 data, valid = stack.read_window(win, run.needed)
                 valid &= zone > 0
@@ -245,6 +189,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     cf = None if coarse is None else coarse.draws(soc.shape, rng)
                     stock = stock_draws(soc, bd, thickness_cm, cf)  # t C/ha, (R, n)
                     idx = zone[valid] - 1
+                    if block is not None:
+                        block[0][valid], block[1][valid] = soc.mean(0), stock.mean(0)
                     if baseline is not None:
                         run0, dates0 = baseline
                         soc0, _ = soc_realisations(run0, query_of_arrays(run0, vals, xy, dates0), xy_planar, field,
@@ -261,8 +207,14 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     n_px += np.bincount(idx, minlength=Z)
                     mean_sum += np.bincount(idx, conversion * pred.mean, Z)
                     var_sum += np.bincount(idx, (conversion * pred.sd) ** 2, Z)
+            if block is not None:
+                surface.write(block, window=win)
             if progress is not None:
                 progress(k + 1, total)
+        if surface is not None:
+            surface.descriptions = ("soc_g_kg_mean", "stock_t_ha_mean")
+            surface.update_tags(source="sptgnn aggregate", note="means over realisations conditioned on the out-of-fold "
+                                "residuals at the samples; the zone means of the table are means of this surface")
     if not n_px.any():
         raise AggregateError("no zone overlaps a pixel that is valid in every needed covariate; check the zones' "
                              "CRS and extent against the rasters")
@@ -296,5 +248,4 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     return out
 
 
-__all__ = ["AggregateError", "aggregate_zones", "fit_residual_field", "pixel_area_ha", "read_residuals", "residual_field_from_calibration",
-           "residual_field_from_evaluation"]
+__all__ = ["AggregateError", "aggregate_zones", "pixel_area_ha"]

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from sptgnn.accounting.aggregate import residual_field_from_calibration
+from sptgnn.accounting.residuals import residual_field_from_calibration
 from sptgnn.accounting.realisations import soc_realisations
 from sptgnn.accounting.residual_field import normal_scores
 from sptgnn.data.samples import samples_fingerprint

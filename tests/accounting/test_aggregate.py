@@ -10,8 +10,8 @@ import pytest
 from helpers import X0, Y0, soc_stack_and_points, stack_sections, write_tif
 from shapely.geometry import box
 
-from sptgnn.accounting.aggregate import (AggregateError, aggregate_zones, pixel_area_ha,
-                                         residual_field_from_evaluation)
+from sptgnn.accounting.aggregate import AggregateError, aggregate_zones, pixel_area_ha
+from sptgnn.accounting.residuals import residual_field_from_evaluation
 from sptgnn.accounting.residual_field import ResidualField
 from sptgnn.accounting.stocks import Property
 
@@ -100,8 +100,10 @@ def test_cli_writes_zone_totals_and_refuses_bad_input(run_and_stack, tmp_path):
     _residuals(run, rng).to_csv(tmp_path / "predictions.csv", index=False)
     args = ["aggregate", str(tmp_path / "run"), "--raster", str(rasters[0]), "--zones", str(tmp_path / "zones.gpkg"),
             "--residuals", str(tmp_path), "--realisations", "20", "--window", "16", "--depth-cm", "30"]
-    res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg")])
+    res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg"), "--mean-raster",
+                                          str(tmp_path / "mean.tif")])
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "mean.tif").is_file() and not list(tmp_path.glob(".*partial*"))
     totals = gpd.read_file(tmp_path / "totals.gpkg", layer="zone_totals")
     assert list(totals["zone_kind"]) == ["zone", "zone", "project"]
     assert list(totals["name"][:2]) == ["west", "east"] and (totals["stock_t_c_q95"] > totals["stock_t_c_q05"]).all()
@@ -184,7 +186,7 @@ def test_a_bulk_density_raster_replaces_the_constant_pixel_by_pixel(run_and_stac
 
 
 def test_residual_field_from_a_fitted_calibration_part(run_and_stack):
-    from sptgnn.accounting.aggregate import residual_field_from_calibration
+    from sptgnn.accounting.residuals import residual_field_from_calibration
     from sptgnn.estimator.run import fit_run
 
     run, _, _ = run_and_stack
@@ -289,3 +291,18 @@ def test_no_depth_is_assumed(cli_setup):
     _refused(_aggregate(d, rasters, "--depth-cm", "0", out="n.gpkg"), d, "n.gpkg", "positive")
     _refused(_aggregate(d, rasters, "--depth-cm", "30", "--bulk-density", "nan", out="n.gpkg"), d, "n.gpkg",
              "--bulk-density")
+
+
+def test_mean_raster_is_the_surface_whose_zone_means_the_table_gives(run_and_stack, tmp_path):
+    import rasterio
+
+    run, rasters, zones = run_and_stack
+    out = aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=12, window=16,
+                          bulk_density=Property(1.3, 0.0), mean_raster=tmp_path / "mean.tif")
+    with rasterio.open(tmp_path / "mean.tif") as src:
+        soc, stock = src.read(1, masked=True), src.read(2, masked=True)
+        assert src.descriptions == ("soc_g_kg_mean", "stock_t_ha_mean")
+    west, east = soc[:, :12], soc[:, 12:]  # the zones split the 24 columns in two
+    assert west.count() == 12 * H - 20 and east.count() == 12 * H  # nodata corner and nothing outside the zones
+    np.testing.assert_allclose([west.mean(), east.mean()], out["soc_g_kg_mean"][:2], rtol=1e-5)
+    np.testing.assert_allclose(stock.compressed(), soc.compressed() * 1.3 * 30 * 0.1, rtol=1e-5)
