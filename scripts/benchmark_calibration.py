@@ -42,7 +42,7 @@ KEYS = ("r2", "me", "ccc", "crps", "nll", "calibration_error", "picp50", "picp90
 
 def compare(folder: Path, metrics: dict) -> dict:
     """The two rows of one evaluation and the largest mean difference between them (g/kg)."""
-    pred = pd.read_csv(folder / "predictions.csv")
+    pred = pd.read_csv(folder / "predictions.csv")  # before shrink() gzips it
     cal = pred[pred.model == "sptgnn"].set_index(["fold", "sample_id"])["mean"]
     raw = pred[pred.model == "sptgnn_uncalibrated"].set_index(["fold", "sample_id"])["mean"]
     models = metrics["models"]
@@ -55,6 +55,18 @@ def compare(folder: Path, metrics: dict) -> dict:
         out["calibration_error_not_higher"] = c["calibration_error"] <= u["calibration_error"] + 1e-12
         out["crps_ratio"] = c["crps"] / u["crps"]
     return out
+
+
+def shrink(folder: Path) -> None:
+    """Keep the evaluation folder small enough to commit: predictions.csv gzipped, the MoE gates dropped."""
+    import gzip
+
+    (folder / "gates.csv").unlink(missing_ok=True)
+    csv = folder / "predictions.csv"
+    if csv.exists():
+        with open(csv, "rb") as src, gzip.open(folder / "predictions.csv.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        csv.unlink()
 
 
 def main() -> None:
@@ -77,6 +89,7 @@ def main() -> None:
             "config": str(path.relative_to(ROOT)), "overrides": overrides, "wall_seconds": round(time.perf_counter() - start, 1),
             "load_average": [round(x, 2) for x in load0]}
         out.write_text(json.dumps(results, indent=2))
+        shrink(folder)
         print(case, json.dumps(results[case]["rows"]), flush=True)
     lines = ["| case | forecast | " + " | ".join(KEYS) + " | calibration per fold |", "|---|---|" + "---:|" * len(KEYS) + "---|"]
     for case, r in results.items():
