@@ -9,6 +9,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sptgnn.config import Config, ConfigError
 from sptgnn.data.limesoda import DatasetError
@@ -26,13 +27,13 @@ USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError,
 CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
 MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
 DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")
-BACKEND = typer.Option("local", "--backend", help="Where members, folds and map tiles run: 'local' (this process) or 'ray' (pip install 'sptgnn[ray]').")
+BACKEND = typer.Option("local", "--backend", help="Where members, folds and map tiles run: 'local' (this process) or 'ray' (pip install 'sptgnn\\[ray]').")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --backend ray: head of an existing cluster, e.g. auto or ray://host:10001 (overrides ray.address; default: a local Ray instance).")
 
 
 def fail(message: str) -> None:
     """One line on stderr, exit code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -30,6 +30,27 @@ def _ray():
     return ray
 
 
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in ``timeout_s`` with one line when the head of an explicit ``host:port`` or ``ray://host:port`` address
+    does not accept a TCP connection (Ray itself retries for minutes, logging each try).
+
+    Raises:
+        ExecutorError: The address cannot be reached.
+    """
+    import socket
+
+    if not address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise ExecutorError(f"Ray address '{address}' is not host:port or ray://host:port") from None
+    except OSError as exc:
+        raise ExecutorError(f"cannot reach the Ray head at {address} within {timeout_s:g} s ({exc.strerror or exc}); "
+                            f"check ray.address / --ray-address and that the cluster is running") from None
+
+
 def _task(fn, shared, item, threads: dict | None):
     """What a worker runs: the driver's thread policy, nested tasks on this cluster, then ``fn(shared, item)``."""
     if threads is not None:
@@ -56,6 +77,7 @@ class RayExecutor(Executor):
         ray = self._ray = _ray()
         self._owns = False
         if not ray.is_initialized():
+            _check_reachable(address)
             env = {k: v for k, v in os.environ.items() if k.startswith("SPTGNN_")}
             try:
                 ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,

@@ -112,3 +112,28 @@ def test_a_worker_error_surfaces_and_leaves_no_map(cluster, mapping, tmp_path):
     with use_executor(cluster), pytest.raises(RunError, match="not found"):
         predict_raster(model, rasters, tmp_path / "m.tif", window=16)
     assert not (tmp_path / "m.tif").exists() and not (tmp_path / "m.png").exists()
+
+
+def test_install_advice_keeps_its_brackets_and_an_unreachable_head_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    res = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
+    assert "sptgnn[ray]" in res.output
+    res = CliRunner().invoke(app, ["evaluate", "--backend", "ray", "--ray-address", "127.0.0.1:1", "--out",
+                                   str(tmp_path / "e")])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "cannot reach the Ray head at 127.0.0.1:1" in res.stderr and not (tmp_path / "e").exists()
+
+
+def test_error_messages_keep_square_brackets():
+    import typer
+    from typer.testing import CliRunner
+
+    from sptgnn.cli_common import fail
+
+    app = typer.Typer()
+    app.command()(lambda: fail("pip install 'sptgnn[ray]' [fix]"))
+    res = CliRunner().invoke(app, [])
+    assert res.exit_code == 2 and "'sptgnn[ray]' [fix]" in res.stderr
