@@ -15,6 +15,26 @@ from pathlib import Path
 from typing import Iterator
 
 
+class OutputError(ValueError):
+    """An output location that cannot be written (read-only, no permission, not a folder); the message names it."""
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail before any work when no file can be created in ``folder`` (a read-only folder or file system, missing
+    permissions): a temporary file is created and removed there.
+
+    Raises:
+        OutputError: The folder cannot be written.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=".sptgnn-write-check-", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder} ({exc.strerror or exc}); choose another --out or fix the "
+                          f"folder's permissions") from None
+    os.close(fd)
+    os.unlink(name)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -53,6 +73,7 @@ def atomic_dir(out: str | Path, overwrite: bool = False, make_parents: bool = Tr
         out.parent.mkdir(parents=True, exist_ok=True)
     elif not out.parent.is_dir():
         raise FileNotFoundError(f"folder {out.parent} does not exist; create it first")
+    check_writable(out.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         yield tmp
@@ -70,6 +91,7 @@ def atomic_file(out: str | Path, suffix: str = "") -> Iterator[Path]:
     """A temporary file path beside ``out`` (same ``suffix``, so drivers that pick a format by extension still
     work), renamed to ``out`` when the block succeeds and removed when it fails. The parent folder must exist."""
     out = Path(out)
+    check_writable(out.parent)
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=suffix or out.suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(name)
@@ -87,14 +109,17 @@ def check_new_folder(out: Path) -> None:
 
     Raises:
         FileExistsError: ``out`` exists, or one of its parents is a file.
+        OutputError: The nearest existing parent cannot be written.
     """
+    out = Path(out)
     if out.exists():
         raise FileExistsError(f"output folder {out} already exists; pass another --out or remove it")
     for parent in out.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise FileExistsError(f"{parent} is a file, not a folder; pass another --out")
+            check_writable(parent)
             break
 
 
-__all__ = ["atomic_dir", "atomic_file", "check_new_folder"]
+__all__ = ["OutputError", "atomic_dir", "atomic_file", "check_new_folder", "check_writable"]

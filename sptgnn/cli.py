@@ -171,12 +171,13 @@ def report(
     """One self-contained HTML validation report: data fingerprint and sample summary, CV design, accuracy with bias
     (ME) and Lin's CCC, calibration, interval coverage, Moran's I, area of applicability of a map, block-mean coverage,
     map totals with their provenance, configuration, seeds and versions."""
-    from sptgnn.atomic import atomic_file
+    from sptgnn.atomic import atomic_file, check_writable
     from sptgnn.evaluate.html_report import ReportError, render_report
 
     try:
         if out.suffix.lower() not in (".html", ".htm") or not out.parent.is_dir():
             raise ReportError(f"--out {out}: give an .html file in an existing folder")
+        check_writable(out.parent)
         page = render_report(folders, block_means or [], maps or [], totals or [])
         with atomic_file(out, ".html") as tmp:
             tmp.write_text(page)

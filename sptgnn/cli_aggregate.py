@@ -54,7 +54,7 @@ def aggregate(
     from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
                                               run_fingerprint, run_manifest_hash, soc_conversion, versions)
     from sptgnn.accounting.stocks import Property
-    from sptgnn.atomic import atomic_file
+    from sptgnn.atomic import atomic_file, check_writable
     from sptgnn.estimator.run import RunError, load_run
 
     try:
@@ -64,6 +64,7 @@ def aggregate(
             raise AggregateError(f"{out} already exists; remove it, choose another --out or give --overwrite")
         if not out.parent.is_dir():
             raise AggregateError(f"output folder {out.parent} does not exist; create it first")
+        check_writable(out.parent)
         if not 0 <= coarse <= 1:
             raise AggregateError(f"--coarse {coarse}: coarse fragments are a volume share in [0, 1]")
         for name, value in (("--bulk-density", bulk_density), ("--bulk-density-sd", bulk_density_sd),

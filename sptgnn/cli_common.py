@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sptgnn.atomic import OutputError
 from sptgnn.config import Config, ConfigError
 from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.raster_sources import RasterError
@@ -23,7 +24,7 @@ from sptgnn.splits import SplitError
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
-               CalibrationError, ExecutorError, PretrainError)
+               CalibrationError, ExecutorError, PretrainError, OutputError)
 CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
 MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
 DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")

@@ -131,3 +131,28 @@ def test_swapped_x_and_y_columns(tmp_path):
     table = _table(tmp_path) | {"x": "north", "y": "east"}
     res = _run("train", _config(tmp_path, table), "--out", tmp_path / "run")
     _one_line_error(res, "swap data.table.x and data.table.y")
+
+
+def _sys_is_read_only() -> bool:
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir="/sys")
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(name)
+    return False
+
+
+@pytest.mark.skipif(not _sys_is_read_only(), reason="needs a folder no file can be created in: /sys")
+@pytest.mark.parametrize("command", [["train", "{config}", "--out", "/sys/sptgnn-run"],
+                                     ["evaluate", "{config}", "--out", "/sys/sptgnn-eval"],
+                                     ["report", "{tmp}", "--out", "/sys/report.html"],
+                                     ["check-blocks", "{tmp}", "--out", "/sys/blocks.json"],
+                                     ["predict", "{tmp}", "--out", "/sys/map.tif"]])
+def test_a_read_only_output_folder_fails_before_any_work(tmp_path, command):
+    config = _config(tmp_path, _table(tmp_path))
+    res = _run(*[c.format(config=config, tmp=tmp_path) for c in command])
+    _one_line_error(res, "cannot write into /sys")
+    assert "member" not in res.output  # nothing was trained first

@@ -9,6 +9,7 @@ import pandas as pd
 
 from sptgnn.estimator.run import load_run
 from sptgnn.threads import apply_threads, resolve_threads
+from sptgnn.atomic import check_writable
 from sptgnn.predict.points import predict_points, read_points, write_points
 from sptgnn.predict.raster import PredictError, predict_raster
 
@@ -47,6 +48,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
             raise PredictError(f"--date '{date}' is not a date; use YYYY-MM-DD") from None
     if not out.parent.is_dir():
         raise PredictError(f"output folder {out.parent} does not exist; create it first or choose another --out")
+    check_writable(out.parent)
     apply_threads(resolve_threads(threads))  # torch, BLAS and neighbour search: sptgnn.threads
     model = load_run(run, compile=bool(compile), workers=threads)
     if student and not model.has_student:

@@ -31,7 +31,7 @@ from rasterio.enums import Resampling
 
 from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
 from sptgnn.data.context import open_covariates
-from sptgnn.atomic import atomic_file
+from sptgnn.atomic import atomic_file, check_writable
 from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
 from sptgnn.parallel import current_executor
@@ -69,6 +69,7 @@ def _check_out(out: Path) -> None:
         raise PredictError(f"{out} is a folder; give a file name such as map.tif")
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise PredictError(f"--out {out.name}: a map is written as a GeoTIFF; name it .tif")
+    check_writable(out.parent)
 
 
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
