@@ -35,6 +35,7 @@ def aggregate(
     date: str = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD of the map (time stream; default: the training mean year)."),
     baseline_run: Path = typer.Option(None, "--baseline-run", help="Run of the earlier state for the change since then (default: RUN, with --baseline-date)."),
     baseline_date: str = typer.Option(None, "--baseline-date", help="Date of the earlier state: adds the mean change per zone and its sd from shared realisations."),
+    make_valid: bool = typer.Option(False, "--make-valid", help="Repair invalid (e.g. self-intersecting) zone polygons with make_valid instead of refusing them."),
     mean_raster: Optional[Path] = typer.Option(None, "--mean-raster", help="Also write the conditioned mean surface as a GeoTIFF on the covariate grid (SOC g/kg, stock t C/ha): the surface the zone means average, which differs from the map of `sptgnn predict` near the samples."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
@@ -50,6 +51,7 @@ def aggregate(
     import pandas as pd
 
     from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
+    from sptgnn.accounting.inputs import check_plausible, read_zones
     from sptgnn.accounting.residuals import fit_residual_field, read_residuals
     from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
                                               run_fingerprint, run_manifest_hash, soc_conversion, versions)
@@ -71,6 +73,7 @@ def aggregate(
                             ("--coarse-sd", coarse_sd)):
             if not np.isfinite(value) or value < 0 or (name == "--bulk-density" and value == 0):
                 raise AggregateError(f"{name} {value}: must be a finite, {'positive' if name == '--bulk-density' else 'non-negative'} number")
+        check_plausible(bulk_density, bulk_density_sd, realisations, window)
         for name, value in (("--date", date), ("--baseline-date", baseline_date)):
             if value is not None:
                 try:
@@ -98,7 +101,7 @@ def aggregate(
         rasters = [Path(r) for r in raster] if raster else [Path(r.path) for r in model.config.data.rasters]
         if not rasters:
             raise AggregateError("the run records no data.rasters; give the covariate rasters with --raster")
-        frame = gpd.read_file(zones)
+        frame = read_zones(zones, make_valid)
         with ExitStack() as files:
             surface = None if mean_raster is None else files.enter_context(atomic_file(mean_raster, ".tif"))
             with progress_display(err_console) as bar:

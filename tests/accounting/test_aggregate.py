@@ -306,3 +306,34 @@ def test_mean_raster_is_the_surface_whose_zone_means_the_table_gives(run_and_sta
     assert west.count() == 12 * H - 20 and east.count() == 12 * H  # nodata corner and nothing outside the zones
     np.testing.assert_allclose([west.mean(), east.mean()], out["soc_g_kg_mean"][:2], rtol=1e-5)
     np.testing.assert_allclose(stock.compressed(), soc.compressed() * 1.3 * 30 * 0.1, rtol=1e-5)
+
+
+def test_zones_and_sizes_that_cannot_give_a_total_are_refused(cli_setup, run_and_stack):
+    from shapely.geometry import Point, Polygon
+
+    d, rasters = cli_setup
+    _, _, zones = run_and_stack
+    (d / "empty.gpkg").write_bytes(b"")
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--zones", d / "empty.gpkg", out="z.gpkg"), d, "z.gpkg",
+             "cannot read the zones")
+    zones.set_crs(None, allow_override=True).to_file(d / "nocrs.gpkg")
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--zones", d / "nocrs.gpkg", out="z.gpkg"), d, "z.gpkg",
+             "have no CRS")
+    x0, y0 = zones.total_bounds[0], zones.total_bounds[1]
+    bowtie = Polygon([(x0, y0), (x0 + 100, y0 + 100), (x0 + 100, y0), (x0, y0 + 100)])  # self-intersecting
+    gpd.GeoDataFrame({"name": ["bow", "pt"]}, geometry=[bowtie, Point(x0 + 5, y0 + 5)], crs=zones.crs).to_file(
+        d / "odd.gpkg")
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--zones", d / "odd.gpkg", out="z.gpkg"), d, "z.gpkg",
+             "invalid polygons", "--make-valid")
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--zones", d / "odd.gpkg", "--make-valid", out="z.gpkg")
+    assert res.exit_code == 0, res.output
+    assert "repaired 1 invalid zone" in res.stderr and "have no area" in res.stderr
+    _refused(_aggregate(d, rasters, "--depth-cm", "30", "--realisations", "1000000", "--window", "4096",
+                        out="m.gpkg"), d, "m.gpkg", "GiB", "lower --realisations")
+
+
+def test_an_implausible_bulk_density_is_warned_about(cli_setup):
+    d, rasters = cli_setup
+    res = _aggregate(d, rasters, "--depth-cm", "30", "--bulk-density", "1300", "--bulk-density-sd", "500", out="w.gpkg")
+    assert res.exit_code == 0, res.output
+    assert "not kg/m3" in res.stderr and "cut off" in res.stderr
