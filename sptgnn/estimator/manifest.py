@@ -36,6 +36,8 @@ def manifest_problems(folder: Path) -> list[str] | None:
         files = json.loads(path.read_text())["files"]
         if not isinstance(files, dict):
             raise TypeError("files is not a mapping")
+        if not files:
+            return [f"{MANIFEST} lists no file (a run folder's manifest lists every file of it)"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return [f"{MANIFEST} is not a valid manifest ({type(exc).__name__})"]
     problems = []

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import warnings
 from pathlib import Path
@@ -50,6 +52,8 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
         "calibration_ids": [str(i) for i in ens.calibration_ids], "trend": ens.trend is not None,
         "student": None if ens.student is None else ens.student.state_dict(), "student_info": ens.student_info,
         "selection": ens.selection,
+        # what the weights were trained with, checked on loading even when a manifest was rewritten to match an edit
+        "n_labelled": len(lab), "config_sha256": config_digest(ens.config),
     }
     (folder / "config.yaml").write_text(ens.config.to_yaml())
     torch.save(state, folder / "ensemble.pt")
@@ -70,6 +74,11 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     if ens.calibration_data is not None:
         calibration_part_figures(ens, folder)
     write_manifest(folder, {"format": RUN_FORMAT, "sptgnn_version": __version__})
+
+
+def config_digest(config) -> str:
+    """SHA-256 of a config's YAML text (:meth:`~sptgnn.config.Config.to_yaml`): which config weights were trained with."""
+    return hashlib.sha256(config.to_yaml().encode()).hexdigest()
 
 
 def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | None, str]:
@@ -105,6 +114,17 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
             raise RunError(f"{path} has no {MANIFEST}, which every run of format {RUN_FORMAT} has; copy the whole folder "
                            "again or retrain the run")
         warnings.warn(f"{path}: a run of format {version} has no {MANIFEST}: its files are not verified", stacklevel=2)
+    try:
+        return _read_state(path, config, state, version)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise RunError(f"{path / 'ensemble.pt'} lacks what a run of format {version} holds ({type(exc).__name__}: "
+                       f"{exc}); it was damaged or edited: copy the whole folder again or retrain the run") from None
+
+
+def _read_state(path: Path, config, state: dict, version) -> tuple[DeepEnsemble, AreaOfApplicability | None, str]:
+    if "config_sha256" in state and state["config_sha256"] != config_digest(config):
+        raise RunError(f"{path / 'config.yaml'} is not the config {path / 'ensemble.pt'} was trained with; the folder "
+                       "was edited: copy the whole folder again or retrain the run")
     if version == 1:  # format 1 kept the builder's fields at the top level
         state["builder"] = {k: state[k] for k in ("relations", "distance_scale", "transform")}
     s = state["samples"]
@@ -112,6 +132,9 @@ def read_run_folder(path: Path) -> tuple[DeepEnsemble, AreaOfApplicability | Non
         frame = gpd.read_file(path / "labelled.gpkg", layer="labelled")
     except Exception as exc:  # noqa: BLE001 - any read failure of the GeoPackage means a corrupt file
         raise RunError(f"{path / 'labelled.gpkg'} cannot be read ({type(exc).__name__}); copy or retrain the run") from None
+    if "n_labelled" in state and len(frame) != state["n_labelled"]:
+        raise RunError(f"{path / 'ensemble.pt'} was trained on {state['n_labelled']} labelled samples, but "
+                       f"{path / 'labelled.gpkg'} holds {len(frame)}; the folder mixes two runs: copy or retrain the run")
     if s["date_column"]:
         frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
     labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"],

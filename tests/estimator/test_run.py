@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_load_weights_that_do_not_match_the_config(saved_run, tmp_path):
     with pytest.raises(RunError, match="config.yaml differs from the manifest"):  # an edit is caught by the manifest
         Run.load(run)
     _reseal(run)
-    with pytest.raises(RunError, match="do not match"):  # a consistent folder whose config and weights disagree
+    with pytest.raises(RunError, match="was trained with"):  # a resealed folder whose config and weights disagree
         Run.load(run).ensemble
 
 
@@ -241,3 +242,45 @@ def test_auto_calibration_choice_is_recorded_and_survives_save_and_load(samples_
     # too few samples for a calibration part: auto says so instead of failing
     small = DeepEnsemble(config_factory(calibration={"method": "auto"})).fit(samples_factory(n=30, seed=5))
     assert small.calibration_choice["method"] == "identity" and "min_samples" in small.calibrator.selection["reason"]
+
+
+def _copy_run(saved_run, tmp_path, name):
+    import shutil
+
+    return Path(shutil.copytree(saved_run, tmp_path / name))
+
+
+def test_parts_of_two_runs_are_refused_even_with_a_rewritten_manifest(saved_run, samples_factory, config_factory,
+                                                                       tmp_path):
+    import json
+
+    import torch
+
+    from sptgnn.estimator.manifest import write_manifest
+
+    header = {k: v for k, v in json.loads((saved_run / "manifest.json").read_text()).items() if k != "files"}
+    other = Run(DeepEnsemble(config_factory()).fit(samples_factory(n=30, seed=9))).save(tmp_path / "other").path
+    swapped = _copy_run(saved_run, tmp_path, "swapped")
+    (swapped / "ensemble.pt").write_bytes((other / "ensemble.pt").read_bytes())  # 30-sample weights, 36 samples
+    (swapped / "manifest.json").unlink()
+    write_manifest(swapped, header)
+    with pytest.raises(RunError, match="mixes two runs|not the config"):
+        Run.load(swapped)
+    edited = _copy_run(saved_run, tmp_path, "edited")
+    (edited / "config.yaml").write_text((edited / "config.yaml").read_text().replace("epochs: 5", "epochs: 6"))
+    (edited / "manifest.json").unlink()
+    write_manifest(edited, header)
+    with pytest.raises(RunError, match="not the config"):
+        Run.load(edited)
+    empty = _copy_run(saved_run, tmp_path, "empty")
+    (empty / "manifest.json").write_text(json.dumps(header | {"files": {}}))
+    with pytest.raises(RunError, match="lists no file"):
+        Run.load(empty)
+    gutted = _copy_run(saved_run, tmp_path, "gutted")
+    state = torch.load(gutted / "ensemble.pt", weights_only=True)
+    state = {"format": 1, "members": state["members"]}  # claims format 1 but lacks its fields
+    torch.save(state, gutted / "ensemble.pt")
+    (gutted / "manifest.json").unlink()
+    with pytest.raises(RunError, match="lacks what a run of format 1 holds"):
+        with pytest.warns(UserWarning):
+            Run.load(gutted)
