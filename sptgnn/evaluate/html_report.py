@@ -133,7 +133,12 @@ def read_evaluation(folder: str | Path) -> dict:
     missing = [f for f in ("metrics.json", "predictions.csv", "config.yaml") if not (folder / f).is_file()]
     if missing:
         raise ReportError(f"{folder} is not an evaluation folder of `sptgnn evaluate` (no {', '.join(missing)})")
-    metrics = json.loads((folder / "metrics.json").read_text())
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics["models"], metrics["target"], metrics["dataset"], metrics["n_samples"]  # noqa: B018 - the keys shown
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ReportError(f"{folder / 'metrics.json'} is not a metrics.json of `sptgnn evaluate` ({type(exc).__name__});"
+                          f" evaluate again") from None
     config_text = (folder / "config.yaml").read_text()
     config = yaml.safe_load(config_text)
     models = {name: {k: m.get(k) for k in ("r2", "rmse", "mae", "me", "me_percent", "ccc", "r2_log", "crps", "calibration_error", "picp50",

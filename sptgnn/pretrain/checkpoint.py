@@ -67,8 +67,9 @@ def _load(folder: str, stamp: float) -> Checkpoint:
     try:
         meta = json.loads((path / META).read_text())
         state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise PretrainError(f"model.pretrained {folder}: cannot read the checkpoint ({exc}); run `sptgnn pretrain` "
+    except Exception as exc:  # noqa: BLE001 - torch's own text may advise an unsafe load: never pass it on
+        raise PretrainError(f"model.pretrained {folder}: {WEIGHTS} or {META} is not a checkpoint of `sptgnn pretrain` "
+                            f"({type(exc).__name__}; it was not loaded, and nothing in it was run); run `sptgnn pretrain` "
                             "again into that folder") from None
     if meta.get("format") != FORMAT:
         raise PretrainError(f"model.pretrained {folder}: {META} has format {meta.get('format')!r}, expected {FORMAT}")

@@ -170,3 +170,13 @@ def test_a_headless_browser_loads_the_page_and_finds_its_sections(evaluation, tm
         assert [u for u in fetched if not u.startswith("data:")] == []  # nothing loaded from outside the page
     finally:
         browser.quit()
+
+
+def test_report_refuses_a_truncated_metrics_json(tmp_path):
+    from sptgnn.evaluate.html_report import read_evaluation
+
+    for name, text in (("metrics.json", '{"dataset": "x", "mod'), ("predictions.csv", "sample_id,y_true,model\n"),
+                       ("config.yaml", "data: {}\n")):
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ReportError, match="is not a metrics.json"):
+        read_evaluation(tmp_path)

@@ -108,3 +108,21 @@ def test_checkpoint_loads_strictly_and_names_mismatching_keys(tmp_path, small_co
         load_pretrained(tmp_path / "missing")
     with pytest.raises(FileExistsError):
         save_pretrained(result, small_config, tmp_path / "pt")
+
+
+def test_a_pickled_checkpoint_is_refused_without_torchs_unsafe_advice(tmp_path):
+    import json
+    import pickle
+
+    from sptgnn.pretrain.checkpoint import FORMAT, META, WEIGHTS
+
+    class Payload:  # what a pickle may carry: an object whose loading runs code
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    (tmp_path / META).write_text(json.dumps({"format": FORMAT}))
+    (tmp_path / WEIGHTS).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(PretrainError, match="not a checkpoint of `sptgnn pretrain`") as err:
+        load_pretrained(tmp_path)
+    assert "weights_only" not in str(err.value) and "nothing in it was run" in str(err.value)
+
