@@ -5,8 +5,8 @@ A tile needs no halo: every pixel is a query node that attaches to the labelled 
 tile's pixels do not depend on its neighbours and a map is the same whatever the tiling's order or worker count. A
 worker loads the :class:`~sptgnn.estimator.run.Run` from its folder once and keeps it for every later tile.
 
-The store is a folder beside the map (``.<map name>.tiles``): ``manifest.json`` (what the map is made from: run,
-rasters, window, date, bands) and one ``tile_<k>.npz`` (compressed) per finished tile, each renamed into place when complete and
+The store is a folder beside the map (``.<map name>.tiles``): ``manifest.json`` (what the map is made from, by content:
+the SHA-256 of the run's manifest and of every raster file, window, date, bands) and one ``tile_<k>.npz`` (compressed) per finished tile, each renamed into place when complete and
 then listed on a line of ``tiles.jsonl``. After a crash or ``kill -9``, ``--resume`` reads the listed tiles and
 predicts only the others; the store is removed once the map is written.
 """
@@ -16,12 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import rasterio
+
+from sptgnn.data.raster_sources import RasterError, expand_paths
+from sptgnn.estimator.manifest import MANIFEST, sha256
 
 GDAL_CACHE_MB = 64
 NODATA = -9999.0
@@ -129,8 +133,10 @@ class TileStore:
                 raise TileStoreError(f"{self.folder} has no readable manifest.json; remove that folder and rerun") from None
             changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
             if changed:
-                raise TileStoreError(f"the unfinished map in {self.folder} was made with other {', '.join(changed)}; "
-                                     "rerun with the same inputs, or remove that folder to start again")
+                files = [f[0] for f in fingerprint.get("rasters", []) if f not in old.get("rasters", [])]
+                raise TileStoreError(f"the unfinished map in {self.folder} was made with other {', '.join(changed)}"
+                                     + (f" (changed since: {', '.join(files)})" if files else "")
+                                     + "; rerun with the same inputs, or remove that folder to start again")
         else:
             self.folder.mkdir()
             tmp = self.folder / ".manifest.json.partial"
@@ -159,9 +165,18 @@ class TileStore:
         self.done[int(k)] = (int(valid), ranges)
 
     def read(self, k: int) -> np.ndarray:
-        """Tile ``k``'s bands ``(B, h, w)``."""
-        with np.load(self.folder / f"tile_{k}.npz") as f:
-            return f["bands"]
+        """Tile ``k``'s bands ``(B, h, w)``.
+
+        Raises:
+            TileStoreError: The tile file is damaged (the message names it and the fix).
+        """
+        path = self.folder / f"tile_{k}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return f["bands"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise TileStoreError(f"the finished tile {path} is damaged ({type(exc).__name__}); remove {self.folder} and "
+                                 f"predict again without --resume") from None
 
     def write_cog(self, path: str | Path, windows: Sequence, grid: dict, names: Sequence[str],
                   units: Sequence[str], tags: dict) -> None:
@@ -205,17 +220,24 @@ def store_folder(out: Path) -> Path:
 
 
 def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, names: list[str]) -> dict:
-    """What a map is made from, for :class:`TileStore`: the run folder (and its manifest's modification time), each
-    raster's path, size and modification time, the window, the date, ``student`` and the bands."""
-    def stat(p) -> list:
+    """What a map is made from, for :class:`TileStore`, by content: the SHA-256 of the run folder's manifest (which
+    holds the SHA-256 of every file of the run) and of every raster file each source names (a glob expanded), the
+    window, the date, ``student`` and the bands. A raster edited in place, even with its size and time kept, is
+    another input. Hashing reads each raster once (about a second per GB)."""
+    def digest(p) -> list:
         try:
-            s = Path(p).stat()
+            return [str(Path(p).resolve()), sha256(Path(p))]
         except OSError:  # the workers read it, and say so when they cannot
-            return [str(Path(p).resolve()), None, None]
-        return [str(Path(p).resolve()), s.st_size, s.st_mtime_ns]
+            return [str(Path(p).resolve()), None]
 
-    run_id = None if run.path is None else stat(Path(run.path) / "manifest.json")
-    return {"run": run_id, "rasters": [stat(s.path) for s in sources], "window": int(window),
+    files = []
+    for s in sources:
+        try:
+            files += [digest(f) for f in expand_paths(s.path)]
+        except RasterError:
+            files.append([str(s.path), None])
+    run_id = None if run.path is None else digest(Path(run.path) / MANIFEST)
+    return {"run": run_id, "rasters": files, "window": int(window),
             "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
 
 

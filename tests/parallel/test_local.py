@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,31 @@ def test_map_killed_midway_resumes_to_the_same_map(mapping, killer, tmp_path):
     assert s["resumed_tiles"] == 4 and s["valid_pixels"] == whole["valid_pixels"] and s["ranges"] == whole["ranges"]
     np.testing.assert_array_equal(_read(out)[0], _read(tmp_path / "whole.tif")[0])
     assert not (tmp_path / ".m.tif.tiles").exists()
+
+
+def test_a_raster_edited_in_place_is_another_input_and_a_damaged_tile_is_named(mapping, tmp_path):
+    import os
+    import shutil
+
+    from sptgnn.data.raster_sources import match_sources
+    from sptgnn.predict.raster import raster_sources
+    from sptgnn.predict.tiles import map_fingerprint
+
+    _, run_folder, rasters = mapping
+    run = load_run(run_folder)
+    raster = Path(shutil.copy(rasters[0], tmp_path / "stack.tif"))
+    sources = match_sources([str(raster)], raster_sources(run))
+    store = TileStore(tmp_path / "s", map_fingerprint(run, sources, 16, None, False, run.map_bands))
+    store.add(0, np.ones((1, 2, 2), np.float32), 4, {"mean": [1.0, 1.0]})
+    stat = raster.stat()
+    with rasterio.open(raster, "r+") as dst:  # edited in place: one value, same size, same modification time
+        band = dst.read(1)
+        band[10, 10] += 1.0
+        dst.write(band, 1)
+    os.utime(raster, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert raster.stat().st_size == stat.st_size and raster.stat().st_mtime_ns == stat.st_mtime_ns
+    with pytest.raises(TileStoreError, match=f"other rasters .*changed since: {raster.resolve()}"):
+        TileStore(tmp_path / "s", map_fingerprint(run, sources, 16, None, False, run.map_bands), resume=True)
+    (tmp_path / "s" / "tile_0.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(TileStoreError, match=r"tile_0.npz is damaged .*without --resume"):
+        store.read(0)
