@@ -76,8 +76,8 @@ class RayExecutor(Executor):
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         ray = self._ray = _ray()
         self._owns = False
+        _check_reachable(address)  # an explicit head that cannot be reached is an error, whatever this process holds
         if not ray.is_initialized():
-            _check_reachable(address)
             env = {k: v for k, v in os.environ.items() if k.startswith("SPTGNN_")}
             try:
                 ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,

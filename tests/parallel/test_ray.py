@@ -121,10 +121,10 @@ def test_install_advice_keeps_its_brackets_and_an_unreachable_head_is_one_line(t
 
     res = CliRunner().invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
     assert "sptgnn[ray]" in res.output
-    res = CliRunner().invoke(app, ["evaluate", "--backend", "ray", "--ray-address", "127.0.0.1:1", "--out",
-                                   str(tmp_path / "e")])
-    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
-    assert "cannot reach the Ray head at 127.0.0.1:1" in res.stderr and not (tmp_path / "e").exists()
+    res = CliRunner().invoke(app, ["predict", str(tmp_path / "run"), "--out", str(tmp_path / "m.tif"), "--backend", "ray",
+                                   "--ray-address", "127.0.0.1:1"])
+    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
+    assert "cannot reach the Ray head at 127.0.0.1:1" in res.stderr and not (tmp_path / "m.tif").exists()
 
 
 def test_error_messages_keep_square_brackets():
