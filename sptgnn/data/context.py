@@ -58,7 +58,8 @@ class ContextStack(CovariateStack):
         """Derive context features of ``bands`` (default: every band) at ``scales_km`` for ``stats`` (mean, sd).
 
         Raises:
-            RasterError: A band the stack lacks.
+            RasterError: A band the stack lacks, or a scale wider than twice the grid's extent (its windows would be
+                mostly padding, and their halo would allocate the square of that).
         """
         base = list(self.bands)
         bands = base if bands is None else list(bands)
@@ -66,6 +67,12 @@ class ContextStack(CovariateStack):
         if missing:
             raise RasterError(f"data.context.bands {missing} are not bands of the covariate rasters ({base})")
         px = pixel_size_m(self)
+        extent_km = max(self.height, self.width) * px / 1000.0
+        too_wide = [km for km in scales_km if km > 2 * extent_km]
+        if too_wide:
+            raise RasterError(f"data.context.scales_km {too_wide} exceed twice the covariate grid's extent "
+                              f"({self.height} x {self.width} px, about {extent_km:.3g} km across); use scales up to "
+                              f"{2 * extent_km:.3g} km")
         self.context_bands, self.scales_km, self.stats = bands, list(scales_km), list(stats)
         self.derived = {context_name(b, s, km): (b, s, window_pixels(km, px))
                         for km in scales_km for s in stats for b in bands}

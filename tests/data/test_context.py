@@ -108,6 +108,9 @@ def test_errors(stack, config_dict_factory):
         open_covariates([d / "stack.tif"], ContextConfig(scales_km=[3], bands=["clay"]))
     with pytest.raises(ValueError, match="every scale must be positive"):
         ContextConfig(scales_km=[0])
+    # the grid is 26 km across: a 10,000 km window would be padding, and its halo would not fit in memory
+    with pytest.raises(RasterError, match=r"scales_km \[10000.0\] exceed twice the covariate grid's extent .*up to 52 km"):
+        open_covariates([d / "stack.tif"], ContextConfig(scales_km=[3, 10000]))
     from sptgnn.data.tables import load_samples
 
     cfg = load_config(None, {"data": {"dataset": "limesoda:BB.30_2", "context": {"scales_km": [1]}}})
