@@ -156,3 +156,9 @@ def test_a_read_only_output_folder_fails_before_any_work(tmp_path, command):
     res = _run(*[c.format(config=config, tmp=tmp_path) for c in command])
     _one_line_error(res, "cannot write into /sys")
     assert "member" not in res.output  # nothing was trained first
+
+
+def test_a_constant_target_is_refused_before_training(tmp_path):
+    res = _run("train", _config(tmp_path, _table(tmp_path, soc=12.5)), "--out", tmp_path / "run")
+    _one_line_error(res, "is constant (12.5)", "nothing to learn")
+    assert not (tmp_path / "run").exists()

@@ -17,7 +17,7 @@ def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
     """The target ``(n,)`` of samples fit to train on, before any work (so that a user error comes first).
 
     Raises:
-        SamplesError: The target is missing; SOC (a target named ``soc…``) is negative; fewer than
+        SamplesError: The target is missing or constant; SOC (a target named ``soc…``) is negative; fewer than
             :data:`MIN_TRAIN_SAMPLES` samples; the target transform cannot take the target (e.g. ``log1p`` of a negative).
     """
     target = config.data.target
@@ -30,6 +30,9 @@ def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
         ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
         raise SamplesError(f"{samples.name}: target '{target}' has {len(bad)} negative value(s) (SOC cannot be "
                            f"negative), e.g. samples {ids}; fix or drop those rows")
+    if len(y) and np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+        raise SamplesError(f"{samples.name}: target '{target}' is constant ({y[0]:g}) over all {len(y)} samples: there is "
+                           "nothing to learn; check the target column (data.target) and its units")
     if len(samples) < MIN_TRAIN_SAMPLES:
         raise SamplesError(f"{samples.name}: {len(samples)} training samples are too few; the ensemble needs at "
                            f"least {MIN_TRAIN_SAMPLES} (a graph and a hold-out for early stopping)")
