@@ -52,6 +52,10 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
             x, y = cx, cy
             break
     else:
+        if x:  # the user named columns the table lacks
+            missing = [c for c in (x, y) if c not in frame.columns]
+            raise PredictError(f"{path}: no column {' or '.join(repr(c) for c in missing)} (given with --x/--y); its "
+                               f"columns are {list(frame.columns)}")
         raise PredictError(f"{path}: no coordinate columns found; pass --x and --y (columns: {list(frame.columns)})")
     if x not in frame.columns or y not in frame.columns:
         raise PredictError(f"{path}: no columns '{x}'/'{y}'; columns: {list(frame.columns)}")

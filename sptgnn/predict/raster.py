@@ -126,6 +126,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         stack.check_features(model.needed)
         h, w = stack.shape
         t, crs, windows = stack.transform, stack.crs, list(stack.windows(window))
+        stack_bands = list(getattr(stack, "bands", []))
     if (compile or (compile is None and h * w > 4_000_000)) and not model.prediction_options["compile"]:
         model.set_prediction_options(**(model.prediction_options | {"compile": True}))
     cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
@@ -153,8 +154,13 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                 stats[b] = [min(stats[b][0], r[0]), max(stats[b][1], r[1])]
     if pixels == 0:
         store.remove()
-        raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}; "
-                          "check the rasters' nodata")
+        raw = [f for f in model.needed if f in stack_bands]
+        with open_covariates(sources) as plain:  # which band is empty everywhere (raw bands; context ones follow them)
+            seen = sum(plain.read_window_bands(w, raw)[1].reshape(len(raw), -1).any(1) for w in plain.windows(1024))
+        empty = [f for f, any_valid in zip(raw, np.atleast_1d(seen)) if not any_valid]
+        raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}"
+                          + (f"; band(s) {empty} hold no valid pixel at all" if empty else "")
+                          + "; check the rasters' nodata")
     band_units = [model.units] * 6 + [""] * (len(names) - 6)
     tags = {"target": model.ensemble.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
             "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside",

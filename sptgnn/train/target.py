@@ -42,7 +42,7 @@ class TargetTransform:
                 rows = np.flatnonzero(y < 0)
                 raise ValueError(
                     f"log1p target transform needs non-negative targets; {len(rows)} negative value(s), minimum "
-                    f"{y.min():g} at row(s) {rows[:5].tolist()}: fix the data or set data.target_transform: none"
+                    f"{y.min():g} at row(s) {(rows[:5] + 1).tolist()} (counted from 1): fix the data or set data.target_transform: none"
                 )
             return np.log1p(y)
         return y

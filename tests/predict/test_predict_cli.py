@@ -212,3 +212,23 @@ def test_a_map_without_raster_reads_the_runs_own_rasters(trained, mapped):
     assert res.exit_code == 0, res.output
     with rasterio.open(out) as a, rasterio.open(mapped) as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_a_band_without_any_valid_pixel_is_named(trained, tmp_path):
+    with rasterio.open(trained / "stack.tif") as src:
+        profile, data, names = src.profile, src.read(), src.descriptions
+    data[names.index("ndvi")] = profile["nodata"]
+    with rasterio.open(tmp_path / "stack.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = names
+    res = _invoke(["predict", trained / "run", "--raster", tmp_path / "stack.tif", "--raster",
+                   trained / "cov_slope.tif", "--out", tmp_path / "m.tif", "--window", 16])
+    assert res.exit_code == 2 and "band(s) ['ndvi'] hold no valid pixel at all" in " ".join(res.output.split())
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_x_and_y_columns_the_table_lacks_are_named(trained, tmp_path):
+    pd.DataFrame({"east": [1.0], "north": [2.0]}).to_csv(tmp_path / "p.csv", index=False)
+    res = _invoke(["predict", trained / "run", "--points", tmp_path / "p.csv", "--x", "foo", "--y", "north", "--crs",
+                   "EPSG:32633", "--out", tmp_path / "o.csv"])
+    assert res.exit_code == 2 and "no column 'foo' (given with --x/--y)" in res.output
