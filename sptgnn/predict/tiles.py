@@ -116,14 +116,24 @@ class TileStore:
         resume: Continue an existing store; without it an existing store is an error (nothing is overwritten).
 
     Raises:
-        TileStoreError: A store exists without ``resume``, or it was made from other inputs.
+        TileStoreError: A store exists without ``resume``, it was made from other inputs, or another process is
+            writing it now (the store is locked while a map is written).
     """
 
     def __init__(self, folder: str | Path, fingerprint: dict, resume: bool = False):
         self.folder = Path(folder)
         manifest = self.folder / "manifest.json"
         fingerprint = json.loads(json.dumps(fingerprint))
+        self._lock = None
+        try:
+            self._open(manifest, fingerprint, resume)
+        except BaseException:
+            self.close()  # a refused store is not held
+            raise
+
+    def _open(self, manifest: Path, fingerprint: dict, resume: bool) -> None:
         if self.folder.exists():
+            self._take_lock()
             if not resume:
                 raise TileStoreError(f"an unfinished map is in {self.folder}; rerun with --resume to finish it, or remove "
                                      "that folder to start again")
@@ -139,6 +149,7 @@ class TileStore:
                                      + "; rerun with the same inputs, or remove that folder to start again")
         else:
             self.folder.mkdir()
+            self._take_lock()
             tmp = self.folder / ".manifest.json.partial"
             tmp.write_text(json.dumps(fingerprint, indent=1))
             os.replace(tmp, manifest)
@@ -152,6 +163,20 @@ class TileStore:
                     continue
                 if (self.folder / f"tile_{rec['tile']}.npz").exists():
                     self.done[int(rec["tile"])] = (int(rec["valid"]), rec["ranges"])
+
+    def _take_lock(self) -> None:
+        """Hold an exclusive lock on the store while this process writes it (released by the OS when the process ends,
+        so a killed map can be resumed); a store another process holds is refused."""
+        import fcntl
+
+        fh = open(self.folder / ".lock", "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise TileStoreError(f"another sptgnn predict is writing this map now (its tile store {self.folder} is "
+                                 "locked); wait for it to finish, or choose another --out") from None
+        self._lock = fh
 
     def add(self, k: int, block: np.ndarray, valid: int, ranges: dict) -> None:
         """Keep tile ``k``: its file renamed into place, then its line in ``tiles.jsonl``."""
@@ -210,8 +235,16 @@ class TileStore:
         finally:
             plain.unlink(missing_ok=True)
 
+    def close(self) -> None:
+        """Release the store's lock, keeping its tiles (for a later ``--resume``)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def remove(self) -> None:
+        """Delete the store (after the map is written) and release its lock."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.close()
 
 
 def store_folder(out: Path) -> Path:

@@ -57,6 +57,9 @@ def test_unknown_backend_is_refused():
 def test_tile_store_refuses_what_it_cannot_resume(tmp_path):
     store = TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]})
     store.add(0, np.ones((1, 2, 2), np.float32), 4, {"mean": [1.0, 1.0]})
+    with pytest.raises(TileStoreError, match="another sptgnn predict is writing this map now"):  # store still open
+        TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]}, resume=True)
+    store.close()  # as when the process that wrote it ended (or was killed)
     with pytest.raises(TileStoreError, match="rerun with --resume"):
         TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]})
     with pytest.raises(TileStoreError, match="made with other window"):
@@ -117,6 +120,7 @@ def test_a_raster_edited_in_place_is_another_input_and_a_damaged_tile_is_named(m
     sources = match_sources([str(raster)], raster_sources(run))
     store = TileStore(tmp_path / "s", map_fingerprint(run, sources, 16, None, False, run.map_bands))
     store.add(0, np.ones((1, 2, 2), np.float32), 4, {"mean": [1.0, 1.0]})
+    store.close()
     stat = raster.stat()
     with rasterio.open(raster, "r+") as dst:  # edited in place: one value, same size, same modification time
         band = dst.read(1)
