@@ -163,6 +163,8 @@ class TileStore:
                     continue
                 if (self.folder / f"tile_{rec['tile']}.npz").exists():
                     self.done[int(rec["tile"])] = (int(rec["valid"]), rec["ranges"])
+        for k in self.done:  # a damaged tile is found now, not after every other tile was predicted
+            self.read(k)
 
     def _take_lock(self) -> None:
         """Hold an exclusive lock on the store while this process writes it (released by the OS when the process ends,

@@ -133,3 +133,6 @@ def test_a_raster_edited_in_place_is_another_input_and_a_damaged_tile_is_named(m
     (tmp_path / "s" / "tile_0.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(TileStoreError, match=r"tile_0.npz is damaged .*without --resume"):
         store.read(0)
+    fingerprint = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    with pytest.raises(TileStoreError, match=r"tile_0.npz is damaged"):  # found when resuming, before any work
+        TileStore(tmp_path / "s", fingerprint, resume=True)
