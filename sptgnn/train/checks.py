@@ -30,12 +30,12 @@ def check_training_samples(samples: SoilSamples, config: Config) -> np.ndarray:
         ids = np.asarray(samples.sample_ids)[bad[:5]].tolist()
         raise SamplesError(f"{samples.name}: target '{target}' has {len(bad)} negative value(s) (SOC cannot be "
                            f"negative), e.g. samples {ids}; fix or drop those rows")
-    if len(y) and np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
-        raise SamplesError(f"{samples.name}: target '{target}' is constant ({y[0]:g}) over all {len(y)} samples: there is "
-                           "nothing to learn; check the target column (data.target) and its units")
     if len(samples) < MIN_TRAIN_SAMPLES:
         raise SamplesError(f"{samples.name}: {len(samples)} training samples are too few; the ensemble needs at "
                            f"least {MIN_TRAIN_SAMPLES} (a graph and a hold-out for early stopping)")
+    if len(y) and np.ptp(y) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+        raise SamplesError(f"{samples.name}: target '{target}' is constant ({y[0]:g}) over all {len(y)} samples: there is "
+                           "nothing to learn; check the target column (data.target) and its units")
     try:
         TargetTransform(config.data.target_transform).fit(y)
     except ValueError as exc:
