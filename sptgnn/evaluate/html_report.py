@@ -32,7 +32,12 @@ class ReportError(ValueError):
 
 
 def _num(v) -> str:
-    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A number as a reader wants it: four significant digits, large ones (totals in t C) in full with separators."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+    return str(v)
 
 
 def fingerprint(predictions: pd.DataFrame) -> str:
