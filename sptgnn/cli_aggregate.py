@@ -47,14 +47,13 @@ def aggregate(
     from contextlib import ExitStack
 
     import geopandas as gpd
-    import numpy as np
     import pandas as pd
 
     from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
     from sptgnn.accounting.inputs import check_plausible, read_zones
     from sptgnn.accounting.residuals import fit_residual_field, read_residuals
     from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
-                                              run_fingerprint, run_manifest_hash, soc_conversion, versions)
+                                              provenance_record, soc_conversion)
     from sptgnn.accounting.stocks import Property
     from sptgnn.atomic import atomic_file, check_writable
     from sptgnn.estimator.run import RunError, load_run
@@ -67,13 +66,7 @@ def aggregate(
         if not out.parent.is_dir():
             raise AggregateError(f"output folder {out.parent} does not exist; create it first")
         check_writable(out.parent)
-        if not 0 <= coarse <= 1:
-            raise AggregateError(f"--coarse {coarse}: coarse fragments are a volume share in [0, 1]")
-        for name, value in (("--bulk-density", bulk_density), ("--bulk-density-sd", bulk_density_sd),
-                            ("--coarse-sd", coarse_sd)):
-            if not np.isfinite(value) or value < 0 or (name == "--bulk-density" and value == 0):
-                raise AggregateError(f"{name} {value}: must be a finite, {'positive' if name == '--bulk-density' else 'non-negative'} number")
-        check_plausible(bulk_density, bulk_density_sd, realisations, window)
+        check_plausible(bulk_density, bulk_density_sd, coarse, coarse_sd, realisations, window)
         for name, value in (("--date", date), ("--baseline-date", baseline_date)):
             if value is not None:
                 try:
@@ -88,8 +81,8 @@ def aggregate(
                                         or not mean_raster.parent.is_dir() or (mean_raster.exists() and not overwrite)):
             raise AggregateError(f"--mean-raster {mean_raster}: give a new .tif in an existing folder (or --overwrite)")
         model = load_run(run)  # every check before any progress output: a refusal is one line on stderr
-        factor, conversion_note = soc_conversion(model, conversion)
-        thickness, depth_note = layer_thickness(model, depth_cm)
+        factor, conversion_note = conversion_used = soc_conversion(model, conversion)
+        thickness, depth_note = layer = layer_thickness(model, depth_cm)
         rows, residual_path = read_residuals(residuals)
         residual_fp = check_residuals(rows, model, residual_path)
         field = fit_residual_field(rows, residual_path)
@@ -114,22 +107,13 @@ def aggregate(
                                          (bulk_density_target, bulk_density_correlation, bulk_density_scale),
                                          conversion=factor, conservative_percentile=conservative_percentile,
                                          mean_raster=surface)
-            record = {
-                "run": str(run), "run_manifest_sha256": run_manifest_hash(model), "run_samples_fingerprint": run_fingerprint(model),
-                "target": model.target, "target_units": model.units, "conversion_to_soc_g_kg": conversion_note,
-                "conversion_factor": factor, "residuals": str(residual_path), "residual_samples_fingerprint": residual_fp,
-                "residual_samples": len(rows), "layer_thickness_cm": thickness, "layer": depth_note,
-                "bulk_density_g_cm3": str(bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target else bulk_density)),
-                "bulk_density_sd_g_cm3": bulk_density_sd, "coarse_fraction": coarse, "coarse_fraction_sd": coarse_sd,
-                "realisations": realisations, "seed": seed, "conservative_percentile": conservative_percentile,
-                "date": date, "rasters": ", ".join(str(r) for r in rasters), "mean_raster": mean_raster,
-                "zone_means_note": "zone means come from realisations conditioned on the out-of-fold residuals at the "
-                                   "samples; they differ from the mean map of `sptgnn predict`, which is not conditioned",
-                "stock_formula": "SOC g/kg x bulk density g/cm3 x thickness cm x (1 - coarse) x 0.1 = t C/ha; t CO2e = t C x 44/12",
-                **({f"change_{k}": v for k, v in change.items()} if change else {}),
-                **{f"version_{k}": v for k, v in versions().items()},
-            }
-            record = {k: "" if v is None else str(v) for k, v in record.items()}
+            record = provenance_record(
+                model, run, residual_fp, residual_path, len(rows), conversion_used, layer, change,
+                bulk_density_g_cm3=bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target
+                                                           else bulk_density),
+                bulk_density_sd_g_cm3=bulk_density_sd, coarse_fraction=coarse, coarse_fraction_sd=coarse_sd,
+                realisations=realisations, seed=seed, conservative_percentile=conservative_percentile, date=date,
+                rasters=", ".join(str(r) for r in rasters), mean_raster=mean_raster)
             with atomic_file(out, ".gpkg") as tmp:
                 tmp.unlink()  # the GeoPackage driver creates the file itself
                 result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)

@@ -20,13 +20,11 @@ from typing import Callable
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from sptgnn.accounting.aggregate import Z90
 from sptgnn.accounting.residuals import residual_field_from_calibration
 from sptgnn.accounting.realisations import soc_realisations
 from sptgnn.accounting.residual_field import normal_scores
 from sptgnn.data.samples import samples_fingerprint
-
-Z90 = 1.6448536269514722
-
 
 def block_side_m(xy: np.ndarray, block_samples: float) -> float:
     """Side (m) of square blocks holding about ``block_samples`` samples on average over the samples' bounding box."""

@@ -19,13 +19,23 @@ BULK_DENSITY_RANGE = (0.1, 2.0)
 BYTES_PER_DRAW = 6 * 8
 
 
-def check_plausible(bulk_density: float, bulk_density_sd: float, realisations: int, window: int) -> None:
-    """Warn about a bulk density outside :data:`BULK_DENSITY_RANGE` or an sd so large that the truncation of its draws
-    at 0.05 g/cm³ raises the mean; refuse realisations whose window arrays would not fit in the free memory.
+def check_plausible(bulk_density: float, bulk_density_sd: float, coarse: float, coarse_sd: float, realisations: int,
+                    window: int) -> None:
+    """Refuse a bulk density (g/cm³) that is not finite and positive, sds that are not finite and non-negative, a
+    coarse-fragment share outside [0, 1], and realisations whose window arrays would not fit in the free memory; warn
+    about a bulk density outside :data:`BULK_DENSITY_RANGE` or an sd so large that the truncation of its draws at
+    0.05 g/cm³ raises the mean.
 
     Raises:
-        AggregateError: ``realisations × window²`` arrays larger than the available memory.
+        AggregateError: One of the refusals above (the message names the option).
     """
+    if not 0 <= coarse <= 1:
+        raise AggregateError(f"--coarse {coarse}: coarse fragments are a volume share in [0, 1]")
+    for name, value in (("--bulk-density", bulk_density), ("--bulk-density-sd", bulk_density_sd),
+                        ("--coarse-sd", coarse_sd)):
+        if not np.isfinite(value) or value < 0 or (name == "--bulk-density" and value == 0):
+            raise AggregateError(f"{name} {value}: must be a finite, "
+                                 f"{'positive' if name == '--bulk-density' else 'non-negative'} number")
     lo, hi = BULK_DENSITY_RANGE
     if not lo <= bulk_density <= hi:
         warnings.warn(f"--bulk-density {bulk_density:g} g/cm3 lies outside {lo:g}-{hi:g}; is it in g/cm3 (not kg/m3)?")

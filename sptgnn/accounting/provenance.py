@@ -117,7 +117,8 @@ def check_change(run, baseline_run, date: str | None, baseline_date: str | None)
         ProvenanceError: ``baseline_run`` was fitted on the same samples (fingerprint) and no ``baseline_date``
             different from ``date`` is given: the difference would be between models, not soils.
     """
-    same_samples = baseline_run is run or run_fingerprint(baseline_run) == run_fingerprint(run)
+    baseline_fp = run_fingerprint(baseline_run)
+    same_samples = baseline_run is run or baseline_fp == run_fingerprint(run)
     same_date = baseline_date is None or (date is not None and pd.Timestamp(baseline_date) == pd.Timestamp(date))
     if same_samples and same_date:
         raise ProvenanceError(
@@ -125,7 +126,7 @@ def check_change(run, baseline_run, date: str | None, baseline_date: str | None)
             "difference between models, not a change in the soil; give a baseline run of earlier samples, or "
             "--baseline-date (a date other than --date) with a run that has a time stream")
     return {"baseline_run": "the run itself" if baseline_run is run else str(getattr(baseline_run, "path", "")),
-            "baseline_samples_fingerprint": run_fingerprint(baseline_run), "baseline_date": baseline_date,
+            "baseline_samples_fingerprint": baseline_fp, "baseline_date": baseline_date,
             "date": date}
 
 
@@ -161,6 +162,35 @@ def run_manifest_hash(run) -> str | None:
     return None if path is None or not (Path(path) / MANIFEST).is_file() else sha256(Path(path) / MANIFEST)
 
 
+def provenance_record(run, run_folder, samples_fingerprint: str, residuals, residual_samples: int, conversion: tuple,
+                      layer: tuple, change: dict | None = None, **settings) -> dict[str, str]:
+    """Everything a filed total rests on, as text (GeoPackage layer metadata and its ``provenance`` layer).
+
+    Args:
+        run: The :class:`~sptgnn.estimator.run.Run`.
+        run_folder: Its folder, as the user named it.
+        samples_fingerprint: Fingerprint of the run's samples, which :func:`check_residuals` found the residuals to
+            share.
+        residuals: The residuals' file; residual_samples: how many rows the field was fitted on.
+        conversion: ``(factor, statement)`` of :func:`soc_conversion`; layer: ``(thickness cm, statement)`` of
+            :func:`layer_thickness`.
+        change: :func:`check_change`'s description of the baseline, or ``None``.
+        settings: The user's other settings (bulk density, coarse fragments, realisations, seed, ...), by name.
+    """
+    record = {
+        "run": run_folder, "run_manifest_sha256": run_manifest_hash(run), "run_samples_fingerprint": samples_fingerprint,
+        "target": run.target, "target_units": run.units, "conversion_to_soc_g_kg": conversion[1],
+        "conversion_factor": conversion[0], "residuals": residuals, "residual_samples_fingerprint": samples_fingerprint,
+        "residual_samples": residual_samples, "layer_thickness_cm": layer[0], "layer": layer[1], **settings,
+        "zone_means_note": "zone means come from realisations conditioned on the out-of-fold residuals at the samples; "
+                           "they differ from the mean map of `sptgnn predict`, which is not conditioned",
+        "stock_formula": "SOC g/kg x bulk density g/cm3 x thickness cm x (1 - coarse) x 0.1 = t C/ha; t CO2e = t C x 44/12",
+        **({f"change_{k}": v for k, v in change.items()} if change else {}),
+        **{f"version_{k}": v for k, v in versions().items()},
+    }
+    return {k: "" if v is None else str(v) for k, v in record.items()}
+
+
 def versions() -> dict[str, str]:
     """Versions of sptgnn and the packages a total depends on."""
     out = {}
@@ -173,4 +203,4 @@ def versions() -> dict[str, str]:
 
 
 __all__ = ["CONVERSIONS", "ProvenanceError", "VAN_BEMMELEN", "check_change", "check_residuals", "layer_thickness",
-           "run_fingerprint", "run_manifest_hash", "soc_conversion", "target_quantity", "versions"]
+           "provenance_record", "run_fingerprint", "run_manifest_hash", "soc_conversion", "target_quantity", "versions"]
