@@ -222,7 +222,7 @@ class Run:
         X = np.stack([values[f] for f in aoa.features], axis=1)
         di = aoa.di(X)
         bands = {"mean": pred.mean, "sd": pred.sd, "aleatoric_sd": pred.aleatoric_sd, "epistemic_sd": pred.epistemic_sd,
-                 "q05": q05, "q95": q95, "aoa": (np.nan_to_num(di, nan=np.inf) <= aoa.threshold).astype(np.float64),
+                 "q05": q05, "q95": q95, "aoa": aoa.flag_of_di(di).astype(np.float64),
                  "di": di}
         for t in self.ensemble.aux_targets:
             aux = self.predictor.predict_inputs(q, target=t)

@@ -152,8 +152,11 @@ class AreaOfApplicability:
 
     def flag(self, X: np.ndarray) -> np.ndarray:
         """AOA flag ``(n,)`` uint8: 1 inside (``DI ≤ threshold``), 0 outside or with missing covariates."""
-        d = self.di(X)
-        return (np.nan_to_num(d, nan=np.inf) <= self.threshold).astype(np.uint8)
+        return self.flag_of_di(self.di(X))
+
+    def flag_of_di(self, di: np.ndarray) -> np.ndarray:
+        """AOA flag ``(n,)`` uint8 of dissimilarity indices ``(n,)`` already computed (NaN: outside)."""
+        return (np.nan_to_num(di, nan=np.inf) <= self.threshold).astype(np.uint8)
 
     # -- persistence ------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
