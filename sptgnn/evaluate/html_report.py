@@ -81,7 +81,8 @@ def sample_summary(predictions: pd.DataFrame, config: dict) -> dict:
 
 
 def read_map(path: str | Path) -> dict:
-    """The area-of-applicability share and DI quantiles of a map of ``sptgnn predict`` (bands ``aoa`` and ``di``).
+    """The area-of-applicability share and DI quantiles of a map of ``sptgnn predict`` (bands ``aoa`` and ``di``, tag
+    ``di_threshold``). Both bands are read whole: memory grows with the map (8 bytes a pixel).
 
     Raises:
         ReportError: Not a GeoTIFF of ``sptgnn predict`` with those bands.
@@ -96,13 +97,14 @@ def read_map(path: str | Path) -> dict:
                 raise ReportError(f"{path} has no aoa and di bands; give a map of `sptgnn predict`")
             aoa = src.read(names.index("aoa") + 1, masked=True).compressed()
             di = src.read(names.index("di") + 1, masked=True).compressed()
-            threshold = src.tags().get("di", "").rsplit("<= ", 1)[-1]
+            threshold = src.tags().get("di_threshold")
     except rasterio.errors.RasterioIOError:
         raise ReportError(f"{path} is not a readable GeoTIFF; give a map of `sptgnn predict`") from None
     di = di[np.isfinite(di)]
     return {"name": Path(path).name, "pixels": int(aoa.size), "aoa_share": float(aoa.mean()) if aoa.size else None,
             "di_median": float(np.median(di)) if di.size else None,
-            "di_q95": float(np.quantile(di, 0.95)) if di.size else None, "threshold": threshold}
+            "di_q95": float(np.quantile(di, 0.95)) if di.size else None,
+            "threshold": None if threshold is None else float(threshold)}
 
 
 def read_totals(path: str | Path) -> dict:

@@ -164,9 +164,9 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     band_units = [model.units] * 6 + [""] * (len(names) - 6)
     tags = {"target": model.ensemble.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
             "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside",
-            "di": f"dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
-                  f"importance-weighted covariate space over the mean training distance; aoa = 1 where di <= "
-                  f"{model.area_of_applicability().threshold:.4g}"}
+            "di": "dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
+                  "importance-weighted covariate space over the mean training distance; aoa = 1 where di <= di_threshold",
+            "di_threshold": repr(float(model.area_of_applicability().threshold))}
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
         store.write_cog(tmp, job.windows, {"crs": crs, "transform": t, "width": w, "height": h}, names, band_units,
                         tags)

@@ -85,9 +85,9 @@ def test_sample_summary_map_share_and_totals(evaluation, tmp_path):
                        nodata=-9999.0, transform=from_origin(0, 2, 1, 1), crs="EPSG:32633") as dst:
         dst.write(np.stack([aoa, di]))
         dst.descriptions = ("aoa", "di")
-        dst.update_tags(di="... aoa = 1 where di <= 0.5")
+        dst.update_tags(di_threshold="0.5")
     m = read_map(tmp_path / "m.tif")
-    assert m["pixels"] == 3 and m["aoa_share"] == pytest.approx(2 / 3) and m["threshold"] == "0.5"
+    assert m["pixels"] == 3 and m["aoa_share"] == pytest.approx(2 / 3) and m["threshold"] == 0.5
     zones = gpd.GeoDataFrame({"name": ["west", None], "zone_kind": ["zone", "project"], "area_ha": [1.0, 1.0],
                               "stock_t_c_mean": [10.0, 10.0]}, geometry=[box(0, 0, 1, 1)] * 2, crs="EPSG:32633")
     zones.to_file(tmp_path / "t.gpkg", layer="zone_totals")
