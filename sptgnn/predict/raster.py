@@ -126,7 +126,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         stack.check_features(model.needed)
         h, w = stack.shape
         t, crs, windows = stack.transform, stack.crs, list(stack.windows(window))
-        stack_bands = list(getattr(stack, "bands", []))
+        stack_bands = list(stack.bands)
     if (compile or (compile is None and h * w > 4_000_000)) and not model.prediction_options["compile"]:
         model.set_prediction_options(**(model.prediction_options | {"compile": True}))
     cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
