@@ -39,7 +39,7 @@ from sklearn.metrics import r2_score
 from sptgnn.data.africa import AFGRID_CATEGORICAL, AFGRID_DROP, AFSP_DIR, AFSP_GRID, AFSP_POINTS, load_afsp_africa
 from sptgnn.data.paths import data_dir
 from sptgnn.splits import fold_ids
-from sptgnn.evaluate.baselines import baseline_features, make_regressor
+from sptgnn.models.baselines import baseline_features, make_regressor
 
 WINDOWS = (3, 7, 15)  # cells of 20 km
 

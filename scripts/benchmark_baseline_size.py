@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import sptgnn.evaluate.baselines as baselines
+import sptgnn.models.baselines as baselines
 from sptgnn import load_config
 from sptgnn.data.tables import load_samples
 from sptgnn.evaluate.crossval import config_folds, cross_validate

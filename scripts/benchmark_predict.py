@@ -76,7 +76,7 @@ def train_run(stack: Path, run: Path, members: int, epochs: int) -> None:
     from sptgnn.config import Config
     from sptgnn.data.rasters import CovariateStack
     from sptgnn.data.samples import SoilSamples
-    from sptgnn.evaluate.aoa import fit_aoa
+    from sptgnn.estimator.aoa import fit_aoa
     from sptgnn.estimator.run import Run
     from sptgnn.train.ensemble import DeepEnsemble
 

@@ -27,7 +27,7 @@ from sptgnn import SpTGNNRegressor, load_config
 from sptgnn.data.tables import load_samples
 from sptgnn.evaluate.crossval import config_folds, cross_validate
 from sptgnn.evaluate.runfolder import finite_json
-from sptgnn.predict.query import QueryInputs
+from sptgnn.estimator.query import QueryInputs
 
 KEEP = ("r2", "rmse", "crps", "picp90", "calibration_error", "fit_seconds", "predict_seconds")
 

@@ -20,7 +20,7 @@ import pandas as pd
 from sptgnn.config import load_config
 from sptgnn.data.datasets import load_dataset
 from sptgnn.splits import fold_ids
-from sptgnn.evaluate.metrics import distribution_columns, score
+from sptgnn.scores.metrics import distribution_columns, score
 from sptgnn.distributions.calibration import Calibrator
 from sptgnn.train.ensemble import DeepEnsemble
 

@@ -1,6 +1,6 @@
 """Sampling noise of the interval calibration error: what a perfectly calibrated forecaster scores on ``n`` samples.
 
-The calibration error (:func:`sptgnn.evaluate.metrics.calibration_scores`, mean absolute gap between nominal and observed
+The calibration error (:func:`sptgnn.scores.metrics.calibration_scores`, mean absolute gap between nominal and observed
 coverage of central intervals, Kuleshov et al. 2018) of a forecaster whose PIT values are exactly uniform is not 0 on a
 finite test set: each observed coverage is a binomial proportion. This script draws ``n`` uniform PIT values many times
 and reports the distribution of the calibration error, so a measured value can be read against it (e.g. BB.250 pools
@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sptgnn.evaluate.metrics import calibration_scores  # noqa: E402
+from sptgnn.scores.metrics import calibration_scores  # noqa: E402
 
 
 def noise_floor(n: int, draws: int, seed: int) -> np.ndarray:

@@ -13,7 +13,7 @@ CO30 (SOC, %) is converted to g/kg (x 10) as ``soc_g_kg``. Three variants differ
 
 SpTGNN runs through :func:`sptgnn.evaluate.crossval.cross_validate`; XGBoost and random forest are fitted on the same
 folds with the variant's own imagery features (chip features computed per fold, encoder fitted on the training fold)
-and scored by the same :func:`sptgnn.evaluate.metrics.score`. Writes a JSON with every metric and prints a table.
+and scored by the same :func:`sptgnn.scores.metrics.score`. Writes a JSON with every metric and prints a table.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from sptgnn import splits  # noqa: E402
 from sptgnn.data.samples import SoilSamples  # noqa: E402
 from sptgnn.data.tables import load_table  # noqa: E402
 from sptgnn.imagery.stream import ImageryStream  # noqa: E402
-from sptgnn.evaluate.baselines import TreeBaseline  # noqa: E402
+from sptgnn.models.baselines import TreeBaseline  # noqa: E402
 from sptgnn.evaluate.crossval import cross_validate_config  # noqa: E402
-from sptgnn.evaluate.metrics import score  # noqa: E402
+from sptgnn.scores.metrics import score  # noqa: E402
 
 VARIANTS = {
     "point values": {"encoder": "columns", "keep_columns": False},

@@ -815,21 +815,21 @@ def _valid_keys(loc: tuple) -> list[str]:
         if isinstance(part, int):  # an item of a list section (data.rasters.0.path)
             continue
         field = model.model_fields.get(str(part))
-        annotation = _section_type(field.annotation) if field is not None else None
+        annotation = section_type(field.annotation) if field is not None else None
         if annotation is None:
             return []
         model = annotation
     return list(model.model_fields)
 
 
-def _section_type(annotation) -> type[BaseModel] | None:
+def section_type(annotation) -> type[BaseModel] | None:
     """The section model of a field annotation: ``Section``, ``Section | None`` or ``list[Section]``."""
     import typing
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _section_type(arg)
+        found = section_type(arg)
         if found is not None:
             return found
     return None

@@ -9,7 +9,7 @@ import re
 
 from pydantic import BaseModel
 
-from sptgnn.config import Config, _section_type
+from sptgnn.config import Config, section_type
 
 
 def _attributes(doc: str) -> dict[str, str]:
@@ -50,7 +50,7 @@ def config_reference() -> str:
              "Generated from `sptgnn/config.py` by `python scripts/make_docs.py`; do not edit by hand. A YAML config holds",
              "any of these sections; unknown keys are errors (with a did-you-mean hint). `SpTGNNRegressor`'s flat",
              "parameters map onto them (`SpTGNNRegressor.to_config()`).", ""]
-    todo = [(name, _section_type(f.annotation)) for name, f in Config.model_fields.items()]
+    todo = [(name, section_type(f.annotation)) for name, f in Config.model_fields.items()]
     seen: set[type] = set()
     while todo:
         path, model = todo.pop(0)
@@ -65,7 +65,7 @@ def config_reference() -> str:
             text = described.get(name, "").replace("|", "\\|")
             kind = _type(field.annotation).replace("sptgnn.config.", "").replace("|", "\\|")
             lines.append(f"| `{name}` | `{kind}` | {_default(field).replace('|', chr(92) + '|')} | {text} |")
-            sub = _section_type(field.annotation)
+            sub = section_type(field.annotation)
             if sub is not None:
                 todo.append((f"{path}.{name}", sub))
         lines.append("")

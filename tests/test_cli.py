@@ -57,7 +57,7 @@ def test_evaluate_succeeds_and_leaves_only_its_output(evaluated):
     result, folder, out = evaluated
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "out"]
-    from sptgnn.evaluate.figures import FIGURES
+    from sptgnn.scores.figures import FIGURES
 
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "config.yaml", "gates.csv", "metrics.json", "per_fold_r2_log.png", "pred_vs_obs.png", "predictions.csv",
@@ -225,7 +225,7 @@ def test_train_writes_a_loadable_run(tmp_path, config_dict_factory):
 
 
 def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, config_dict_factory):
-    from sptgnn.evaluate.figures import FIGURES
+    from sptgnn.scores.figures import FIGURES
 
     raw = _tiny(config_dict_factory)
     raw["calibration"] = {"method": "isotonic", "fraction": 0.3, "min_samples": 5, "blocks": 10}

@@ -9,7 +9,7 @@ import torch
 
 from sptgnn import threads
 from sptgnn.config import ConfigError
-from sptgnn.evaluate.baselines import make_regressor
+from sptgnn.models.baselines import make_regressor
 
 
 @pytest.fixture(autouse=True)

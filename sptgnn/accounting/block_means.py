@@ -57,7 +57,7 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
         ValueError: Fewer than two blocks, or no block with ``min_samples`` test samples.
     """
     from sptgnn.estimator.run import fit_run
-    from sptgnn.predict.query import QueryInputs
+    from sptgnn.estimator.query import QueryInputs
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
     cfg = config.updated(calibration={"method": "variance", "folds": 5})

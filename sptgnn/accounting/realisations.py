@@ -28,7 +28,7 @@ def soc_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, se
 
     Args:
         run: The :class:`~sptgnn.estimator.run.Run`.
-        query: The locations as :class:`~sptgnn.predict.query.QueryInputs` (:func:`query_of_arrays`, or
+        query: The locations as :class:`~sptgnn.estimator.query.QueryInputs` (:func:`query_of_arrays`, or
             ``QueryInputs.from_samples`` for samples).
         xy_planar: The same locations on the residuals' plane (m), ``(n, 2)``.
         field: The fitted residual field.
@@ -74,7 +74,7 @@ def joint_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, 
 
 def query_of_arrays(run, values: dict[str, np.ndarray], xy: np.ndarray, dates=None):
     """Query inputs of raw covariates ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the training CRS (raster windows)."""
-    from sptgnn.predict.query import QueryInputs
+    from sptgnn.estimator.query import QueryInputs
 
     ens = run.ensemble
     return QueryInputs.from_arrays(ens.builder, values, xy, dates, run.elevation, ens.trend)

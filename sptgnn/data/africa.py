@@ -61,7 +61,7 @@ class GridCoverageError(DatasetError):
     """A covariate raster that covers none of the points; the message names the raster and both extents."""
 
 
-def _need(path: Path, dataset: str) -> Path:
+def need_file(path: Path, dataset: str) -> Path:
     if not path.is_file():
         raise DatasetError(
             f"dataset '{dataset}' needs {path}, which is missing: put the '{path.parent.name}' folder (see its SOURCE.md) "
@@ -140,7 +140,7 @@ def sample_raster_points(path: Path, xy: np.ndarray, crs) -> tuple[np.ndarray, l
         return values, names, ds.crs
 
 
-def _categorical_codes(path: Path) -> dict[str, dict[int, str]]:
+def categorical_codes(path: Path) -> dict[str, dict[int, str]]:
     codes = pd.read_csv(path)
     out: dict[str, dict[int, str]] = {}
     for band, group in codes.groupby("band"):
@@ -187,9 +187,9 @@ def load_afsp_africa(root: Path | None = None) -> SoilSamples:
             out of range, or a grid covering none of the points.
     """
     folder = (root or data_dir()) / AFSP_DIR
-    points = _need(folder / AFSP_POINTS, "afsp-africa")
-    grid = _need(folder / AFSP_GRID, "afsp-africa")
-    codes = _categorical_codes(_need(folder / AFSP_CODES, "afsp-africa"))
+    points = need_file(folder / AFSP_POINTS, "afsp-africa")
+    grid = need_file(folder / AFSP_GRID, "afsp-africa")
+    codes = categorical_codes(need_file(folder / AFSP_CODES, "afsp-africa"))
     frame = _read_points(points, "soc_g_kg", ["SOURCEID", "SOURCEDB", "date"])
     values, bands, grid_crs = sample_raster_points(grid, frame[["lon", "lat"]].to_numpy(float), "EPSG:4326")
     categorical = [b for b in AFGRID_CATEGORICAL if b in bands]
@@ -254,7 +254,7 @@ def load_wise_global(root: Path | None = None) -> SoilSamples:
         DatasetError: A missing file (says where to put it), a non-numeric SOC or coordinate, lon/lat out of range.
     """
     folder = (root or data_dir()) / WISE_DIR
-    points = _need(folder / WISE_POINTS, "wise-global")
+    points = need_file(folder / WISE_POINTS, "wise-global")
     frame = _read_points(points, "soc_g_kg", ["SOURCEID"])
     base = pd.DataFrame({
         "sample_id": frame["SOURCEID"].astype(str).to_numpy(),

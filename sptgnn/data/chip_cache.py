@@ -11,7 +11,7 @@ import numpy as np
 from sptgnn.atomic import atomic_file
 
 
-def _file_key(path: Path) -> dict:
+def file_key(path: Path) -> dict:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 

@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 from pyproj import CRS
 
-from sptgnn.data.chip_cache import ChipCache, _file_key
-from sptgnn.data.chip_reader import _cut, _cut_windowed, _default_grid, _inspect, _Reader
+from sptgnn.data.chip_cache import ChipCache, file_key
+from sptgnn.data.chip_reader import cut_chip, cut_windowed, default_grid, inspect_source, SourceReader
 from sptgnn.geo import CRSTransformError, transform_xy
 from sptgnn.data.chips import CACHE_FORMAT, ChipError, Chips, ChipSource
 
@@ -58,12 +58,12 @@ class ChipExtractor:
         if self._layout is None:
             opened, geos = [], []
             for s in self.sources:
-                op, geo = _inspect(s)
+                op, geo = inspect_source(s)
                 self.opens += 1
                 opened.append(op)
                 geos.append(geo)
             data = [(o, g) for o, g in zip(opened, geos) if o.src.kind == "data"]
-            grid = _default_grid([g for _, g in data], self.crs, self.resolution)
+            grid = default_grid([g for _, g in data], self.crs, self.resolution)
             series = [o for o, _ in data if o.dates is not None]
             if len(series) > 1:
                 raise ChipError("at most one multi-date data source is supported; stack the dates of the others into it")
@@ -84,8 +84,8 @@ class ChipExtractor:
                 raise ChipError(f"chip source {path} not found; check imagery.sources[].path")
             dates = str(s.dates)
             if isinstance(s.dates, (str, Path)) and s.dates != "descriptions" and Path(s.dates).is_file():
-                dates = _file_key(Path(s.dates))          # a timestamps file: its identity, like the raster's
-            parts.append({**_file_key(path), "bands": s.bands, "name": s.label, "dates": dates, "kind": s.kind,
+                dates = file_key(Path(s.dates))          # a timestamps file: its identity, like the raster's
+            parts.append({**file_key(path), "bands": s.bands, "name": s.label, "dates": dates, "kind": s.kind,
                           "resampling": s.resampling})
         key = {"format": CACHE_FORMAT, "sources": parts, "size": self.size, "crs": self.crs, "resolution": self.resolution}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -148,7 +148,7 @@ class ChipExtractor:
         covered = np.zeros(n, dtype=bool)
         static_v, static_m, series_v, series_m, cloud = [], [], None, None, None
         for op, geo in zip(opened, geos):
-            reader = _Reader(op, grid)
+            reader = SourceReader(op, grid)
             self.opens += 1
             try:
                 nr, nc = reader.shape
@@ -166,10 +166,10 @@ class ChipExtractor:
                     from rasterio.windows import Window
 
                     values, valid = reader.read(Window(c0, r0, c1 - c0, r1 - r0))
-                    v, m = _cut(values, valid, (reader.offset[0] + r0, reader.offset[1] + c0), rows, cols, size)
+                    v, m = cut_chip(values, valid, (reader.offset[0] + r0, reader.offset[1] + c0), rows, cols, size)
                     del values, valid
                 else:
-                    v, m = _cut_windowed(reader, rows, cols, size)
+                    v, m = cut_windowed(reader, rows, cols, size)
             finally:
                 reader.close()
             if op.src.kind == "cloud_mask":

@@ -14,7 +14,7 @@ from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from sptgnn.data.chips import ChipError, ChipGrid, ChipSource, _source_dates
+from sptgnn.data.chips import ChipError, ChipGrid, ChipSource, source_dates
 
 
 @dataclass
@@ -26,7 +26,7 @@ class _Opened:
     nodata: float | None
 
 
-def _inspect(src: ChipSource) -> tuple[_Opened, dict]:
+def inspect_source(src: ChipSource) -> tuple[_Opened, dict]:
     """Band indexes, channel names, dates and georeferencing of a source. Raises :class:`ChipError`."""
     path = Path(src.path)
     if not path.is_file():
@@ -36,7 +36,7 @@ def _inspect(src: ChipSource) -> tuple[_Opened, dict]:
             raise ChipError(f"{path} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32633 {path.name})")
         descriptions = list(ds.descriptions)
         names = [d if d else f"b{i + 1}" for i, d in enumerate(descriptions)]
-        dates = _source_dates(src, descriptions, ds.count)
+        dates = source_dates(src, descriptions, ds.count)
         geo = {"crs": ds.crs.to_wkt(), "res": ds.res, "bounds": tuple(ds.bounds), "count": ds.count}
         nodata = ds.nodata
     if dates is None:
@@ -57,7 +57,7 @@ def _inspect(src: ChipSource) -> tuple[_Opened, dict]:
     return _Opened(src, index, chan, dates, nodata), geo
 
 
-def _default_grid(geos: list[dict], crs: str | None, resolution: float | None) -> ChipGrid:
+def default_grid(geos: list[dict], crs: str | None, resolution: float | None) -> ChipGrid:
     first = geos[0]
     target = CRS.from_user_input(crs) if crs else CRS.from_wkt(first["crs"])
     if resolution:
@@ -99,7 +99,7 @@ def _on_grid(geo: dict, grid: ChipGrid) -> tuple[bool, tuple[int, int, int, int]
     return same, (row0, col0, rows, cols)
 
 
-class _Reader:
+class SourceReader:
     """A source opened on the grid: a dataset, or a :class:`WarpedVRT` when it must be reprojected or resampled."""
 
     def __init__(self, op: _Opened, grid: ChipGrid):
@@ -141,7 +141,7 @@ class _Reader:
         return self._clean(values, valid)
 
 
-def _cut(values: np.ndarray, valid: np.ndarray, offset: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+def cut_chip(values: np.ndarray, valid: np.ndarray, offset: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
          size: int) -> tuple[np.ndarray, np.ndarray]:
     """Boundless windows: ``(N, bands, size, size)`` values and validity, rows/cols = grid pixel of each chip's centre."""
     half = size // 2
@@ -156,8 +156,8 @@ def _cut(values: np.ndarray, valid: np.ndarray, offset: tuple[int, int], rows: n
     return np.where(ok, out, 0.0).astype(np.float32), ok
 
 
-def _cut_windowed(reader: _Reader, rows: np.ndarray, cols: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """As :func:`_cut`, one windowed read per chip (the intersection of its window with the raster), for rasters too
+def cut_windowed(reader: SourceReader, rows: np.ndarray, cols: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`cut_chip`, one windowed read per chip (the intersection of its window with the raster), for rasters too
     large to hold in memory."""
     from rasterio.windows import Window
 

@@ -128,7 +128,7 @@ def _parse_dates(values: Sequence[str], what: str) -> np.ndarray:
         raise ChipError(f"{what}: cannot read acquisition dates ({exc}); give ISO dates such as 2017-05-31T10:00:00") from None
 
 
-def _source_dates(src: ChipSource, descriptions: Sequence[str | None], count: int) -> np.ndarray | None:
+def source_dates(src: ChipSource, descriptions: Sequence[str | None], count: int) -> np.ndarray | None:
     if src.dates is None:
         return None
     if src.dates == "descriptions":

@@ -73,14 +73,14 @@ def expand_paths(pattern: str | Path) -> list[Path]:
     return [p]
 
 
-def _open(path: Path):
+def open_raster(path: Path):
     try:
         return rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise RasterError(f"cannot open {path} as a raster ({exc}); give a GeoTIFF") from None
 
 
-def _band_names(path: Path, ds, source: RasterSource) -> dict[str, int]:
+def raster_band_names(path: Path, ds, source: RasterSource) -> dict[str, int]:
     """Feature name → 1-based band of one file, from the source's ``bands`` or the automatic names."""
     descriptions = list(ds.descriptions)
     if source.bands:
@@ -111,7 +111,7 @@ def _band_names(path: Path, ds, source: RasterSource) -> dict[str, int]:
     return out
 
 
-def _fmt(b) -> str:
+def format_bounds(b) -> str:
     return "(none finite)" if b is None else "(" + ", ".join(f"{v:.3f}" for v in b) + ")"
 
 

@@ -18,7 +18,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sptgnn.data.paths import resolve_data_path
-from sptgnn.data.raster_sources import RasterError, RasterSource, _band_names, _fmt, _open, expand_paths
+from sptgnn.data.raster_sources import RasterError, RasterSource, raster_band_names, format_bounds, open_raster, expand_paths
 from sptgnn.geo import CRSTransformError, grid_windows, pixel_index, transform_xy
 
 
@@ -73,8 +73,8 @@ class CovariateStack:
         try:
             for s in srcs:
                 for p in expand_paths(s.path):
-                    opened.append((p, _open(p), s))
-            ref_ds = _open(resolve_data_path(reference)) if reference is not None else opened[0][1]
+                    opened.append((p, open_raster(p), s))
+            ref_ds = open_raster(resolve_data_path(reference)) if reference is not None else opened[0][1]
             if ref_ds.crs is None:
                 raise RasterError(f"{ref_ds.name} has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:XXXX) first")
             stack = cls(files=[p for p, _, _ in opened], crs=ref_ds.crs, transform=ref_ds.transform,
@@ -86,7 +86,7 @@ class CovariateStack:
                     raise RasterError(f"{p} is empty ({ds.count} bands, {ds.width} x {ds.height} pixels)")
                 stack._datasets.append(ds)
                 stack._readers.append(stack._aligned(ds, s))
-                for feature, band in _band_names(p, ds, s).items():
+                for feature, band in raster_band_names(p, ds, s).items():
                     if feature in stack.bands:
                         other = stack.files[stack.bands[feature].file]
                         raise RasterError(
@@ -225,8 +225,8 @@ class CovariateStack:
             where = "off the grid" if not on.any() else "on nodata pixels"
             raise RasterError(
                 f"the covariate rasters ({self.files[0].name}{' ...' if len(self.files) > 1 else ''}) cover none of the "
-                f"{n} points: all are {where}. Raster bounds (W, S, E, N) {_fmt(b)}, points' bounds in the raster CRS "
-                f"{_fmt(pb)}; check the points' CRS or the rasters"
+                f"{n} points: all are {where}. Raster bounds (W, S, E, N) {format_bounds(b)}, points' bounds in the raster CRS "
+                f"{format_bounds(pb)}; check the points' CRS or the rasters"
             )
         return values, ok
 

@@ -45,7 +45,7 @@ def _rows(mask: np.ndarray, frame: pd.DataFrame, id_col: str | None, limit: int 
     return ", ".join(parts) + more
 
 
-def _read(path: Path, layer: str | None) -> pd.DataFrame:
+def read_table(path: Path, layer: str | None) -> pd.DataFrame:
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-2] if suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz") and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
     try:
@@ -121,7 +121,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
     if not path.is_file():
         raise TableError(f"point table not found: {path} (data.table.path '{table.path}'; relative paths are read under "
                          f"the data directory {data_dir()}, set SPTGNN_DATA_DIR to change it)")
-    frame = _read(path, table.layer)
+    frame = read_table(path, table.layer)
     if len(frame) == 0:
         raise TableError(f"{path}: the table has no rows")
     frame = frame.reset_index(drop=True)

@@ -3,7 +3,7 @@
 A *forecast* is a predictive distribution per query sample, in target units (g/kg for SOC): SpTGNN's Gaussian mixture
 (:class:`~sptgnn.distributions.mixture.Prediction`) and the quantile baselines'
 (:class:`~sptgnn.distributions.quantile.QuantileForecast`) both satisfy :class:`Forecast`, so that one scoring
-function (:func:`sptgnn.evaluate.metrics.distribution_columns`) serves every model.
+function (:func:`sptgnn.scores.metrics.distribution_columns`) serves every model.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A forecast given by its moments only: a point forecast (mean) or a Gaussian (mean and sd), as the tree baselines
 and regression kriging give, with its median (the mean for a symmetric forecast; ``expm1`` of the log-scale prediction
-for a model fitted on ``log1p`` targets). It has no distribution functions: :func:`sptgnn.evaluate.metrics.score` scores a mean
+for a model fitted on ``log1p`` targets). It has no distribution functions: :func:`sptgnn.scores.metrics.score` scores a mean
 and sd by the closed-form Gaussian CRPS (Gneiting & Raftery 2007) and a point forecast by CRPS = MAE."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``|observed − p|`` and the miscalibration area the area between the observed-proportion curve and the diagonal.
 
 They live in this leaf package because the calibrators select among themselves with them
-(:meth:`~sptgnn.distributions.calibration.Calibrator.fit` with ``auto``); :mod:`sptgnn.evaluate.metrics` scores every
+(:meth:`~sptgnn.distributions.calibration.Calibrator.fit` with ``auto``); :mod:`sptgnn.scores.metrics` scores every
 model with the same functions.
 """
 

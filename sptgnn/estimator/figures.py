@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sptgnn.evaluate.figures import uncertainty_figures
-from sptgnn.evaluate.metrics import distribution_columns
+from sptgnn.scores.figures import uncertainty_figures
+from sptgnn.scores.metrics import distribution_columns
 
 
 def calibration_part_figures(ensemble, folder: Path) -> list[Path]:

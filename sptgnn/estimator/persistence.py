@@ -20,7 +20,7 @@ from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Calibrator
 from sptgnn.estimator.figures import calibration_part_figures
 from sptgnn.estimator.manifest import MANIFEST, manifest_problems, write_manifest
-from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability
+from sptgnn.estimator.aoa import AOAError, AreaOfApplicability
 from sptgnn.graph.builder import GraphBuilder
 from sptgnn.nn.model import SpTGNN
 from sptgnn.train.ensemble import DeepEnsemble

@@ -9,7 +9,7 @@ what, in how long) and the calibration part's uncertainty figures. ``SpTGNNRegre
 
 :meth:`Run.predict` is the prediction path of cross-validation test folds, point tables and raster maps alike: the
 labelled nodes' hidden states are computed once per member and cached, and each query costs one attention step per
-layer over its neighbours in each relation (:class:`~sptgnn.predict.query.QueryPredictor`; equal to the full-graph
+layer over its neighbours in each relation (:class:`~sptgnn.estimator.query.QueryPredictor`; equal to the full-graph
 forward pass up to float error, tested).
 """
 
@@ -26,8 +26,8 @@ from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Prediction, check_levels
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
-from sptgnn.evaluate.aoa import AreaOfApplicability, fit_aoa
-from sptgnn.predict.query import PREDICT_CHUNK, QueryInputs, QueryPredictor
+from sptgnn.estimator.aoa import AreaOfApplicability, fit_aoa
+from sptgnn.estimator.query import PREDICT_CHUNK, QueryInputs, QueryPredictor
 from sptgnn.train.checks import check_training_samples
 from sptgnn.estimator.selection import select_config
 from sptgnn.threads import apply_threads, resolve_threads
@@ -158,7 +158,7 @@ class Run:
     # -- prediction ------------------------------------------------------------------------------------------------
     def set_prediction_options(self, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1) -> "Run":
         """Query chunk size (memory ``O(chunk · k · d)``), ``torch.compile`` of the attention step, and threads of the
-        neighbour search; see :class:`~sptgnn.predict.query.QueryPredictor`."""
+        neighbour search; see :class:`~sptgnn.estimator.query.QueryPredictor`."""
         self._predictor_options = {"chunk": int(chunk), "compile": bool(compile), "workers": int(workers)}
         self._predictor = None
         return self

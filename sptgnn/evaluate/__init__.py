@@ -1,5 +1,7 @@
-"""Evaluation: metrics (pure), baselines, cross-validation on shared folds, reports and the area of applicability.
+"""Evaluation orchestration and reports: cross-validation of SpTGNN and the baselines on shared folds
+(:mod:`~sptgnn.evaluate.crossval`, :mod:`~sptgnn.evaluate.fold_tasks`), ablations, benchmark suites, run folders, the
+Markdown and HTML reports.
 
-Import the modules themselves (``sptgnn.evaluate.crossval``, ``sptgnn.evaluate.metrics``, ...): this package file
-imports nothing, so that a fitted run can use :mod:`sptgnn.evaluate.aoa` without pulling in cross-validation.
+The top of the stack: nothing in the package imports from here except the CLI and the public API. The models it
+compares live in :mod:`sptgnn.models`, the scores it computes in :mod:`sptgnn.scores`.
 """

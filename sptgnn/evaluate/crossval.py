@@ -5,14 +5,14 @@
 ``median`` (optional; default the mean), ``sd`` (or ``None``) and ``mean_log`` (the model's own ``log1p``-scale point
 prediction, or ``None``) — and a splitter (``split(samples)`` yielding train and test
 positions, e.g. :class:`~sptgnn.splits.BlockKFold`) or a list of :class:`~sptgnn.splits.Fold`. SpTGNN
-(:class:`~sptgnn.estimator.regressor.SpTGNNRegressor`) and every baseline (:mod:`sptgnn.evaluate.baselines`) follow
+(:class:`~sptgnn.estimator.regressor.SpTGNNRegressor`) and every baseline (:mod:`sptgnn.models.baselines`) follow
 it. Optional hooks: ``forecasts(samples)`` gives every forecast of the fit from one prediction pass (``""`` the
 model's own, other keys more rows of the same fit: SpTGNN's uncalibrated mixture and student), else
 ``extra_forecasts(samples)`` adds such rows to ``predict_dist``; ``target_forecasts(samples)`` gives the auxiliary
 targets' forecasts (rows ``<model>@<target>``); ``diagnostics(samples)`` the MoE gates of the first model that has them.
 
 Scores are pooled over all out-of-fold predictions (rule 5) and also given per fold. Every model is scored in target
-units through the same back-transform (:mod:`sptgnn.evaluate.backtransform`): ``r2``, ``rmse``, ``mae`` of the mean of
+units through the same back-transform (:mod:`sptgnn.models.backtransform`): ``r2``, ``rmse``, ``mae`` of the mean of
 its predictive distribution, and ``r2_median``, ``rmse_median``, ``mae_median`` of its median as a named second
 variant. ``r2_log`` is R² on ``log1p(SOC)`` of the model's ``mean_log`` when it has one, else of ``log1p`` of its mean
 (clipped at 0).
@@ -29,12 +29,12 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.data.samples import SamplesError, SoilSamples
-from sptgnn.evaluate.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
+from sptgnn.models.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
-from sptgnn.evaluate.kriging import RegressionKriging
-from sptgnn.evaluate.kriging_prior import KrigingPriorForest
+from sptgnn.models.kriging import RegressionKriging
+from sptgnn.models.kriging_prior import KrigingPriorForest
 from sptgnn.evaluate.fold_tasks import FoldTasks, fit_fold_model
-from sptgnn.evaluate.metrics import _mape, distribution_columns, score
+from sptgnn.scores.metrics import mape, distribution_columns, score
 from sptgnn.parallel import current_executor
 from sptgnn.progress import TaskTicks
 from sptgnn.splits import Fold, planar_coords
@@ -51,8 +51,8 @@ class CrossValidationResult:
             (target units; ``sd`` NaN for point forecasts), ``x, y`` (planar metres, :func:`sptgnn.splits.planar_coords`),
             ``aleatoric_sd`` and ``epistemic_sd`` where the forecast has them, and for forecasts with distribution
             functions (SpTGNN's mixture, quantile baselines) the per-sample ``pit``, ``crps``, ``nll`` and
-            ``lowerXX``/``upperXX`` columns of :func:`sptgnn.evaluate.metrics.distribution_columns`.
-        metrics: ``{model: {metric: value}}`` from :func:`sptgnn.evaluate.metrics.score` (of the mean), plus
+            ``lowerXX``/``upperXX`` columns of :func:`sptgnn.scores.metrics.distribution_columns`.
+        metrics: ``{model: {metric: value}}`` from :func:`sptgnn.scores.metrics.score` (of the mean), plus
             ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``,
             ``predict_seconds``, ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``) and, for models with
             ``choices_``, ``choices_per_fold`` (what each fold's fit chose from its training data alone).
@@ -79,7 +79,7 @@ def fold_scores(y: np.ndarray, mean: np.ndarray, mean_log: np.ndarray) -> dict:
     out["r2"] = float(r2_score(y, mean))
     out["rmse"] = float(np.sqrt(mean_squared_error(y, mean)))
     out["mae"] = float(mean_absolute_error(y, mean))
-    out["mape"] = _mape(y, mean)
+    out["mape"] = mape(y, mean)
     out["r2_log"] = float(r2_score(np.log1p(y), mean_log))
     return out
 

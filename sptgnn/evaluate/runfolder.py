@@ -18,7 +18,7 @@ from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.evaluate.crossval import CrossValidationResult, check_target_varies, config_folds, cross_validate_config
-from sptgnn.evaluate.figures import uncertainty_figures
+from sptgnn.scores.figures import uncertainty_figures
 from sptgnn.evaluate.reports import write_report
 
 

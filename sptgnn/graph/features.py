@@ -17,6 +17,11 @@ from sptgnn.data.samples import STREAMS, SoilSamples
 TIME_FEATURES = 3  # (year - reference year) / 10, sin and cos of day of year
 
 
+class StreamColumnsError(ValueError):
+    """A stream's columns differ from those its fixed standardisation (a pre-trained encoder's) was fitted on; the
+    message names both lists."""
+
+
 @dataclass
 class NodeFeatureTransform:
     """Standardisation of node streams, fitted on labelled nodes.
@@ -72,9 +77,7 @@ class NodeFeatureTransform:
             self.scale[stream] = np.where(sd > 0, sd, 1.0)
         for stream, stats in self.fixed.items():
             if self.stream_names(stream) != list(stats["columns"]):
-                from sptgnn.pretrain.cells import PretrainError
-
-                raise PretrainError(
+                raise StreamColumnsError(
                     f"the pre-trained {stream} encoder was fitted on columns {list(stats['columns'])}, but the samples' "
                     f"{stream} stream has {self.stream_names(stream)}; pre-train on rasters with the same bands")
             self.mean[stream], self.scale[stream] = np.asarray(stats["mean"]), np.asarray(stats["scale"])

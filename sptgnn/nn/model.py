@@ -155,7 +155,7 @@ class SpTGNN(nn.Module):
     def layer_states(self, data: HeteroData, label_value: Tensor | None = None) -> list[Tensor]:
         """Node states before each attention layer and after the last: ``L + 1`` tensors ``(N, d)``.
 
-        The hook of the query fast path (:mod:`sptgnn.predict.query`): on the labelled-only graph these are the
+        The hook of the query fast path (:mod:`sptgnn.estimator.query`): on the labelled-only graph these are the
         labelled nodes' states in any graph, since no edge leaves a query node (rule 1 of DESIGN.md).
         """
         h, _, _ = self.embed(data, label_value)

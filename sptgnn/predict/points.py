@@ -20,7 +20,7 @@ from sptgnn.atomic import atomic_file
 from sptgnn.data.paths import resolve_data_path
 from sptgnn.data.raster_sources import expand_paths, match_sources
 from sptgnn.data.context import open_covariates
-from sptgnn.data.tables import TableError, _read
+from sptgnn.data.tables import TableError, read_table
 from sptgnn.estimator.run import Run
 from sptgnn.predict.raster import PredictError, raster_sources
 
@@ -36,7 +36,7 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
     if not path.is_file():
         raise PredictError(f"points file not found: {path}")
     try:
-        frame = _read(path, layer)
+        frame = read_table(path, layer)
     except TableError as exc:
         raise PredictError(str(exc)) from None
     if x is None and isinstance(frame, gpd.GeoDataFrame) and frame.geometry is not None:

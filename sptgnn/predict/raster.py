@@ -35,7 +35,7 @@ from sptgnn.atomic import atomic_file, check_writable
 from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
 from sptgnn.parallel import current_executor
-from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, _RunRef, map_fingerprint, predict_tile,
+from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, RunRef, map_fingerprint, predict_tile,
                                   store_folder)
 
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di")
@@ -133,7 +133,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     dst_crs = model.ensemble.builder.labelled.crs
     tr = _transformer(crs, dst_crs, (cx, cy))
     model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
-    job = TileJob(_RunRef(model, model.prediction_options), sources, names, dates, student,
+    job = TileJob(RunRef(model, model.prediction_options), sources, names, dates, student,
                   None if tr is None else (crs, dst_crs), windows)
     store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names), resume)
     resumed, total = len(store.done), len(job.windows)

@@ -35,7 +35,7 @@ class TileStoreError(ValueError):
     """A tile store that cannot be used for this map; the message says what to do."""
 
 
-class _RunRef:
+class RunRef:
     """The driver's Run, travelling by its folder: a worker loads it from there once (:func:`_run`)."""
 
     def __init__(self, run, options: dict):
@@ -48,7 +48,7 @@ class _RunRef:
 _RUNS: dict = {}  # per worker process: (run folder, options) -> Run
 
 
-def _run(ref: _RunRef):
+def _run(ref: RunRef):
     if ref.run is not None:
         return ref.run
     key = (ref.path, tuple(sorted(ref.options.items())))
@@ -66,7 +66,7 @@ class TileJob:
     the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, and the windows of the tiles
     (:meth:`CovariateStack.windows <sptgnn.data.rasters.CovariateStack.windows>`)."""
 
-    run: _RunRef
+    run: RunRef
     sources: list
     names: list[str]
     dates: object = None
@@ -131,7 +131,7 @@ class TileStore:
             self.close()  # a refused store is not held
             raise
 
-    def _open(self, manifest: Path, fingerprint: dict, resume: bool) -> None:
+    def open_raster(self, manifest: Path, fingerprint: dict, resume: bool) -> None:
         if self.folder.exists():
             self._take_lock()
             if not resume:

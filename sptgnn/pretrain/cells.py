@@ -155,12 +155,12 @@ def afsp_grid_cells(max_cells: int | None = None, seed: int = 0, context=None) -
     from sptgnn.data.context import open_covariates
 
     from sptgnn.data.africa import (AFGRID_CATEGORICAL, AFGRID_DROP, AFGRID_IMAGERY, AFSP_CODES, AFSP_DIR, AFSP_GRID,
-                                    _categorical_codes, _need, afgrid_columns)
+                                    categorical_codes, need_file, afgrid_columns)
     from sptgnn.data.paths import data_dir
 
     folder = data_dir() / AFSP_DIR
-    grid = _need(folder / AFSP_GRID, "afsp-africa")
-    codes = _categorical_codes(_need(folder / AFSP_CODES, "afsp-africa"))
+    grid = need_file(folder / AFSP_GRID, "afsp-africa")
+    codes = categorical_codes(need_file(folder / AFSP_CODES, "afsp-africa"))
     with rasterio.open(grid) as ds:
         bands = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
         data = ds.read(masked=True).filled(np.nan).astype(np.float64)

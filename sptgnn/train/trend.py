@@ -11,7 +11,7 @@ samples, so a member never sees a trend that was fitted on the node's own label)
 The trend is the ensemble's one *teacher*: ``random_forest`` reads the covariates, as does ``xgboost`` (gradient-boosted
 trees with the ``xgboost`` baseline's settings, saved in XGBoost's own JSON model format); ``kpr_random_forest`` also reads
 ordinary-kriging predictions of the standardised target from the labelled samples and their kriging sd (kriging-prior
-regression, :mod:`sptgnn.evaluate.kriging_prior`), cross-fitted inside each of the K folds so that no labelled node's
+regression, :mod:`sptgnn.models.kriging_prior`), cross-fitted inside each of the K folds so that no labelled node's
 trend depends on its own label.
 """
 
@@ -25,8 +25,8 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold, cross_val_predict
 
 from sptgnn.data.samples import SamplesError, SoilSamples
-from sptgnn.evaluate.baselines import make_regressor
-from sptgnn.evaluate.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
+from sptgnn.models.baselines import make_regressor
+from sptgnn.models.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
 from sptgnn.geo import transform_xy
 from sptgnn.splits import planar_coords, planar_crs
 from sptgnn.splits.holdouts import spatial_parts

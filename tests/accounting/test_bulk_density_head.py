@@ -40,7 +40,7 @@ def _field():
 
 
 def test_joint_draws_share_the_member_and_the_correlation(multitask):
-    from sptgnn.predict.query import QueryInputs
+    from sptgnn.estimator.query import QueryInputs
 
     run, _ = multitask
     ens = run.ensemble

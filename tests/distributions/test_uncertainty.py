@@ -10,7 +10,7 @@ from scipy import stats
 
 from sptgnn.distributions import Prediction, QuantileForecast, crps_from_quantiles
 from sptgnn.distributions.calibration import CalibrationError, Calibrator, fit_conformal_map, fit_isotonic_map
-from sptgnn.evaluate.metrics import (
+from sptgnn.scores.metrics import (
     calibration_scores,
     distribution_columns,
     gaussian_columns,
@@ -271,7 +271,7 @@ def test_too_few_calibration_samples_and_unknown_method_raise():
 # -- quantile baselines --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def small_quantile_models(monkeypatch):
-    import sptgnn.evaluate.baselines as baselines
+    import sptgnn.models.baselines as baselines
 
     original = baselines.make_quantile_regressor
 
@@ -283,7 +283,7 @@ def small_quantile_models(monkeypatch):
 
 @pytest.mark.parametrize("name", ["qrf", "xgboost_quantile", "qrf+xy"])
 def test_quantile_baselines_predict_sorted_quantiles(name, samples, small_quantile_models):
-    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, QuantileBaseline
+    from sptgnn.models.baselines import QUANTILE_LEVELS, QuantileBaseline
 
     test = samples.folds == 1
     f = QuantileBaseline(name).fit(samples.subset(~test)).predict_dist(samples.subset(test))
@@ -298,7 +298,7 @@ def test_quantile_baselines_predict_sorted_quantiles(name, samples, small_quanti
 def test_qrf_quantiles_and_mean_equal_quantile_forest(samples):
     from quantile_forest import RandomForestQuantileRegressor
 
-    from sptgnn.evaluate.baselines import QUANTILE_LEVELS, QuantileBaseline, baseline_features
+    from sptgnn.models.baselines import QUANTILE_LEVELS, QuantileBaseline, baseline_features
 
     test = samples.folds == 1
     train_s, test_s = samples.subset(~test), samples.subset(test)

@@ -8,9 +8,9 @@ import pytest
 from sklearn.base import clone
 
 from sptgnn import SamplesError, SpTGNNRegressor, cross_validate
-from sptgnn.evaluate.baselines import QuantileBaseline, TreeBaseline
-from sptgnn.evaluate.kriging import RegressionKriging
-from sptgnn.evaluate.kriging_prior import KrigingPriorForest
+from sptgnn.models.baselines import QuantileBaseline, TreeBaseline
+from sptgnn.models.kriging import RegressionKriging
+from sptgnn.models.kriging_prior import KrigingPriorForest
 from sptgnn.splits import BlockKFold
 
 MODELS = {

@@ -8,9 +8,9 @@ import pytest
 from sklearn.metrics import r2_score
 
 from sptgnn.distributions import Prediction
-from sptgnn.evaluate.baselines import TreeBaseline
+from sptgnn.models.baselines import TreeBaseline
 from sptgnn.evaluate.crossval import cross_validate, cross_validate_config
-from sptgnn.evaluate.kriging import RegressionKriging, fit_variogram
+from sptgnn.models.kriging import RegressionKriging, fit_variogram
 from sptgnn.evaluate.reports import write_report
 from sptgnn.train.target import TargetTransform
 

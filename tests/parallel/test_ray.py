@@ -131,7 +131,7 @@ def test_error_messages_keep_square_brackets():
     import typer
     from typer.testing import CliRunner
 
-    from sptgnn.cli_common import fail
+    from sptgnn.cli.common import fail
 
     app = typer.Typer()
     app.command()(lambda: fail("pip install 'sptgnn[ray]' [fix]"))

@@ -87,7 +87,7 @@ def test_soft_target_weight_anneals_linearly(config_factory):
 def test_xgboost_teacher_is_out_of_fold_and_reloads_without_pickle(data, tmp_path):
     from sklearn.model_selection import KFold
 
-    from sptgnn.evaluate.baselines import make_regressor
+    from sptgnn.models.baselines import make_regressor
 
     lab, query = data
     z = (lab.target("soc_g_kg") - 12.0) / 3.0

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli_common import USER_ERRORS, console, err_console, fail
+from sptgnn.cli.common import USER_ERRORS, console, err_console, fail
 from sptgnn.progress import counter, progress_display
 
 

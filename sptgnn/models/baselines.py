@@ -4,7 +4,7 @@
 XGBoost and random forest, each with a ``+xy`` variant that adds the coordinates as features (the usual "coordinates as
 covariates" trick of DSM, e.g. Hengl et al. 2018); the quantile baselines ``qrf`` (quantile regression forest) and
 ``xgboost_quantile`` (XGBoost with the quantile loss), which give a distribution as quantiles at
-:data:`QUANTILE_LEVELS`; and ``regression_kriging`` (:mod:`sptgnn.evaluate.kriging`). Each is a scikit-learn estimator
+:data:`QUANTILE_LEVELS`; and ``regression_kriging`` (:mod:`sptgnn.models.kriging`). Each is a scikit-learn estimator
 (``clone`` gives a fresh one per fold) that reads the imagery and environment streams of
 :class:`~sptgnn.data.samples.SoilSamples`.
 """
@@ -22,12 +22,12 @@ from sptgnn.threads import tree_threads
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import MomentForecast, QuantileForecast
-from sptgnn.evaluate.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
+from sptgnn.models.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
 
 BASELINES = ("xgboost", "random_forest", "xgboost+xy", "random_forest+xy")
 QUANTILE_BASELINES = ("qrf", "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy")
 QUANTILE_LEVELS = tuple(round(0.025 * i, 3) for i in range(1, 40))  # 0.025 … 0.975: holds every interval end point
-SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.evaluate.kriging and .kriging_prior
+SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.models.kriging and .kriging_prior
 #: Boosting rounds and learning rate of ``xgboost_quantile``. Every round grows one tree per quantile level (39), so
 #: 500 rounds were 19,500 trees and 16 % of the main job's CPU; 100 rounds at 0.2 cost a fifth and scored a lower CRPS
 #: on BB.250, SC.50, G.150 and B.204 (R² within 0.01; ``scripts/benchmark_baseline_size.py``).
@@ -74,7 +74,7 @@ class TreeBaseline(BaseEstimator):
     DSM proxy of the model's own uncertainty, far too narrow alone, e.g. with one covariate) plus the noise variance
     estimated from its out-of-bag residuals; XGBoost gives a point forecast. With ``transform="log1p"`` the model is
     fitted on ``log1p(target)`` (as SpTGNN with ``data.target_transform: log1p``) and back-transformed as every model
-    is (:mod:`sptgnn.evaluate.backtransform`): its ``mean`` is Duan's smearing estimate from out-of-bag (random forest) or 5-fold cross-fitted (XGBoost)
+    is (:mod:`sptgnn.models.backtransform`): its ``mean`` is Duan's smearing estimate from out-of-bag (random forest) or 5-fold cross-fitted (XGBoost)
     log-scale residuals, its ``median`` ``expm1(prediction)``, its sd the delta-method ``(1 + mean) · sd_log`` and its
     ``mean_log`` the raw prediction.
 

@@ -6,10 +6,10 @@ import pytest
 from scipy import integrate, stats
 
 from sptgnn.distributions import LognormalForecast, QuantileForecast
-from sptgnn.evaluate.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
-from sptgnn.evaluate.baselines import QuantileBaseline, TreeBaseline
+from sptgnn.models.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
+from sptgnn.models.baselines import QuantileBaseline, TreeBaseline
 from sptgnn.evaluate.crossval import cross_validate
-from sptgnn.evaluate.kriging import RegressionKriging
+from sptgnn.models.kriging import RegressionKriging
 from sptgnn.splits import BlockKFold
 
 SIGMA = 0.5  # log-scale noise: mean / median of 1 + SOC = exp(σ²/2) ≈ 1.13

@@ -1,5 +1,5 @@
 """``sptgnn check-blocks``: the block-mean coverage check of an evaluation's config, for the validation report
-(registered on the app by :mod:`sptgnn.cli`)."""
+(registered on the app by :mod:`sptgnn.cli.app`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli_common import USER_ERRORS, console, err_console, fail
+from sptgnn.cli.common import USER_ERRORS, console, err_console, fail
 from sptgnn.progress import counter, progress_display
 
 

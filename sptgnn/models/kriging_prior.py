@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from sptgnn.data.samples import SoilSamples
-from sptgnn.evaluate.baselines import TreeBaseline, baseline_features
-from sptgnn.evaluate.kriging import merge_duplicates
+from sptgnn.models.baselines import TreeBaseline, baseline_features
+from sptgnn.models.kriging import merge_duplicates
 from sptgnn.splits import planar_coords, planar_crs
 
 KRIGING_FEATURES = ("kriging_mean", "kriging_sd")
@@ -109,11 +109,11 @@ class KrigingPriorForest(TreeBaseline):
     """``kpr_random_forest``: a random forest on the covariates plus the kriging-prior features
     (:data:`KRIGING_FEATURES`, cross-fitted on the training samples), kriging the (transformed) target.
 
-    Forecast and back-transform as :class:`~sptgnn.evaluate.baselines.TreeBaseline` (tree-spread sd; Duan's smearing
+    Forecast and back-transform as :class:`~sptgnn.models.baselines.TreeBaseline` (tree-spread sd; Duan's smearing
     from out-of-bag residuals with ``log1p``).
 
     Args:
-        target, transform, seed, trees, max_features: As for :class:`~sptgnn.evaluate.baselines.TreeBaseline`.
+        target, transform, seed, trees, max_features: As for :class:`~sptgnn.models.baselines.TreeBaseline`.
         neighbours: Kriging neighbours of each point.
         folds: Cross-fitting folds of the training samples' kriging features.
     """

@@ -39,7 +39,7 @@ from sptgnn.distributions.pit import (  # noqa: F401  (re-exported: the scores o
 
 
 
-def _mape(y: np.ndarray, mean: np.ndarray) -> float | None:
+def mape(y: np.ndarray, mean: np.ndarray) -> float | None:
     """MAPE (%) over samples with ``y != 0`` (a zero observation has no percentage error); ``None`` if all are zero."""
     nz = y != 0
     return float(100 * mean_absolute_percentage_error(y[nz], mean[nz])) if nz.any() else None
@@ -183,7 +183,7 @@ def score(
         "mae": float(mean_absolute_error(y, mean)),
         **dict(zip(("me", "me_percent"), mean_error(y, mean))),
         "ccc": lins_ccc(y, mean),
-        "mape": _mape(y, mean),
+        "mape": mape(y, mean),
         "nll": None,
         "crps": float(mean_absolute_error(y, mean)),
         "calibration_error": None,

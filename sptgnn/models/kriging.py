@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import LognormalForecast, MomentForecast
-from sptgnn.evaluate.baselines import baseline_features, make_regressor
+from sptgnn.models.baselines import baseline_features, make_regressor
 from sptgnn.splits import planar_coords, planar_crs
 
 

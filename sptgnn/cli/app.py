@@ -13,12 +13,12 @@ from typing import Optional
 import typer
 
 from sptgnn.atomic import check_new_folder
-from sptgnn.cli_common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
+from sptgnn.cli.common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
                                err_console, fail)
-from sptgnn.cli_aggregate import aggregate
-from sptgnn.cli_blocks import check_blocks
-from sptgnn.cli_predict import predict
-from sptgnn.cli_pretrain import pretrain
+from sptgnn.cli.aggregate import aggregate
+from sptgnn.cli.blocks import check_blocks
+from sptgnn.cli.predict import predict
+from sptgnn.cli.pretrain import pretrain
 from sptgnn.config import Config, load_config
 from sptgnn.data.datasets import available_datasets
 from sptgnn.evaluate.reports import console_table

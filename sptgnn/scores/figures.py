@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from sptgnn.evaluate.metrics import INTERVAL_LEVELS, interval_calibration_curve
+from sptgnn.scores.metrics import INTERVAL_LEVELS, interval_calibration_curve
 
 FIGURES = ("calibration_curve.png", "picp.png", "sharpness.png", "predicted_vs_observed.png")
 

@@ -1,4 +1,4 @@
-"""``sptgnn predict``: a map or a point table from a saved run (registered on the app by :mod:`sptgnn.cli`)."""
+"""``sptgnn predict``: a map or a point table from a saved run (registered on the app by :mod:`sptgnn.cli.app`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli_common import BACKEND, RAY_ADDRESS, USER_ERRORS, backend, console, err_console, fail
+from sptgnn.cli.common import BACKEND, RAY_ADDRESS, USER_ERRORS, backend, console, err_console, fail
 from sptgnn.config import Config
 from sptgnn.progress import counter, progress_display
 
@@ -36,7 +36,7 @@ def predict(
     import signal
 
     from sptgnn.estimator.run import RunError
-    from sptgnn.evaluate.aoa import AOAError
+    from sptgnn.estimator.aoa import AOAError
     from sptgnn.predict.outputs import predict_to_file
     from sptgnn.predict.raster import PredictError
     from sptgnn.predict.tiles import TileStoreError

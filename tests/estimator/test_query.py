@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sptgnn.predict.query import QueryInputs, QueryPredictor
+from sptgnn.estimator.query import QueryInputs, QueryPredictor
 from sptgnn.train.ensemble import DeepEnsemble
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sptgnn.evaluate.kriging_prior import KrigingPriorForest, OrdinaryKrigingFeatures, cross_fitted_kriging_features
+from sptgnn.models.kriging_prior import KrigingPriorForest, OrdinaryKrigingFeatures, cross_fitted_kriging_features
 
 
 def field(n=150, seed=0):
@@ -57,7 +57,7 @@ def test_kpr_forest_uses_the_kriging_inputs(samples_factory):
     assert model.model_.n_features_in_ == len(train.feature_columns) + 2
     y = query.target()
     kpr = model.predict_dist(query).mean
-    from sptgnn.evaluate.baselines import TreeBaseline
+    from sptgnn.models.baselines import TreeBaseline
 
     rf = TreeBaseline("random_forest", trees=60).fit(train).predict_dist(query).mean
     assert np.mean((kpr - y) ** 2) < 0.5 * np.mean((rf - y) ** 2)
@@ -70,7 +70,7 @@ def test_kpr_forest_uses_the_kriging_inputs(samples_factory):
 
 
 def test_duplicate_locations_are_kriged_as_their_mean():
-    from sptgnn.evaluate.kriging import merge_duplicates
+    from sptgnn.models.kriging import merge_duplicates
 
     xy, values = field(n=60, seed=4)
     xy2, v2 = np.r_[xy, xy[:20]], np.r_[values, values[:20] + 2.0]

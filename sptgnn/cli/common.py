@@ -17,6 +17,7 @@ from sptgnn.data.limesoda import DatasetError
 from sptgnn.data.raster_sources import RasterError
 from sptgnn.data.samples import SamplesError
 from sptgnn.distributions import CalibrationError
+from sptgnn.graph.features import StreamColumnsError
 from sptgnn.parallel import Executor, ExecutorError, make_executor, use_executor
 from sptgnn.pretrain.cells import PretrainError
 from sptgnn.splits import SplitError
@@ -24,7 +25,7 @@ from sptgnn.splits import SplitError
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
-               CalibrationError, ExecutorError, PretrainError, OutputError)
+               CalibrationError, ExecutorError, PretrainError, StreamColumnsError, OutputError)
 CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
 MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
 DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")

@@ -13,7 +13,7 @@ from libpysal.weights import KNN
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, r2_score
 
-from sptgnn.evaluate.metrics import gaussian_nll_np, picp, residual_morans_i, score
+from sptgnn.scores.metrics import gaussian_nll_np, picp, residual_morans_i, score
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.ensemble import RandomForestRegressor
 from xgboost import XGBRegressor
 
-from sptgnn.evaluate.baselines import BASELINES, TreeBaseline, baseline_features, make_regressor
+from sptgnn.models.baselines import BASELINES, TreeBaseline, baseline_features, make_regressor
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_random_forest_intervals_are_sane_with_a_single_covariate(samples_factor
 def test_qrf_honours_forest_size_and_the_target_transform(folds):
     from quantile_forest import RandomForestQuantileRegressor
 
-    from sptgnn.evaluate.baselines import MEAN_GRID, QUANTILE_LEVELS, QuantileBaseline
+    from sptgnn.models.baselines import MEAN_GRID, QUANTILE_LEVELS, QuantileBaseline
 
     train, test = folds
     model = QuantileBaseline("qrf", transform="log1p", trees=40, max_features=0.5, seed=2).fit(train)

@@ -1,5 +1,5 @@
 """``sptgnn pretrain``: masked-reconstruction pre-training of the stream encoders on the unlabelled cells of a config's
-covariates (registered on the app by :mod:`sptgnn.cli`)."""
+covariates (registered on the app by :mod:`sptgnn.cli.app`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sptgnn.cli_common import USER_ERRORS, console, err_console, fail
+from sptgnn.cli.common import USER_ERRORS, console, err_console, fail
 from sptgnn.progress import counter, progress_display
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sptgnn.evaluate.aoa import AOAError, AreaOfApplicability, fit_aoa, importance_weights
+from sptgnn.estimator.aoa import AOAError, AreaOfApplicability, fit_aoa, importance_weights
 
 
 def _hand(X, folds, w, Q):
