@@ -27,7 +27,6 @@ from sptgnn import SpTGNNRegressor, load_config
 from sptgnn.data.tables import load_samples
 from sptgnn.evaluate.crossval import config_folds, cross_validate
 from sptgnn.evaluate.runfolder import finite_json
-from sptgnn.estimator.query import QueryInputs
 
 KEEP = ("r2", "rmse", "crps", "picp90", "calibration_error", "fit_seconds", "predict_seconds")
 
@@ -74,7 +73,7 @@ def main() -> None:
     values = {c: samples.frame[c].to_numpy(dtype=np.float64)[rows] for c in run.needed}
     run.predict_arrays({c: v[:100] for c, v in values.items()}, query_xy[:100])  # build the caches once
     run.predict_arrays({c: v[:100] for c, v in values.items()}, query_xy[:100], student=True)
-    q = QueryInputs.from_arrays(run.ensemble.builder, values, query_xy, None, run.elevation, run.ensemble.trend)
+    q = run.predictor.array_inputs(values, query_xy, None, run.elevation)
     seconds: dict[str, list[float]] = {"ensemble": [], "student": [], "ensemble_network": [], "student_network": []}
     for _ in range(args.repeats):
         for name, student in (("ensemble", False), ("student", True)):

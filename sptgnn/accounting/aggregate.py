@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.accounting.residual_field import ResidualField
-from sptgnn.accounting.realisations import joint_realisations, query_of_arrays, soc_realisations
+from sptgnn.accounting.realisations import joint_realisations, soc_realisations
 from sptgnn.accounting.stocks import CO2_PER_C, Property, stock_draws
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -174,12 +174,15 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     xy = transform_xy(np.c_[x[valid], y[valid]], stack.crs, run.labelled.crs)
                     xy_planar = xy if pcrs is None else transform_xy(xy, run.labelled.crs, pcrs)
                     vals = {f: data[j][valid] for j, f in enumerate(run.needed)}
-                    q = query_of_arrays(run, vals, xy, dates)
                     if bulk_density_target is None:
-                        soc, pred = soc_realisations(run, q, xy_planar, field, seeds, window_seed=k)
-                        bd_head = None
+                        pred = run.predict_distributions(vals, xy, dates)[run.target]
+                        soc, bd_head = soc_realisations(pred, xy_planar, field, seeds, window_seed=k), None
                     else:  # SOC and bulk density drawn jointly from the run's multi-task heads
-                        soc, pred, bd_head = joint_realisations(run, q, xy_planar, field, seeds, k, *bulk_density_target)
+                        bd_name, rho, bd_scale = bulk_density_target
+                        preds = run.predict_distributions(vals, xy, dates, [run.target, bd_name])
+                        pred = preds[run.target]
+                        soc, bd_head = joint_realisations(pred, preds[bd_name], xy_planar, field, seeds, k, rho,
+                                                          bd_scale)
                     soc = soc * conversion
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
                     bd_prop = bulk_density if bd_src is None else Property(
@@ -193,8 +196,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                         block[0][valid], block[1][valid] = soc.mean(0), stock.mean(0)
                     if baseline is not None:
                         run0, dates0 = baseline
-                        soc0, _ = soc_realisations(run0, query_of_arrays(run0, vals, xy, dates0), xy_planar, field,
-                                                   seeds, window_seed=k)
+                        soc0 = soc_realisations(run0.predict_distributions(vals, xy, dates0)[run0.target],
+                                                xy_planar, field, seeds, window_seed=k)
                         soc0 = soc0 * conversion
                         stock0 = stock_draws(soc0, bd, thickness_cm, cf)
                         for r in range(realisations):

@@ -57,7 +57,6 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
         ValueError: Fewer than two blocks, or no block with ``min_samples`` test samples.
     """
     from sptgnn.estimator.run import fit_run
-    from sptgnn.estimator.query import QueryInputs
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
     cfg = config.updated(calibration={"method": "variance", "folds": 5})
@@ -74,10 +73,9 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
     for k, f in enumerate(fold_ids):
         test = fold_of_block == f
         run = fit_run(cfg, samples.subset(~test), aoa=False)
-        ens = run.ensemble
-        field = residual_field_from_calibration(ens, xy[~test])
-        q = QueryInputs.from_samples(ens.builder, samples.subset(test), ens.trend)
-        draws, pred = soc_realisations(run, q, xy[test], field, seeds, window_seed=int(f))
+        field = residual_field_from_calibration(run.ensemble, xy[~test])
+        pred = run.predict(samples.subset(test))
+        draws = soc_realisations(pred, xy[test], field, seeds, window_seed=int(f))
         tb, ty = blocks[test], y[test]
         z_test = normal_scores(pred.cdf(ty))
         model = field.model()

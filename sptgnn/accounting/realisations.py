@@ -21,63 +21,54 @@ def realisation_members(num_members: int, seeds: np.ndarray) -> np.ndarray:
     return np.array([np.random.default_rng([int(s), 2]).integers(num_members) for s in seeds])
 
 
-def soc_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
-                     window_seed: int = 0):
-    """Realisations ``(R, n)`` of the primary target (target units, e.g. g/kg) at ``n`` query locations, and the
-    ensemble's :class:`~sptgnn.distributions.Prediction` there (its per-pixel moments).
+def soc_realisations(pred, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
+                     window_seed: int = 0) -> np.ndarray:
+    """Realisations ``(R, n)`` of the primary target (target units, e.g. g/kg) at ``n`` query locations.
 
     Args:
-        run: The :class:`~sptgnn.estimator.run.Run`.
-        query: The locations as :class:`~sptgnn.estimator.query.QueryInputs` (:func:`query_of_arrays`, or
-            ``QueryInputs.from_samples`` for samples).
+        pred: The ensemble's calibrated :class:`~sptgnn.distributions.Prediction` there (its ``(M, n)`` member moments;
+            :meth:`Run.predict_distributions <sptgnn.estimator.run.Run.predict_distributions>` for raster pixels,
+            :meth:`Run.predict <sptgnn.estimator.run.Run.predict>` for samples).
         xy_planar: The same locations on the residuals' plane (m), ``(n, 2)``.
         field: The fitted residual field.
         seeds: One seed per realisation ``(R,)``.
         window_seed: Seed of the nugget draws at these locations.
     """
-    pred, members, z = _soc_field(run, query, xy_planar, field, seeds, window_seed)
-    return _member_draws(pred, members, z), pred
+    members = realisation_members(len(pred.member_loc), seeds)
+    return member_draws(pred, members, field.realisations(xy_planar, seeds, window_seed))
 
 
-def _soc_field(run, query, xy_planar, field, seeds, window_seed):
-    """The ensemble's SOC prediction at the query, each realisation's member ``(R,)`` and its standardised residual
-    field ``(R, n)``."""
-    pred = run.predictor.predict_inputs(query)
-    return pred, realisation_members(len(pred.member_loc), seeds), field.realisations(xy_planar, seeds, window_seed)
-
-
-def _member_draws(pred, members: np.ndarray, z: np.ndarray) -> np.ndarray:
+def member_draws(pred, members: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Draws ``(R, n)`` in target units: member ``members[r]``'s Gaussian ``loc + scale · z[r]``, back-transformed."""
     g = np.asarray(pred.member_loc)[members] + np.asarray(pred.member_scale)[members] * z
     return np.expm1(g) if pred.log1p else g
 
 
-def joint_realisations(run, query, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
-                       window_seed: int, target: str, correlation: float = 0.0, scale: float = 1.0):
+def joint_realisations(pred, aux, xy_planar: np.ndarray, field: ResidualField, seeds: np.ndarray,
+                       window_seed: int, correlation: float = 0.0, scale: float = 1.0):
     """Realisations of SOC ``(R, n)`` and of an auxiliary target of the same run ``(R, n)`` (e.g. bulk density from a
     multi-task head, times ``scale`` for its units), drawn jointly: realisation ``r`` takes the same member ``m_r``
     for both (their epistemic errors move together), and the auxiliary target's standardised residual is
     ``ρ Z_r(x) + √(1 − ρ²) ε`` with ``Z_r`` the SOC residual field and ``ε`` white noise, ``ρ = correlation``.
-    Returns the SOC draws, the SOC :class:`~sptgnn.distributions.Prediction` and the auxiliary draws.
+
+    Args:
+        pred, aux: The run's :class:`~sptgnn.distributions.Prediction` of SOC and of the auxiliary target at the same
+            ``n`` locations.
+        xy_planar, field, seeds, window_seed: As for :func:`soc_realisations`.
+
+    Returns:
+        The SOC draws and the auxiliary draws, each ``(R, n)``.
 
     Raises:
-        ValueError: ``target`` is not an auxiliary target of the run, or ``correlation`` outside [-1, 1].
+        ValueError: ``correlation`` outside [-1, 1].
     """
     if not -1.0 <= correlation <= 1.0:
-        raise ValueError(f"the residual correlation of SOC and {target} must lie in [-1, 1], got {correlation}")
-    aux = run.predictor.predict_inputs(query, target=target)
-    pred, members, z = _soc_field(run, query, xy_planar, field, seeds, window_seed)
+        raise ValueError(f"the residual correlation of SOC and the auxiliary target must lie in [-1, 1], got {correlation}")
+    members = realisation_members(len(pred.member_loc), seeds)
+    z = field.realisations(xy_planar, seeds, window_seed)
     white = np.random.default_rng([window_seed, 11]).standard_normal(z.shape)
     e = correlation * z + np.sqrt(1.0 - correlation**2) * white
-    return _member_draws(pred, members, z), pred, scale * _member_draws(aux, members, e)
+    return member_draws(pred, members, z), scale * member_draws(aux, members, e)
 
 
-def query_of_arrays(run, values: dict[str, np.ndarray], xy: np.ndarray, dates=None):
-    """Query inputs of raw covariates ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the training CRS (raster windows)."""
-    from sptgnn.estimator.query import QueryInputs
-
-    ens = run.ensemble
-    return QueryInputs.from_arrays(ens.builder, values, xy, dates, run.elevation, ens.trend)
-
-
-__all__ = ["joint_realisations", "query_of_arrays", "realisation_members", "soc_realisations"]
+__all__ = ["joint_realisations", "member_draws", "realisation_members", "soc_realisations"]

@@ -11,128 +11,25 @@ summed over relations, then ``h_i ← LayerNorm(h_i + GELU(Σ_r m_i^r))``.
 
 Neighbours come from cKDTrees over the fitted builder's spaces (metric coordinates, the spectral space, elevation among
 spatial candidates), built once. The result equals :meth:`DeepEnsemble.predict` on the full graph (up to float error,
-see ``tests/predict/test_query.py``) at a cost linear in the number of queries, in chunks of bounded memory.
+see ``tests/estimator/test_query.py``) at a cost linear in the number of queries, in chunks of bounded memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.train.student import student_mixture
-from sptgnn.geo import metric_coords
 from sptgnn.nn.relational_attention import attend
-from sptgnn.graph.features import TIME_FEATURES
+from sptgnn.graph.inputs import QueryInputs
 
 #: Query nodes per forward batch: the attention step's (chunk, k, heads, channels) buffers of 4096 queries stay in the
 #: CPU caches (one-off timing of the in-place step alone: 90–99 ms per 65,536 queries in chunks of 4,096, 105–151 ms in
 #: chunks of 16,384; the map path before and after is in ``scripts/benchmark_scale.py``, part ``map``).
 PREDICT_CHUNK = 4096
-
-
-def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.ndarray:
-    """Time stream ``(n, 3)`` as :meth:`NodeFeatureTransform.time`: decades since the reference year, sin/cos day of year."""
-    if dates is None:
-        return np.zeros((n, TIME_FEATURES))
-    dates = pd.to_datetime(pd.Series(dates)).reset_index(drop=True)
-    if len(dates) == 1 and n != 1:
-        dates = pd.Series(np.repeat(dates.to_numpy(), n))
-    doy = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
-    return np.c_[(dates.dt.year.to_numpy() - reference_year) / 10.0, np.sin(doy), np.cos(doy)]
-
-
-@dataclass
-class QueryInputs:
-    """Query nodes as arrays in the model's input space.
-
-    Attributes:
-        imagery: Standardised imagery stream ``(n, F_img)``.
-        environment: Standardised environment stream ``(n, F_env)``.
-        pos: Position stream ``(n, d)`` (offsets from the labelled centroid in labelled-spread units).
-        time: Time stream ``(n, 3)``.
-        metric: Metric coordinates ``(n, d)`` (m) for the spatial and elevation relations.
-        spectral: Spectral relation space ``(n, F_s)``.
-        elevation: Elevation (m) ``(n,)`` or ``None``.
-        trend: Covariate trend ``(n,)`` in standardised target units (``model.trend``), or ``None``.
-        teacher: The teacher's features ``(n, F)`` (trend, then kriging prediction and sd for ``kpr_random_forest``;
-            :meth:`~sptgnn.train.trend.CovariateTrend.teacher_features`), read by members with ``model.teacher_input``.
-    """
-
-    imagery: np.ndarray
-    environment: np.ndarray
-    pos: np.ndarray
-    time: np.ndarray
-    metric: np.ndarray
-    spectral: np.ndarray
-    elevation: np.ndarray | None
-    trend: np.ndarray | None = None
-    teacher: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.metric)
-
-    def take(self, sl: slice) -> "QueryInputs":
-        """Rows ``sl`` of every array."""
-        return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
-                                                                     self.metric, self.spectral, self.elevation,
-                                                                     self.trend, self.teacher)))
-
-    @classmethod
-    def from_samples(cls, builder, samples: SoilSamples, trend=None) -> "QueryInputs":
-        """Inputs of query samples with the fitted builder's transforms (same as :meth:`GraphBuilder.build`);
-        ``trend`` is the ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` or ``None``."""
-        t = builder.transform
-        teacher = None if trend is None else trend.teacher(samples)
-        return cls(
-            imagery=builder.stream(samples, "imagery"), environment=builder.stream(samples, "environment"),
-            pos=t.position(samples),
-            time=t.time(samples), metric=samples.metric_coords(), spectral=builder.spectral_space(samples),
-            elevation=samples.elevation_m(), trend=None if teacher is None else teacher[:, 0], teacher=teacher,
-        )
-
-    @classmethod
-    def from_arrays(cls, builder, features: dict[str, np.ndarray], xy: np.ndarray, dates=None,
-                    elevation_column: str | None = None, trend=None) -> "QueryInputs":
-        """Inputs from raw feature columns and coordinates, e.g. the valid pixels of a raster window.
-
-        Args:
-            builder: Fitted :class:`~sptgnn.graph.builder.GraphBuilder`.
-            features: Raw (unstandardised) values per feature column, each ``(n,)``; every fitted column is needed.
-            xy: ``(n, 2)`` coordinates in the training samples' CRS.
-            dates: Sampling dates (one for all or ``(n,)``) or ``None`` (time stream at the labelled mean year).
-            elevation_column: Feature holding elevation (m) for the elevation relation.
-            trend: The ensemble's fitted :class:`~sptgnn.train.trend.CovariateTrend` (reads its columns from
-                ``features``) or ``None``.
-
-        Raises:
-            KeyError: A fitted feature column is missing from ``features``.
-        """
-        t = builder.transform
-        n = len(xy)
-        streams = {}
-        for s, cols in t.columns.items():
-            raw = np.stack([np.asarray(features[c], dtype=np.float64) for c in cols], axis=1) if cols else np.zeros((n, 0))
-            streams[s] = (raw - t.mean[s]) / t.scale[s]
-            if builder.config.feature_clip is not None:  # as GraphBuilder.stream
-                streams[s] = np.clip(streams[s], -builder.config.feature_clip, builder.config.feature_clip)
-        metric = metric_coords(xy, builder.labelled.crs)
-        spec_streams = [s for s in builder.config.spectral_streams if t.columns.get(s)] or ["environment"]
-        has_dates = dates is not None and builder.labelled.date_column is not None
-        teacher = None if trend is None else trend.teacher_features(np.stack([features[c] for c in trend.columns], 1), xy)
-        return cls(
-            imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
-            pos=(metric - t.centre_m) / t.spread_m,
-            time=time_features(dates if has_dates else None, n, t.reference_year),
-            metric=metric, spectral=np.concatenate([streams[s] for s in spec_streams], axis=1),
-            elevation=None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64),
-            trend=None if teacher is None else teacher[:, 0], teacher=teacher,
-        )
 
 
 class QueryPredictor:
@@ -274,11 +171,26 @@ class QueryPredictor:
     def inputs(self, query: SoilSamples) -> QueryInputs:
         """Query samples in the members' input space (streams, relation spaces, teacher features): built once, they
         serve several :meth:`predict_inputs` calls (targets, student, raw and calibrated)."""
-        return QueryInputs.from_samples(self.builder, query, self.ensemble.trend)
+        trend = self.ensemble.trend
+        return self.builder.sample_inputs(query, None if trend is None else trend.teacher(query))
+
+    def array_inputs(self, features: dict[str, np.ndarray], xy: np.ndarray, dates=None,
+                     elevation_column: str | None = None) -> QueryInputs:
+        """Queries given as raw feature columns ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the training CRS (raster
+        windows, point tables) in the members' input space, the teacher's features included: the one path of
+        :meth:`GraphBuilder.inputs <sptgnn.graph.builder.GraphBuilder.inputs>`.
+
+        Raises:
+            KeyError: A fitted feature column (or a teacher's) is missing from ``features``.
+        """
+        trend = self.ensemble.trend
+        teacher = None if trend is None else trend.teacher_features(
+            np.stack([np.asarray(features[c], dtype=np.float64) for c in trend.columns], 1), xy)
+        return self.builder.inputs(features, xy, dates, elevation_column, teacher)
 
     def predict(self, query: SoilSamples, calibrated: bool = True, target: str | None = None, student: bool = False):
         """Ensemble prediction of query samples (same result as :meth:`DeepEnsemble.predict`), or the student's."""
         return self.predict_inputs(self.inputs(query), calibrated, target, student)
 
 
-__all__ = ["PREDICT_CHUNK", "QueryInputs", "QueryPredictor", "time_features"]
+__all__ = ["PREDICT_CHUNK", "QueryPredictor"]

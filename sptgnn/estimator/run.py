@@ -27,7 +27,7 @@ from sptgnn.distributions import Prediction, check_levels
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
 from sptgnn.estimator.aoa import AreaOfApplicability, fit_aoa
-from sptgnn.estimator.query import PREDICT_CHUNK, QueryInputs, QueryPredictor
+from sptgnn.estimator.query import PREDICT_CHUNK, QueryPredictor
 from sptgnn.train.checks import check_training_samples
 from sptgnn.estimator.selection import select_config
 from sptgnn.threads import apply_threads, resolve_threads
@@ -207,6 +207,26 @@ class Run:
             pred.quantile_levels, pred.quantile_values = levels, pred.quantiles(levels)
         return pred
 
+    def predict_distributions(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None,
+                              targets: list[str] | None = None, student: bool = False) -> dict[str, Prediction]:
+        """Predictive distributions of queries given as raw covariates ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the
+        training CRS (raster windows, point tables, zone pixels): one calibrated
+        :class:`~sptgnn.distributions.Prediction` per target in ``targets`` (default: the primary), built from one set
+        of inputs (:meth:`GraphBuilder.inputs <sptgnn.graph.builder.GraphBuilder.inputs>`, the path samples take too).
+        ``student``: the primary from the distilled fast student.
+
+        Raises:
+            KeyError: A fitted feature column is missing from ``values``.
+            ValueError: A target the run was not trained on.
+        """
+        targets = [self.target] if targets is None else list(targets)
+        unknown = [t for t in targets if t not in self.targets]
+        if unknown:
+            raise ValueError(f"the run predicts {self.targets}, not {unknown}")
+        q = self.predictor.array_inputs(values, xy, dates, self.elevation)
+        return {t: self.predictor.predict_inputs(q, target=None if t == self.target else t,
+                                                 student=student and t == self.target) for t in targets}
+
     def predict_arrays(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None,
                        student: bool = False) -> dict[str, np.ndarray]:
         """The map bands of queries given as raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training
@@ -215,8 +235,8 @@ class Run:
         threshold makes the AOA), each ``(n,)``; with auxiliary targets (``data.targets``) also
         ``{target}_mean``, ``{target}_sd``, ``{target}_q05`` and ``{target}_q95`` for each (see :attr:`map_bands`).
         ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members')."""
-        q = QueryInputs.from_arrays(self.ensemble.builder, values, xy, dates, self.elevation, self.ensemble.trend)
-        pred = self.predictor.predict_inputs(q, student=student)
+        preds = self.predict_distributions(values, xy, dates, self.targets, student)
+        pred = preds[self.target]
         q05, q95 = pred.quantiles([0.05, 0.95]).T
         aoa = self.area_of_applicability()
         X = np.stack([values[f] for f in aoa.features], axis=1)
@@ -225,7 +245,7 @@ class Run:
                  "q05": q05, "q95": q95, "aoa": aoa.flag_of_di(di).astype(np.float64),
                  "di": di}
         for t in self.ensemble.aux_targets:
-            aux = self.predictor.predict_inputs(q, target=t)
+            aux = preds[t]
             lo, hi = aux.quantiles([0.05, 0.95]).T
             bands |= {f"{t}_mean": aux.mean, f"{t}_sd": aux.sd, f"{t}_q05": lo, f"{t}_q95": hi}
         return bands

@@ -16,8 +16,10 @@ import torch
 from torch_geometric.data import HeteroData
 
 from sptgnn.config import GraphConfig
-from sptgnn.data.samples import SoilSamples
-from sptgnn.graph.features import NodeFeatureTransform
+from sptgnn.data.samples import STREAMS, SoilSamples
+from sptgnn.geo import metric_coords
+from sptgnn.graph.features import NodeFeatureTransform, time_features
+from sptgnn.graph.inputs import QueryInputs
 from sptgnn.graph.relations import Edges, RelationIndex
 from sptgnn.threads import tree_threads
 
@@ -132,9 +134,17 @@ class GraphBuilder:
 
     # -- neighbour search -------------------------------------------------------------------------------------------
     def spectral_space(self, samples: SoilSamples) -> np.ndarray:
-        """Standardised features of the spectral relation, ``(num_samples, F)``: the named ``graph.spectral_features``
-        if set, else the ``graph.spectral_streams`` that have features, or the environment stream when none has (e.g.
-        no imagery).
+        """Standardised features of the spectral relation, ``(num_samples, F)`` (see :meth:`spectral_of`).
+
+        Raises:
+            ValueError: A name in ``graph.spectral_features`` is no feature of any stream (the valid names are listed).
+        """
+        return self.spectral_of({s: self.stream(samples, s) for s in STREAMS})
+
+    def spectral_of(self, streams: dict[str, np.ndarray]) -> np.ndarray:
+        """The spectral relation's space from standardised streams ``{stream: (n, F_stream)}``, ``(n, F)``: the named
+        ``graph.spectral_features`` if set, else the ``graph.spectral_streams`` that have features, or the environment
+        stream when none has (e.g. no imagery). Samples, raster pixels and points all pass through here.
 
         Raises:
             ValueError: A name in ``graph.spectral_features`` is no feature of any stream (the valid names are listed).
@@ -144,7 +154,7 @@ class GraphBuilder:
             for stream in ("imagery", "environment"):
                 names = self.transform.stream_names(stream)
                 if any(f in names for f in self.config.spectral_features):
-                    values = self.stream(samples, stream)
+                    values = streams[stream]
                     cols += [(f, values[:, names.index(f)]) for f in self.config.spectral_features if f in names]
             found = {f for f, _ in cols}
             missing = [f for f in self.config.spectral_features if f not in found]
@@ -154,15 +164,64 @@ class GraphBuilder:
                                  f"{' …' if len(valid) > 20 else ''}")
             order = {f: i for i, f in enumerate(self.config.spectral_features)}
             return np.stack([v for _, v in sorted(cols, key=lambda fv: order[fv[0]])], axis=1)
-        streams = [s for s in self.config.spectral_streams if self.transform.stream_names(s)] or ["environment"]
-        return np.concatenate([self.stream(samples, s) for s in streams], axis=1)
+        names = [s for s in self.config.spectral_streams if self.transform.stream_names(s)] or ["environment"]
+        return np.concatenate([streams[s] for s in names], axis=1)
 
     def stream(self, samples: SoilSamples, stream: str) -> np.ndarray:
         """Standardised stream features ``(num_samples, F)``, clipped to ``±graph.feature_clip`` standard deviations
         when set (a rare one-hot category standardises to ~100 sd and would dominate a node's input)."""
-        z = self.transform.stream(samples, stream)
+        return self.clip(self.transform.stream(samples, stream))
+
+    def clip(self, z: np.ndarray) -> np.ndarray:
+        """Standardised features clipped to ``±graph.feature_clip`` (unchanged when it is not set)."""
         clip = self.config.feature_clip
         return z if clip is None else np.clip(z, -clip, clip)
+
+    # -- query nodes as arrays: one path for samples, points, maps and zone totals ----------------------------------
+    def sample_inputs(self, samples: SoilSamples, teacher: np.ndarray | None = None) -> QueryInputs:
+        """Query samples in the model's input space, with the transforms fitted on the labelled samples (the same as
+        :meth:`build` gives them).
+
+        Args:
+            samples: Query samples with the labelled samples' feature columns.
+            teacher: The teacher's features ``(n, F)`` (:meth:`~sptgnn.train.trend.CovariateTrend.teacher`) or ``None``.
+        """
+        streams = {s: self.stream(samples, s) for s in STREAMS}
+        return self._inputs(streams, samples.metric_coords(), self.transform.time(samples), samples.elevation_m(),
+                            teacher)
+
+    def inputs(self, features: dict[str, np.ndarray], xy: np.ndarray, dates=None, elevation_column: str | None = None,
+               teacher: np.ndarray | None = None) -> QueryInputs:
+        """Queries given as raw feature columns (raster windows, point tables, zone pixels) in the model's input space.
+
+        Args:
+            features: Raw (unstandardised) values per feature column, each ``(n,)``; every fitted column is needed.
+            xy: ``(n, 2)`` coordinates in the training samples' CRS.
+            dates: Sampling dates (one for all or ``(n,)``) or ``None`` (time stream at the labelled mean year).
+            elevation_column: Feature holding elevation (m) for the elevation relation.
+            teacher: The teacher's features ``(n, F)`` or ``None``.
+
+        Raises:
+            KeyError: A fitted feature column is missing from ``features``.
+        """
+        t, n = self.transform, len(xy)
+        streams = {}
+        for s, cols in t.columns.items():
+            raw = (np.stack([np.asarray(features[c], dtype=np.float64) for c in cols], axis=1) if cols
+                   else np.zeros((n, 0)))
+            streams[s] = self.clip((raw - t.mean[s]) / t.scale[s])
+        has_dates = dates is not None and self.labelled.date_column is not None
+        elevation = None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64)
+        return self._inputs(streams, metric_coords(xy, self.labelled.crs),
+                            time_features(dates if has_dates else None, n, t.reference_year), elevation, teacher)
+
+    def _inputs(self, streams: dict[str, np.ndarray], metric: np.ndarray, time: np.ndarray,
+                elevation: np.ndarray | None, teacher: np.ndarray | None) -> QueryInputs:
+        t, n = self.transform, len(metric)
+        return QueryInputs(
+            imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
+            pos=(metric - t.centre_m) / t.spread_m, time=time, metric=metric, spectral=self.spectral_of(streams),
+            elevation=elevation, trend=None if teacher is None else teacher[:, 0], teacher=teacher)
 
     def _index(self, labelled: SoilSamples) -> RelationIndex:
         """The k-d trees of ``labelled`` for the fitted relations (built once, shared by graphs and the query path)."""

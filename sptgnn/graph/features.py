@@ -11,10 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sptgnn.data.samples import STREAMS, SoilSamples
 
 TIME_FEATURES = 3  # (year - reference year) / 10, sin and cos of day of year
+
+
+def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.ndarray:
+    """Time stream ``(n, 3)``: decades since the reference year, sin/cos day of year."""
+    if dates is None:
+        return np.zeros((n, TIME_FEATURES))
+    dates = pd.to_datetime(pd.Series(dates)).reset_index(drop=True)
+    if len(dates) == 1 and n != 1:
+        dates = pd.Series(np.repeat(dates.to_numpy(), n))
+    doy = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
+    return np.c_[(dates.dt.year.to_numpy() - reference_year) / 10.0, np.sin(doy), np.cos(doy)]
 
 
 class StreamColumnsError(ValueError):
@@ -110,9 +122,4 @@ class NodeFeatureTransform:
 
         Zeros when the samples have no sampling date.
         """
-        dates = samples.dates()
-        if dates is None:
-            return np.zeros((len(samples), TIME_FEATURES))
-        doy = 2 * np.pi * (dates.dt.day_of_year.to_numpy() - 1) / 365.25
-        years = (dates.dt.year.to_numpy() - self.reference_year) / 10.0
-        return np.c_[years, np.sin(doy), np.cos(doy)]
+        return time_features(samples.dates(), len(samples), self.reference_year)

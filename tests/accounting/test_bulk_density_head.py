@@ -40,21 +40,17 @@ def _field():
 
 
 def test_joint_draws_share_the_member_and_the_correlation(multitask):
-    from sptgnn.estimator.query import QueryInputs
-
     run, _ = multitask
-    ens = run.ensemble
-    q = QueryInputs.from_samples(ens.builder, run.labelled, ens.trend)
+    pred, aux = run.predict(run.labelled), run.predict(run.labelled, target="bd_g_cm3")
     xy = run.labelled.metric_coords()
     seeds = np.arange(60)
-    soc, pred, bd = joint_realisations(run, q, xy, _field(), seeds, 0, "bd_g_cm3", correlation=1.0, scale=1.0)
-    aux = run.predictor.predict_inputs(q, target="bd_g_cm3")
+    soc, bd = joint_realisations(pred, aux, xy, _field(), seeds, 0, correlation=1.0, scale=1.0)
     m = realisation_members(len(pred.member_loc), seeds)
     z_soc = (np.log1p(soc) if pred.log1p else soc) - np.asarray(pred.member_loc)[m]
     z_soc /= np.asarray(pred.member_scale)[m]
     z_bd = (bd - np.asarray(aux.member_loc)[m]) / np.asarray(aux.member_scale)[m]
     np.testing.assert_allclose(z_bd, z_soc, atol=1e-8)  # ρ = 1: the same standardised residual, the same member
-    _, _, bd0 = joint_realisations(run, q, xy, _field(), seeds, 0, "bd_g_cm3", correlation=0.0, scale=1000.0)
+    _, bd0 = joint_realisations(pred, aux, xy, _field(), seeds, 0, correlation=0.0, scale=1000.0)
     z0 = (bd0 / 1000.0 - np.asarray(aux.member_loc)[m]) / np.asarray(aux.member_scale)[m]
     assert abs(np.corrcoef(z0.ravel(), z_soc.ravel())[0, 1]) < 0.1
     assert z0.std() == pytest.approx(1.0, abs=0.1)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sptgnn.estimator.query import QueryInputs, QueryPredictor
+from sptgnn.estimator.query import QueryPredictor
 from sptgnn.train.ensemble import DeepEnsemble
 
 
@@ -33,7 +33,7 @@ def test_fast_path_geographic_and_arrays(geo_samples_factory, config_factory):
     np.testing.assert_allclose(pred.predict(query).mean, full.mean, rtol=1e-5, atol=1e-5)
     # the same queries given as raw feature arrays and coordinates (the raster path)
     feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
-    q = QueryInputs.from_arrays(ens.builder, feats, query.xy(), elevation_column="Altitude")
+    q = pred.array_inputs(feats, query.xy(), elevation_column="Altitude")
     np.testing.assert_allclose(pred.predict_inputs(q).member_mean, full.member_mean, rtol=1e-5, atol=1e-5)
 
 
@@ -41,8 +41,9 @@ def test_arrays_with_dates(split, config_factory):
     lab, query = split
     ens = DeepEnsemble(config_factory(train={"epochs": 2})).fit(lab)
     feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
-    q = QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=pd.Series(query.frame["date"]), elevation_column="Altitude")
-    np.testing.assert_allclose(QueryPredictor(ens).predict_inputs(q).mean, ens.predict(query).mean, rtol=1e-5, atol=1e-5)
+    pred = QueryPredictor(ens)
+    q = pred.array_inputs(feats, query.xy(), dates=pd.Series(query.frame["date"]), elevation_column="Altitude")
+    np.testing.assert_allclose(pred.predict_inputs(q).mean, ens.predict(query).mean, rtol=1e-5, atol=1e-5)
 
 
 def test_fast_path_adds_the_trend_and_applies_the_calibrator(samples_factory, config_factory):
@@ -59,8 +60,7 @@ def test_fast_path_adds_the_trend_and_applies_the_calibrator(samples_factory, co
     np.testing.assert_allclose(fast.quantiles([0.05, 0.95]), full.quantile_values, rtol=1e-4, atol=1e-4)
     feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
     dates = None if query.date_column is None else pd.Series(query.frame[query.date_column])
-    arrays = pred.predict_inputs(QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=dates, trend=ens.trend,
-                                                         elevation_column=query.elevation))
+    arrays = pred.predict_inputs(pred.array_inputs(feats, query.xy(), dates=dates, elevation_column=query.elevation))
     np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)
     assert not np.allclose(pred.predict(query, calibrated=False).quantiles([0.05]), full.quantile_values[:, :1])
 
@@ -76,8 +76,7 @@ def test_fast_path_clips_features_as_the_builder_does(split, config_factory):
     np.testing.assert_allclose(pred.predict(query).mean, full.mean, rtol=1e-5, atol=1e-5)
     feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
     dates = None if query.date_column is None else pd.Series(query.frame[query.date_column])
-    arrays = pred.predict_inputs(QueryInputs.from_arrays(ens.builder, feats, query.xy(), dates=dates,
-                                                         elevation_column=query.elevation))
+    arrays = pred.predict_inputs(pred.array_inputs(feats, query.xy(), dates=dates, elevation_column=query.elevation))
     np.testing.assert_allclose(arrays.mean, full.mean, rtol=1e-5, atol=1e-5)
 
 
@@ -95,3 +94,20 @@ def test_full_graph_mini_batch_and_cached_paths_give_one_prediction(split, confi
     for other in (batched, cached):
         np.testing.assert_allclose(other.member_mean, full.member_mean, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(other.member_var, full.member_var, rtol=1e-5, atol=1e-5)
+
+
+def test_spectral_features_reach_pixels_and_samples_alike(split, config_factory):
+    """A run with ``graph.spectral_features`` queries the spectral relation in the same space whether a location comes
+    as a sample or as raw columns (a raster pixel, a point table): the two paths give one set of inputs."""
+    lab, query = split
+    names = lab.feature_groups["environment"][:2]
+    ens = DeepEnsemble(config_factory(graph={"spectral_features": names}, train={"epochs": 2})).fit(lab)
+    pred = QueryPredictor(ens)
+    feats = {c: query.frame[c].to_numpy() for c in query.feature_columns}
+    dates = None if query.date_column is None else pd.Series(query.frame[query.date_column])
+    arrays = pred.array_inputs(feats, query.xy(), dates=dates, elevation_column=query.elevation)
+    samples = pred.inputs(query)
+    assert arrays.spectral.shape == (len(query), 2)
+    np.testing.assert_array_equal(arrays.spectral, samples.spectral)
+    np.testing.assert_allclose(pred.predict_inputs(arrays).mean, pred.predict(query).mean, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(pred.predict(query).mean, ens.predict(query).mean, rtol=1e-5, atol=1e-5)
