@@ -290,9 +290,5 @@ class CovariateStack:
         y = t.d * cc + t.e * rr + t.f
         return x, y
 
-    def count_valid(self, features: Sequence[str] | None = None, size: int = 1024) -> int:
-        """Pixels valid in every requested feature (a full pass over the rasters)."""
-        return int(sum(self.read_window(w, features)[1].sum() for w in self.windows(size)))
-
 
 __all__ = ["CovariateStack"]

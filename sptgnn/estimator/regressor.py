@@ -22,6 +22,7 @@ from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Prediction
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.run import Run, fit_run
+from sptgnn.models.protocol import ModelHooks
 from sptgnn.train.interpret import stream_usage
 
 _D = Config()  # the schema's defaults: the estimator's defaults are the config's, written once
@@ -46,7 +47,7 @@ def _default(name: str):
     return tuple(value) if isinstance(value, list) else value
 
 
-class SpTGNNRegressor(RegressorMixin, BaseEstimator):
+class SpTGNNRegressor(ModelHooks, RegressorMixin, BaseEstimator):
     """Deep ensemble of spatio-temporal heterogeneous graph networks with calibrated predictive distributions.
 
     Each training sample is a labelled node of a graph with spatial, spectral and elevation relations; a query attaches
@@ -96,6 +97,8 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
         >>> est = SpTGNNRegressor(members=5, calibration="variance").fit(gdf, gdf["soc_g_kg"])  # doctest: +SKIP
         >>> forecast = est.predict_dist(new_points)  # .mean, .sd, .quantiles([0.05, 0.95]), .crps(y)  # doctest: +SKIP
     """
+
+    has_diagnostics = True  # MoE gates and stream usage (cross-validation keeps them)
 
     def __init__(self, members=_default("members"), hidden=_default("hidden"), num_layers=_default("num_layers"),
                  num_experts=_default("num_experts"), top_k=_default("top_k"), heads=_default("heads"),
@@ -245,7 +248,7 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
 
     def forecasts(self, X) -> dict[str, Prediction]:
         """Every forecast of one fit from one pass of the members over ``X``: ``{"": calibrated, "uncalibrated": raw,
-        "student": …}`` (the entries :meth:`predict_dist` and :meth:`extra_forecasts` give; the calibrated forecast is
+        "student": …}`` (the first the one :meth:`predict_dist` gives; the calibrated forecast is
         the calibrator applied to the raw mixture, so the members predict ``X`` once). Cross-validation scores them as
         ``<model>``, ``<model>_uncalibrated`` and ``<model>_student``."""
         check_is_fitted(self, "run_")
@@ -259,11 +262,10 @@ class SpTGNNRegressor(RegressorMixin, BaseEstimator):
             out["student"] = predictor.predict_inputs(q, student=True)
         return out
 
-    def extra_forecasts(self, X) -> dict[str, Prediction]:
-        """Other forecasts of the same fit, by name suffix: ``{"uncalibrated": …}`` (the raw mixture) when a calibrator
-        was fitted and ``{"student": …}`` (the distilled fast student) when there is one; cross-validation scores them
-        as ``<model>_uncalibrated`` and ``<model>_student`` beside the model."""
-        return {k: v for k, v in self.forecasts(X).items() if k}
+    def fit_choices(self) -> dict | None:
+        """What this fit chose from its training data alone (:attr:`choices_`: trend, calibration, ...)."""
+        check_is_fitted(self, "run_")
+        return dict(self.choices_)
 
     def diagnostics(self, X) -> dict:
         """The MoE gate weights of each query sample averaged over members, ``gates`` ``(n, E)``, and the share of each

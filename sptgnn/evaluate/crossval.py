@@ -6,10 +6,11 @@
 prediction, or ``None``) — and a splitter (``split(samples)`` yielding train and test
 positions, e.g. :class:`~sptgnn.splits.BlockKFold`) or a list of :class:`~sptgnn.splits.Fold`. SpTGNN
 (:class:`~sptgnn.estimator.regressor.SpTGNNRegressor`) and every baseline (:mod:`sptgnn.models.baselines`) follow
-it. Optional hooks: ``forecasts(samples)`` gives every forecast of the fit from one prediction pass (``""`` the
-model's own, other keys more rows of the same fit: SpTGNN's uncalibrated mixture and student), else
-``extra_forecasts(samples)`` adds such rows to ``predict_dist``; ``target_forecasts(samples)`` gives the auxiliary
-targets' forecasts (rows ``<model>@<target>``); ``diagnostics(samples)`` the MoE gates of the first model that has them.
+it (:class:`~sptgnn.models.protocol.ForecastModel`). The hooks of :class:`~sptgnn.models.protocol.FoldModel` say what
+else a fit gives: ``forecasts(samples)`` every forecast of the fit from one prediction pass (``""`` the model's own,
+other keys more rows of the same fit: SpTGNN's uncalibrated mixture and student), ``target_forecasts(samples)`` the
+auxiliary targets' forecasts (rows ``<model>@<target>``), ``fit_choices()`` what the fit chose, ``diagnostics(samples)``
+the MoE gates of the first model that has them; a model with only ``fit`` and ``predict_dist`` gets their defaults.
 
 Scores are pooled over all out-of-fold predictions (rule 5) and also given per fold. Every model is scored in target
 units through the same back-transform (:mod:`sptgnn.models.backtransform`): ``r2``, ``rmse``, ``mae`` of the mean of
@@ -33,6 +34,7 @@ from sptgnn.models.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASE
                                        TreeBaseline)
 from sptgnn.models.kriging import RegressionKriging
 from sptgnn.models.kriging_prior import KrigingPriorForest
+from sptgnn.models.protocol import fold_model
 from sptgnn.evaluate.fold_tasks import FoldTasks, fit_fold_model
 from sptgnn.scores.metrics import mape, distribution_columns, score
 from sptgnn.parallel import current_executor
@@ -55,7 +57,7 @@ class CrossValidationResult:
         metrics: ``{model: {metric: value}}`` from :func:`sptgnn.scores.metrics.score` (of the mean), plus
             ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``,
             ``predict_seconds``, ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``) and, for models with
-            ``choices_``, ``choices_per_fold`` (what each fold's fit chose from its training data alone).
+            ``fit_choices()``, ``choices_per_fold`` (what each fold's fit chose from its training data alone).
         folds: One dict per fold: ``fold, n_train, n_test, n_excluded`` (buffer).
         gates: MoE gate weights of the first model with ``diagnostics`` on each test sample, ``sample_id, fold,
             gate_0 …``.
@@ -179,7 +181,8 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
     tick = progress or (lambda _msg: None)
     planar, metric_xy = planar_coords(samples), dict(zip(samples.sample_ids, samples.metric_coords()))
     rows, gate_rows, usage, fit_s, pred_s, choices = [], [], [], {}, {}, {}
-    diagnosed = next((n for n, m in models.items() if hasattr(m, "diagnostics")), None)
+    models = {name: fold_model(m, name) for name, m in models.items()}
+    diagnosed = next((n for n, m in models.items() if m.has_diagnostics), None)
     # one task per (fold, model) on the current executor (sptgnn.parallel); results come back in this order
     items = [(i, name, TaskTicks(progress)) for i in range(len(folds)) for name in models]
 

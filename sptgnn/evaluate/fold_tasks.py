@@ -18,7 +18,8 @@ from sptgnn.progress import TaskTicks
 
 @dataclass
 class FoldTasks:
-    """What every task of one cross-validation reads: ``models`` (prototypes by name), ``samples`` and ``folds``
+    """What every task of one cross-validation reads: ``models`` (:class:`~sptgnn.models.protocol.FoldModel`
+    prototypes by name), ``samples`` and ``folds``
     (:class:`~sptgnn.splits.Fold`), and the name of the model whose ``diagnostics`` (MoE gates) are kept."""
 
     models: dict
@@ -31,8 +32,8 @@ def fit_fold_model(ctx: FoldTasks, item: tuple[int, str, TaskTicks]) -> dict:
     """Fit model ``name`` on fold ``i`` and forecast the fold's test samples.
 
     Returns:
-        ``outputs`` (``{row name: forecast}``: the model's own and, with a ``forecasts``/``extra_forecasts`` hook, the
-        fit's other forecasts), ``targets`` (auxiliary targets' forecasts), ``fit_seconds``, ``predict_seconds``,
+        ``outputs`` (``{row name: forecast}``: the model's own and the fit's other forecasts, from the
+        :class:`~sptgnn.models.protocol.FoldModel` hooks), ``targets`` (auxiliary targets' forecasts), ``fit_seconds``, ``predict_seconds``,
         ``choices`` (or ``None``) and ``diagnostics`` (or ``None``).
     """
     i, name, tick = item
@@ -44,17 +45,12 @@ def fit_fold_model(ctx: FoldTasks, item: tuple[int, str, TaskTicks]) -> dict:
     model.fit(train, progress=lambda msg: tick(f"{label}: {name} {msg}"))
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    if hasattr(model, "forecasts"):  # every forecast of the fit from one prediction pass
-        outputs = {f"{name}_{k}" if k else name: v for k, v in model.forecasts(test).items()}
-    else:
-        outputs = {name: model.predict_dist(test)}
+    # every forecast of the fit from one prediction pass
+    outputs = {f"{name}_{k}" if k else name: v for k, v in model.forecasts(test).items()}
     predict_seconds = time.perf_counter() - start
-    if hasattr(model, "extra_forecasts") and not hasattr(model, "forecasts"):
-        outputs |= {f"{name}_{k}": v for k, v in model.extra_forecasts(test).items()}
     return {
         "outputs": outputs, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-        "targets": model.target_forecasts(test) if hasattr(model, "target_forecasts") else {},
-        "choices": dict(model.choices_) if hasattr(model, "choices_") else None,
+        "targets": model.target_forecasts(test), "choices": model.fit_choices(),
         "diagnostics": model.diagnostics(test) if name == ctx.diagnosed else None,
     }
 

@@ -18,27 +18,6 @@ from sptgnn.geo import chord_to_great_circle_m
 Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def knn_edges(reference: np.ndarray, targets: np.ndarray, k: int, exclude_self: bool) -> Edges:
-    """k nearest reference points of every target point (Euclidean).
-
-    Args:
-        reference: Labelled node coordinates, shape ``(num_labelled, d)``.
-        targets: Target node coordinates, shape ``(num_targets, d)``; the labelled nodes themselves if ``exclude_self``.
-        k: Neighbours per target; capped at the number of available reference nodes.
-        exclude_self: Targets are the reference nodes (same order); drop each node from its own neighbour list.
-
-    Returns:
-        ``(src, dst, dist)``, each of shape ``(num_targets * k',)``: reference index, target index, distance.
-
-    Raises:
-        ValueError: Too few reference nodes to give any neighbour.
-    """
-    if len(targets) == 0:
-        return np.empty(0, int), np.empty(0, int), np.empty(0)
-    dist, idx = _knn(cKDTree(reference) if len(reference) else None, len(reference), targets, k, exclude_self)
-    return idx.ravel(), np.repeat(np.arange(len(targets)), idx.shape[1]), dist.ravel()
-
-
 #: Targets from which queries run in k-d tree leaf order (below it the reordering costs more than it saves).
 LOCALITY_MIN = 20_000
 
@@ -89,38 +68,6 @@ def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, n
     # keep the first k non-self entries of each row
     order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
-
-
-def elevation_edges(
-    coords_ref: np.ndarray,
-    elev_ref: np.ndarray,
-    coords_tgt: np.ndarray,
-    elev_tgt: np.ndarray,
-    k: int,
-    candidates: int,
-    exclude_self: bool,
-) -> Edges:
-    """Among the ``candidates`` spatially nearest labelled nodes, the ``k`` closest in elevation.
-
-    Same landscape position nearby: the edge attribute is the absolute elevation difference in metres.
-
-    Args:
-        coords_ref: Labelled coordinates (m), shape ``(num_labelled, d)``.
-        elev_ref: Labelled elevation (m), shape ``(num_labelled,)``.
-        coords_tgt: Target coordinates (m), shape ``(num_targets, d)``.
-        elev_tgt: Target elevation (m), shape ``(num_targets,)``.
-        k: Neighbours per target.
-        candidates: Spatial candidates searched (``>= k``).
-        exclude_self: Targets are the labelled nodes; no self loops.
-
-    Returns:
-        ``(src, dst, abs_elevation_difference_m)``.
-    """
-    if len(coords_tgt) == 0:
-        return np.empty(0, int), np.empty(0, int), np.empty(0)
-    _, cand = _knn(cKDTree(coords_ref), len(coords_ref), coords_tgt, max(candidates, k), exclude_self)
-    idx, diff = _closest_in_elevation(cand, elev_ref, elev_tgt, k)
-    return idx.ravel(), np.repeat(np.arange(len(coords_tgt)), idx.shape[1]), diff.ravel()
 
 
 def _closest_in_elevation(cand: np.ndarray, elev_ref: np.ndarray, elev_tgt: np.ndarray,
@@ -213,4 +160,4 @@ class RelationIndex:
         return out
 
 
-__all__ = ["Edges", "LOCALITY_MIN", "RelationIndex", "elevation_edges", "knn_edges", "locality_order"]
+__all__ = ["Edges", "LOCALITY_MIN", "RelationIndex", "locality_order"]

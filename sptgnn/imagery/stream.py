@@ -101,20 +101,6 @@ class ImageryStream:
             self._memo[key] = np.asarray(self.encoder.encode(self.chips(samples)), dtype=np.float64)
         return self._memo[key]
 
-    def features_at(self, xy: np.ndarray, crs, ids=None) -> np.ndarray:
-        """Chip features ``(n, dim)`` at bare points, e.g. the pixel centres of a map window (no samples needed).
-
-        Args:
-            xy: ``(n, 2)`` coordinates in ``crs``.
-            crs: CRS of ``xy``.
-            ids: Cache ids of the points (default: their coordinates, so a pixel's chip is cached under its position).
-        """
-        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-        ids = np.array([f"xy:{x:.3f}:{y:.3f}" for x, y in xy]) if ids is None else np.asarray(ids)
-        chips = self.extractor.extract(ids, xy, crs)
-        chips = chips.select(self.config.bands) if self.config.bands else chips
-        return np.asarray(self.encoder.encode(chips), dtype=np.float64)
-
     @property
     def feature_names(self) -> list[str]:
         return self.encoder.feature_names

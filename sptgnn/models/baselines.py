@@ -21,6 +21,7 @@ from xgboost import XGBRegressor
 from sptgnn.threads import tree_threads
 
 from sptgnn.data.samples import SoilSamples
+from sptgnn.models.protocol import ModelHooks
 from sptgnn.distributions import MomentForecast, QuantileForecast
 from sptgnn.models.backtransform import duan_smearing, out_of_fold_residuals, smeared_forecast
 
@@ -67,7 +68,7 @@ def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_featu
     raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES)}")
 
 
-class TreeBaseline(BaseEstimator):
+class TreeBaseline(ModelHooks, BaseEstimator):
     """XGBoost or random forest on the samples' covariates (``name`` ending in ``+xy``: plus the coordinates).
 
     The random forest's sd is ``sqrt(tree spread² + out-of-bag MSE)``: the spread of its trees' predictions (a common
@@ -145,7 +146,7 @@ def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, tr
     raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES)}")
 
 
-class QuantileBaseline(BaseEstimator):
+class QuantileBaseline(ModelHooks, BaseEstimator):
     """Quantile regression forest (``qrf``) or XGBoost quantile regression (``xgboost_quantile``), ``+xy`` variants too.
 
     :meth:`predict_dist` gives a :class:`~sptgnn.distributions.QuantileForecast` at ``levels`` (crossing quantiles

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from sptgnn.data.samples import SoilSamples
+from sptgnn.models.protocol import ModelHooks
 from sptgnn.distributions import LognormalForecast, MomentForecast
 from sptgnn.models.baselines import baseline_features, make_regressor
 from sptgnn.splits import planar_coords, planar_crs
@@ -84,7 +85,7 @@ def merge_duplicates(xy: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np
     return unique[order], means[order]
 
 
-class RegressionKriging(BaseEstimator):
+class RegressionKriging(ModelHooks, BaseEstimator):
     """Random-forest trend plus ordinary kriging of its residuals.
 
     The trend is a random forest on the imagery and environment features (no coordinates); its out-of-bag residuals on

@@ -43,25 +43,6 @@ class Cells:
     def __len__(self) -> int:
         return len(self.xy_m)
 
-    @classmethod
-    def from_frame(cls, frame, feature_groups: dict[str, list[str]], source: str = "frame") -> "Cells":
-        """Cells from a GeoDataFrame of points (any other columns, targets included, are ignored; they may be NaN).
-
-        Raises:
-            PretrainError: A feature column is missing or holds a non-finite value.
-        """
-        streams, columns = {}, {}
-        for stream, cols in feature_groups.items():
-            missing = [c for c in cols if c not in frame.columns]
-            if missing:
-                raise PretrainError(f"{source}: feature column(s) {missing} are missing")
-            values = frame[list(cols)].to_numpy(np.float64) if cols else np.zeros((len(frame), 0))
-            if not np.isfinite(values).all():
-                raise PretrainError(f"{source}: {stream} features hold NaN or infinite values; drop those cells")
-            streams[stream], columns[stream] = values, list(cols)
-        xy = np.c_[frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()]
-        return cls(streams, columns, metric_coords(xy, frame.crs), source)
-
     def fingerprint(self) -> str:
         """SHA-256 of the cells' values, columns and coordinates: the data identity stored with a checkpoint."""
         h = hashlib.sha256()

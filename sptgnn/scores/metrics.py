@@ -62,11 +62,6 @@ def lins_ccc(y: np.ndarray, mean: np.ndarray) -> float | None:
     return float(2 * np.mean((x - x.mean()) * (z - z.mean())) / denom) if denom > 0 else None
 
 
-def gaussian_nll_np(y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float:
-    """Mean Gaussian negative log-likelihood (nats) of ``y`` under ``N(mean, sd²)``."""
-    return float(np.mean(0.5 * np.log(2 * math.pi * sd**2) + 0.5 * ((y - mean) / sd) ** 2))
-
-
 def picp(y: np.ndarray, mean: np.ndarray, sd: np.ndarray, level: float = 0.9) -> float:
     """Prediction interval coverage probability of the central ``level`` Gaussian interval."""
     half = norm.ppf(0.5 + level / 2) * sd

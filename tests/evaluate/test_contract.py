@@ -85,3 +85,44 @@ def test_cross_validate_scores_every_model_on_the_same_folds(samples_factory):
     by_model = {m: dict(zip(g["sample_id"], g["fold"])) for m, g in res.predictions.groupby("model")}
     assert all(v == by_model["sptgnn"] for v in by_model.values()) and len(by_model["sptgnn"]) == len(s)
     assert res.gates is not None and len(res.gates) == len(s)
+
+
+class _MeanModel:
+    """A user's model with only fit and predict_dist (no hooks, no scikit-learn base): the training mean."""
+
+    def __init__(self):
+        self.mean_ = None
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, samples, progress=None):
+        self.mean_ = float(samples.target("soc_g_kg").mean())
+        return self
+
+    def predict_dist(self, samples):
+        from sptgnn.distributions import MomentForecast
+
+        return MomentForecast(np.full(len(samples), self.mean_), None)
+
+
+def test_a_model_with_only_fit_and_predict_dist_is_scored_like_the_others(data):
+    train, test = data
+    samples = train.subset(np.arange(len(train)))
+    result = cross_validate({"mean": _MeanModel(), "xgboost": TreeBaseline("xgboost")}, samples,
+                            BlockKFold(3, block_size_km=0.5))
+    rows = result.predictions[result.predictions["model"] == "mean"]
+    assert len(rows) == len(samples)
+    for fold, group in rows.groupby("fold"):  # each fold forecasts its own training mean
+        train_mean = samples.subset(~np.isin(samples.sample_ids, group["sample_id"])).target("soc_g_kg").mean()
+        np.testing.assert_allclose(group["mean"], train_mean)
+    assert "choices_per_fold" not in result.metrics["mean"]
+
+
+def test_an_object_without_predict_dist_is_refused_by_name(data):
+    train, _ = data
+    with pytest.raises(TypeError, match=r"model 'broken' \(object\) needs fit\(samples, progress=None\) and predict_dist"):
+        cross_validate({"broken": object()}, train, BlockKFold(3, block_size_km=0.5))

@@ -6,7 +6,20 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from sptgnn.graph.relations import elevation_edges, knn_edges
+from sptgnn.graph.relations import RelationIndex
+
+
+def knn_edges(reference, targets, k, exclude_self):
+    """The spatial relation's edges of a planar :class:`RelationIndex` (the production search)."""
+    index = RelationIndex(["spatial"], {"spatial": k}, candidates=k, geographic=False).fit(reference)
+    return index.edges(targets, exclude_self=exclude_self)["spatial"]
+
+
+def elevation_edges(coords_ref, elev_ref, coords_tgt, elev_tgt, k, candidates, exclude_self):
+    """The elevation relation's edges of a :class:`RelationIndex` (the production search)."""
+    index = RelationIndex(["elevation"], {"elevation": k}, candidates, geographic=False).fit(coords_ref,
+                                                                                          elevation=elev_ref)
+    return index.edges(coords_tgt, elevation=elev_tgt, exclude_self=exclude_self)["elevation"]
 
 
 def _by_target(src, dst, dist, num_targets):

@@ -251,11 +251,3 @@ def test_terramind_encoder_from_config_with_a_mocked_backbone(samples_factory, c
     s = _chip_samples(samples_factory)
     x = GraphBuilder(config_factory().graph, imagery).fit(s).build(None, "soc_g_kg")[NODE].x_imagery
     assert x.shape == (len(s), 384) and np.isfinite(x.numpy()).all()
-
-
-def test_features_at_bare_points_equal_the_samples_features(samples_factory):
-    from sptgnn.imagery.stream import ImageryStream
-
-    s = _chip_samples(samples_factory)
-    stream = ImageryStream(_imagery()).fit(s)
-    np.testing.assert_allclose(stream.features_at(s.xy(), s.crs), stream.features(s), atol=1e-6)

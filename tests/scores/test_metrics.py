@@ -13,7 +13,7 @@ from libpysal.weights import KNN
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error, r2_score
 
-from sptgnn.scores.metrics import gaussian_nll_np, picp, residual_morans_i, score
+from sptgnn.scores.metrics import picp, residual_morans_i, score
 
 
 @pytest.fixture
@@ -57,7 +57,6 @@ def test_nll_equals_scipy(forecast):
     y, mean, sd, _ = forecast
     expected = -np.mean(stats.norm.logpdf(y, mean, sd))
     assert score(y, mean, sd)["nll"] == pytest.approx(expected, rel=1e-12)
-    assert gaussian_nll_np(y, mean, sd) == pytest.approx(expected, rel=1e-12)
 
 
 def test_picp90_of_a_calibrated_gaussian_is_about_ninety_percent():

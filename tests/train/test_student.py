@@ -42,7 +42,7 @@ def test_student_is_saved_and_reloaded(fitted, tmp_path):
     assert run.has_student
     np.testing.assert_allclose(run.predict(test, student=True).mean, est.predict_dist(test, student=True).mean,
                                rtol=1e-5)
-    assert "student" in est.extra_forecasts(test)  # cross-validation scores it as <model>_student
+    assert "student" in est.forecasts(test)  # cross-validation scores it as <model>_student
 
 
 def test_a_run_without_student_says_so(samples_factory, config_factory, tmp_path):
