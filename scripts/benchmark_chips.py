@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.data.chip_extractor import ChipExtractor  # noqa: E402
 from sptgnn.data.chips import ChipSource  # noqa: E402

@@ -13,14 +13,12 @@ Writes ``benchmarks/results/knndm_africa.json``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(subsample: int = 3000, k: int = 5) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 BANDS = ["blue", "red", "nir", "elevation", "slope", "twi"]
 RES, X0, Y0 = 10.0, 400_000.0, 5_800_000.0

@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from sptgnn.config import Config, GraphConfig, load_config  # noqa: E402
 from sptgnn.data.synthetic import synthetic_samples  # noqa: E402

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _warm(shared, item):
@@ -96,7 +95,6 @@ def _max_rss_mb(shared, item) -> tuple[int, float]:
 def memory_part(sizes: list[int], window: int, out: Path) -> None:
     """Peak resident memory of each Ray worker (2 CPUs, a fresh instance per size) and of the driver while mapping
     synthetic stacks of ``sizes`` px a side (scripts/benchmark_predict.py's stack and 2-member run)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     import subprocess
 
     from benchmark_predict import train_run, write_stack

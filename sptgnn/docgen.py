@@ -1,8 +1,10 @@
 """Reference pages generated from the code: the configuration reference (from the pydantic schema's docstrings) and
-the Python API reference (from the public objects' docstrings). ``scripts/make_docs.py`` writes them to ``docs/``;
+the Python API reference (from the public objects' docstrings). ``python -m sptgnn.docgen [DOCS_DIR]`` writes them (default ``docs/``);
 a test fails when the committed pages are stale."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import inspect
 import re
@@ -47,7 +49,7 @@ def _default(field) -> str:
 def config_reference() -> str:
     """Markdown: every section and key of :class:`~sptgnn.config.Config` with type, default and description."""
     lines = ["# Configuration reference", "",
-             "Generated from `sptgnn/config.py` by `python scripts/make_docs.py`; do not edit by hand. A YAML config holds",
+             "Generated from `sptgnn/config.py` by `python -m sptgnn.docgen`; do not edit by hand. A YAML config holds",
              "any of these sections; unknown keys are errors (with a did-you-mean hint). `SpTGNNRegressor`'s flat",
              "parameters map onto them (`SpTGNNRegressor.to_config()`).", ""]
     todo = [(name, section_type(f.annotation)) for name, f in Config.model_fields.items()]
@@ -80,7 +82,7 @@ def api_reference() -> str:
     """Markdown: signature and summary of every public name of :mod:`sptgnn` and the public methods of its classes."""
     import sptgnn
 
-    lines = ["# Python API reference", "", "Generated from the docstrings by `python scripts/make_docs.py`; do not edit by hand.",
+    lines = ["# Python API reference", "", "Generated from the docstrings by `python -m sptgnn.docgen`; do not edit by hand.",
              "Everything below is importable from `sptgnn`; the docstrings give shapes, units, errors and sources.", ""]
     for name in sorted(sptgnn.__all__, key=str.lower):
         obj = getattr(sptgnn, name)
@@ -104,4 +106,19 @@ def api_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["api_reference", "config_reference"]
+def write_references(docs: Path) -> list[Path]:
+    """Write ``config.md`` and ``api.md`` into the folder ``docs``; returns their paths."""
+    pages = {"config.md": config_reference(), "api.md": api_reference()}
+    for name, text in pages.items():
+        (docs / name).write_text(text)
+    return [docs / name for name in pages]
+
+
+if __name__ == "__main__":
+    import sys
+
+    written = write_references(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))
+    print("wrote " + " and ".join(str(p) for p in written))
+
+
+__all__ = ["api_reference", "config_reference", "write_references"]

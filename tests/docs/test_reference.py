@@ -1,4 +1,4 @@
-"""The generated reference pages in docs/ match the code (regenerate with `python scripts/make_docs.py`)."""
+"""The generated reference pages in docs/ match the code (regenerate with `python -m sptgnn.docgen`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 @pytest.mark.parametrize(("page", "make"), [("config.md", config_reference), ("api.md", api_reference)])
 def test_committed_page_is_current(page, make):
-    assert (DOCS / page).read_text() == make(), f"docs/{page} is stale: run `python scripts/make_docs.py`"
+    assert (DOCS / page).read_text() == make(), f"docs/{page} is stale: run `python -m sptgnn.docgen`"
 
 
 def test_config_reference_documents_every_key_of_every_section():

@@ -1,7 +1,7 @@
 """Real Sentinel-2 NDVI time series (68 dates) and DEM of eo-learn's TestEOPatch through chip extraction and the
 temporal encoder: embeddings are produced, cached and deterministic.
 
-Usage: python scripts/eolearn_series.py [--points 60] [--out benchmarks/results/eolearn_series.json]
+Usage: python scripts/benchmark_eolearn_series.py [--points 60] [--out benchmarks/results/eolearn_series.json]
 
 Data: ``eolearn-s2-slovenia/`` in the data directory (SOURCE.md: eo-learn, MIT; contains modified Copernicus Sentinel
 data 2015-2017). There are no soil labels there: the first 2/3 of the seeded random points play the labelled samples the
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.data.chip_extractor import ChipExtractor  # noqa: E402
 from sptgnn.data.chips import ChipSource  # noqa: E402

@@ -1,6 +1,6 @@
 """La Libertad (Colombia) SOC 0-30 cm: point values vs random-convolution chips vs both, 5-fold spatial block CV.
 
-Usage: python scripts/libertad_chips.py [configs/libertad_chips.yaml] [--members M] [--split blocks|random]
+Usage: python scripts/benchmark_libertad_chips.py [configs/libertad_chips.yaml] [--members M] [--split blocks|random]
        [--out benchmarks/results/libertad_chips.json]
 
 The samples are read from data.table with the 17-band stack sampled at the points (data.rasters, the "point values");
@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sptgnn.config import load_config  # noqa: E402
 from sptgnn import splits  # noqa: E402
