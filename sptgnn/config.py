@@ -851,37 +851,70 @@ def format_config_error(err: ValidationError, source: str = "config") -> str:
     return "; ".join(lines)
 
 
+def _read_yaml(path: Path) -> dict:
+    """One YAML file as a mapping of sections. Raises :class:`ConfigError` in the user's terms."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/limesoda_bb250.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; give a YAML config") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raise ConfigError(f"{path} is empty; give at least one section (e.g. data: {{dataset: limesoda:BB.250}}), "
+                          "or leave out the config to run the embedded default")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data, graph, model, loss, train, evaluate)")
+    return raw
+
+
+def merge_config(base: dict, override: dict) -> dict:
+    """``override`` over ``base``: mappings merge key by key (recursively), any other value (a list included)
+    replaces the base's. Neither argument is changed."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (merge_config(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict)
+                    else value)
+    return out
+
+
+def _read_with_bases(path: Path, chain: list[Path]) -> dict:
+    """A config file with its ``base:`` chain resolved (a base path is relative to the file naming it)."""
+    resolved = path.resolve()
+    if resolved in chain:
+        loop = " -> ".join(str(p.name) for p in [*chain, resolved])
+        raise ConfigError(f"{path}: its base: chain comes back to itself ({loop}); remove one base")
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be the path of another YAML config, got {base!r}")
+    return merge_config(_read_with_bases(path.parent / base, [*chain, resolved]), raw)
+
+
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
     """Read and validate a YAML configuration.
 
     Args:
-        path: YAML file; ``None`` gives the defaults (LimeSoDa BB.250).
+        path: YAML file; ``None`` gives the defaults (LimeSoDa BB.250). A file may start from another with
+            ``base: other.yaml`` (relative to the file): its sections are merged over the base's key by key
+            (:func:`merge_config`), so a variant states only what it changes.
         overrides: Nested dict merged over the file's content before validation, e.g. ``{"train": {"members": 2}}``.
 
     Returns:
         The validated :class:`Config`.
 
     Raises:
-        ConfigError: The file is missing, is not YAML, is not a mapping, or has an unknown key or an invalid value.
+        ConfigError: The file (or a base) is missing, is not YAML, is not a mapping, has an unknown key or an invalid
+            value, or a ``base:`` chain loops.
     """
     raw: dict = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path} (give the path of a YAML file, e.g. configs/limesoda_bb250.yaml)")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path} is not a text file; give a YAML config") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if raw is None:
-            raise ConfigError(f"{path} is empty; give at least one section (e.g. data: {{dataset: limesoda:BB.250}}), "
-                              "or leave out the config to run the embedded default")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections (data, graph, model, loss, train, evaluate)")
+        raw = _read_with_bases(Path(path), [])
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):

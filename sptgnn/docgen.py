@@ -51,7 +51,10 @@ def config_reference() -> str:
     lines = ["# Configuration reference", "",
              "Generated from `sptgnn/config.py` by `python -m sptgnn.docgen`; do not edit by hand. A YAML config holds",
              "any of these sections; unknown keys are errors (with a did-you-mean hint). `SpTGNNRegressor`'s flat",
-             "parameters map onto them (`SpTGNNRegressor.to_config()`).", ""]
+             "parameters map onto them (`SpTGNNRegressor.to_config()`). A file may start from another with",
+             "`base: other.yaml` (relative to the file): its sections merge over the base's key by key and any other",
+             "value, a list included, replaces the base's, so a variant states only what it changes",
+             "(e.g. `configs/afsp_africa_blocks100km_trend.yaml`).", ""]
     todo = [(name, section_type(f.annotation)) for name, f in Config.model_fields.items()]
     seen: set[type] = set()
     while todo:

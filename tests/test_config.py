@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sptgnn.config import Config, ConfigError, load_config
+from sptgnn.config import Config, ConfigError, load_config, merge_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,11 +147,56 @@ def test_a_binary_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "c.yaml")
 
 
-@pytest.mark.parametrize("path", [REPO / "configs" / "limesoda_bb250.yaml", REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml"])
-def test_shipped_configs_are_valid(path):
+SHIPPED = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("sptgnn/configs/*.yaml"), *REPO.glob("benchmarks/configs/*.yaml")])
+
+
+def test_every_config_is_found():
+    assert len(SHIPPED) >= 20 and REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml" in SHIPPED
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_shipped_config_validates(path):
     cfg = load_config(path)
-    assert cfg.data.dataset == "limesoda:BB.250"
     assert cfg.model.top_k <= cfg.model.num_experts
+
+
+def test_the_embedded_default_is_bb250():
+    assert load_config(REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml").data.dataset == "limesoda:BB.250"
+
+
+def test_no_two_shipped_configs_are_the_same_file_content():
+    texts = {}
+    for path in SHIPPED:
+        if path.is_symlink():  # the package's embedded default points at configs/limesoda_bb250.yaml
+            continue
+        assert path.read_text() not in texts, f"{path} repeats {texts.get(path.read_text())}"
+        texts[path.read_text()] = path
+
+
+def test_a_base_config_is_merged_key_by_key_and_lists_replace(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {members: 3, epochs: 7}\nevaluate: {baselines: [xgboost, qrf]}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("base: ../base.yaml\ntrain: {epochs: 9}\nevaluate: {baselines: [qrf]}\n")
+    cfg = load_config(tmp_path / "sub" / "child.yaml")
+    assert (cfg.train.members, cfg.train.epochs) == (3, 9)
+    assert cfg.evaluate.baselines == ["qrf"]
+
+
+def test_a_base_chain_that_loops_or_is_missing_is_a_config_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"base: chain comes back to itself \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: gone.yaml\n")
+    with pytest.raises(ConfigError, match="config file not found: .*gone.yaml"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_merge_config_leaves_its_arguments_unchanged():
+    base, over = {"a": {"x": 1, "y": [1]}}, {"a": {"y": [2]}}
+    assert merge_config(base, over) == {"a": {"x": 1, "y": [2]}}
+    assert base == {"a": {"x": 1, "y": [1]}}
+    assert over == {"a": {"y": [2]}}
 
 
 def test_updated_replaces_only_the_named_fields_and_validates():
