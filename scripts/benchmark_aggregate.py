@@ -72,7 +72,7 @@ def main() -> None:
 
     from sptgnn.accounting.residuals import residual_field_from_calibration
     from sptgnn.config import load_config
-    from sptgnn.data.paths import resolve_data_path
+    from sptgnn.geo.paths import resolve_data_path
     from sptgnn.data.tables import load_samples
     from sptgnn.estimator.run import fit_run
     from sptgnn.splits import planar_coords

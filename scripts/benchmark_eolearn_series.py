@@ -28,7 +28,7 @@ import rasterio
 
 from sptgnn.data.chip_extractor import ChipExtractor  # noqa: E402
 from sptgnn.data.chips import ChipSource  # noqa: E402
-from sptgnn.data.paths import data_dir  # noqa: E402
+from sptgnn.geo.paths import data_dir  # noqa: E402
 from sptgnn.imagery.encoders import RandomConvEncoder  # noqa: E402
 from sptgnn.imagery.series import SeriesEncoder  # noqa: E402
 

@@ -25,7 +25,7 @@ def main(subsample: int = 3000, k: int = 5) -> None:
     from scipy.stats import wasserstein_distance
 
     from sptgnn.data.datasets import load_dataset
-    from sptgnn.data.paths import resolve_data_path
+    from sptgnn.geo.paths import resolve_data_path
     from sptgnn.splits import block_folds, planar_coords
     from sptgnn.splits.domain import knndm_folds
     from sptgnn.splits.knndm import cv_distances

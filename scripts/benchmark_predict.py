@@ -73,7 +73,7 @@ def train_run(stack: Path, run: Path, members: int, epochs: int) -> None:
     import pandas as pd
 
     from sptgnn.config import Config
-    from sptgnn.data.rasters import CovariateStack
+    from sptgnn.geo.stack import CovariateStack
     from sptgnn.data.samples import SoilSamples
     from sptgnn.estimator.aoa import fit_aoa
     from sptgnn.estimator.run import Run

@@ -157,7 +157,7 @@ def main() -> None:
     import torch
 
     from sptgnn.config import load_config
-    from sptgnn.data.raster_sources import expand_paths
+    from sptgnn.geo.sources import expand_paths
     from sptgnn.data.tables import load_samples
     from sptgnn.estimator.run import fit_run, load_run
     from sptgnn.parallel import LocalExecutor, use_executor

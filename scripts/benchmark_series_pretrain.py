@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--held-out-patches", type=float, default=0.10, help="share of entries in held-out patches")
     args = ap.parse_args()
 
-    from sptgnn.data.paths import data_dir
+    from sptgnn.geo.paths import data_dir
     from sptgnn.pretrain.series import (PixelSeries, embeddings, harmonic_fill, pretrain_series, reconstruct,
                                         spatiotemporal_mask)
 

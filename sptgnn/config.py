@@ -63,7 +63,7 @@ class TableConfig(_Section):
 
 
 class RasterSourceConfig(_Section):
-    """Covariate raster(s) sampled at the points and read window by window for maps (:mod:`sptgnn.data.rasters`).
+    """Covariate raster(s) sampled at the points and read window by window for maps (:mod:`sptgnn.geo.stack`).
 
     Attributes:
         path: GeoTIFF path or glob (``vindum/vindum_cov_*.tif``); relative paths are read under the data directory.

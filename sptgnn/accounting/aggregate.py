@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.accounting.residual_field import ResidualField
+from sptgnn.geo.pixels import read_pixels
 from sptgnn.accounting.realisations import joint_realisations, soc_realisations
 from sptgnn.accounting.stocks import CO2_PER_C, Property, stock_draws
 
@@ -119,9 +120,9 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     from rasterio.features import rasterize
     from rasterio.windows import transform as window_transform
 
-    from sptgnn.data.context import open_covariates
+    from sptgnn.geo.context import open_covariates
     from sptgnn.geo import transform_xy
-    from sptgnn.data.raster_sources import match_sources
+    from sptgnn.geo.sources import match_sources
     from sptgnn.predict.raster import raster_sources
     from sptgnn.splits import planar_crs
 
@@ -164,16 +165,16 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                              transform=window_transform(win, stack.transform), fill=0, dtype="int32")
             block = None if surface is None else np.full((2, int(win.height), int(win.width)), -9999.0, "float32")
             if zone.any():
-                data, valid = stack.read_window(win, run.needed)
-                valid &= zone > 0
+                inside = zone > 0
                 if bd_src is not None:
                     bd_values = bd_src.read(1, window=win, masked=True)
-                    valid &= ~np.ma.getmaskarray(bd_values)
+                    inside &= ~np.ma.getmaskarray(bd_values)
+                pixels = read_pixels(stack, win, run.needed, inside, k)
+                valid = pixels.valid
                 if valid.any():
-                    x, y = stack.pixel_centres(win)
-                    xy = transform_xy(np.c_[x[valid], y[valid]], stack.crs, run.labelled.crs)
+                    xy = transform_xy(pixels.xy, stack.crs, run.labelled.crs)
                     xy_planar = xy if pcrs is None else transform_xy(xy, run.labelled.crs, pcrs)
-                    vals = {f: data[j][valid] for j, f in enumerate(run.needed)}
+                    vals = pixels.columns()
                     if bulk_density_target is None:
                         pred = run.predict_distributions(vals, xy, dates)[run.target]
                         soc, bd_head = soc_realisations(pred, xy_planar, field, seeds, window_seed=k), None

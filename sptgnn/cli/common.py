@@ -14,7 +14,7 @@ from rich.markup import escape
 from sptgnn.atomic import OutputError
 from sptgnn.config import Config, ConfigError
 from sptgnn.data.limesoda import DatasetError
-from sptgnn.data.raster_sources import RasterError
+from sptgnn.geo.sources import RasterError
 from sptgnn.data.samples import SamplesError
 from sptgnn.distributions import CalibrationError
 from sptgnn.graph.features import StreamColumnsError

@@ -17,7 +17,7 @@ source database (flag column ``date_imputed``). Use ``data.target_transform: log
 ``wise-global``: WISE 3.1 topsoil SOC of 7,838 profiles (Batjes 2009) in lon/lat, no covariates and no dates; the
 position stream (and ``+xy`` baselines) are all there is.
 
-Files are read from ``sptgnn.data.paths.data_dir()`` (``$SPTGNN_DATA_DIR``, default ``../shared/data``); a missing file
+Files are read from ``sptgnn.geo.paths.data_dir()`` (``$SPTGNN_DATA_DIR``, default ``../shared/data``); a missing file
 raises :class:`~sptgnn.data.limesoda.DatasetError` saying where to put it.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.data.limesoda import DatasetError
-from sptgnn.data.paths import data_dir
+from sptgnn.geo.paths import data_dir
 from sptgnn.data.samples import SoilSamples
 from sptgnn.geo import CRSTransformError, pixel_index, transform_xy
 
@@ -102,7 +102,7 @@ def _read_points(path: Path, target: str, required: list[str]) -> pd.DataFrame:
 def sample_raster_points(path: Path, xy: np.ndarray, crs) -> tuple[np.ndarray, list[str], object]:
     """Band values of the raster cell each point falls in, NaN off the grid or on nodata.
 
-    Kept apart from :meth:`sptgnn.data.rasters.CovariateStack.sample_points` (which marks a point invalid when any
+    Kept apart from :meth:`sptgnn.geo.stack.CovariateStack.sample_points` (which marks a point invalid when any
     band is nodata there) because it keeps per-band NaN for the 20 km grid; the Africa figures in README were made
     with it. Moving the loader onto ``CovariateStack`` is an open follow-up.
 
@@ -176,7 +176,7 @@ def load_afsp_africa(root: Path | None = None) -> SoilSamples:
     """Load ``afsp-africa``: AfSP/AfSIS topsoil SOC (g/kg) with afgrid20 covariates (see the module docstring).
 
     Args:
-        root: The data directory (default :func:`~sptgnn.data.paths.data_dir`).
+        root: The data directory (default :func:`~sptgnn.geo.paths.data_dir`).
 
     Returns:
         Samples in the grid's LAEA CRS (metres) with target ``soc_g_kg``, imagery (MODIS) and environment streams,
@@ -269,4 +269,46 @@ def load_wise_global(root: Path | None = None) -> SoilSamples:
     )
 
 
-__all__ = ["afgrid_columns", "load_afsp_africa", "load_wise_global", "sample_raster_points", "GridCoverageError"]
+def afgrid_cells(context=None, root: Path | None = None):
+    """Every valid cell of the 20 km grid ``afgrid20`` as unlabelled cells (pre-training's domain): a cell is valid
+    where every continuous band is finite; its columns and streams are those the points get
+    (:func:`load_afsp_africa`), with the context features of a ``data.context`` section (as the points get them).
+
+    Returns:
+        ``streams`` ``{stream: (n, F)}`` float64, ``groups`` ``{stream: [columns]}``, cell centres ``(n, 2)`` in the
+        grid's CRS, that CRS, and the grid file's name.
+
+    Raises:
+        DatasetError: A file of the dataset is missing.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from sptgnn.geo.context import open_covariates
+
+    folder = (root or data_dir()) / AFSP_DIR
+    grid = need_file(folder / AFSP_GRID, "afsp-africa")
+    codes = categorical_codes(need_file(folder / AFSP_CODES, "afsp-africa"))
+    with rasterio.open(grid) as ds:
+        bands = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+        data = ds.read(masked=True).filled(np.nan).astype(np.float64)
+        rows, cols = np.mgrid[0:ds.height, 0:ds.width]
+        x, y = ds.transform * (cols + 0.5, rows + 0.5)
+        crs = ds.crs
+    continuous = [b for b in bands if b not in AFGRID_CATEGORICAL and b not in AFGRID_DROP]
+    values = data.reshape(len(bands), -1).T
+    valid = np.isfinite(values[:, [bands.index(b) for b in continuous]]).all(1)
+    columns, one_hot, _ = afgrid_columns(values[valid], bands, codes)
+    imagery = [b for b in AFGRID_IMAGERY if b in continuous]
+    groups = {"imagery": imagery, "environment": [b for b in continuous if b not in imagery] + one_hot}
+    if context is not None:
+        with open_covariates([str(grid)], context, (*AFGRID_CATEGORICAL, *AFGRID_DROP)) as stack:
+            names = list(stack.derived)
+            derived, _ = stack.read_window(Window(0, 0, stack.width, stack.height), names)
+        columns.update({n: derived[j].ravel()[valid].astype(np.float64) for j, n in enumerate(names)})
+        groups["environment"] += names
+    streams = {s: np.stack([columns[c] for c in cols], axis=1) for s, cols in groups.items()}
+    return streams, groups, np.c_[np.ravel(x)[valid], np.ravel(y)[valid]], crs, grid.name
+
+
+__all__ = ["afgrid_cells", "afgrid_columns", "load_afsp_africa", "load_wise_global", "sample_raster_points", "GridCoverageError"]

@@ -1,5 +1,5 @@
 """Reading chip windows from GeoTIFF stacks on one grid: source inspection, the common grid, boundless windowed reads
-(:class:`rasterio.vrt.WarpedVRT`) and cutting chips out of a read block."""
+(:func:`sptgnn.geo.aligned.warped`) and cutting chips out of a read block."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from pyproj import CRS
-from rasterio.enums import Resampling
 from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
+from sptgnn.geo.aligned import warped
 from sptgnn.data.chips import ChipError, ChipGrid, ChipSource, source_dates
 
 
@@ -117,8 +116,8 @@ class SourceReader:
                                grid.origin[1] - row0 * grid.res[1])
             is_float = np.issubdtype(np.dtype(self.ds.dtypes[0]), np.floating)
             nodata = self.ds.nodata if self.ds.nodata is not None else (np.nan if is_float else None)
-            self.vrt = WarpedVRT(self.ds, crs=grid.crs, transform=transform, width=cols, height=rows, nodata=nodata,
-                                 add_alpha=nodata is None, resampling=Resampling[op.src.resampling])
+            self.vrt = warped(self.ds, grid.crs, transform, cols, rows, op.src.resampling, nodata=nodata,
+                              add_alpha=nodata is None)
             self.shape = (rows, cols)
             self.reader = self.vrt
 

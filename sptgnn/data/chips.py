@@ -163,7 +163,7 @@ def resolve_source_path(path: str | Path) -> Path:
     Raises:
         ChipError: Neither exists.
     """
-    from sptgnn.data.paths import data_dir, resolve_data_path
+    from sptgnn.geo.paths import data_dir, resolve_data_path
 
     p = resolve_data_path(path)
     if p.is_file():

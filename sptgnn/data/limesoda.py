@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sptgnn.data.paths import data_dir
+from sptgnn.geo.paths import data_dir
 from sptgnn.data.samples import SoilSamples
 
 S2_COLUMN = re.compile(r"^(B(0[1-9]|1[0-2]|8A)|NDVI|GNDVI)$")

@@ -2,7 +2,7 @@
 
 :func:`load_table` reads a table, takes coordinates from x/y (or lon/lat) columns with a CRS or from the file's point
 geometry, checks the target, date and feature columns, samples covariates from rasters (``data.rasters``, see
-:mod:`sptgnn.data.rasters`) at the points, and returns :class:`~sptgnn.data.samples.SoilSamples`. Every problem is a
+:mod:`sptgnn.geo.stack`) at the points, and returns :class:`~sptgnn.data.samples.SoilSamples`. Every problem is a
 :class:`TableError` naming the file, the column, the rows and the fix; rows with a missing target or covariate are an
 error unless ``drop_missing`` is set, in which case they are dropped and counted (``samples.metadata["dropped"]``).
 :func:`load_samples` picks the table or the named dataset of a :class:`~sptgnn.config.DataConfig`.
@@ -18,9 +18,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sptgnn.data.paths import data_dir, resolve_data_path
-from sptgnn.data.raster_sources import RasterError, RasterSource
-from sptgnn.data.rasters import CovariateStack
+from sptgnn.geo.paths import data_dir, resolve_data_path
+from sptgnn.geo.sources import RasterError, RasterSource
+from sptgnn.geo.stack import CovariateStack
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.geo import axes_swapped
 
@@ -103,7 +103,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
     Args:
         table: The ``data.table`` section (path, coordinate columns and CRS, id, date, stream columns, elevation).
         target: Target column (``data.target``), kept under its own name (SOM stays SOM).
-        rasters: ``data.rasters`` entries (config objects or :class:`~sptgnn.data.rasters.RasterSource`) whose bands
+        rasters: ``data.rasters`` entries (config objects or :class:`~sptgnn.geo.stack.RasterSource`) whose bands
             are sampled at the points and added as feature columns of their stream.
         name: Dataset name of the samples (default: the file name).
         duplicates: Samples sharing a location: ``keep`` (warn), ``mean`` (average them, warn) or ``error``.

@@ -262,7 +262,7 @@ def config_split(samples: SoilSamples, config) -> tuple[list[Fold], dict | None]
     """The folds of a config's ``evaluate`` section (:func:`sptgnn.splits.make_folds`: split, K, block size, buffer,
     seed; kNNDM folds for its domain, :func:`sptgnn.splits.domain.knndm_folds`) and, for kNNDM, its figures
     (:meth:`~sptgnn.splits.knndm.KNNDMResult.summary`: W against the domain, W of random folds beside)."""
-    from sptgnn.data.paths import resolve_data_path
+    from sptgnn.geo.paths import resolve_data_path
     from sptgnn.splits import folds_from_ids, make_folds
     from sptgnn.splits.domain import knndm_folds
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from sptgnn.atomic import atomic_file
-from sptgnn.data.paths import resolve_data_path
-from sptgnn.data.raster_sources import expand_paths, match_sources
-from sptgnn.data.context import open_covariates
+from sptgnn.geo.paths import resolve_data_path
+from sptgnn.geo.sources import expand_paths, match_sources
+from sptgnn.geo.context import open_covariates
 from sptgnn.data.tables import TableError, read_table
 from sptgnn.estimator.run import Run
 from sptgnn.predict.raster import PredictError, raster_sources

@@ -29,8 +29,8 @@ import rasterio
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
-from sptgnn.data.context import open_covariates
+from sptgnn.geo.sources import RasterError, RasterSource, match_sources
+from sptgnn.geo.context import open_covariates
 from sptgnn.atomic import atomic_file, check_writable
 from sptgnn.estimator.run import Run
 from sptgnn.geo import CRSTransformError, transform_xy, transformer

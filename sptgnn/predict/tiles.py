@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import rasterio
 
-from sptgnn.data.raster_sources import RasterError, expand_paths
+from sptgnn.geo.sources import RasterError, expand_paths
 from sptgnn.estimator.manifest import MANIFEST, sha256
 
 GDAL_CACHE_MB = 64
@@ -62,9 +62,9 @@ def _run(ref: RunRef):
 
 @dataclass
 class TileJob:
-    """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.data.raster_sources.RasterSource`),
+    """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.geo.sources.RasterSource`),
     the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, and the windows of the tiles
-    (:meth:`CovariateStack.windows <sptgnn.data.rasters.CovariateStack.windows>`)."""
+    (:meth:`CovariateStack.windows <sptgnn.geo.stack.CovariateStack.windows>`)."""
 
     run: RunRef
     sources: list
@@ -78,26 +78,26 @@ class TileJob:
 def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
     """Tile ``k`` of the map: its bands ``(B, h, w)`` float32 (``NODATA`` where a covariate is missing), its number of
     predicted pixels and the per-band ``[min, max]`` of those pixels (``None`` when none)."""
-    from sptgnn.data.context import open_covariates
-    from sptgnn.geo import transformer
+    from sptgnn.geo.context import open_covariates
+    from sptgnn.geo.coords import transformer
+    from sptgnn.geo.pixels import read_pixels
 
     model = _run(job.run)
     win = job.windows[k]
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_covariates(job.sources, model.config.data.context) as stack:
-        data, valid = stack.read_window(win, model.needed)
-        block = np.full((len(job.names),) + valid.shape, NODATA, dtype=np.float32)
-        stats: dict = {b: None for b in job.names}
-        if not valid.any():
-            return block, 0, stats
-        x, y = stack.pixel_centres(win)
-    x, y = x[valid], y[valid]
+        pixels = read_pixels(stack, win, model.needed, index=k)
+    block = np.full((len(job.names),) + pixels.valid.shape, NODATA, dtype=np.float32)
+    stats: dict = {b: None for b in job.names}
+    if not len(pixels):
+        return block, 0, stats
+    x, y = pixels.xy[:, 0], pixels.xy[:, 1]
     if job.crs_pair is not None:
         x, y = transformer(*job.crs_pair, ("the rasters' CRS", "the training CRS")).transform(x, y, errcheck=False)
     xy = np.c_[x, y]
     ok = np.isfinite(xy).all(1)
-    vals = {f: data[j][valid][ok] for j, f in enumerate(model.needed)}
+    vals = {f: v[ok] for f, v in pixels.columns().items()}
     bands = model.predict_arrays(vals, xy[ok], job.dates, student=job.student)
-    rows, cols = np.nonzero(valid)
+    rows, cols = np.nonzero(pixels.valid)
     rows, cols = rows[ok], cols[ok]
     for bi, b in enumerate(job.names):
         v = bands[b].astype(np.float32)
@@ -131,7 +131,7 @@ class TileStore:
             self.close()  # a refused store is not held
             raise
 
-    def open_raster(self, manifest: Path, fingerprint: dict, resume: bool) -> None:
+    def _open(self, manifest: Path, fingerprint: dict, resume: bool) -> None:
         if self.folder.exists():
             self._take_lock()
             if not resume:

@@ -3,7 +3,7 @@
 Pre-training reads no label (issue 14; DESIGN.md rule 1 holds because nothing here depends on a target), so it may use
 every cell the map will be predicted on, in any cross-validation. Two sources:
 
-* a config with ``data.rasters``: every pixel of the :class:`~sptgnn.data.rasters.CovariateStack` valid in all bands,
+* a config with ``data.rasters``: every pixel of the :class:`~sptgnn.geo.stack.CovariateStack` valid in all bands,
   read window by window; with ``pretrain.max_cells`` a seeded uniform sample of that many is kept as the windows are
   read (bottom-k sampling), so memory is bounded by ``max_cells`` and one window, not by the raster's size;
 * the named dataset ``afsp-africa``: every valid cell of its 20 km grid ``afgrid20`` with the dataset's own feature
@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sptgnn.geo import metric_coords
+from sptgnn.data.africa import afgrid_cells
+from sptgnn.geo.context import open_covariates
+from sptgnn.geo.coords import metric_coords
+from sptgnn.geo.pixels import pixel_blocks
+from sptgnn.geo.sources import RasterSource
 
 
 class PretrainError(ValueError):
@@ -72,21 +76,17 @@ def raster_cells(sources, max_cells: int | None = None, seed: int = 0, window: i
     Raises:
         PretrainError: No valid pixel.
     """
-    from sptgnn.data.raster_sources import RasterSource
-    from sptgnn.data.context import open_covariates
-
     sources = [s if isinstance(s, RasterSource) else RasterSource.from_config(s) for s in sources]
     kept = _BottomK(max_cells)
     with open_covariates(sources, context) as stack:
         features, groups = stack.features, stack.streams()
-        windows = list(stack.windows(window))
-        for i, win in enumerate(windows):
-            data, valid = stack.read_window(win, features)
-            x, y = stack.pixel_centres(win)
-            keys = np.random.default_rng([seed, 14, i]).random(int(valid.sum()))
-            kept.add(keys, data[:, valid].T.astype(np.float64), np.c_[x[valid], y[valid]], i)
+        total = stack.num_windows(window)
+        for block in pixel_blocks(stack, features, window):
+            i = block.index
+            keys = np.random.default_rng([seed, 14, i]).random(len(block))
+            kept.add(keys, block.values.T.astype(np.float64), block.xy, i)
             if progress is not None:
-                progress(i + 1, len(windows))
+                progress(i + 1, total)
         values, xy = kept.result()
         if not len(values):
             raise PretrainError(f"the covariate rasters ({stack.files[0].name} ...) have no pixel valid in every band")
@@ -128,41 +128,10 @@ class _BottomK:
 
 
 def afsp_grid_cells(max_cells: int | None = None, seed: int = 0, context=None) -> Cells:
-    """Every valid cell of ``afsp-africa``'s 20 km grid, with the dataset's feature columns and streams (and the
-    context features of ``context``, as :func:`sptgnn.data.tables.load_samples` adds them to the points)."""
-    import rasterio
-    from rasterio.windows import Window
-
-    from sptgnn.data.context import open_covariates
-
-    from sptgnn.data.africa import (AFGRID_CATEGORICAL, AFGRID_DROP, AFGRID_IMAGERY, AFSP_CODES, AFSP_DIR, AFSP_GRID,
-                                    categorical_codes, need_file, afgrid_columns)
-    from sptgnn.data.paths import data_dir
-
-    folder = data_dir() / AFSP_DIR
-    grid = need_file(folder / AFSP_GRID, "afsp-africa")
-    codes = categorical_codes(need_file(folder / AFSP_CODES, "afsp-africa"))
-    with rasterio.open(grid) as ds:
-        bands = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
-        data = ds.read(masked=True).filled(np.nan).astype(np.float64)
-        rows, cols = np.mgrid[0:ds.height, 0:ds.width]
-        x, y = ds.transform * (cols + 0.5, rows + 0.5)
-        crs = ds.crs
-    continuous = [b for b in bands if b not in AFGRID_CATEGORICAL and b not in AFGRID_DROP]
-    values = data.reshape(len(bands), -1).T
-    valid = np.isfinite(values[:, [bands.index(b) for b in continuous]]).all(1)
-    columns, one_hot, _ = afgrid_columns(values[valid], bands, codes)
-    imagery = [b for b in AFGRID_IMAGERY if b in continuous]
-    groups = {"imagery": imagery, "environment": [b for b in continuous if b not in imagery] + one_hot}
-    if context is not None:
-        with open_covariates([str(grid)], context, (*AFGRID_CATEGORICAL, *AFGRID_DROP)) as stack:
-            names = list(stack.derived)
-            derived, _ = stack.read_window(Window(0, 0, stack.width, stack.height), names)
-        columns.update({n: derived[j].ravel()[valid].astype(np.float64) for j, n in enumerate(names)})
-        groups["environment"] += names
-    streams = {s: np.stack([columns[c] for c in cols], axis=1) for s, cols in groups.items()}
-    xy = metric_coords(np.c_[np.ravel(x)[valid], np.ravel(y)[valid]], crs)
-    return _sample(Cells(streams, groups, xy, grid.name), max_cells, seed)
+    """Every valid cell of ``afsp-africa``'s 20 km grid (:func:`sptgnn.data.africa.afgrid_cells`: the dataset's feature
+    columns and streams, and the context features of ``context``), a seeded ``max_cells`` of them."""
+    streams, groups, xy, crs, name = afgrid_cells(context)
+    return _sample(Cells(streams, groups, metric_coords(xy, crs), name), max_cells, seed)
 
 
 def config_cells(config, progress=None) -> Cells:

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from sptgnn.data import load_dataset
 from sptgnn.data.africa import GridCoverageError, load_afsp_africa, load_wise_global, sample_raster_points
 from sptgnn.data.limesoda import DatasetError
-from sptgnn.data.paths import data_dir
+from sptgnn.geo.paths import data_dir
 
 LAEA = "+proj=laea +lat_0=5 +lon_0=20 +datum=WGS84 +units=m +no_defs"
 REAL = (data_dir() / "afsp-africa" / "afsp_topsoil_soc.csv").is_file()

@@ -14,8 +14,8 @@ from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from sptgnn.config import ContextConfig, load_config
-from sptgnn.data.context import open_covariates, window_pixels
-from sptgnn.data.raster_sources import RasterError
+from sptgnn.geo.context import open_covariates, window_pixels
+from sptgnn.geo.sources import RasterError
 
 H, W, RES = 26, 22, 1000.0  # 1 km pixels: 3 km → 3 px, 5 km → 5 px
 

@@ -9,7 +9,7 @@ import pytest
 
 from sptgnn.data.datasets import available_datasets, load_dataset
 from sptgnn.data.limesoda import DatasetError, _parse_month, limesoda_names, load_limesoda, sampling_date
-from sptgnn.data.paths import data_dir
+from sptgnn.geo.paths import data_dir
 
 S2_BB250 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "NDVI", "GNDVI"]
 

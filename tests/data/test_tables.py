@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sptgnn.config import ConfigError, DataConfig, load_config
-from sptgnn.data.raster_sources import RasterError
+from sptgnn.geo.sources import RasterError
 from sptgnn.data.tables import TableError, load_samples, load_table
 
 from helpers import X0, Y0, field, write_tif

@@ -110,7 +110,7 @@ def test_a_raster_edited_in_place_is_another_input_and_a_damaged_tile_is_named(m
     import os
     import shutil
 
-    from sptgnn.data.raster_sources import match_sources
+    from sptgnn.geo.sources import match_sources
     from sptgnn.predict.raster import raster_sources
     from sptgnn.predict.tiles import map_fingerprint
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import rasterio
 
-from sptgnn.data.paths import data_dir, resolve_data_path
+from sptgnn.geo.paths import data_dir, resolve_data_path
 
 
 class RasterError(ValueError):
@@ -33,7 +33,7 @@ class RasterSource:
 
     Attributes:
         path: GeoTIFF path or glob pattern (``vindum/vindum_cov_*.tif``); relative paths are resolved against the data
-            directory (:func:`sptgnn.data.paths.data_dir`).
+            directory (:func:`sptgnn.geo.paths.data_dir`).
         bands: ``{feature: band}`` with ``band`` a band description or a 1-based band index; ``None`` takes every band
             under its automatic name (description, file stem, or ``STEM_bN``).
         strip: Prefix removed from automatic names (e.g. ``"vindum_cov_"``).

@@ -7,7 +7,7 @@ import pytest
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin, rowcol
 
-from sptgnn.data.paths import data_dir, resolve_data_path
+from sptgnn.geo.paths import data_dir, resolve_data_path
 from sptgnn.geo import CRSTransformError, equal_area_crs, metric_coords, pixel_index, transform_xy
 
 

@@ -7,8 +7,8 @@ import pytest
 from pyproj import Transformer
 from rasterio.crs import CRS
 
-from sptgnn.data.raster_sources import RasterError, RasterSource, match_sources
-from sptgnn.data.rasters import CovariateStack
+from sptgnn.geo.sources import RasterError, RasterSource, match_sources
+from sptgnn.geo.stack import CovariateStack
 
 from helpers import X0, Y0, field, write_tif
 

@@ -1,6 +1,6 @@
 """Covariate stacks: GeoTIFFs aligned on a reference grid (the first raster's unless named; others resampled on the fly
 by a rasterio :class:`~rasterio.vrt.WarpedVRT`), sampled at points or read window by window. Bands are named features
-(:mod:`sptgnn.data.raster_sources`); a pixel is valid for a feature when its GDAL mask is set and the value is finite.
+(:mod:`sptgnn.geo.sources`); a pixel is valid for a feature when its GDAL mask is set and the value is finite.
 Errors are :class:`RasterError` naming the file and the fix.
 """
 
@@ -13,13 +13,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sptgnn.data.paths import resolve_data_path
-from sptgnn.data.raster_sources import RasterError, RasterSource, raster_band_names, format_bounds, open_raster, expand_paths
-from sptgnn.geo import CRSTransformError, grid_windows, pixel_index, transform_xy
+from sptgnn.geo.paths import resolve_data_path
+from sptgnn.geo.sources import RasterError, RasterSource, raster_band_names, format_bounds, open_raster, expand_paths
+from sptgnn.geo.aligned import aligned
+from sptgnn.geo.coords import CRSTransformError, grid_windows, pixel_index, transform_xy
 
 
 @dataclass
@@ -85,7 +85,7 @@ class CovariateStack:
                 if ds.count == 0 or ds.width == 0 or ds.height == 0:
                     raise RasterError(f"{p} is empty ({ds.count} bands, {ds.width} x {ds.height} pixels)")
                 stack._datasets.append(ds)
-                stack._readers.append(stack._aligned(ds, s))
+                stack._readers.append(aligned(ds, stack.crs, stack.transform, stack.width, stack.height, s.resampling))
                 for feature, band in raster_band_names(p, ds, s).items():
                     if feature in stack.bands:
                         other = stack.files[stack.bands[feature].file]
@@ -101,24 +101,6 @@ class CovariateStack:
                 ds.close()
             raise
         return stack
-
-    def _aligned(self, ds, source: RasterSource):
-        same = ds.crs == self.crs and ds.transform.almost_equals(self.transform) and (ds.width, ds.height) == (self.width, self.height)
-        if same:
-            return ds
-        try:
-            resampling = Resampling[source.resampling]
-        except KeyError:
-            raise RasterError(f"unknown resampling '{source.resampling}' for {ds.name}; use one of nearest, bilinear, "
-                              "cubic, average") from None
-        try:
-            extra = {}
-            if ds.nodata is None:  # a float VRT with NaN nodata marks pixels outside the source invalid (not zeros)
-                extra = {"nodata": float("nan"), "dtype": "float64" if "float64" in ds.dtypes else "float32"}
-            return WarpedVRT(ds, crs=self.crs, transform=self.transform, width=self.width, height=self.height,
-                             resampling=resampling, **extra)
-        except Exception as exc:  # noqa: BLE001 - GDAL raises various errors for impossible warps
-            raise RasterError(f"{ds.name} (CRS {ds.crs}) cannot be aligned on the reference grid (CRS {self.crs}): {exc}") from None
 
     def close(self) -> None:
         """Close every raster and VRT."""
