@@ -130,12 +130,11 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         if not -1 <= bulk_density_target[1] <= 1:
             raise AggregateError(f"the correlation of SOC and bulk density residuals must lie in [-1, 1], got "
                                  f"{bulk_density_target[1]}")
-        try:
-            task = run.ensemble.task_index(bulk_density_target[0])
-        except ValueError as exc:
-            raise AggregateError(f"{exc}; train the run with data.targets including it, or give a constant or raster") from None
-        if task == 0:
+        if bulk_density_target[0] == run.target:
             raise AggregateError(f"'{bulk_density_target[0]}' is the primary target (SOC); name the bulk-density target")
+        if bulk_density_target[0] not in run.targets:
+            raise AggregateError(f"target '{bulk_density_target[0]}' was not trained; the run's targets: {run.targets}; "
+                                 "train the run with data.targets including it, or give a constant or raster")
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
     with ExitStack() as files:

@@ -89,7 +89,7 @@ def train(
             run = train_to_folder(cfg, out, start=starter(bar, "members", cfg.train.members))
     except USER_ERRORS as exc:
         fail(str(exc))
-    console.print(f"trained {cfg.train.members} members on {len(run.labelled)} samples in {run.ensemble.fit_seconds:.1f} s; saved {out}")
+    console.print(f"trained {cfg.train.members} members on {len(run.labelled)} samples in {run.fit_seconds:.1f} s; saved {out}")
 
 
 @app.command()

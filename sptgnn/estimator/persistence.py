@@ -17,16 +17,10 @@ from skops.io.exceptions import UntrustedTypesFoundException
 from sptgnn._version import __version__
 from sptgnn.config import ConfigError, load_config
 from sptgnn.data.samples import SoilSamples
-from sptgnn.distributions import Calibrator
 from sptgnn.estimator.figures import calibration_part_figures
 from sptgnn.estimator.manifest import MANIFEST, manifest_problems, write_manifest
 from sptgnn.estimator.aoa import AOAError, AreaOfApplicability
-from sptgnn.graph.builder import GraphBuilder
-from sptgnn.nn.model import SpTGNN
-from sptgnn.train.ensemble import DeepEnsemble
-from sptgnn.train.student import new_student
-from sptgnn.train.target import TargetTransform
-from sptgnn.train.trainer import stream_dims
+from sptgnn.train.ensemble import DeepEnsemble, EnsembleStateError
 from sptgnn.train.trend import TREND_FILE, CovariateTrend
 
 RUN_FORMAT = 3  # 3: manifest.json and a skops trend; 2: the builder's state under "builder"; 1 and 2 still load
@@ -43,15 +37,9 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     lab = ens.builder.labelled
     state = {
         "format": RUN_FORMAT, "sptgnn_version": __version__, "target": ens.target, "units": units,
-        "builder": ens.builder.state(), "target_transform": ens.target_transform.state(),
-        "aux_transforms": [t.state() for t in ens.aux_transforms],
         "samples": {"targets": lab.targets, "feature_groups": lab.feature_groups, "elevation": lab.elevation,
                     "date_column": lab.date_column, "name": lab.name},
-        "members": [m.state_dict() for m in ens.members], "best_epochs": ens.best_epochs,
-        "fit_seconds": ens.fit_seconds, "calibrator": None if ens.calibrator is None else ens.calibrator.state(),
-        "calibration_ids": [str(i) for i in ens.calibration_ids], "trend": ens.trend is not None,
-        "student": None if ens.student is None else ens.student.state_dict(), "student_info": ens.student_info,
-        "selection": ens.selection,
+        **ens.state(),
         # what the weights were trained with, checked on loading even when a manifest was rewritten to match an edit
         "n_labelled": len(lab), "config_sha256": config_digest(ens.config),
     }
@@ -139,10 +127,7 @@ def _read_state(path: Path, config, state: dict, version) -> tuple[DeepEnsemble,
         frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
     labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"],
                            elevation=s["elevation"], date_column=s["date_column"], name=s["name"])
-    ens = DeepEnsemble(config)
-    ens.builder = GraphBuilder.from_state(config.graph, config.imagery, state["builder"], labelled)
-    ens.target_transform = TargetTransform(**state["target_transform"])
-    ens.aux_transforms = [TargetTransform(**t) for t in state.get("aux_transforms", [])]
+    trend = None
     if state.get("trend", False):
         if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():
             raise RunError(f"{path} stores its covariate trend as a pickle (trend.joblib), which sptgnn no longer loads "
@@ -150,43 +135,22 @@ def _read_state(path: Path, config, state: dict, version) -> tuple[DeepEnsemble,
         if not (path / TREND_FILE).is_file():
             raise RunError(f"{path} misses {TREND_FILE}, the covariate trend this run was trained with; retrain the run")
         try:
-            ens.trend = CovariateTrend.load(path)
+            trend = CovariateTrend.load(path)
         except UntrustedTypesFoundException as exc:
             raise RunError(f"{path / TREND_FILE} holds types a trend never has ({exc}); it was not loaded and nothing in "
                            "it was run: use a run folder from a source you trust, or retrain") from None
         except Exception as exc:  # noqa: BLE001 - any other read failure means a corrupt file
             raise RunError(f"{path / TREND_FILE} is corrupt ({type(exc).__name__}); retrain the run") from None
-    graph = ens.builder.build(None, ens.target)
-    ens.attach_teacher(graph)  # model.teacher_input: the members' teacher stream has the trend's width
-    dims = stream_dims(graph)
-    for m, weights in enumerate(state["members"]):
-        model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m, num_aux=len(ens.aux_targets))
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise RunError(f"{path / 'ensemble.pt'}: member {m} weights do not match the config's model ({exc}); "
-                           "retrain the run") from None
-        ens.members.append(model.eval())
-    if state.get("student") is not None:
-        ens.student = new_student(config, ens.builder.relations, dims, config.train.seed, len(ens.members))
-        try:
-            ens.student.load_state_dict(state["student"])
-        except RuntimeError as exc:
-            raise RunError(f"{path / 'ensemble.pt'}: the student's weights do not match the config's student section "
-                           f"({exc}); retrain the run") from None
-        ens.student.eval()
-        ens.student_info = dict(state.get("student_info", {}))
-    ens.selection = dict(state.get("selection", {}))
-    ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
+    try:
+        ens = DeepEnsemble.from_state(config, state, labelled, trend)
+    except EnsembleStateError as exc:
+        raise RunError(f"{path / 'ensemble.pt'}: {exc}") from None
     aoa = None
     if (path / "aoa.npz").is_file():
         try:
             aoa = AreaOfApplicability.load(path / "aoa.npz")
         except AOAError as exc:
             raise RunError(str(exc)) from None
-    cal = state.get("calibrator")
-    ens.calibrator = None if cal is None else Calibrator.from_state(cal)
-    ens.calibration_ids = list(state.get("calibration_ids", []))
     return ens, aoa, str(state.get("units", ""))
 
 

@@ -196,12 +196,7 @@ class SpTGNNRegressor(ModelHooks, RegressorMixin, BaseEstimator):
         plain = not isinstance(X, SoilSamples) and len(np.shape(X)) == 2
         self.n_features_in_ = int(np.shape(X)[1]) if plain else len(samples.feature_columns)
         self.fit_seconds_ = time.perf_counter() - start
-        trend = self.run_.ensemble.trend
-        self.choices_ = {"trend": "none" if trend is None else trend.kind,
-                         "trend_oof_r2": None if trend is None else round(float(trend.oof_r2), 4),
-                         "calibration": self.run_.ensemble.calibration_choice["method"]}
-        if self.run_.ensemble.selection:  # selection.candidates: what the inner cross-validation chose
-            self.choices_ |= {f"selection_{k}": v for k, v in self.run_.ensemble.selection.items()}
+        self.choices_ = self.run_.choices
         return self
 
     def predict_dist(self, X, target: str | None = None, student: bool = False) -> Prediction:
@@ -226,7 +221,7 @@ class SpTGNNRegressor(ModelHooks, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "run_")
         predictor = self.run_.predictor
         q = predictor.inputs(self._samples(X, groups=self.feature_groups_))
-        return {t: predictor.predict_inputs(q, target=t) for t in self.run_.ensemble.aux_targets}
+        return {t: predictor.predict_inputs(q, target=t) for t in self.run_.targets[1:]}
 
     def predict(self, X, return_std: bool = False, quantiles=None):
         """Predicted mean ``(n,)`` in target units (the mixture mean, through the target's back-transform).
@@ -255,9 +250,8 @@ class SpTGNNRegressor(ModelHooks, RegressorMixin, BaseEstimator):
         predictor = self.run_.predictor
         q = predictor.inputs(self._samples(X, groups=self.feature_groups_))
         raw = predictor.predict_inputs(q, calibrated=False)
-        calibrator = self.run_.ensemble.calibrator
-        held_out = calibrator is not None and calibrator.n_samples > 0  # a calibration part was predicted by twins
-        out = {"": calibrator.apply(raw), "uncalibrated": raw} if held_out else {"": raw}
+        # a calibration part predicted by twins: the calibrated forecast and the raw one are two rows
+        out = {"": self.run_.calibrate(raw), "uncalibrated": raw} if self.run_.calibrated_on_held_out_part else {"": raw}
         if self.run_.has_student:
             out["student"] = predictor.predict_inputs(q, student=True)
         return out
@@ -271,7 +265,7 @@ class SpTGNNRegressor(ModelHooks, RegressorMixin, BaseEstimator):
         """The MoE gate weights of each query sample averaged over members, ``gates`` ``(n, E)``, and the share of each
         stream in what the used experts read, ``stream_usage`` (:func:`sptgnn.train.interpret.stream_usage`)."""
         check_is_fitted(self, "run_")
-        gates = self.run_.ensemble.gates(self._samples(X, groups=self.feature_groups_))
+        gates = self.run_.gates(self._samples(X, groups=self.feature_groups_))
         return {"gates": gates, "stream_usage": stream_usage(self.run_.ensemble, gates)}
 
     def save(self, path, overwrite: bool = False) -> Run:

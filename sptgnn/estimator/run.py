@@ -141,6 +141,35 @@ class Run:
         """Column prefix of predictions: ``soc`` for an SOC target, else the target name (SOM stays SOM)."""
         return "soc" if self.target.lower().startswith("soc") else self.target
 
+    @property
+    def fit_seconds(self) -> float:
+        """Wall-clock seconds the ensemble's fit took."""
+        return self.ensemble.fit_seconds
+
+    @property
+    def choices(self) -> dict:
+        """What the fit chose from its training data alone: ``trend`` (the teacher: ``none``, ``random_forest``,
+        ...), ``trend_oof_r2``, ``calibration`` (the method ``auto`` kept), and ``selection_<key>`` for each choice of
+        the inner cross-validation (``selection.candidates``)."""
+        ens = self.ensemble
+        out = {"trend": "none" if ens.trend is None else ens.trend.kind,
+               "trend_oof_r2": None if ens.trend is None else round(float(ens.trend.oof_r2), 4),
+               "calibration": ens.calibration_choice["method"]}
+        return out | {f"selection_{k}": v for k, v in ens.selection.items()}
+
+    @property
+    def calibrated_on_held_out_part(self) -> bool:
+        """Whether a calibrator was fitted on a held-out calibration part (so a raw forecast differs from it)."""
+        return self.ensemble.calibrator is not None and self.ensemble.calibrator.n_samples > 0
+
+    def calibrate(self, raw: Prediction) -> Prediction:
+        """The run's calibrator applied to a raw mixture (the mean stays; :mod:`sptgnn.distributions.calibration`)."""
+        return raw if self.ensemble.calibrator is None else self.ensemble.calibrator.apply(raw)
+
+    def gates(self, samples: SoilSamples) -> np.ndarray:
+        """MoE gate weights of query samples averaged over members ``(n, E)``."""
+        return self.ensemble.gates(samples)
+
     def area_of_applicability(self) -> AreaOfApplicability:
         """The AOA reference, fitted from the labelled nodes (and kept) when the run has none."""
         if self.aoa is None:

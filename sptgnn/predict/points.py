@@ -106,11 +106,11 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
             values[f] = sampled[:, j]
     for f in need:
         ok &= np.isfinite(values[f])
-    train_crs = model.ensemble.builder.labelled.crs
+    train_crs = model.labelled.crs
     g = points.geometry if points.crs == train_crs else points.geometry.to_crs(train_crs)
     xy_train = np.c_[g.x.to_numpy(), g.y.to_numpy()]
     ok &= np.isfinite(xy_train).all(1)
-    date_column = date_column or model.ensemble.builder.labelled.date_column
+    date_column = date_column or model.labelled.date_column
     if date_column and date_column in points.columns:
         dates = pd.to_datetime(points[date_column], errors="coerce")
         ok &= dates.notna().to_numpy()

@@ -130,7 +130,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     if (compile or (compile is None and h * w > 4_000_000)) and not model.prediction_options["compile"]:
         model.set_prediction_options(**(model.prediction_options | {"compile": True}))
     cx, cy = t.c + t.a * w / 2 + t.b * h / 2, t.f + t.d * w / 2 + t.e * h / 2
-    dst_crs = model.ensemble.builder.labelled.crs
+    dst_crs = model.labelled.crs
     tr = _transformer(crs, dst_crs, (cx, cy))
     model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
     job = TileJob(RunRef(model, model.prediction_options), sources, names, dates, student,
@@ -162,7 +162,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                           + (f"; band(s) {empty} hold no valid pixel at all" if empty else "")
                           + "; check the rasters' nodata")
     band_units = [model.units] * 6 + [""] * (len(names) - 6)
-    tags = {"target": model.ensemble.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
+    tags = {"target": model.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
             "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside",
             "di": "dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
                   "importance-weighted covariate space over the mean training distance; aoa = 1 where di <= di_threshold",
@@ -172,7 +172,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
                         tags)
         if quicklook:
             with atomic_file(png, ".png") as tmp_png:
-                write_quicklook(tmp, tmp_png, model.ensemble.target, model.units)
+                write_quicklook(tmp, tmp_png, model.target, model.units)
     store.remove()
     return {"path": str(out), "png": str(png) if quicklook else None, "shape": [h, w], "valid_pixels": pixels,
             "seconds": time.perf_counter() - start, "tile_seconds": tiles_done - start,

@@ -24,13 +24,17 @@ from sptgnn.nn.model import SpTGNN
 from sptgnn.parallel import current_executor
 from sptgnn.splits import calibration_parts
 from sptgnn.train.checks import check_training_samples, clip_neighbours
-from sptgnn.train.student import distil_student
+from sptgnn.train.student import distil_student, new_student
 from sptgnn.train.node_inputs import attach_mask_blocks, attach_teacher_rows
 from sptgnn.train.tasks import fit_aux_targets
 from sptgnn.train.target import TargetTransform
-from sptgnn.train.member_tasks import MemberTasks, early_stopped, follow_ups, second_stage
-from sptgnn.train.trainer import predict_nodes
+from sptgnn.train.member_tasks import MemberTasks, Twin, early_stopped, follow_ups, second_stage
+from sptgnn.train.trainer import predict_nodes, stream_dims
 from sptgnn.train.trend import CovariateTrend, fit_trend, trend_parts
+
+class EnsembleStateError(ValueError):
+    """A saved ensemble state that does not fit its config (weights of another model); the message says which."""
+
 
 class DeepEnsemble:
     """``M`` SpTGNN members sharing one graph builder and target transform; a scikit-learn-like ``fit``/``predict``.
@@ -136,7 +140,7 @@ class DeepEnsemble:
         if full is not None:
             attach_teacher_rows(self, full, np.arange(n))
         y_all = torch.tensor(z, dtype=torch.float32)
-        twins = []  # per calibration part: graph the twin trains on, its targets, graph it predicts, the part's trend
+        twins: list[Twin] = []  # one per calibration part
         for cal in parts:
             rest, query = samples.subset(~cal), samples.subset(cal)
             rest_builder = self.builder.with_labelled(rest)
@@ -150,9 +154,9 @@ class DeepEnsemble:
                 y_rest, cal_trend = torch.tensor(z_target[~cal] - twin.oof, dtype=torch.float32), teacher[:, 0]
                 attach_teacher_rows(self, fit_graph, np.arange(len(rest)), trend=twin)
                 attach_teacher_rows(self, cal_graph, np.arange(len(rest)), teacher, trend=twin)
-            twins.append((fit_graph, y_rest, cal_graph,
-                          torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]), len(rest), cal_trend,
-                          None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
+            twins.append(Twin(fit_graph, y_rest, cal_graph, torch.cat([y_rest, torch.full((int(cal.sum()),), torch.nan)]),
+                              len(rest), cal_trend,
+                              None if aux_all is None else aux_all[torch.from_numpy(np.flatnonzero(~cal))]))
         # member m's early-stopped training, then its refit and twins: tasks of the current executor (sptgnn.parallel)
         ctx, finished = MemberTasks(self, samples, coords, y_all, aux_all, full, twins), itertools.count()
         done = current_executor().stages(early_stopped, lambda m, first: follow_ups(ctx, m, first), second_stage,
@@ -175,6 +179,63 @@ class DeepEnsemble:
         self.student, self.student_info = distil_student(self) if self.config.student.enabled else (None, {})
         self.fit_seconds = time.perf_counter() - start
         return self
+
+    # -- state: what a run folder stores (files are sptgnn.estimator.persistence's) ------------------------------------
+    def state(self) -> dict:
+        """The fitted ensemble as tensors and plain values (``torch.save``-able, read back with ``weights_only=True``):
+        the builder's state, target transforms, members' and student's weights, best epochs, fit time, calibrator,
+        calibration ids, whether there is a trend (saved apart, :meth:`CovariateTrend.save
+        <sptgnn.train.trend.CovariateTrend.save>`) and the inner selection's choice."""
+        return {
+            "builder": self.builder.state(), "target_transform": self.target_transform.state(),
+            "aux_transforms": [t.state() for t in self.aux_transforms],
+            "members": [m.state_dict() for m in self.members], "best_epochs": self.best_epochs,
+            "fit_seconds": self.fit_seconds, "calibrator": None if self.calibrator is None else self.calibrator.state(),
+            "calibration_ids": [str(i) for i in self.calibration_ids], "trend": self.trend is not None,
+            "student": None if self.student is None else self.student.state_dict(), "student_info": self.student_info,
+            "selection": self.selection,
+        }
+
+    @classmethod
+    def from_state(cls, config: Config, state: dict, labelled: SoilSamples,
+                   trend: CovariateTrend | None = None) -> "DeepEnsemble":
+        """The ensemble :meth:`state` describes, on its labelled samples, with its trend (``None`` when it has none).
+
+        Raises:
+            EnsembleStateError: Weights that do not fit the config's model or student section.
+            KeyError: The state lacks an entry every ensemble state has.
+        """
+        ens = cls(config)
+        ens.builder = GraphBuilder.from_state(config.graph, config.imagery, state["builder"], labelled)
+        ens.target_transform = TargetTransform(**state["target_transform"])
+        ens.aux_transforms = [TargetTransform(**t) for t in state.get("aux_transforms", [])]
+        ens.trend = trend
+        graph = ens.builder.build(None, ens.target)
+        ens.attach_teacher(graph)  # model.teacher_input: the members' teacher stream has the trend's width
+        dims = stream_dims(graph)
+        for m, weights in enumerate(state["members"]):
+            model = SpTGNN(config.model, ens.builder.relations, dims, config.train.seed + m, num_aux=len(ens.aux_targets))
+            try:
+                model.load_state_dict(weights)
+            except RuntimeError as exc:
+                raise EnsembleStateError(f"member {m} weights do not match the config's model ({exc}); retrain the "
+                                         "run") from None
+            ens.members.append(model.eval())
+        if state.get("student") is not None:
+            ens.student = new_student(config, ens.builder.relations, dims, config.train.seed, len(ens.members))
+            try:
+                ens.student.load_state_dict(state["student"])
+            except RuntimeError as exc:
+                raise EnsembleStateError(f"the student's weights do not match the config's student section ({exc}); "
+                                         "retrain the run") from None
+            ens.student.eval()
+            ens.student_info = dict(state.get("student_info", {}))
+        ens.selection = dict(state.get("selection", {}))
+        ens.best_epochs, ens.fit_seconds = list(state["best_epochs"]), float(state["fit_seconds"])
+        cal = state.get("calibrator")
+        ens.calibrator = None if cal is None else Calibrator.from_state(cal)
+        ens.calibration_ids = list(state.get("calibration_ids", []))
+        return ens
 
     @property
     def calibration_choice(self) -> dict:
@@ -200,7 +261,7 @@ class DeepEnsemble:
         return self.aux_targets.index(target) + 1
 
     @torch.no_grad()
-    def _member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int,
+    def member_output(self, model: SpTGNN, graph, label_value: torch.Tensor, n_lab: int,
                        trend: np.ndarray | None = None, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Gaussian-space location and variance of one member's query nodes (see ``TargetTransform.gaussian_space``)
         for target ``task`` (:meth:`task_index`); ``trend`` (standardised, ``(num_query,)``) is added to the member's
@@ -276,7 +337,7 @@ class DeepEnsemble:
                 mean, var = predict_nodes(model, sampler, query_nodes, labels, 4 * bs, task)
                 loc, v = self.member_gaussian(mean.numpy(), var.numpy(), trend, task)
             else:
-                loc, v = self._member_output(model, graph, label_value, n_lab, trend, task)
+                loc, v = self.member_output(model, graph, label_value, n_lab, trend, task)
             locs.append(loc)
             variances.append(v)
         pred = self.mixture(np.stack(locs), np.stack(variances), calibrated, task)
@@ -294,4 +355,4 @@ class DeepEnsemble:
         return np.mean([m.eval().gate_weights(streams).numpy() for m in self.members], axis=0)
 
 
-__all__ = ["DeepEnsemble"]
+__all__ = ["DeepEnsemble", "EnsembleStateError"]

@@ -21,6 +21,29 @@ from sptgnn.train.trainer import train_member
 
 
 @dataclass
+class Twin:
+    """One calibration part's twin: what member ``m``'s twin trains on and predicts (the same for every member).
+
+    Attributes:
+        fit_graph: Graph of the training samples without the part (the twin's labelled nodes).
+        targets: Their standardised targets ``(n_rest,)`` (minus the twin's own trend when there is one).
+        query_graph: The same labelled nodes with the part's samples as query nodes.
+        query_labels: Labels of ``query_graph``'s nodes ``(n_rest + n_part,)``, NaN for the part.
+        n_labelled: ``n_rest``, the number of labelled nodes.
+        trend: The twin's trend at the part's samples ``(n_part,)`` (standardised units) or ``None``.
+        aux: Standardised auxiliary targets of the rest ``(n_rest, T)`` or ``None``.
+    """
+
+    fit_graph: object
+    targets: torch.Tensor
+    query_graph: object
+    query_labels: torch.Tensor
+    n_labelled: int
+    trend: np.ndarray | None
+    aux: torch.Tensor | None
+
+
+@dataclass
 class MemberTasks:
     """What every task of one ensemble fit reads (sent to a cluster once).
 
@@ -31,8 +54,7 @@ class MemberTasks:
         y_all: Standardised targets ``(num_samples,)`` (minus the trend's out-of-fold values when there is one).
         aux_all: Standardised auxiliary targets ``(num_samples, T)`` or ``None``.
         full: Graph of every sample (``train.refit``) or ``None``.
-        twins: Per calibration part: graph the twin trains on, its targets, graph it predicts, those labels, the number
-            of labelled nodes, the part's trend, the auxiliary targets.
+        twins: One :class:`Twin` per calibration part.
     """
 
     ensemble: object
@@ -41,7 +63,7 @@ class MemberTasks:
     y_all: torch.Tensor
     aux_all: torch.Tensor | None
     full: object
-    twins: list
+    twins: list[Twin]
 
 
 def early_stopped(ctx: MemberTasks, m: int) -> tuple[SpTGNN, int]:
@@ -78,9 +100,9 @@ def second_stage(ctx: MemberTasks, task: tuple[str, int, int, int]):
     seed = ens.config.train.seed + m
     if kind == "refit":
         return train_member(ctx.full, ctx.y_all, ens.config, seed, epochs=epochs, aux=ctx.aux_all).model
-    fit_graph, y_rest, cal_graph, cal_labels, n_rest, cal_trend, aux_rest = ctx.twins[part]
-    twin = train_member(fit_graph, y_rest, ens.config, seed, epochs=epochs, aux=aux_rest)
-    return ens._member_output(twin.model, cal_graph, cal_labels, n_rest, cal_trend)
+    t = ctx.twins[part]
+    twin = train_member(t.fit_graph, t.targets, ens.config, seed, epochs=epochs, aux=t.aux)
+    return ens.member_output(twin.model, t.query_graph, t.query_labels, t.n_labelled, t.trend)
 
 
 __all__ = ["MemberTasks", "early_stopped", "follow_ups", "second_stage"]

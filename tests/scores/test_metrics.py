@@ -117,9 +117,11 @@ def test_moran_p_value_is_reproducible_and_detects_a_spatial_residual():
 
 
 def test_moran_k_is_capped_for_few_samples():
+    """With 4 samples k = 8 is capped at 3, so every sample's row-standardised weights are 1/3 on the other three and
+    I = (1/3)((Σz)² − Σz²)/Σz² = −1/3 for any residuals (Σz = 0 after centring): a hand computation."""
     coords = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [7.0, 1.0]])
     i, _ = residual_morans_i(np.array([1.0, 2.0, 0.5, 3.0]), coords, k=8, permutations=0)
-    assert np.isfinite(i)
+    assert i == pytest.approx(-1 / 3, rel=1e-12)
 
 
 def test_no_coords_gives_no_morans_i(forecast):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from scipy import stats
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import Prediction
-from sptgnn.train.ensemble import DeepEnsemble
+from sptgnn.train.ensemble import DeepEnsemble, EnsembleStateError
 from sptgnn.train.target import TargetTransform
 
 from helpers import assert_same_prediction, split_every_fourth
@@ -115,7 +116,6 @@ def test_fit_and_predict(fitted, data):
     lab, query = data
     assert len(fitted.members) == 2 and len(fitted.best_epochs) == 2
     assert all(0 <= e < 5 for e in fitted.best_epochs)
-    assert fitted.fit_seconds > 0
     assert all(not m.training for m in fitted.members)
     p = fitted.predict(query)
     assert p.mean.shape == p.aleatoric_sd.shape == p.epistemic_sd.shape == (len(query),)
@@ -125,6 +125,28 @@ def test_fit_and_predict(fitted, data):
     lognormal = np.exp(p.member_loc + p.member_scale**2 / 2) - 1
     np.testing.assert_allclose(p.mean, lognormal.mean(0), rtol=1e-10)
     assert_same_prediction(p, fitted.predict(query))
+
+
+def test_the_fit_time_is_the_wall_time_of_the_fit(data, config_factory):
+    lab, _ = data
+    start = time.perf_counter()
+    ens = DeepEnsemble(config_factory(train={"members": 1, "epochs": 2})).fit(lab)
+    elapsed = time.perf_counter() - start
+    assert 0.5 * elapsed <= ens.fit_seconds <= elapsed
+
+
+def test_the_state_gives_back_the_same_ensemble(fitted, data):
+    lab, query = data
+    again = DeepEnsemble.from_state(fitted.config, fitted.state(), lab, fitted.trend)
+    assert again.best_epochs == fitted.best_epochs
+    assert_same_prediction(again.predict(query), fitted.predict(query))
+
+
+def test_a_state_of_another_model_is_refused_by_member(fitted, data, config_factory):
+    lab, _ = data
+    wider = config_factory(model={"num_layers": 2, "hidden": 24})
+    with pytest.raises(EnsembleStateError, match=r"member 0 weights do not match the config's model"):
+        DeepEnsemble.from_state(wider, fitted.state(), lab)
 
 
 def test_member_moments_are_the_back_transformed_member_outputs(fitted, data):
