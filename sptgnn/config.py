@@ -851,6 +851,10 @@ def format_config_error(err: ValidationError, source: str = "config") -> str:
     return "; ".join(lines)
 
 
+#: The embedded main-job config (LimeSoDa BB.250) that ``sptgnn evaluate`` and ``sptgnn train`` run without a config.
+EMBEDDED_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
+
+
 def _read_yaml(path: Path) -> dict:
     """One YAML file as a mapping of sections. Raises :class:`ConfigError` in the user's terms."""
     if not path.is_file():

@@ -81,10 +81,14 @@ def test_evaluate_metrics_json_shape(evaluated):
         assert METRICS <= set(metrics["models"][model])
     sp, xg = metrics["models"]["sptgnn"], metrics["models"]["xgboost"]
     for key in METRICS:
-        assert isinstance(sp[key], float) and math.isfinite(sp[key]), key
-    assert sp["rmse"] > 0 and sp["crps"] > 0 and 0 <= sp["picp90"] <= 1
+        assert isinstance(sp[key], float), key
+        assert math.isfinite(sp[key]), key
+    assert sp["rmse"] > 0
+    assert sp["crps"] > 0
+    assert 0 <= sp["picp90"] <= 1
     # XGBoost is a point forecast: no NLL or coverage, CRPS = MAE
-    assert xg["nll"] is None and xg["picp90"] is None
+    assert xg["nll"] is None
+    assert xg["picp90"] is None
     assert xg["crps"] == pytest.approx(xg["mae"])
 
 
@@ -134,8 +138,10 @@ def test_datasets_lists_names():
     result = _invoke(["datasets"])
     assert result.exit_code == 0
     names = result.stdout.split()
-    assert "limesoda:BB.250" in names and "limesoda:BB.30_2" in names
-    assert "limesoda:CV.98" not in names and "limesoda:SL.125" not in names
+    assert "limesoda:BB.250" in names
+    assert "limesoda:BB.30_2" in names
+    assert "limesoda:CV.98" not in names
+    assert "limesoda:SL.125" not in names
 
 
 def _assert_user_error(result, folder, fragment, before):
@@ -218,10 +224,12 @@ def test_train_writes_a_loadable_run(tmp_path, config_dict_factory):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "run"]
     ens = Run.load(out).ensemble
-    assert len(ens.members) == 1 and ens.config.train.members == 1
+    assert len(ens.members) == 1
+    assert ens.config.train.members == 1
     samples = load_limesoda("BB.30_2")
     pred = ens.predict(samples.subset(np.arange(5)))
-    assert pred.mean.shape == (5,) and (pred.sd > 0).all()
+    assert pred.mean.shape == (5,)
+    assert (pred.sd > 0).all()
 
 
 def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, config_dict_factory):
@@ -234,7 +242,9 @@ def test_train_with_calibration_saves_the_calibrator_and_figures(tmp_path, confi
     assert result.exit_code == 0, result.output
     assert {*FIGURES, "ensemble.pt", "config.yaml", "labelled.gpkg", "aoa.npz", "run.json", "manifest.json"} == {p.name for p in out.iterdir()}
     ens = Run.load(out).ensemble
-    assert ens.calibrator is not None and ens.calibrator.method == "isotonic" and ens.calibrator.n_samples >= 5
+    assert ens.calibrator is not None
+    assert ens.calibrator.method == "isotonic"
+    assert ens.calibrator.n_samples >= 5
 
 
 def test_python_fit_save_writes_the_folder_sptgnn_train_writes(tmp_path, config_dict_factory):
@@ -262,7 +272,8 @@ def test_train_with_too_small_a_calibration_part_fails_cleanly(tmp_path, config_
     raw = _tiny(config_dict_factory)
     raw["calibration"] = {"method": "variance"}
     result = _invoke(["train", _write(tmp_path, raw), "--out", tmp_path / "run", "--members", "1"])
-    assert result.exit_code == 2 and "calibration" in result.stderr
+    assert result.exit_code == 2
+    assert "calibration" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -286,5 +297,6 @@ def test_progress_lines_when_stderr_is_not_a_terminal():
             bar.update(task, advance=1, description="fold 1: sptgnn" if i < 10 else "fold 2: xgboost")
     lines = buf.getvalue().splitlines()
     assert lines[0].endswith("0/20 folds × models")
-    assert any("fold 1: sptgnn" in line for line in lines) and lines[-1].endswith("20/20 fold 2: xgboost")
+    assert any("fold 1: sptgnn" in line for line in lines)
+    assert lines[-1].endswith("20/20 fold 2: xgboost")
     assert len(lines) <= 1 + 10 + 2  # a line per tenth and per new description, not one per update

@@ -46,7 +46,8 @@ def _run(*args):
 def _one_line_error(res, *words):
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error:"), res.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
     assert "Traceback" not in res.output

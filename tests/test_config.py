@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sptgnn.config import Config, ConfigError, load_config, merge_config
+from sptgnn.config import EMBEDDED_CONFIG, Config, ConfigError, load_config, merge_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -151,7 +151,8 @@ SHIPPED = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("sptgnn/configs/*.yam
 
 
 def test_every_config_is_found():
-    assert len(SHIPPED) >= 20 and REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml" in SHIPPED
+    assert len(SHIPPED) >= 20
+    assert REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml" in SHIPPED
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
@@ -161,7 +162,8 @@ def test_every_shipped_config_validates(path):
 
 
 def test_the_embedded_default_is_bb250():
-    assert load_config(REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml").data.dataset == "limesoda:BB.250"
+    assert EMBEDDED_CONFIG == REPO / "sptgnn" / "configs" / "limesoda_bb250.yaml"
+    assert load_config(EMBEDDED_CONFIG).data.dataset == "limesoda:BB.250"
 
 
 def test_no_two_shipped_configs_are_the_same_file_content():
@@ -202,8 +204,11 @@ def test_merge_config_leaves_its_arguments_unchanged():
 def test_updated_replaces_only_the_named_fields_and_validates():
     cfg = load_config(None)
     new = cfg.updated(model={"fusion": "concat"}, calibration={"method": "none"})
-    assert new.model.fusion == "concat" and new.calibration.method == "none"
-    assert new.model.hidden == cfg.model.hidden and new.train == cfg.train and cfg.model.fusion == "moe"  # a copy
+    assert new.model.fusion == "concat"
+    assert new.calibration.method == "none"
+    assert new.model.hidden == cfg.model.hidden
+    assert new.train == cfg.train
+    assert cfg.model.fusion == "moe"  # a copy
     with pytest.raises(ValidationError, match="top_k"):
         cfg.updated(model={"top_k": 0})
     with pytest.raises(ValidationError, match="hiddn"):
@@ -213,6 +218,8 @@ def test_updated_replaces_only_the_named_fields_and_validates():
 def test_a_table_config_is_saved_without_the_default_dataset(tmp_path):
     cfg = Config.model_validate({"data": {"table": {"path": "edgeroi/t.csv", "x": "x", "y": "y", "crs": "EPSG:28355"}}})
     text = cfg.to_yaml()
-    assert "dataset" not in text and "edgeroi/t.csv" in text and cfg.data.source == "table:edgeroi/t.csv"
+    assert "dataset" not in text
+    assert "edgeroi/t.csv" in text
+    assert cfg.data.source == "table:edgeroi/t.csv"
     assert load_config(_write(tmp_path, text)) == cfg
     assert Config().data.source == "limesoda:BB.250"

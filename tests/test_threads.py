@@ -25,7 +25,8 @@ def restore(monkeypatch):
 def test_precedence_config_then_environment_then_default(monkeypatch):
     assert threads.resolve_threads(None, 250) == {"threads": 1, "source": "default (< 50000 nodes)"}
     big = threads.resolve_threads(None, 2 * threads.LARGE_GRAPH)
-    assert big["threads"] == threads.available_cores() and big["source"].startswith("default (≥")
+    assert big["threads"] == threads.available_cores()
+    assert big["source"].startswith("default (≥")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.resolve_threads(None, 250) == {"threads": 3, "source": "$OMP_NUM_THREADS"}
     monkeypatch.setenv("SPTGNN_THREADS", "2")
@@ -43,9 +44,11 @@ def test_a_bad_environment_value_is_a_config_error(monkeypatch, value):
 def test_applied_policy_sets_torch_and_the_trees():
     threads.apply_threads({"threads": 2, "source": "test"})
     assert torch.get_num_threads() == 2
-    assert make_regressor("random_forest").n_jobs == 2 and make_regressor("xgboost").n_jobs == 2
+    assert make_regressor("random_forest").n_jobs == 2
+    assert make_regressor("xgboost").n_jobs == 2
     threads.apply_threads({"threads": 1, "source": "test"})
-    assert torch.get_num_threads() == 1 and make_regressor("xgboost").n_jobs == 1
+    assert torch.get_num_threads() == 1
+    assert make_regressor("xgboost").n_jobs == 1
 
 
 def test_evaluate_states_the_policy_in_metrics(samples_factory, config_factory, tmp_path):
@@ -55,4 +58,5 @@ def test_evaluate_states_the_policy_in_metrics(samples_factory, config_factory, 
     cfg = config_factory(evaluate={"baselines": [], "split": "shipped"}, train={"members": 1, "epochs": 2})
     evaluate_to_folder(cfg, data, tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["threads"] == {"threads": 1, "source": "default (< 50000 nodes)"} and metrics["torch_threads"] == 1
+    assert metrics["threads"] == {"threads": 1, "source": "default (< 50000 nodes)"}
+    assert metrics["torch_threads"] == 1

@@ -19,14 +19,13 @@ from sptgnn.cli.aggregate import aggregate
 from sptgnn.cli.blocks import check_blocks
 from sptgnn.cli.predict import predict
 from sptgnn.cli.pretrain import pretrain
-from sptgnn.config import Config, load_config
+from sptgnn.config import EMBEDDED_CONFIG, Config, load_config
 from sptgnn.data.datasets import available_datasets
 from sptgnn.evaluate.reports import console_table
 from sptgnn.evaluate.runfolder import evaluate_dataset
 from sptgnn.progress import progress_display, starter, warnings_to
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "limesoda_bb250.yaml"
 
 
 @app.callback()
@@ -36,7 +35,7 @@ def _main() -> None:
 
 def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
     overrides = ({"data": {"dataset": dataset}} if dataset else {}) | ({"train": {"members": members}} if members else {})
-    return load_config(config if config is not None else DEFAULT_CONFIG, overrides)
+    return load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
 
 
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):

@@ -53,7 +53,8 @@ def test_counts_areas_and_stocks(run_and_stack):
     np.testing.assert_allclose(out["stock_t_ha_mean"], out["soc_g_kg_mean"] * 1.3 * 30 * 0.1, rtol=1e-9)
     np.testing.assert_allclose(out["stock_t_c_mean"], out["stock_t_ha_mean"] * out["area_ha"], rtol=1e-9)
     np.testing.assert_allclose(out["stock_t_co2e_q50"], out["stock_t_c_q50"] * 44 / 12, rtol=1e-9)
-    assert (out["soc_g_kg_q05"] < out["soc_g_kg_q50"]).all() and (out["soc_g_kg_q50"] < out["soc_g_kg_q95"]).all()
+    assert (out["soc_g_kg_q05"] < out["soc_g_kg_q50"]).all()
+    assert (out["soc_g_kg_q50"] < out["soc_g_kg_q95"]).all()
 
 
 def test_correlated_realisations_widen_the_interval_of_a_zone_mean(run_and_stack):
@@ -103,26 +104,35 @@ def test_cli_writes_zone_totals_and_refuses_bad_input(run_and_stack, tmp_path):
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg"), "--mean-raster",
                                           str(tmp_path / "mean.tif")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "mean.tif").is_file() and not list(tmp_path.glob(".*partial*"))
+    assert (tmp_path / "mean.tif").is_file()
+    assert not list(tmp_path.glob(".*partial*"))
     totals = gpd.read_file(tmp_path / "totals.gpkg", layer="zone_totals")
     assert list(totals["zone_kind"]) == ["zone", "zone", "project"]
-    assert list(totals["name"][:2]) == ["west", "east"] and (totals["stock_t_c_q95"] > totals["stock_t_c_q05"]).all()
-    assert "project total" in res.output and "zone west" in res.output
+    assert list(totals["name"][:2]) == ["west", "east"]
+    assert (totals["stock_t_c_q95"] > totals["stock_t_c_q05"]).all()
+    assert "project total" in res.output
+    assert "zone west" in res.output
     prov = dict(gpd.read_file(tmp_path / "totals.gpkg", layer="provenance")[["key", "value"]].to_numpy())
     from sptgnn.accounting.provenance import run_fingerprint
     from sptgnn.estimator.manifest import sha256
 
     assert prov["run_manifest_sha256"] == sha256(tmp_path / "run" / "manifest.json")
     assert prov["residual_samples_fingerprint"] == prov["run_samples_fingerprint"] == run_fingerprint(run)
-    assert prov["layer_thickness_cm"] == "30.0" and prov["realisations"] == "20" and prov["seed"] == "0"
-    assert prov["bulk_density_g_cm3"] == "1.3" and prov["conservative_percentile"] == "5.0"
+    assert prov["layer_thickness_cm"] == "30.0"
+    assert prov["realisations"] == "20"
+    assert prov["seed"] == "0"
+    assert prov["bulk_density_g_cm3"] == "1.3"
+    assert prov["conservative_percentile"] == "5.0"
     import pyogrio
 
     assert pyogrio.read_info(tmp_path / "totals.gpkg", layer="zone_totals")["layer_metadata"]["seed"] == "0"
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "totals.gpkg")])
-    assert res.exit_code == 2 and "already exists" in res.output
+    assert res.exit_code == 2
+    assert "already exists" in res.output
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "t2.gpkg"), "--coarse", "15"])
-    assert res.exit_code == 2 and "volume share" in res.output and not (tmp_path / "t2.gpkg").exists()
+    assert res.exit_code == 2
+    assert "volume share" in res.output
+    assert not (tmp_path / "t2.gpkg").exists()
 
 
 def _residuals(run, rng):
@@ -140,7 +150,8 @@ def test_project_total_is_the_sum_of_zone_totals_realisation_by_realisation(run_
     draws = out.attrs["stock_t_c_draws"]  # (R, zones + project)
     np.testing.assert_allclose(draws[:, -1], draws[:, :-1].sum(1), rtol=1e-12)
     proj = out.iloc[-1]
-    assert proj["zone_kind"] == "project" and proj["n_pixels"] == out["n_pixels"][:-1].sum()
+    assert proj["zone_kind"] == "project"
+    assert proj["n_pixels"] == out["n_pixels"][:-1].sum()
     assert proj["stock_t_c_q05"] == pytest.approx(np.quantile(draws[:, -1], 0.05))
     assert proj["stock_t_c_sd"] == pytest.approx(np.std(draws[:, -1], ddof=1))
     assert proj["stock_t_c_conservative"] == pytest.approx(np.percentile(draws[:, -1], 10.0))
@@ -160,7 +171,8 @@ def test_change_shares_realisations_so_common_errors_cancel(run_and_stack, confi
     same = _zones(aggregate_zones(run, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
                                   baseline=(run, None)))
     np.testing.assert_array_equal(same["soc_change_g_kg_mean"], 0.0)  # the same state twice: no change in any draw
-    assert (same["stock_change_t_c_sd"] == 0).all() and (same["stock_change_t_c_sd_independent"] > 0).all()
+    assert (same["stock_change_t_c_sd"] == 0).all()
+    assert (same["stock_change_t_c_sd_independent"] > 0).all()
     other = fit_run(run.config.updated(train={"seed": 7}), run.labelled, aoa=False)  # a second survey's model
     change = _zones(aggregate_zones(other, rasters, zones, _field(0.05, 5000.0), realisations=30, window=16,
                                     baseline=(run, None)))
@@ -198,7 +210,8 @@ def test_residual_field_from_a_fitted_calibration_part(run_and_stack):
     field = residual_field_from_calibration(cal, xy)
     ids = list(cal.builder.labelled.sample_ids)
     np.testing.assert_array_equal(field.xy, xy[[ids.index(s) for s in cal.calibration_ids]])
-    assert len(field.z) == len(cal.calibration_ids) and np.isfinite(field.z).all()
+    assert len(field.z) == len(cal.calibration_ids)
+    assert np.isfinite(field.z).all()
 
 
 # -- refusals: each a one-line error with the fix, exit 2, nothing written --------------------------------------------
@@ -233,10 +246,12 @@ def _aggregate(d, rasters, *extra, out="totals.gpkg", run="run"):
 def _refused(res, d, out, *words):
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error:"), res.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
-    assert not (d / out).exists() and "Traceback" not in res.output
+    assert not (d / out).exists()
+    assert "Traceback" not in res.output
 
 
 def test_som_in_percent_needs_a_stated_conversion(cli_setup):
@@ -249,8 +264,10 @@ def test_som_in_percent_needs_a_stated_conversion(cli_setup):
     res = _aggregate(d, rasters, "--conversion", "som_percent", run="som_run", out="som.gpkg")
     assert res.exit_code == 0, res.output
     prov = dict(gpd.read_file(d / "som.gpkg", layer="provenance")[["key", "value"]].to_numpy())
-    assert "0.58" in prov["conversion_to_soc_g_kg"] and float(prov["conversion_factor"]) == pytest.approx(5.8)
-    assert prov["layer"].startswith("0-10 cm") and prov["layer_thickness_cm"] == "10.0"  # the run's own layer
+    assert "0.58" in prov["conversion_to_soc_g_kg"]
+    assert float(prov["conversion_factor"]) == pytest.approx(5.8)
+    assert prov["layer"].startswith("0-10 cm")
+    assert prov["layer_thickness_cm"] == "10.0"  # the run's own layer
 
 
 def test_the_conversion_multiplies_every_draw(run_and_stack):
@@ -303,7 +320,8 @@ def test_mean_raster_is_the_surface_whose_zone_means_the_table_gives(run_and_sta
         soc, stock = src.read(1, masked=True), src.read(2, masked=True)
         assert src.descriptions == ("soc_g_kg_mean", "stock_t_ha_mean")
     west, east = soc[:, :12], soc[:, 12:]  # the zones split the 24 columns in two
-    assert west.count() == 12 * H - 20 and east.count() == 12 * H  # nodata corner and nothing outside the zones
+    assert west.count() == 12 * H - 20
+    assert east.count() == 12 * H  # nodata corner and nothing outside the zones
     np.testing.assert_allclose([west.mean(), east.mean()], out["soc_g_kg_mean"][:2], rtol=1e-5)
     np.testing.assert_allclose(stock.compressed(), soc.compressed() * 1.3 * 30 * 0.1, rtol=1e-5)
 
@@ -327,7 +345,8 @@ def test_zones_and_sizes_that_cannot_give_a_total_are_refused(cli_setup, run_and
              "invalid polygons", "--make-valid")
     res = _aggregate(d, rasters, "--depth-cm", "30", "--zones", d / "odd.gpkg", "--make-valid", out="z.gpkg")
     assert res.exit_code == 0, res.output
-    assert "repaired 1 invalid zone" in res.stderr and "have no area" in res.stderr
+    assert "repaired 1 invalid zone" in res.stderr
+    assert "have no area" in res.stderr
     _refused(_aggregate(d, rasters, "--depth-cm", "30", "--realisations", "1000000", "--window", "4096",
                         out="m.gpkg"), d, "m.gpkg", "GiB", "lower --realisations")
 
@@ -336,4 +355,5 @@ def test_an_implausible_bulk_density_is_warned_about(cli_setup):
     d, rasters = cli_setup
     res = _aggregate(d, rasters, "--depth-cm", "30", "--bulk-density", "1300", "--bulk-density-sd", "500", out="w.gpkg")
     assert res.exit_code == 0, res.output
-    assert "not kg/m3" in res.stderr and "cut off" in res.stderr
+    assert "not kg/m3" in res.stderr
+    assert "cut off" in res.stderr

@@ -35,7 +35,8 @@ def test_check_blocks_counts_coverage_from_its_blocks(evaluation):
     assert out["coverage_90_naive"] == pytest.approx(
         np.mean([r["naive_low"] <= r["observed"] <= r["naive_high"] for r in rows]))
     assert all(r["low"] < r["high"] and r["n"] >= 2 for r in rows)
-    assert out["command"].startswith("sptgnn check-blocks") and out["evaluation_fingerprint"] == out["samples_fingerprint"]
+    assert out["command"].startswith("sptgnn check-blocks")
+    assert out["evaluation_fingerprint"] == out["samples_fingerprint"]
     # the JSON feeds the validation report
     res = CliRunner().invoke(app, ["report", str(folder), "--block-means", str(d / "blocks.json"), "--out",
                                    str(d / "report.html")])
@@ -46,5 +47,7 @@ def test_check_blocks_counts_coverage_from_its_blocks(evaluation):
 def test_check_blocks_refuses_a_folder_that_is_not_an_evaluation(evaluation, tmp_path):
     d, folder = evaluation
     res = CliRunner().invoke(app, ["check-blocks", str(tmp_path), "--out", str(tmp_path / "b.json")])
-    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1 and "not an evaluation folder" in res.stderr
+    assert res.exit_code == 2
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "not an evaluation folder" in res.stderr
     assert not (tmp_path / "b.json").exists()

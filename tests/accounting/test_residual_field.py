@@ -25,7 +25,8 @@ def test_fit_tells_white_noise_from_a_correlated_field():
     white = ResidualField.fit(xy, rng.standard_normal(300))
     assert white.nugget > 0.8
     smooth = ResidualField.fit(xy, gs.SRF(gs.Exponential(dim=2, var=1.0, len_scale=2000.0), seed=5)(xy.T))
-    assert smooth.nugget < 0.3 and 500 < smooth.len_scale_m < 20_000
+    assert smooth.nugget < 0.3
+    assert 500 < smooth.len_scale_m < 20_000
 
 
 def test_fit_finds_the_nugget_of_clustered_samples():
@@ -36,7 +37,8 @@ def test_fit_finds_the_nugget_of_clustered_samples():
     xy = (sites[:, None, :] + rng.uniform(0, 200, (60, 8, 2))).reshape(-1, 2)
     structured = gs.SRF(gs.Exponential(dim=2, var=0.5, len_scale=30_000.0), seed=3)(xy.T)
     fit = ResidualField.fit(xy, structured + np.sqrt(0.5) * rng.standard_normal(len(xy)))
-    assert 0.3 < fit.nugget < 0.7 and 5_000 < fit.len_scale_m < 150_000
+    assert 0.3 < fit.nugget < 0.7
+    assert 5_000 < fit.len_scale_m < 150_000
 
 
 def test_conditioning_honours_the_residuals_and_far_away_the_variance_is_one():
@@ -47,7 +49,8 @@ def test_conditioning_honours_the_residuals_and_far_away_the_variance_is_one():
     np.testing.assert_allclose(at.mean(0), z, atol=0.15)
     assert at.std(0).max() < 0.2  # nearly pinned where a residual was observed
     far = field.realisations(rng.uniform(50_000, 60_000, (200, 2)), np.arange(200))
-    assert abs(far.mean()) < 0.1 and far.std() == pytest.approx(1.0, abs=0.1)
+    assert abs(far.mean()) < 0.1
+    assert far.std() == pytest.approx(1.0, abs=0.1)
 
 
 def test_the_structured_field_is_the_same_in_every_window():

@@ -58,7 +58,8 @@ def test_covariates_are_the_cells_values_and_drops_are_counted(tmp_path, caplog)
         s = load_afsp_africa(root)
     # the off-grid point and the one on the nodata cell (row 2, col 1 = (19.5, 4.5)) are dropped, with a warning
     assert len(s) == 2
-    assert s.metadata["dropped"]["off_grid"] == 1 and s.metadata["dropped"]["nodata"] == 1
+    assert s.metadata["dropped"]["off_grid"] == 1
+    assert s.metadata["dropped"]["nodata"] == 1
     assert "dropped 2 of 4 points: 1 off" in caplog.text
     np.testing.assert_array_equal(s.frame["DEMSRE0a"], [10.0, 5.0])
     np.testing.assert_array_equal(s.frame["EVMMOD0a"], [110.0, 105.0])
@@ -66,7 +67,8 @@ def test_covariates_are_the_cells_values_and_drops_are_counted(tmp_path, caplog)
     np.testing.assert_array_equal(s.frame["SGEUSG0x_Pz_Cm"], [0.0, 1.0])
     assert s.feature_groups["imagery"] == ["EVMMOD0a"]
     assert s.feature_groups["environment"] == ["DEMSRE0a", "PREGSM0a", "SGEUSG0x_Mz", "SGEUSG0x_Pz_Cm"]
-    assert s.elevation == "DEMSRE0a" and not s.crs.is_geographic
+    assert s.elevation == "DEMSRE0a"
+    assert not s.crs.is_geographic
     # the missing date is imputed (median of its source database) and flagged
     assert s.frame["date_imputed"].tolist() == [False, True]
     assert not s.dates().isna().any()
@@ -101,7 +103,8 @@ def test_sample_raster_points_nan_off_grid(tmp_path):
     _grid(tmp_path / "g.tif")
     values, names, _ = sample_raster_points(tmp_path / "g.tif", np.array([[20.05, 4.95], [60.0, 0.0]]), "EPSG:4326")
     assert names[0] == "DEMSRE0a"
-    assert values[0, 0] == 10.0 and np.isnan(values[1]).all()
+    assert values[0, 0] == 10.0
+    assert np.isnan(values[1]).all()
 
 
 @pytest.mark.skipif(not REAL, reason="afsp-africa not in the data directory")
@@ -109,14 +112,18 @@ def test_real_afsp_africa():
     s = load_dataset("afsp-africa")
     assert 21_000 < len(s) < 22_292
     assert s.metadata["dropped"]["off_grid"] > 0
-    assert len(s.feature_groups["imagery"]) == 7 and len(s.feature_groups["environment"]) > 30
-    assert s.target().min() >= 0 and np.isfinite(s.stream("environment")).all()
+    assert len(s.feature_groups["imagery"]) == 7
+    assert len(s.feature_groups["environment"]) > 30
+    assert s.target().min() >= 0
+    assert np.isfinite(s.stream("environment")).all()
 
 
 @pytest.mark.skipif(not (data_dir() / "wise-global").is_dir(), reason="wise-global not in the data directory")
 def test_real_wise_global():
     s = load_dataset("wise-global")
-    assert len(s) == 7838 and s.crs.is_geographic and s.feature_columns == []
+    assert len(s) == 7838
+    assert s.crs.is_geographic
+    assert s.feature_columns == []
 
 
 def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, monkeypatch):
@@ -129,7 +136,8 @@ def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, monkeypatch):
     config.write_text("data: {dataset: afsp-africa}\nevaluate: {split: blocks}\n")
     res = CliRunner().invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2
-    assert "afsp_topsoil_soc.csv" in res.output and "SPTGNN_DATA_DIR" in res.output
+    assert "afsp_topsoil_soc.csv" in res.output
+    assert "SPTGNN_DATA_DIR" in res.output
     assert not (tmp_path / "out").exists()
 
 
@@ -143,7 +151,8 @@ def test_cli_reports_a_raster_covering_none_of_the_points(tmp_path, monkeypatch)
     config = tmp_path / "c.yaml"
     config.write_text("data: {dataset: afsp-africa}\nevaluate: {split: blocks}\n")
     res = CliRunner().invoke(app, ["evaluate", str(config), "--out", str(tmp_path / "out")])
-    assert res.exit_code == 2 and "covers none of the 2 points" in res.output
+    assert res.exit_code == 2
+    assert "covers none of the 2 points" in res.output
 
 
 def test_secondary_soil_properties_are_targets_missing_where_not_measured(tmp_path):
@@ -151,7 +160,8 @@ def test_secondary_soil_properties_are_targets_missing_where_not_measured(tmp_pa
     s = load_afsp_africa(_folder(tmp_path, rows))
     assert s.targets == ["soc_g_kg", "ph_h2o", "bulk_density_kg_m3"]
     np.testing.assert_array_equal(s.target("ph_h2o"), [6.1, 5.2])
-    assert s.target("bulk_density_kg_m3")[0] == 1350.0 and np.isnan(s.target("bulk_density_kg_m3")[1])
+    assert s.target("bulk_density_kg_m3")[0] == 1350.0
+    assert np.isnan(s.target("bulk_density_kg_m3")[1])
     assert s.metadata["units"]["bulk_density_kg_m3"] == "kg/m3"
     bad = _rows([20.05, 19.5], [4.95, 5.5]) | {"clay_pct": [30.0, "<5"]}
     with pytest.raises(DatasetError, match=r"column 'clay_pct' holds text \('<5'\) on line\(s\) \[3\]"):

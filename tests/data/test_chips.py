@@ -33,14 +33,16 @@ def test_committed_files_match_the_seeded_generator(tmp_path):
     for name in ["s2.tif", "dem_lonlat.tif", "ndvi_series.tif", "clouds.tif"]:
         with rasterio.open(DATA / name) as a, rasterio.open(tmp_path / name) as b:
             np.testing.assert_array_equal(a.read(), b.read())
-            assert a.descriptions == b.descriptions and a.crs == b.crs
+            assert a.descriptions == b.descriptions
+            assert a.crs == b.crs
 
 
 def test_chip_values_equal_raster_pixels():
     ex = ChipExtractor([ChipSource(DATA / "s2.tif", bands=("B08", "B02"))], size=5)
     xy = np.array([_centre(11, 12), _centre(3, 14)])
     chips = ex.extract(["a", "b"], xy, "EPSG:32633")
-    assert chips.values.shape == (2, 2, 5, 5) and chips.channels == ["s2:B08", "s2:B02"]
+    assert chips.values.shape == (2, 2, 5, 5)
+    assert chips.channels == ["s2:B08", "s2:B02"]
     with rasterio.open(DATA / "s2.tif") as ds:
         for i, (r, c) in enumerate([(11, 12), (3, 14)]):
             ref = ds.read([4, 1], window=Window(c - 2, r - 2, 5, 5))
@@ -53,7 +55,9 @@ def test_edges_and_nodata_are_masked():
     # a corner pixel (0, 0) and a pixel next to the nodata block at rows 5-6, cols 7-8
     chips = ex.extract(["corner", "hole"], np.array([_centre(0, 0), _centre(5, 6)]), "EPSG:32633")
     m = chips.mask[0, 0]
-    assert not m[:2].any() and not m[:, :2].any() and m[2:, 2:].all()   # rows/cols -2, -1 outside the raster
+    assert not m[:2].any()
+    assert not m[:, :2].any()
+    assert m[2:, 2:].all()   # rows/cols -2, -1 outside the raster
     np.testing.assert_array_equal(chips.values[0, 0][~m], 0.0)
     with rasterio.open(DATA / "s2.tif") as ds:
         np.testing.assert_array_equal(chips.values[0, :, 2:, 2:], ds.read(window=Window(0, 0, 3, 3)))
@@ -96,13 +100,16 @@ def test_multi_date_series_with_dates_static_channels_and_cloud_mask():
     chips = ex.extract(["a", "b"], np.array([_centre(2, 5), _centre(10, 5)]), "EPSG:32633")
     assert chips.values.shape == (2, 5, 2, 3, 3)
     assert chips.channels == ["ndvi:value", "s2:B04"]
-    assert str(chips.dates[0]) == "2020-03-01T10:00:00" and len(chips.dates) == 5
+    assert str(chips.dates[0]) == "2020-03-01T10:00:00"
+    assert len(chips.dates) == 5
     np.testing.assert_allclose(chips.values[1, :, 0, 1, 1], np.arange(5) + 10 / 100, rtol=1e-6)
     # the static band is the same at every date
     np.testing.assert_array_equal(chips.values[1, 0, 1], chips.values[1, 4, 1])
     # cloudy at date 2 in rows 0-3: sample a (rows 1-3) is masked there in the series channel only, b is not
-    assert not chips.mask[0, 2, 0].any() and chips.mask[0, 2, 1].all()
-    assert chips.mask[0, [0, 1, 3, 4]].all() and chips.mask[1].all()
+    assert not chips.mask[0, 2, 0].any()
+    assert chips.mask[0, 2, 1].all()
+    assert chips.mask[0, [0, 1, 3, 4]].all()
+    assert chips.mask[1].all()
     np.testing.assert_array_equal(chips.values[0, 2, 0], 0.0)
 
 
@@ -120,7 +127,8 @@ def test_second_run_reads_no_raster(tmp_path, monkeypatch):
     assert second_ex.opens == 0
     np.testing.assert_array_equal(again.values, first.values[[2, 0]])
     np.testing.assert_array_equal(again.mask, first.mask[[2, 0]])
-    assert again.channels == first.channels and list(again.sample_ids) == ["c", "a"]
+    assert again.channels == first.channels
+    assert list(again.sample_ids) == ["c", "a"]
 
 
 def test_cache_misses_are_added_and_keys_depend_on_window_and_source(tmp_path):
@@ -182,5 +190,6 @@ def test_a_source_that_misses_a_point_is_masked_there_not_an_error(tmp_path):
     ex = ChipExtractor([ChipSource(DATA / "s2.tif", bands=("B02",)), ChipSource(half)], size=3)
     chips = ex.extract(["left", "right"], np.array([_centre(8, 3), _centre(8, 15)]), "EPSG:32633")
     assert chips.mask[:, 0].all()                       # s2 covers both
-    assert chips.mask[0, 1].all() and (chips.values[0, 1] == 7.0).all()
+    assert chips.mask[0, 1].all()
+    assert (chips.values[0, 1] == 7.0).all()
     assert not chips.mask[1, 1].any()                    # the half raster does not reach the right point

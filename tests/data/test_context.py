@@ -52,7 +52,9 @@ def test_window_means_and_sd_match_a_brute_force_reference(stack):
             np.testing.assert_allclose(data[0, r, c], _brute(rough, rough_ok, r, c, 3)[0], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(data[1, r, c], _brute(rough, rough_ok, r, c, 5)[1], rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(data[2, r, c], _brute(elev, elev_ok, r, c, 5)[0], rtol=1e-5)
-        assert not valid[10, 10] and valid[10, 11] and not valid[0, 0]  # own band's nodata makes the pixel invalid
+        assert not valid[10, 10]
+        assert valid[10, 11]
+        assert not valid[0, 0]  # own band's nodata makes the pixel invalid
 
 
 def test_a_tile_equals_the_same_pixels_of_the_whole_raster(stack):
@@ -66,12 +68,14 @@ def test_a_tile_equals_the_same_pixels_of_the_whole_raster(stack):
             cols = slice(win.col_off, win.col_off + win.width)
             np.testing.assert_allclose(part, whole[:, rows, cols], rtol=1e-6)
             assert (pok == ok[rows, cols]).all()
-        assert s.features[:2] == ["elev", "ndvi"] and "ndvi_sd7km" in s.streams()["environment"]
+        assert s.features[:2] == ["elev", "ndvi"]
+        assert "ndvi_sd7km" in s.streams()["environment"]
 
 
 def test_scales_become_odd_pixel_windows():
     assert [window_pixels(km, 20_000) for km in (60, 140, 300, 1)] == [3, 7, 15, 1]
-    assert window_pixels(4, 1000) == 5 and window_pixels(5, 1000) == 5
+    assert window_pixels(4, 1000) == 5
+    assert window_pixels(5, 1000) == 5
 
 
 def test_samples_and_maps_get_the_same_context_columns(stack, config_dict_factory):

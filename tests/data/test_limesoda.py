@@ -78,7 +78,8 @@ def test_sampling_date_without_metadata_warns(monkeypatch, tmp_path):
         assert sampling_date("BB.250") is None
     with pytest.warns(UserWarning):
         samples = load_limesoda("BB.30_2")
-    assert samples.date_column is None and samples.dates() is None
+    assert samples.date_column is None
+    assert samples.dates() is None
 
 
 @pytest.mark.parametrize(
@@ -122,12 +123,14 @@ def test_dataset_with_dummy_coordinates():
 
 def test_names_with_coordinates_match_the_package():
     names = limesoda_names()
-    assert "BB.250" in names and "BB.30_2" in names
+    assert "BB.250" in names
+    assert "BB.30_2" in names
     for name in names:
         coords = LimeSoDa.load_dataset(name)["Coordinates"]
         assert isinstance(coords, pd.DataFrame)
         assert not any("dummy" in c for c in coords.columns)
-    assert "CV.98" not in names and "SL.125" not in names
+    assert "CV.98" not in names
+    assert "SL.125" not in names
 
 
 def test_available_datasets_and_load_dataset():
@@ -137,7 +140,8 @@ def test_available_datasets_and_load_dataset():
     assert all(n.startswith("limesoda:") for n in names if n not in ("afsp-africa", "wise-global"))
     assert {"afsp-africa", "wise-global"} <= set(names)
     small = load_dataset("limesoda:BB.30_2")
-    assert len(small) == 30 and small.name == "limesoda:BB.30_2"
+    assert len(small) == 30
+    assert small.name == "limesoda:BB.30_2"
 
 
 @pytest.mark.parametrize("name", ["BB.250", "foo:BB.250", "limesoda:nope"])

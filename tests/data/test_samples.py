@@ -72,7 +72,8 @@ def test_nan_target_names_the_sample_ids(samples):
         _rebuild(samples, frame=frame)
     msg = str(info.value)
     assert "target 'soc_g_kg'" in msg
-    assert "s3" in msg and "s17" in msg
+    assert "s3" in msg
+    assert "s17" in msg
     assert "s4" not in msg
 
 

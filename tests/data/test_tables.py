@@ -43,7 +43,8 @@ def test_csv_with_raster_covariates(tmp_path):
                                      "crs": "EPSG:32633", "id": "pid", "date": "when", "environment": ["clay"], "elevation": "lin"},
                                      "rasters": [{"path": str(tmp_path / "lin.tif")}]})
     s = load_samples(cfg)
-    assert len(s) == 12 and s.targets == ["soc"]
+    assert len(s) == 12
+    assert s.targets == ["soc"]
     assert s.feature_groups == {"imagery": [], "environment": ["clay", "lin"]}
     np.testing.assert_allclose(s.frame["lin"], field(f["east"], f["north"]), rtol=1e-6)
     np.testing.assert_allclose(s.target("soc"), f["soc"])
@@ -90,7 +91,8 @@ def test_missing_target_is_an_error_or_dropped_with_a_count(tmp_path):
         load_samples(_data(tmp_path / "pts.csv"))
     with pytest.warns(UserWarning, match="dropped 2 of 12 rows"):
         s = load_samples(_data(tmp_path / "pts.csv", drop_missing=True))
-    assert len(s) == 10 and s.metadata["dropped"] == {"soc": 2}
+    assert len(s) == 10
+    assert s.metadata["dropped"] == {"soc": 2}
     assert "102" not in s.sample_ids.tolist()
 
 
@@ -135,7 +137,8 @@ def test_config_keys(tmp_path):
         load_config(None, {"data": {"table": {"path": "a.csv", "x": "x"}}})
     with pytest.raises(ConfigError, match=r"unknown key 'data.rasters.0.strp' \(did you mean 'strip'\?\)"):
         load_config(None, {"data": {"rasters": [{"path": "a.tif", "strp": "x"}]}})
-    assert load_config(None).data.table is None and load_config(None).data.rasters == []
+    assert load_config(None).data.table is None
+    assert load_config(None).data.rasters == []
 
 
 @pytest.mark.parametrize("rule", ["keep", "mean", "error"])

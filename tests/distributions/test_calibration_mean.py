@@ -92,7 +92,8 @@ def test_auto_keeps_a_candidate_that_helps_on_held_out_parts():
     sel = cal.selection
     assert cal.method == sel["chosen"] != "identity"
     base, kept = sel["scores"]["identity"], sel["scores"][cal.method]
-    assert kept["calibration_error"] < base["calibration_error"] and kept["crps"] <= 1.01 * base["crps"]
+    assert kept["calibration_error"] < base["calibration_error"]
+    assert kept["crps"] <= 1.01 * base["crps"]
     # the kept one has the lowest held-out calibration error of those that qualify
     qualifying = [m for m, s in sel["scores"].items() if m != "identity" and s["calibration_error"] < base["calibration_error"]
                   and s["crps"] <= 1.01 * base["crps"]]
@@ -115,10 +116,12 @@ def test_auto_held_out_score_of_identity_is_the_raw_forecasts():
 def test_auto_falls_back_to_identity_when_no_candidate_qualifies():
     pred, y = _skewed(0, 200, log1p=False)
     cal = Calibrator.select(pred, y, crps_tolerance=-1.0)  # no candidate can lower the CRPS below zero
-    assert cal.method == "identity" and cal.selection["chosen"] == "identity"
+    assert cal.method == "identity"
+    assert cal.selection["chosen"] == "identity"
     assert cal.apply(pred) is pred
     again = Calibrator.from_state(cal.state())
-    assert again.method == "identity" and again.selection == cal.selection
+    assert again.method == "identity"
+    assert again.selection == cal.selection
 
 
 def test_auto_leaves_a_forecast_alone_whose_miscalibration_is_within_chance():
@@ -132,7 +135,8 @@ def test_auto_leaves_a_forecast_alone_whose_miscalibration_is_within_chance():
     y = loc[m, np.arange(60)] + scale[m, np.arange(60)] * rng.normal(size=60)  # drawn from the forecast itself
     assert calibration_scores(pred.cdf(y))[0] < chance_calibration_error(60)
     cal = Calibrator.fit("auto", pred, y)
-    assert cal.method == "identity" and "within chance" in cal.selection["reason"]
+    assert cal.method == "identity"
+    assert "within chance" in cal.selection["reason"]
     # the same data with the gate off may pick a candidate fitted to noise; the gate is what keeps identity
     assert Calibrator.select(pred, y, evidence=None).selection["chance_calibration_error"] is None
 

@@ -130,7 +130,8 @@ def test_calibration_error_and_area_equal_uncertainty_toolbox(gaussian_forecast)
     assert ce == pytest.approx(uct.metrics_calibration.mean_absolute_calibration_error(mean, sd, y), abs=1e-12)
     assert area == pytest.approx(uct.metrics_calibration.miscalibration_area(mean, sd, y), abs=1e-12)
     s = score(y, mean, sd)
-    assert s["calibration_error"] == pytest.approx(ce) and s["miscalibration_area"] == pytest.approx(area)
+    assert s["calibration_error"] == pytest.approx(ce)
+    assert s["miscalibration_area"] == pytest.approx(area)
     assert ce > 0.03  # the t noise with inflated scale is visibly miscalibrated
 
 
@@ -188,7 +189,8 @@ def test_quantile_forecast_of_gaussian_quantiles(gaussian_forecast):
     cols = distribution_columns(y, f)
     np.testing.assert_allclose(cols["lower90"], f.values[:, 1])
     np.testing.assert_allclose(cols["upper90"], f.values[:, -2])
-    assert np.isnan(cols["nll"]).all() and score(y, mean, None, columns=cols)["nll"] is None
+    assert np.isnan(cols["nll"]).all()
+    assert score(y, mean, None, columns=cols)["nll"] is None
 
 
 # -- calibration ---------------------------------------------------------------------------------------------------------
@@ -219,7 +221,8 @@ def test_calibration_fitted_on_one_part_fixes_another(method):
     cal = Calibrator.fit(method, p_cal, y_cal)
     q = cal.apply(p_test)
     after = score(y_test, q.mean, q.sd, columns=distribution_columns(y_test, q))
-    assert before["calibration_error"] > 0.1 and before["picp90"] < 0.75
+    assert before["calibration_error"] > 0.1
+    assert before["picp90"] < 0.75
     assert after["calibration_error"] < 0.04
     assert after["picp90"] == pytest.approx(0.9, abs=0.04)
     assert after["crps"] < before["crps"]
@@ -233,8 +236,12 @@ def test_calibration_fitted_on_one_part_fixes_another(method):
 def test_isotonic_map_is_strictly_increasing_and_has_a_density():
     u = np.random.default_rng(0).beta(0.5, 0.5, 300)
     m = fit_isotonic_map(u)
-    assert m.x[0] == 0 and m.x[-1] == 1 and m.y[0] == 0 and m.y[-1] == 1
-    assert (np.diff(m.x) > 0).all() and (np.diff(m.y) > 0).all()
+    assert m.x[0] == 0
+    assert m.x[-1] == 1
+    assert m.y[0] == 0
+    assert m.y[-1] == 1
+    assert (np.diff(m.x) > 0).all()
+    assert (np.diff(m.y) > 0).all()
     grid = np.linspace(0, 1, 101)
     np.testing.assert_allclose(m.inverse(m.forward(grid)), grid, atol=1e-12)
     # the recalibrated PIT values are about uniform
@@ -287,12 +294,17 @@ def test_quantile_baselines_predict_sorted_quantiles(name, samples, small_quanti
 
     test = samples.folds == 1
     f = QuantileBaseline(name).fit(samples.subset(~test)).predict_dist(samples.subset(test))
-    assert isinstance(f, QuantileForecast) and f.values.shape == (int(test.sum()), len(QUANTILE_LEVELS))
+    assert isinstance(f, QuantileForecast)
+    assert f.values.shape == (int(test.sum()), len(QUANTILE_LEVELS))
     assert (np.diff(f.values, axis=1) >= 0).all()
-    assert f.sd is None and np.isfinite(f.mean).all()
+    assert f.sd is None
+    assert np.isfinite(f.mean).all()
     y = samples.subset(test).target("soc_g_kg")
     s = score(y, f.mean, None, columns=distribution_columns(y, f))
-    assert s["nll"] is None and 0 <= s["picp90"] <= 1 and s["crps"] > 0 and s["calibration_error"] is not None
+    assert s["nll"] is None
+    assert 0 <= s["picp90"] <= 1
+    assert s["crps"] > 0
+    assert s["calibration_error"] is not None
 
 
 def test_qrf_quantiles_and_mean_equal_quantile_forest(samples):
@@ -325,7 +337,8 @@ def calibrated(samples_factory, config_factory):
 
 def test_ensemble_fits_a_calibrator_on_a_held_out_part(calibrated):
     ens, lab, _ = calibrated
-    assert ens.calibrator is not None and ens.calibrator.method == "isotonic"
+    assert ens.calibrator is not None
+    assert ens.calibrator.method == "isotonic"
     assert ens.calibrator.n_samples == len(ens.calibration_ids) >= 8
     assert set(ens.calibration_ids) <= set(lab.sample_ids)
     assert len(ens.members) == 2
@@ -335,9 +348,11 @@ def test_predict_returns_calibrated_quantiles(calibrated):
     ens, _, q = calibrated
     pred = ens.predict(q, quantiles=[0.05, 0.5, 0.95])
     raw = ens.predict(q, calibrated=False)
-    assert pred.recalibration is ens.calibrator.pit_map and raw.recalibration is None
+    assert pred.recalibration is ens.calibrator.pit_map
+    assert raw.recalibration is None
     np.testing.assert_array_equal(pred.quantile_levels, [0.05, 0.5, 0.95])
-    assert pred.quantile_values.shape == (len(q), 3) and (np.diff(pred.quantile_values, axis=1) > 0).all()
+    assert pred.quantile_values.shape == (len(q), 3)
+    assert (np.diff(pred.quantile_values, axis=1) > 0).all()
     np.testing.assert_allclose(pred.quantile_values, pred.quantiles([0.05, 0.5, 0.95]))
     np.testing.assert_allclose(pred.mean, raw.mean)  # isotonic recalibration leaves the moments alone
     with pytest.raises(ValueError, match="quantile levels"):
@@ -392,7 +407,8 @@ def test_cross_validation_reports_calibrated_and_uncalibrated_rows(samples_facto
     cal, raw = res.metrics["sptgnn"], res.metrics["sptgnn_uncalibrated"]
     assert cal["r2"] == pytest.approx(raw["r2"], rel=1e-9)  # variance scaling keeps the mean (no log1p)
     assert cal["mpiw90"] != pytest.approx(raw["mpiw90"])
-    assert res.metrics["qrf"]["nll"] is None and isinstance(res.metrics["qrf"]["picp90"], float)
+    assert res.metrics["qrf"]["nll"] is None
+    assert isinstance(res.metrics["qrf"]["picp90"], float)
 
 
 def test_calibration_does_not_change_the_members(calibrated, config_factory):
@@ -400,7 +416,8 @@ def test_calibration_does_not_change_the_members(calibrated, config_factory):
 
     ens, lab, q = calibrated
     plain = DeepEnsemble(config_factory(train={"refit": True})).fit(lab)
-    assert plain.calibrator is None and plain.best_epochs == ens.best_epochs
+    assert plain.calibrator is None
+    assert plain.best_epochs == ens.best_epochs
     np.testing.assert_allclose(plain.predict(q).member_loc, ens.predict(q, calibrated=False).member_loc, rtol=1e-6)
 
 
@@ -429,7 +446,9 @@ def test_spatial_parts_are_balanced_and_keep_blocks_whole():
     xy = np.r_[rng.normal(0, 50, (150, 2)), rng.normal(1000, 50, (90, 2)), rng.uniform(-2000, 2000, (60, 2))]
     part = spatial_parts(xy, 4, 30, seed=2)
     sizes = np.bincount(part, minlength=4)
-    assert sizes.min() > 0 and sizes.sum() == len(xy) and sizes.max() <= 1.6 * sizes.min()
+    assert sizes.min() > 0
+    assert sizes.sum() == len(xy)
+    assert sizes.max() <= 1.6 * sizes.min()
     blocks = KMeans(n_clusters=30, n_init=3, random_state=2).fit_predict(xy)  # the blocks it cuts along
     for b in np.unique(blocks):
         assert len(np.unique(part[blocks == b])) == 1

@@ -26,7 +26,9 @@ def test_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
 def test_commands_are_the_ones_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text()
     setup = _block("Set up", "bash").strip()
-    assert "pip install torch==2.13.0" in setup and "pip install torch==2.13.0" in ci
-    assert 'pip install -e ".[dev]"' in setup and 'pip install -e ".[dev]"' in ci
+    assert "pip install torch==2.13.0" in setup
+    assert "pip install torch==2.13.0" in ci
+    assert 'pip install -e ".[dev]"' in setup
+    assert 'pip install -e ".[dev]"' in ci
     assert _block("Run the tests", "bash").strip() == ".venv/bin/python -m pytest -q"
     assert _block("Run the main job", "bash").strip() == ".venv/bin/sptgnn evaluate"

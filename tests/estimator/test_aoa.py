@@ -71,7 +71,8 @@ def test_save_load_roundtrip_and_version(tmp_path):
     back = AreaOfApplicability.load(tmp_path / "aoa.npz")
     Q = rng.normal(size=(5, 3)) * 3
     np.testing.assert_allclose(back.di(Q), aoa.di(Q))
-    assert back.features == ["a", "b", "c"] and back.threshold == aoa.threshold
+    assert back.features == ["a", "b", "c"]
+    assert back.threshold == aoa.threshold
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     with pytest.raises(AOAError, match="corrupt"):
         AreaOfApplicability.load(tmp_path / "bad.npz")
@@ -82,7 +83,10 @@ def test_importance_weights_find_the_informative_feature():
     X = rng.normal(size=(200, 3))
     y = 3 * X[:, 1] + rng.normal(0, 0.1, 200)
     w = importance_weights(X, y, np.arange(200) % 4)
-    assert w.argmax() == 1 and w.max() == 1.0 and (w >= 0).all() and w[0] < 0.1
+    assert w.argmax() == 1
+    assert w.max() == 1.0
+    assert (w >= 0).all()
+    assert w[0] < 0.1
 
 
 def test_fit_aoa_on_samples(samples):

@@ -52,7 +52,8 @@ def test_fast_path_adds_the_trend_and_applies_the_calibrator(samples_factory, co
     config = config_factory(model={"trend": "random_forest", "trend_trees": 10}, train={"epochs": 3},
                             calibration={"method": "isotonic", "fraction": 0.3, "min_samples": 5, "blocks": 8})
     ens = DeepEnsemble(config).fit(lab)
-    assert ens.trend is not None and ens.calibrator is not None
+    assert ens.trend is not None
+    assert ens.calibrator is not None
     full = ens.predict(query, quantiles=[0.05, 0.95])
     pred = QueryPredictor(ens, chunk=7)
     fast = pred.predict(query)

@@ -39,10 +39,14 @@ def fitted(frames):
 def test_init_only_stores_and_clone_keeps_params():
     est = SpTGNNRegressor(members=3, relations=("spatial",), calibration="variance")
     params = est.get_params()
-    assert params["members"] == 3 and params["relations"] == ("spatial",) and params["calibration"] == "variance"
+    assert params["members"] == 3
+    assert params["relations"] == ("spatial",)
+    assert params["calibration"] == "variance"
     twin = clone(est)
-    assert twin is not est and twin.get_params() == params
-    assert twin.set_params(hidden=8).hidden == 8 and est.hidden != 8
+    assert twin is not est
+    assert twin.get_params() == params
+    assert twin.set_params(hidden=8).hidden == 8
+    assert est.hidden != 8
 
 
 def test_defaults_are_the_config_schema_defaults():
@@ -67,7 +71,9 @@ def test_from_config_keeps_sections_without_flat_parameters():
     cfg = Config().updated(calibration={"method": "isotonic", "folds": 3}, graph={"feature_clip": 4.0})
     est = SpTGNNRegressor.from_config(cfg, members=2)
     out = est.to_config()
-    assert out.calibration.folds == 3 and out.graph.feature_clip == 4.0 and out.train.members == 2
+    assert out.calibration.folds == 3
+    assert out.graph.feature_clip == 4.0
+    assert out.train.members == 2
 
 
 def test_bad_parameter_is_a_config_error_naming_it():
@@ -82,7 +88,8 @@ def test_fit_predict_shapes_and_consistency(fitted, frames):
     dist = fitted.predict_dist(test)
     mean, sd = fitted.predict(test, return_std=True)
     q = fitted.predict(test, quantiles=[0.05, 0.5, 0.95])
-    assert mean.shape == sd.shape == (len(test),) and q.shape == (len(test), 3)
+    assert mean.shape == sd.shape == (len(test),)
+    assert q.shape == (len(test), 3)
     np.testing.assert_array_equal(mean, dist.mean)
     np.testing.assert_allclose(sd, np.sqrt(dist.aleatoric_sd**2 + dist.epistemic_sd**2))
     assert (np.diff(q, axis=1) > 0).all()

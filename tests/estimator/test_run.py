@@ -109,7 +109,8 @@ def test_load_with_a_missing_file(saved_run, tmp_path, missing):
     with pytest.raises(RunError) as info:
         Run.load(run).ensemble
     msg = str(info.value)
-    assert missing in msg and "sptgnn train" in msg
+    assert missing in msg
+    assert "sptgnn train" in msg
 
 
 def test_load_missing_folder(tmp_path):
@@ -139,7 +140,8 @@ def test_load_wrong_format(saved_run, tmp_path, state, shown):
     _reseal(run)
     with pytest.raises(RunError) as info:
         Run.load(run).ensemble
-    assert shown in str(info.value) and "retrain" in str(info.value)
+    assert shown in str(info.value)
+    assert "retrain" in str(info.value)
 
 
 def test_load_invalid_config(saved_run, tmp_path):
@@ -231,17 +233,20 @@ def test_auto_calibration_choice_is_recorded_and_survives_save_and_load(samples_
     cfg = config_factory(calibration={"method": "auto", "fraction": 0.3, "min_samples": 8, "blocks": 12})
     ens = DeepEnsemble(cfg).fit(lab)
     choice = ens.calibration_choice
-    assert choice["requested"] == "auto" and choice["method"] in ("identity", "variance", "isotonic", "isotonic_central")
+    assert choice["requested"] == "auto"
+    assert choice["method"] in ("identity", "variance", "isotonic", "isotonic_central")
     assert set(choice["selection"]["scores"]) == {"identity", "variance", "isotonic_central", "isotonic"}
     folder = Run(ens).save(tmp_path / "run").path
     assert json.loads((folder / "run.json").read_text())["calibration"]["method"] == choice["method"]
     loaded = Run.load(folder).ensemble
-    assert loaded.calibrator.method == ens.calibrator.method and loaded.calibrator.selection == ens.calibrator.selection
+    assert loaded.calibrator.method == ens.calibrator.method
+    assert loaded.calibrator.selection == ens.calibrator.selection
     q = samples_factory(n=12, seed=4)
     np.testing.assert_allclose(loaded.predict(q).mean, ens.predict(q, calibrated=False).mean, rtol=1e-6)  # mean kept
     # too few samples for a calibration part: auto says so instead of failing
     small = DeepEnsemble(config_factory(calibration={"method": "auto"})).fit(samples_factory(n=30, seed=5))
-    assert small.calibration_choice["method"] == "identity" and "min_samples" in small.calibrator.selection["reason"]
+    assert small.calibration_choice["method"] == "identity"
+    assert "min_samples" in small.calibrator.selection["reason"]
 
 
 def _copy_run(saved_run, tmp_path, name):

@@ -22,7 +22,9 @@ def test_the_better_candidate_wins_and_its_score_is_the_pooled_inner_r2(samples_
     data = samples_factory(n=45, seed=8)
     cfg = config_factory(model={"label_inputs": False}, selection={"candidates": CANDIDATES, "folds": 3})
     chosen, report = select_config(cfg, data)
-    assert report["selected"] == 1 and chosen.train.epochs == 40 and chosen.selection.candidates == []
+    assert report["selected"] == 1
+    assert chosen.train.epochs == 40
+    assert chosen.selection.candidates == []
     assert report["inner_scores"][1] > report["inner_scores"][0]
     # the reported score of candidate 0 recomputed by hand: K-fold of the training samples, pooled sklearn R²
     inner = cfg.updated(selection={"candidates": []}, train=CANDIDATES[0]["train"], calibration={"method": "none"})

@@ -48,7 +48,8 @@ def test_fit_reports_progress_and_predict_dist_gives_moments(fitted, data):
     _, test = data
     assert calls, f"{name} never called progress"
     f = model.predict_dist(test)
-    assert np.shape(f.mean) == (len(test),) and np.isfinite(f.mean).all()
+    assert np.shape(f.mean) == (len(test),)
+    assert np.isfinite(f.mean).all()
     assert f.sd is None or (np.shape(f.sd) == (len(test),) and (np.asarray(f.sd) > 0).all())
     assert f.mean_log is None or np.shape(f.mean_log) == (len(test),)
 
@@ -66,7 +67,8 @@ def test_clone_refits_to_the_same_forecast(fitted, data):
     name, model, _ = fitted
     train, test = data
     again = clone(model)
-    assert again.get_params() == model.get_params() and again is not model
+    assert again.get_params() == model.get_params()
+    assert again is not model
     np.testing.assert_allclose(again.fit(train).predict_dist(test).mean, model.predict_dist(test).mean, rtol=1e-6)
 
 
@@ -83,8 +85,10 @@ def test_cross_validate_scores_every_model_on_the_same_folds(samples_factory):
     res = cross_validate(MODELS, s, BlockKFold(3, block_size_km=0.5), moran_permutations=0)
     assert set(res.metrics) == set(MODELS)
     by_model = {m: dict(zip(g["sample_id"], g["fold"])) for m, g in res.predictions.groupby("model")}
-    assert all(v == by_model["sptgnn"] for v in by_model.values()) and len(by_model["sptgnn"]) == len(s)
-    assert res.gates is not None and len(res.gates) == len(s)
+    assert all(v == by_model["sptgnn"] for v in by_model.values())
+    assert len(by_model["sptgnn"]) == len(s)
+    assert res.gates is not None
+    assert len(res.gates) == len(s)
 
 
 class _MeanModel:

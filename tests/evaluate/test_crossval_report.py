@@ -48,7 +48,8 @@ def test_every_model_sees_the_same_blocked_folds(cv):
     folds = np.array([fold_of[s] for s in samples.sample_ids])
     for c in np.unique(cells, axis=0):  # a 500 m block never spans two folds
         assert len(set(folds[(cells == c).all(1)])) == 1
-    assert [f["n_test"] for f in res.folds] and sum(f["n_test"] for f in res.folds) == len(samples)
+    assert [f["n_test"] for f in res.folds]
+    assert sum(f["n_test"] for f in res.folds) == len(samples)
 
 
 def test_r2_log_and_per_fold_scores(cv):
@@ -66,8 +67,10 @@ def test_r2_log_and_per_fold_scores(cv):
     np.testing.assert_allclose(xg["median"], np.expm1(xg["mean_log"]), rtol=1e-9)
     assert (xg["mean"] > xg["median"]).all()
     assert res.metrics["xgboost"]["r2_median"] == pytest.approx(r2_score(xg["y_true"], xg["median"]), rel=1e-9)
-    assert res.gates is not None and len(res.gates) == 80
-    assert res.stream_usage and sum(res.stream_usage.values()) == pytest.approx(1.0)
+    assert res.gates is not None
+    assert len(res.gates) == 80
+    assert res.stream_usage
+    assert sum(res.stream_usage.values()) == pytest.approx(1.0)
 
 
 def test_report_lists_every_model_and_writes_figures(cv, tmp_path):
@@ -80,7 +83,8 @@ def test_report_lists_every_model_and_writes_figures(cv, tmp_path):
     for name in ("sptgnn", "xgboost", "regression_kriging", "R² log", "0.5 km blocks"):
         assert name in text
     for fig in ("pred_vs_obs.png", "residual_map.png", "per_fold_r2_log.png"):
-        assert (tmp_path / fig).stat().st_size > 1000 and f"]({fig})" in text
+        assert (tmp_path / fig).stat().st_size > 1000
+        assert f"]({fig})" in text
 
 
 def test_variogram_separates_noise_from_structure():
@@ -108,7 +112,8 @@ def test_regression_kriging_recovers_a_spatial_residual(samples_factory):
     rf = TreeBaseline("random_forest", trees=50).fit(train).predict_dist(tst)
     rmse = lambda p: np.sqrt(np.mean((y - p) ** 2))  # noqa: E731
     assert rmse(rk.mean) < 0.7 * rmse(rf.mean)
-    assert rk.sd is not None and (rk.sd > 0).all()
+    assert rk.sd is not None
+    assert (rk.sd > 0).all()
     logged = RegressionKriging(transform="log1p", trees=20, neighbours=24).fit(train).predict_dist(tst)
     np.testing.assert_allclose(logged.median, np.expm1(logged.mean_log))
     np.testing.assert_allclose(logged.mean, np.exp(logged.mean_log + logged.sd_log**2 / 2) - 1)
@@ -125,7 +130,8 @@ def test_regression_kriging_gives_the_nugget_variance_at_a_training_location(sam
     tst.frame.geometry = train.frame.geometry.iloc[:20].to_numpy()  # at training locations
     rk = RegressionKriging(trees=30, neighbours=24).fit(train).predict_dist(tst)
     assert (rk.sd > 0.05).all()
-    assert np.isfinite(rk.sd).all() and (rk.sd < 10).all()
+    assert np.isfinite(rk.sd).all()
+    assert (rk.sd < 10).all()
 
 
 

@@ -54,14 +54,17 @@ def test_page_has_every_section_and_embeds_its_figures(evaluation, tmp_path):
     page = _Page()
     page.feed(render_report([evaluation], [tmp_path / "check.json"]))
     assert page.sections == SECTIONS
-    assert page.images and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.images
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert page.external == []
     text = " ".join(page.text)
     predictions = pd.read_csv(evaluation / "predictions.csv").drop_duplicates("sample_id").sort_values("sample_id")
     digest = hashlib.sha256("\n".join(f"{s}\t{float(y)!r}" for s, y in
                                       zip(predictions["sample_id"].astype(str), predictions["y_true"])).encode())
     assert digest.hexdigest() in text
-    assert "qrf" in text and "sptgnn" in text and "0.4" in text
+    assert "qrf" in text
+    assert "sptgnn" in text
+    assert "0.4" in text
 
 
 def test_sample_summary_map_share_and_totals(evaluation, tmp_path):
@@ -75,7 +78,8 @@ def test_sample_summary_map_share_and_totals(evaluation, tmp_path):
 
     y = pd.read_csv(evaluation / "predictions.csv").drop_duplicates("sample_id")["y_true"]
     summary = read_evaluation(evaluation)["summary"]
-    assert summary["n"] == len(y) and summary["median"] == pytest.approx(float(np.median(y)))
+    assert summary["n"] == len(y)
+    assert summary["median"] == pytest.approx(float(np.median(y)))
     assert summary["max"] == pytest.approx(float(y.max()))
     # a map with aoa and di bands: 3 of 4 valid pixels inside, one nodata pixel
     aoa = np.array([[1, 1], [0, 1]], "float32")
@@ -87,17 +91,21 @@ def test_sample_summary_map_share_and_totals(evaluation, tmp_path):
         dst.descriptions = ("aoa", "di")
         dst.update_tags(di_threshold="0.5")
     m = read_map(tmp_path / "m.tif")
-    assert m["pixels"] == 3 and m["aoa_share"] == pytest.approx(2 / 3) and m["threshold"] == 0.5
+    assert m["pixels"] == 3
+    assert m["aoa_share"] == pytest.approx(2 / 3)
+    assert m["threshold"] == 0.5
     zones = gpd.GeoDataFrame({"name": ["west", None], "zone_kind": ["zone", "project"], "area_ha": [1.0, 1.0],
                               "stock_t_c_mean": [10.0, 10.0]}, geometry=[box(0, 0, 1, 1)] * 2, crs="EPSG:32633")
     zones.to_file(tmp_path / "t.gpkg", layer="zone_totals")
     gpd.GeoDataFrame(pd.DataFrame({"key": ["seed"], "value": ["7"]})).to_file(tmp_path / "t.gpkg", layer="provenance")
     t = read_totals(tmp_path / "t.gpkg")
-    assert [r["label"] for r in t["rows"]] == ["west", "project total"] and t["provenance"] == {"seed": "7"}
+    assert [r["label"] for r in t["rows"]] == ["west", "project total"]
+    assert t["provenance"] == {"seed": "7"}
     page = _Page()
     page.feed(render_report([evaluation], maps=[tmp_path / "m.tif"], totals=[tmp_path / "t.gpkg"]))
     text = " ".join(page.text)
-    assert "project total" in text and "0.6667" in text
+    assert "project total" in text
+    assert "0.6667" in text
     with pytest.raises(ReportError, match="zone_totals"):
         read_totals(tmp_path / "m.tif")
 
@@ -110,7 +118,8 @@ def test_text_is_escaped(evaluation, tmp_path):
     metrics["dataset"] = "<script>alert(1)</script>"
     (bad / "metrics.json").write_text(json.dumps(metrics))
     html = render_report([bad])
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
 
 
 def test_bad_folders_and_the_cli(evaluation, tmp_path):
@@ -121,9 +130,12 @@ def test_bad_folders_and_the_cli(evaluation, tmp_path):
     with pytest.raises(ReportError, match="not an evaluation folder"):
         render_report([tmp_path])
     res = CliRunner().invoke(app, ["report", str(evaluation), "--out", str(tmp_path / "r.html")])
-    assert res.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
+    assert res.exit_code == 0
+    assert (tmp_path / "r.html").stat().st_size > 10_000
     res = CliRunner().invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "s.html")])
-    assert res.exit_code == 2 and "not an evaluation folder" in res.output and not (tmp_path / "s.html").exists()
+    assert res.exit_code == 2
+    assert "not an evaluation folder" in res.output
+    assert not (tmp_path / "s.html").exists()
 
 
 def _chromium():
@@ -162,10 +174,12 @@ def test_a_headless_browser_loads_the_page_and_finds_its_sections(evaluation, tm
         assert [s.get_attribute("id") for s in sections] == SECTIONS
         for s in sections:  # each section is rendered with its visible heading
             heading = s.find_element(By.TAG_NAME, "h2")
-            assert heading.is_displayed() and heading.text.strip()
+            assert heading.is_displayed()
+            assert heading.text.strip()
         images = browser.find_elements(By.TAG_NAME, "img")
-        assert images and all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0
-                              for i in images)  # the embedded PNGs decode
+        assert images
+        assert (all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0
+                              for i in images))  # the embedded PNGs decode
         fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert [u for u in fetched if not u.startswith("data:")] == []  # nothing loaded from outside the page
     finally:

@@ -65,5 +65,6 @@ def test_swapped_axes_are_detected_by_the_crs_area_of_use():
     assert not axes_swapped(utm33, "EPSG:32633")
     assert axes_swapped(utm33[:, ::-1], "EPSG:32633")
     rd = np.array([[180_000.0, 330_000.0], [181_000.0, 331_000.0]])  # Meuse in the Dutch RD grid
-    assert not axes_swapped(rd, "EPSG:28992") and axes_swapped(rd[:, ::-1], "EPSG:28992")
+    assert not axes_swapped(rd, "EPSG:28992")
+    assert axes_swapped(rd[:, ::-1], "EPSG:28992")
     assert not axes_swapped(np.array([[50.0, 10.0]]), "EPSG:4326")  # lon/lat: the world, nothing to tell

@@ -35,7 +35,8 @@ def test_features_named_by_description_and_stem(stack_files):
         assert st.features == ["b"]
     with CovariateStack.open([RasterSource(str(stack_files / "a.tif"), bands={"flat": "const", "first": 1})]) as st:
         assert st.features == ["flat", "first"]
-        assert st.bands["flat"].band == 2 and st.bands["first"].band == 1
+        assert st.bands["flat"].band == 2
+        assert st.bands["first"].band == 1
 
 
 def test_glob_and_duplicate_names(stack_files):
@@ -53,7 +54,8 @@ def test_sample_points_nearest_pixel_and_other_resolution(stack_files):
         np.testing.assert_allclose(values[0], [field(*pts[0]), 7.0, 1 * 10 + 2])  # B cell (row 1, col 2)
         np.testing.assert_allclose(values[1], [field(*pts[1]), 7.0, 7 * 10 + 6])
         assert valid.tolist() == [True, True, False, False]  # nodata in B; off the grid
-        assert np.isnan(values[2, 2]) and np.isnan(values[3]).all()
+        assert np.isnan(values[2, 2])
+        assert np.isnan(values[3]).all()
 
 
 def test_points_in_other_crs_are_transformed(stack_files):
@@ -63,7 +65,8 @@ def test_points_in_other_crs_are_transformed(stack_files):
         v1, ok1 = st.sample_points(pts, "EPSG:32633")
         v2, ok2 = st.sample_points(np.c_[lon, lat], "EPSG:4326")
     np.testing.assert_allclose(v1, v2)
-    assert ok1.all() and ok2.all()
+    assert ok1.all()
+    assert ok2.all()
 
 
 def test_raster_in_other_crs_is_warped_to_the_reference_grid(stack_files):
@@ -95,8 +98,11 @@ def test_windows_tile_the_grid_and_read_window(stack_files):
         assert len(wins) == st.num_windows(8) == 9
         assert sum(int(w.width * w.height) for w in wins) == 400
         data, valid = st.read_window(wins[0])
-        assert data.shape == (3, 8, 8) and data.dtype == np.float32
-        assert not valid[0, 0] and not valid[1, 1] and valid[2, 2]  # B's nodata cell covers A's 2 x 2 pixels
+        assert data.shape == (3, 8, 8)
+        assert data.dtype == np.float32
+        assert not valid[0, 0]
+        assert not valid[1, 1]
+        assert valid[2, 2]  # B's nodata cell covers A's 2 x 2 pixels
         x, y = st.pixel_centres(wins[4])
         np.testing.assert_allclose(data.shape[1:], x.shape)
         d4, _ = st.read_window(wins[4], ["lin"])
@@ -143,4 +149,5 @@ def test_match_sources_reuses_config_naming(tmp_path):
     conf = [RasterSource("vindum/vindum_cov_*.tif", strip="vindum_cov_"), RasterSource("grid.tif", bands={"dem": 1})]
     out = match_sources([tmp_path / "vindum_cov_ECa.tif", tmp_path / "grid.tif", tmp_path / "other.tif"], conf)
     assert [o.strip for o in out] == ["vindum_cov_", "", ""]
-    assert out[1].bands == {"dem": 1} and out[2].bands is None
+    assert out[1].bands == {"dem": 1}
+    assert out[2].bands is None

@@ -77,8 +77,10 @@ def test_relations_and_node_layout(built):
     store = graph[NODE]
     assert store.num_nodes == n
     np.testing.assert_array_equal(store.labelled.numpy(), np.arange(n) < n_lab)
-    assert store.x_imagery.shape == (n, 3) and store.x_environment.shape == (n, 2)
-    assert store.pos.shape == (n, 2) and store.time.shape == (n, 3)
+    assert store.x_imagery.shape == (n, 3)
+    assert store.x_environment.shape == (n, 2)
+    assert store.pos.shape == (n, 2)
+    assert store.time.shape == (n, 3)
     np.testing.assert_allclose(store.y[:n_lab].numpy(), lab.target(), rtol=1e-6)
     assert torch.isnan(store.y[n_lab:]).all()
 
@@ -101,7 +103,8 @@ def test_every_node_has_the_configured_in_degree(built, rel):
     n = len(lab) + len(query)
     np.testing.assert_array_equal(np.bincount(dst, minlength=n), np.full(n, K[rel]))
     assert attr.shape == (len(src),)
-    assert np.isfinite(attr).all() and (attr >= 0).all()
+    assert np.isfinite(attr).all()
+    assert (attr >= 0).all()
     # no node is attached twice to the same neighbour in one relation
     assert len(set(zip(src.tolist(), dst.tolist()))) == len(src)
 

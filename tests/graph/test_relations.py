@@ -134,9 +134,11 @@ def test_elevation_edges_ignore_a_node_outside_the_candidates():
     elev = np.array([10.0, 30.0, 15.0, 10.0])
     src, dst, diff = elevation_edges(coords, elev, coords[:1], elev[:1], 1, 2, exclude_self=False)
     # candidates of target (0, 0): nodes 0 and 1; node 0 has |Δ| = 0
-    assert src.tolist() == [0] and diff.tolist() == [0.0]
+    assert src.tolist() == [0]
+    assert diff.tolist() == [0.0]
     src, dst, diff = elevation_edges(coords, elev, coords[:1] + 0.1, np.array([14.0]), 1, 3, exclude_self=False)
-    assert src.tolist() == [2] and diff.tolist() == [1.0]
+    assert src.tolist() == [2]
+    assert diff.tolist() == [1.0]
 
 
 def test_elevation_edges_no_targets():

@@ -26,7 +26,8 @@ def test_subgraph_holds_seeds_first_and_exact_in_edges(graph):
     seeds = torch.tensor([3, 50, 7])
     sub = sampler.sample(seeds)
     n_id = sub[NODE].n_id
-    assert torch.equal(n_id[:3], seeds) and sub.num_seeds == 3
+    assert torch.equal(n_id[:3], seeds)
+    assert sub.num_seeds == 3
     assert len(set(n_id.tolist())) == len(n_id)
     for et in g.edge_types:
         full = g[et].edge_index
@@ -77,7 +78,9 @@ def test_batched_training_learns_and_stops(graph, config_factory):
     assert not res.model.training
     # refit mode: exactly the given epochs, no validation
     res2 = train_member(g, y_std, cfg, seed=0, epochs=3)
-    assert len(res2.history["train_loss"]) == 3 and res2.history["val_score"] == [] and res2.best_epoch == 2
+    assert len(res2.history["train_loss"]) == 3
+    assert res2.history["val_score"] == []
+    assert res2.best_epoch == 2
 
 
 def test_batched_ensemble_predicts_like_full_graph(split, config_factory):
@@ -184,4 +187,5 @@ def test_fanout_config_needs_one_value_per_layer_and_trains(graph, config_factor
     y = g[NODE].y.clone()
     y_std = torch.nan_to_num((y - y[g[NODE].labelled].mean()) / y[g[NODE].labelled].std())
     res = train_member(g, y_std, cfg, seed=0)
-    assert len(res.history["train_loss"]) == 2 and np.all(np.isfinite(res.history["train_loss"]))
+    assert len(res.history["train_loss"]) == 2
+    assert np.all(np.isfinite(res.history["train_loss"]))

@@ -72,7 +72,8 @@ def test_random_conv_is_seeded_fitted_on_labelled_only_and_per_sample():
     b = RandomConvEncoder(num_filters=6, seed=0).fit(lab)
     c = RandomConvEncoder(num_filters=6, seed=1).fit(lab)
     qa = a.encode(query)
-    assert qa.shape == (4, 12) and a.dim == 12
+    assert qa.shape == (4, 12)
+    assert a.dim == 12
     np.testing.assert_array_equal(qa, b.encode(query))
     assert not np.allclose(qa, c.encode(query))
     # a query's features do not depend on the other queries encoded with it
@@ -222,7 +223,8 @@ def test_series_encoder_from_config_with_cloud_mask(samples_factory, config_fact
     })
     builder = GraphBuilder(config_factory().graph, imagery).fit(s)
     x = builder.build(None, "soc_g_kg")[NODE].x_imagery
-    assert x.shape == (len(s), 2 * 3 * 3) and np.isfinite(x.numpy()).all()
+    assert x.shape == (len(s), 2 * 3 * 3)
+    assert np.isfinite(x.numpy()).all()
     assert builder.transform.stream_names("imagery")[:3] == ["rcf_000_c0", "rcf_000_cos1", "rcf_000_sin1"]
 
 
@@ -250,4 +252,5 @@ def test_terramind_encoder_from_config_with_a_mocked_backbone(samples_factory, c
     })
     s = _chip_samples(samples_factory)
     x = GraphBuilder(config_factory().graph, imagery).fit(s).build(None, "soc_g_kg")[NODE].x_imagery
-    assert x.shape == (len(s), 384) and np.isfinite(x.numpy()).all()
+    assert x.shape == (len(s), 384)
+    assert np.isfinite(x.numpy()).all()

@@ -81,7 +81,8 @@ def _chips(n=3, size=32) -> Chips:
 def test_normalisation_constants_equal_the_published_ones():
     assert set(TERRAMIND_V1_STATS) == set(PUBLISHED)
     for mod, (mean, std) in PUBLISHED.items():
-        assert list(TERRAMIND_V1_STATS[mod][0]) == mean and list(TERRAMIND_V1_STATS[mod][1]) == std
+        assert list(TERRAMIND_V1_STATS[mod][0]) == mean
+        assert list(TERRAMIND_V1_STATS[mod][1]) == std
         assert len(mean) == len(tm.TERRAMIND_BANDS[mod])
 
 
@@ -90,8 +91,10 @@ def test_encode_normalises_and_mean_pools_the_last_layer(mock_build, ckpt):
     chips = _chips()
     chips.mask[0, 3, 0, 0] = False                   # an invalid S2 B04 pixel
     out = enc.fit(chips).encode(chips)
-    assert out.shape == (3, DIM) and enc.dim == DIM
-    assert mock_build["name"] == "terramind_v1_tiny" and mock_build["modalities"] == list(MODS)
+    assert out.shape == (3, DIM)
+    assert enc.dim == DIM
+    assert mock_build["name"] == "terramind_v1_tiny"
+    assert mock_build["modalities"] == list(MODS)
     seen = mock_build["model"].seen                    # last batch: all 3 chips (batch_size 8)
     mean, std = PUBLISHED["S2L2A"]
     expected = (chips.values[:, :12] - np.array(mean)[None, :, None, None]) / np.array(std)[None, :, None, None]
@@ -108,10 +111,12 @@ def test_encode_normalises_and_mean_pools_the_last_layer(mock_build, ckpt):
 
 def test_frozen_by_default_and_own_learning_rate_when_finetuned(mock_build, ckpt):
     frozen = TerraMindEncoder("terramind_v1_tiny", ckpt, MODS)
-    assert not any(p.requires_grad for p in frozen.backbone.parameters()) and frozen.parameter_groups(1e-5) == []
+    assert not any(p.requires_grad for p in frozen.backbone.parameters())
+    assert frozen.parameter_groups(1e-5) == []
     tuned = TerraMindEncoder("terramind_v1_tiny", ckpt, MODS, finetune=True)
     groups = tuned.parameter_groups(1e-5)
-    assert groups[0]["lr"] == 1e-5 and len(groups[0]["params"]) == len(list(tuned.backbone.parameters()))
+    assert groups[0]["lr"] == 1e-5
+    assert len(groups[0]["params"]) == len(list(tuned.backbone.parameters()))
 
 
 def test_missing_extra_says_how_to_install(monkeypatch, ckpt):

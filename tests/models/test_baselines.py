@@ -35,7 +35,8 @@ def test_each_baseline_sees_features_plus_two_coordinates_for_xy(folds, name):
     res = model.predict_dist(test)
     expected = 5 + (2 if name.endswith("+xy") else 0)
     assert model.model_.n_features_in_ == expected
-    assert res.mean.shape == (len(test),) and np.isfinite(res.mean).all()
+    assert res.mean.shape == (len(test),)
+    assert np.isfinite(res.mean).all()
     np.testing.assert_allclose(res.mean, model.model_.predict(baseline_features(test, name.endswith("+xy"))), rtol=1e-6)
     np.testing.assert_allclose(clone(model).fit(train).predict_dist(test).mean, res.mean, rtol=1e-12)  # seeded: same forecast
 
@@ -74,7 +75,8 @@ def test_log1p_fits_the_log_target_and_back_transforms(folds):
     np.testing.assert_allclose(res.median, np.expm1(raw))
     smear = np.mean(np.exp(np.log1p(train.target()) - ref.oob_prediction_))
     np.testing.assert_allclose(res.mean, np.exp(raw) * smear - 1, rtol=1e-10)
-    assert smear > 1 and (res.mean > res.median).all()
+    assert smear > 1
+    assert (res.mean > res.median).all()
 
 
 def test_coordinates_help_when_the_target_is_a_function_of_position(samples_factory):
@@ -129,7 +131,8 @@ def test_qrf_honours_forest_size_and_the_target_transform(folds):
 
     train, test = folds
     model = QuantileBaseline("qrf", transform="log1p", trees=40, max_features=0.5, seed=2).fit(train)
-    assert model.model_.n_estimators == 40 and model.model_.max_features == 0.5
+    assert model.model_.n_estimators == 40
+    assert model.model_.max_features == 0.5
     ref = RandomForestQuantileRegressor(n_estimators=40, max_features=0.5, random_state=2, n_jobs=1).fit(
         baseline_features(train, False), np.log1p(train.target()))
     x = baseline_features(test, False)

@@ -67,7 +67,8 @@ def test_tile_store_refuses_what_it_cannot_resume(tmp_path):
     with open(tmp_path / "s" / "tiles.jsonl", "a") as log:  # a line cut by a kill, and a tile whose file is gone
         log.write(json.dumps({"tile": 1, "valid": 4, "ranges": {}}) + "\n" + '{"tile": 2, "va')
     again = TileStore(tmp_path / "s", {"window": 16, "bands": ["mean"]}, resume=True)
-    assert list(again.done) == [0] and again.done[0] == (4, {"mean": [1.0, 1.0]})
+    assert list(again.done) == [0]
+    assert again.done[0] == (4, {"mean": [1.0, 1.0]})
     np.testing.assert_array_equal(again.read(0), np.ones((1, 2, 2)))
 
 
@@ -83,8 +84,11 @@ def test_map_is_a_valid_cog_with_its_band_names(mapping, tmp_path):
     assert valid, errors
     data, names, tags, units = _read(tmp_path / "m.tif")
     assert names == ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di")
-    assert tags["target"] == "soc_g_kg" and units[0] == "g/kg"
-    assert s["tiles"] == 9 and s["resumed_tiles"] == 0 and s["valid_pixels"] == 48 * 40 - 5 * 7
+    assert tags["target"] == "soc_g_kg"
+    assert units[0] == "g/kg"
+    assert s["tiles"] == 9
+    assert s["resumed_tiles"] == 0
+    assert s["valid_pixels"] == 48 * 40 - 5 * 7
     assert (data[0] == -9999).sum() == 5 * 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "m.tif"]  # the tile store is gone
 
@@ -95,13 +99,16 @@ def test_map_killed_midway_resumes_to_the_same_map(mapping, killer, tmp_path):
     out = tmp_path / "m.tif"
     proc = subprocess.run([sys.executable, killer, run, rasters[0], "4", out], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
-    assert not out.exists() and (tmp_path / ".m.tif.tiles" / "tiles.jsonl").exists()
+    assert not out.exists()
+    assert (tmp_path / ".m.tif.tiles" / "tiles.jsonl").exists()
     with pytest.raises(TileStoreError, match="--resume"):  # a rerun without --resume does not overwrite it
         predict_raster(load_run(run), rasters, out, window=16)
     with pytest.raises(TileStoreError, match="other window"):
         predict_raster(load_run(run), rasters, out, window=32, resume=True)
     s = predict_raster(load_run(run), rasters, out, window=16, resume=True)
-    assert s["resumed_tiles"] == 4 and s["valid_pixels"] == whole["valid_pixels"] and s["ranges"] == whole["ranges"]
+    assert s["resumed_tiles"] == 4
+    assert s["valid_pixels"] == whole["valid_pixels"]
+    assert s["ranges"] == whole["ranges"]
     np.testing.assert_array_equal(_read(out)[0], _read(tmp_path / "whole.tif")[0])
     assert not (tmp_path / ".m.tif.tiles").exists()
 
@@ -127,7 +134,8 @@ def test_a_raster_edited_in_place_is_another_input_and_a_damaged_tile_is_named(m
         band[10, 10] += 1.0
         dst.write(band, 1)
     os.utime(raster, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert raster.stat().st_size == stat.st_size and raster.stat().st_mtime_ns == stat.st_mtime_ns
+    assert raster.stat().st_size == stat.st_size
+    assert raster.stat().st_mtime_ns == stat.st_mtime_ns
     with pytest.raises(TileStoreError, match=f"other rasters .*changed since: {raster.resolve()}"):
         TileStore(tmp_path / "s", map_fingerprint(run, sources, 16, None, False, run.map_bands), resume=True)
     (tmp_path / "s" / "tile_0.npz").write_bytes(b"PK\x03\x04 not a zip")

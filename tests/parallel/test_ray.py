@@ -33,7 +33,8 @@ def cluster():
 def test_map_order_and_a_task_error_as_raised(cluster):
     from sptgnn.parallel.ray_executor import RayExecutor
 
-    assert cluster.workers == 2 and isinstance(cluster, RayExecutor)
+    assert cluster.workers == 2
+    assert isinstance(cluster, RayExecutor)
     # builtins: a worker imports a task by name, and this test module is not importable there
     assert cluster.map(divmod, [5, 2, 7, 3, 4], 12) == [divmod(12, i) for i in (5, 2, 7, 3, 4)]
     with pytest.raises(ZeroDivisionError, match="^integer division or modulo by zero$"):
@@ -52,7 +53,8 @@ def test_members_twins_and_refits_are_bitwise_those_of_the_local_executor(cluste
     assert local.ensemble.best_epochs == remote.ensemble.best_epochs
     for a, b in zip(local.ensemble.members, remote.ensemble.members):
         sa, sb = a.state_dict(), b.state_dict()
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert local.ensemble.calibrator.factor == remote.ensemble.calibrator.factor != 1.0  # fitted on the twins' outputs
     np.testing.assert_array_equal(local.predict(samples).sd, remote.predict(samples).sd)
 
@@ -79,7 +81,8 @@ def test_map_from_two_workers_equals_one_and_resumes_after_a_kill(cluster, mappi
     with use_executor(cluster):
         two = predict_raster(load_run(run), rasters, tmp_path / "two.tif", window=16, quicklook=False)
     np.testing.assert_array_equal(_bands(tmp_path / "one.tif"), _bands(tmp_path / "two.tif"))
-    assert one["ranges"] == two["ranges"] and one["valid_pixels"] == two["valid_pixels"]
+    assert one["ranges"] == two["ranges"]
+    assert one["valid_pixels"] == two["valid_pixels"]
     out = tmp_path / "resumed.tif"
     proc = subprocess.run([sys.executable, killer, run, rasters[0], "5", out], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
@@ -101,7 +104,9 @@ def test_cli_predict_on_ray_writes_the_local_map(cluster, mapping, tmp_path):
         assert res.exit_code == 0, res.output
     np.testing.assert_array_equal(_bands(tmp_path / "local.tif"), _bands(tmp_path / "ray.tif"))
     res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "x.tif"), "--backend", "spark"])
-    assert res.exit_code == 2 and "unknown backend 'spark'" in res.output and not (tmp_path / "x.tif").exists()
+    assert res.exit_code == 2
+    assert "unknown backend 'spark'" in res.output
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_a_worker_error_surfaces_and_leaves_no_map(cluster, mapping, tmp_path):
@@ -111,7 +116,8 @@ def test_a_worker_error_surfaces_and_leaves_no_map(cluster, mapping, tmp_path):
     shutil.rmtree(moved)  # the workers load the run from its folder: gone, as on a node without the data
     with use_executor(cluster), pytest.raises(RunError, match="not found"):
         predict_raster(model, rasters, tmp_path / "m.tif", window=16)
-    assert not (tmp_path / "m.tif").exists() and not (tmp_path / "m.png").exists()
+    assert not (tmp_path / "m.tif").exists()
+    assert not (tmp_path / "m.png").exists()
 
 
 def test_install_advice_keeps_its_brackets_and_an_unreachable_head_is_one_line(tmp_path):
@@ -123,8 +129,10 @@ def test_install_advice_keeps_its_brackets_and_an_unreachable_head_is_one_line(t
     assert "sptgnn[ray]" in res.output
     res = CliRunner().invoke(app, ["predict", str(tmp_path / "run"), "--out", str(tmp_path / "m.tif"), "--backend", "ray",
                                    "--ray-address", "127.0.0.1:1"])
-    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.output
-    assert "cannot reach the Ray head at 127.0.0.1:1" in res.stderr and not (tmp_path / "m.tif").exists()
+    assert res.exit_code == 2, res.output
+    assert len(res.stderr.strip().splitlines()) == 1, res.output
+    assert "cannot reach the Ray head at 127.0.0.1:1" in res.stderr
+    assert not (tmp_path / "m.tif").exists()
 
 
 def test_error_messages_keep_square_brackets():
@@ -136,4 +144,5 @@ def test_error_messages_keep_square_brackets():
     app = typer.Typer()
     app.command()(lambda: fail("pip install 'sptgnn[ray]' [fix]"))
     res = CliRunner().invoke(app, [])
-    assert res.exit_code == 2 and "'sptgnn[ray]' [fix]" in res.stderr
+    assert res.exit_code == 2
+    assert "'sptgnn[ray]' [fix]" in res.stderr

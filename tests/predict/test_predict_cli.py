@@ -49,7 +49,9 @@ def trained(tmp_path_factory, config_dict_factory):
 def test_run_holds_the_aoa_reference(trained):
     model = load_run(trained / "run")
     assert (trained / "run" / "aoa.npz").is_file()
-    assert model.features == ["elev", "ndvi", "slope"] and model.elevation == "elev" and model.units == "g/kg"
+    assert model.features == ["elev", "ndvi", "slope"]
+    assert model.elevation == "elev"
+    assert model.units == "g/kg"
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +67,26 @@ def mapped(trained):
 def test_map_grid_bands_and_nodata(trained, mapped):
     assert sorted(p.name for p in mapped.parent.iterdir()) == ["soc.png", "soc.tif"]
     with rasterio.open(mapped) as m, rasterio.open(trained / "stack.tif") as ref:
-        assert m.crs == ref.crs and m.transform == ref.transform and m.shape == ref.shape
-        assert m.count == 8 and m.descriptions == BANDS and m.nodata == NODATA
+        assert m.crs == ref.crs
+        assert m.transform == ref.transform
+        assert m.shape == ref.shape
+        assert m.count == 8
+        assert m.descriptions == BANDS
+        assert m.nodata == NODATA
         threshold = float(m.tags()["di_threshold"])
-        assert m.units[0] == "g/kg" and m.profile["tiled"] and m.profile["compress"] == "deflate"
+        assert m.units[0] == "g/kg"
+        assert m.profile["tiled"]
+        assert m.profile["compress"] == "deflate"
         a = m.read()
     assert (a[:, :3, :4] == NODATA).all()  # nodata in, nodata out
     valid = a[0] != NODATA
     assert valid.sum() == H * W - 12
     mean, sd, ale, epi, q05, q95, aoa, di = (a[i][valid] for i in range(8))
     np.testing.assert_allclose(sd, np.sqrt(ale.astype(float) ** 2 + epi.astype(float) ** 2), rtol=1e-4)
-    assert (q05 < mean).all() and (mean < q95).all()
-    assert set(np.unique(aoa)) <= {0.0, 1.0} and aoa.mean() > 0.5
+    assert (q05 < mean).all()
+    assert (mean < q95).all()
+    assert set(np.unique(aoa)) <= {0.0, 1.0}
+    assert aoa.mean() > 0.5
     np.testing.assert_array_equal(aoa == 1, di <= np.float32(threshold) * (1 + 1e-6))  # the flag is the DI's threshold
 
 
@@ -118,7 +128,8 @@ def test_bad_input_is_one_line_and_no_output(trained):
         res = _invoke(["predict", run] + args)
         assert res.exit_code == 2, res.output
         assert msg in " ".join(res.output.split()), res.output
-    assert not (trained / "m.tif").exists() and not list(trained.glob(".m.tif*"))
+    assert not (trained / "m.tif").exists()
+    assert not list(trained.glob(".m.tif*"))
 
 
 def test_corrupt_and_other_version_runs(trained, tmp_path):
@@ -130,19 +141,23 @@ def test_corrupt_and_other_version_runs(trained, tmp_path):
     shutil.copytree(trained / "run", bad)
     (bad / "ensemble.pt").write_bytes(b"garbage")
     res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
-    assert res.exit_code == 2 and "ensemble.pt differs from the manifest" in res.output
+    assert res.exit_code == 2
+    assert "ensemble.pt differs from the manifest" in res.output
     assert len(res.stderr.strip().splitlines()) == 1  # one line, no progress before it
     write_manifest(bad, {"format": 3})
     res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
-    assert res.exit_code == 2 and "corrupt" in res.output
+    assert res.exit_code == 2
+    assert "corrupt" in res.output
     state = torch.load(trained / "run" / "ensemble.pt", weights_only=True)
     state["format"] = 99
     torch.save(state, bad / "ensemble.pt")
     write_manifest(bad, {"format": 3})
     res = _invoke(["predict", bad, "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
-    assert res.exit_code == 2 and "format 99" in res.output
+    assert res.exit_code == 2
+    assert "format 99" in res.output
     res = _invoke(["predict", tmp_path / "nope", "--raster", trained / "stack.tif", "--out", tmp_path / "m.tif"])
-    assert res.exit_code == 2 and "run directory not found" in res.output
+    assert res.exit_code == 2
+    assert "run directory not found" in res.output
     assert not (tmp_path / "m.tif").exists()
 
 
@@ -199,7 +214,8 @@ def test_evaluate_cross_validates_a_point_table_config(trained, tmp_path):
     res = _invoke(["evaluate", tmp_path / "cv.yaml", "--out", tmp_path / "cv"])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
-    assert metrics["n_samples"] == 45 and metrics["n_folds"] == 3
+    assert metrics["n_samples"] == 45
+    assert metrics["n_folds"] == 3
     assert set(metrics["models"]) == {"sptgnn", "xgboost"}
     predictions = pd.read_csv(tmp_path / "cv" / "predictions.csv")
     assert sorted(predictions.loc[predictions.model == "sptgnn", "sample_id"].astype(int)) == list(range(45))
@@ -223,7 +239,8 @@ def test_a_band_without_any_valid_pixel_is_named(trained, tmp_path):
         dst.descriptions = names
     res = _invoke(["predict", trained / "run", "--raster", tmp_path / "stack.tif", "--raster",
                    trained / "cov_slope.tif", "--out", tmp_path / "m.tif", "--window", 16])
-    assert res.exit_code == 2 and "band(s) ['ndvi'] hold no valid pixel at all" in " ".join(res.output.split())
+    assert res.exit_code == 2
+    assert "band(s) ['ndvi'] hold no valid pixel at all" in " ".join(res.output.split())
     assert not (tmp_path / "m.tif").exists()
 
 
@@ -231,4 +248,5 @@ def test_x_and_y_columns_the_table_lacks_are_named(trained, tmp_path):
     pd.DataFrame({"east": [1.0], "north": [2.0]}).to_csv(tmp_path / "p.csv", index=False)
     res = _invoke(["predict", trained / "run", "--points", tmp_path / "p.csv", "--x", "foo", "--y", "north", "--crs",
                    "EPSG:32633", "--out", tmp_path / "o.csv"])
-    assert res.exit_code == 2 and "no column 'foo' (given with --x/--y)" in res.output
+    assert res.exit_code == 2
+    assert "no column 'foo' (given with --x/--y)" in res.output

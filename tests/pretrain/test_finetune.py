@@ -61,12 +61,16 @@ def test_user_errors_are_one_line(stack_config, tmp_path):
     limesoda = tmp_path / "limesoda.yaml"
     limesoda.write_text(yaml.safe_dump({"data": {"dataset": "limesoda:BB.30_2"}}))
     res = CliRunner().invoke(app, ["pretrain", str(limesoda), "--out", str(tmp_path / "pt")])
-    assert res.exit_code != 0 and "add `data.rasters`" in res.output and "Traceback" not in res.output
+    assert res.exit_code != 0
+    assert "add `data.rasters`" in res.output
+    assert "Traceback" not in res.output
     assert not (tmp_path / "pt").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**raw, "model": {**raw["model"], "pretrained": str(tmp_path / "nothing")}}))
     res = CliRunner().invoke(app, ["train", str(bad), "--out", str(tmp_path / "run")])
-    assert res.exit_code != 0 and "no pre-trained checkpoint" in res.output and "Traceback" not in res.output
+    assert res.exit_code != 0
+    assert "no pre-trained checkpoint" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_max_cells_is_a_seeded_sample_of_the_valid_pixels(stack_config):
@@ -77,7 +81,8 @@ def test_max_cells_is_a_seeded_sample_of_the_valid_pixels(stack_config):
     every = raster_cells(rasters, window=8)  # several windows: the sample is drawn as they are read
     rows = {tuple(r) for r in np.c_[every.streams["environment"], every.xy_m]}
     a, b = raster_cells(rasters, 50, seed=3, window=8), raster_cells(rasters, 50, seed=3, window=8)
-    assert len(a) == 50 and len({tuple(r) for r in a.xy_m}) == 50  # no pixel twice
+    assert len(a) == 50
+    assert len({tuple(r) for r in a.xy_m}) == 50  # no pixel twice
     assert {tuple(r) for r in np.c_[a.streams["environment"], a.xy_m]} <= rows  # real valid pixels with their values
     np.testing.assert_array_equal(a.xy_m, b.xy_m)
     assert not np.array_equal(raster_cells(rasters, 50, seed=4, window=8).xy_m, a.xy_m)

@@ -53,7 +53,8 @@ def test_hidden_values_never_reach_the_encoder(small_config):
     nbrs = torch.randint(0, 50, (50, 6))
     gen = torch.Generator().manual_seed(1)
     mask = {s: joint_mask(v.shape[1], nbrs[:, :3], 0.4, 0.3, gen) for s, v in x.items()}
-    assert mask["environment"].any() and (~mask["environment"]).any()
+    assert mask["environment"].any()
+    assert (~mask["environment"]).any()
     perturbed = {s: torch.where(mask[s], v + 100 * torch.randn_like(v), v) for s, v in x.items()}
     for s in x:
         assert torch.equal(hide(x[s], mask[s]), hide(perturbed[s], mask[s]))
@@ -132,5 +133,6 @@ def test_a_pickled_checkpoint_is_refused_without_torchs_unsafe_advice(tmp_path):
     (tmp_path / WEIGHTS).write_bytes(pickle.dumps(Payload()))
     with pytest.raises(PretrainError, match="not a checkpoint of `sptgnn pretrain`") as err:
         load_pretrained(tmp_path)
-    assert "weights_only" not in str(err.value) and "nothing in it was run" in str(err.value)
+    assert "weights_only" not in str(err.value)
+    assert "nothing in it was run" in str(err.value)
 

@@ -78,7 +78,8 @@ def test_reads_a_dated_geotiff_series_with_cloud_mask(tmp_path):
     write_tif(tmp_path / "ndvi.tif", values, 10.0, descriptions=["2016-05-01", "2016-06-01T10:00:00", "2016-07-01"])
     write_tif(tmp_path / "clm.tif", cloud, 10.0, dtype="uint8")
     s = PixelSeries.from_rasters(tmp_path / "ndvi.tif", tmp_path / "clm.tif")
-    assert s.values.shape == (20, 3) and s.clear.sum() == 60 - 10
+    assert s.values.shape == (20, 3)
+    assert s.clear.sum() == 60 - 10
     np.testing.assert_allclose(s.values[:, 2], values[2].ravel(), rtol=1e-6)
     write_tif(tmp_path / "nodates.tif", values, 10.0)
     with pytest.raises(ValueError, match="band descriptions must be acquisition dates"):

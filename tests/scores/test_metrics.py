@@ -86,7 +86,8 @@ def test_point_forecast_has_crps_equal_mae_and_no_nll(forecast):
     s = score(y, mean, None)
     assert s["crps"] == pytest.approx(mean_absolute_error(y, mean), rel=1e-12)
     assert s["crps"] == s["mae"]
-    assert s["nll"] is None and s["picp90"] is None
+    assert s["nll"] is None
+    assert s["picp90"] is None
     # the CRPS of a Gaussian tends to the absolute error as its sd shrinks
     assert score(y, mean, np.full_like(y, 1e-9))["crps"] == pytest.approx(s["mae"], rel=1e-6)
 
@@ -111,9 +112,11 @@ def test_moran_p_value_is_reproducible_and_detects_a_spatial_residual():
     i1, p1 = residual_morans_i(smooth, coords, k=8, permutations=99)
     i2, p2 = residual_morans_i(smooth, coords, k=8, permutations=99)
     assert (i1, p1) == (i2, p2)
-    assert i1 > 0.5 and p1 == pytest.approx(1 / 100)
+    assert i1 > 0.5
+    assert p1 == pytest.approx(1 / 100)
     i0, p0 = residual_morans_i(smooth, coords, k=8, permutations=0)
-    assert i0 == i1 and math.isnan(p0)
+    assert i0 == i1
+    assert math.isnan(p0)
 
 
 def test_moran_k_is_capped_for_few_samples():
@@ -127,7 +130,8 @@ def test_moran_k_is_capped_for_few_samples():
 def test_no_coords_gives_no_morans_i(forecast):
     y, mean, sd, _ = forecast
     s = score(y, mean, sd)
-    assert s["morans_i"] is None and s["morans_i_p"] is None
+    assert s["morans_i"] is None
+    assert s["morans_i_p"] is None
 
 
 @pytest.mark.parametrize(
@@ -152,7 +156,8 @@ def test_mean_error_and_ccc_against_hand_computations():
     pred = np.array([11.0, 13.0, 19.0, 35.0])
     s = score(y, pred)
     # ME = mean(pred − y) = (1 + 1 − 1 + 5) / 4 = 1.5 g/kg; observed mean 18 → 8.333 %
-    assert s["me"] == pytest.approx(1.5) and s["me_percent"] == pytest.approx(100 * 1.5 / 18)
+    assert s["me"] == pytest.approx(1.5)
+    assert s["me_percent"] == pytest.approx(100 * 1.5 / 18)
     # Lin (1989): 2 s_xy / (s_x² + s_y² + (x̄ − ȳ)²), moments over n
     xb, yb = 18.0, 19.5
     sxy = ((10 - xb) * (11 - yb) + (12 - xb) * (13 - yb) + (20 - xb) * (19 - yb) + (30 - xb) * (35 - yb)) / 4
@@ -161,4 +166,5 @@ def test_mean_error_and_ccc_against_hand_computations():
     assert s["ccc"] == pytest.approx(2 * sxy / (sx2 + sy2 + (xb - yb) ** 2))
     # perfect agreement is 1; a constant offset lowers CCC but not the Pearson correlation
     assert score(y, y.copy())["ccc"] == pytest.approx(1.0)
-    assert score(y, y + 5)["ccc"] < 1.0 and score(y, y + 5)["me"] == pytest.approx(5.0)
+    assert score(y, y + 5)["ccc"] < 1.0
+    assert score(y, y + 5)["me"] == pytest.approx(5.0)

@@ -42,7 +42,8 @@ def test_scikit_learn_tools_accept_it():
     X = np.c_[xy, rng.normal(size=120)]
     y = 2 * X[:, 2] + rng.normal(0, 0.1, 120)
     scores = cross_val_score(LinearRegression(), X, y, cv=BlockKFold(n_splits=3, block_size_km=2.0))
-    assert scores.shape == (3,) and (scores > 0.9).all()
+    assert scores.shape == (3,)
+    assert (scores > 0.9).all()
 
 
 def test_too_few_blocks_and_missing_coordinates_are_clear_errors(samples_factory):

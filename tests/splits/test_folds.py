@@ -36,7 +36,8 @@ def test_random_folds_are_balanced_and_seeded():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     counts = np.bincount(a)[1:]
-    assert counts.max() - counts.min() <= 1 and counts.sum() == 103
+    assert counts.max() - counts.min() <= 1
+    assert counts.sum() == 103
     with pytest.raises(ValueError, match="cannot fill"):
         random_folds(3, 5)
 
@@ -50,7 +51,9 @@ def test_assign_blocks_greedy_balance_by_hand():
         assert len(set(folds[blocks == b])) == 1
     loads = np.bincount(folds)[1:]
     assert list(loads) == [9, 7]
-    assert folds[0] == 1 and folds[5] == 2 and folds[9] == 2
+    assert folds[0] == 1
+    assert folds[5] == 2
+    assert folds[9] == 2
     with pytest.raises(ValueError, match="block_size_km"):
         assign_blocks(np.zeros(10, int), 2)
 
@@ -137,7 +140,8 @@ def test_make_folds_buffer_on_lonlat_is_great_circle(geo_samples_factory):
 
 def test_config_split_keys_default_and_validate():
     cfg = load_config(None)
-    assert cfg.evaluate.split == "shipped" and cfg.evaluate.buffer_km == 0.0
+    assert cfg.evaluate.split == "shipped"
+    assert cfg.evaluate.buffer_km == 0.0
     cfg = load_config(None, {"evaluate": {"split": "blocks", "block_size_km": 100, "n_folds": 5}})
     assert cfg.evaluate.block_size_km == 100.0
     with pytest.raises(ConfigError, match="split"):

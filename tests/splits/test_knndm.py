@@ -40,7 +40,9 @@ def test_merge_keeps_big_clusters_alone_and_deals_the_rest_along_pc1():
     X = np.r_[np.zeros((6, 2)), [[1, 0], [2, 0], [3, 0], [4, 0]]]
     labels = np.array([0] * 6 + [1, 2, 3, 4])
     folds = _merge(labels, X, np.array([1.0, 0.0]), 2)
-    assert len(set(folds[:6])) == 1 and len(set(folds[6:])) == 1 and folds[0] != folds[6]
+    assert len(set(folds[:6])) == 1
+    assert len(set(folds[6:])) == 1
+    assert folds[0] != folds[6]
     # k = 3, no big cluster: clusters dealt 1, 2, 3, 1, ... in the order of their centroids along pc1
     labels = np.array([3, 0, 2, 1, 4, 5])
     folds = _merge(labels, np.c_[labels.astype(float), np.zeros(6)], np.array([1.0, 0.0]), 3)
@@ -50,7 +52,8 @@ def test_merge_keeps_big_clusters_alone_and_deals_the_rest_along_pc1():
 def test_clustered_samples_get_folds_that_match_the_prediction_area_better_than_random():
     X, area = _clustered(), _grid()
     res = knndm(X, area, k=5, seed=0)
-    assert res.clusters is not None and sorted(np.unique(res.folds)) == [1, 2, 3, 4, 5]
+    assert res.clusters is not None
+    assert sorted(np.unique(res.folds)) == [1, 2, 3, 4, 5]
     assert res.W < 0.5 * res.W_random  # Fig. 3-type check: kNNDM's W well below random folds'
     assert np.bincount(res.folds).max() / len(X) <= 0.5
     assert np.median(res.Gjstar) > 3 * np.median(res.Gj)  # test samples are now far from their training samples
@@ -60,7 +63,8 @@ def test_samples_as_spread_as_the_area_keep_random_folds():
     rng = np.random.default_rng(3)
     X = rng.uniform(0, 100_000, (200, 2))
     res = knndm(X, _grid(), k=5, seed=3)
-    assert res.clusters is None and res.W == res.W_random
+    assert res.clusters is None
+    assert res.W == res.W_random
     assert sorted(np.bincount(res.folds)[1:]) == [40] * 5
 
 
@@ -76,19 +80,23 @@ def test_domain_points_of_a_raster_and_of_polygons(tmp_path):
     data[:50] = -9999.0  # the upper half is nodata
     write_tif(tmp_path / "d.tif", data, 100.0, nodata=-9999.0, descriptions=["elev"])
     xy, values, _ = raster_points(tmp_path / "d.tif", 400, ["elev"])
-    assert 300 <= len(xy) <= 500 and (values == 1).all()
+    assert 300 <= len(xy) <= 500
+    assert (values == 1).all()
     assert (xy[:, 1] < Y0 - 50 * 100.0).all()  # only valid (lower-half) cells
     gpd.GeoDataFrame(geometry=[box(X0, Y0 - 2000, X0 + 1000, Y0)], crs="EPSG:32633").to_file(tmp_path / "p.gpkg")
     xy, _ = polygon_points(tmp_path / "p.gpkg", 200)
     assert 150 <= len(xy) <= 250
-    assert (xy[:, 0] > X0).all() and (xy[:, 0] < X0 + 1000).all() and (xy[:, 1] > Y0 - 2000).all()
+    assert (xy[:, 0] > X0).all()
+    assert (xy[:, 0] < X0 + 1000).all()
+    assert (xy[:, 1] > Y0 - 2000).all()
 
 
 def test_knndm_folds_of_samples_for_a_raster_domain(samples_factory, tmp_path):
     samples = samples_factory(80, extent=2_000.0)  # 2 km square, inside a 20 km domain: extrapolation
     write_tif(tmp_path / "d.tif", np.ones((200, 200), "float32"), 100.0, origin=(X0 - 9000, Y0 + 11000))
     res = knndm_folds(samples, tmp_path / "d.tif", k=4)
-    assert res.space == "geographical" and len(res.folds) == 80
+    assert res.space == "geographical"
+    assert len(res.folds) == 80
     assert np.median(res.Gij) > np.median(res.Gj)
     with pytest.raises(SplitError, match="not found"):
         knndm_folds(samples, tmp_path / "missing.tif", k=4)
@@ -110,6 +118,7 @@ def test_evaluate_split_knndm_cross_validates_and_reports_w(samples_factory, con
     samples = samples_factory(60)
     result = cross_validate_config(samples, cfg)
     info = result.split_info
-    assert info["space"] == "geographical" and sum(info["fold_sizes"].values()) == 60
+    assert info["space"] == "geographical"
+    assert sum(info["fold_sizes"].values()) == 60
     assert info["W"] <= info["W_random"]
     assert sorted(result.predictions["sample_id"][result.predictions["model"] == "sptgnn"]) == sorted(samples.sample_ids)

@@ -107,20 +107,24 @@ def test_target_transform_errors_and_constant_targets():
     with pytest.raises(ValueError, match="finite"):
         TargetTransform("none").fit(np.array([1.0, np.nan]))
     tt = TargetTransform("none").fit(np.array([4.0, 4.0]))
-    assert tt.scale == 1.0 and tt.mean == 4.0
+    assert tt.scale == 1.0
+    assert tt.mean == 4.0
     assert TargetTransform(**tt.state()) == tt
 
 
 # -- fit / predict ------------------------------------------------------------------------------------------------------
 def test_fit_and_predict(fitted, data):
     lab, query = data
-    assert len(fitted.members) == 2 and len(fitted.best_epochs) == 2
+    assert len(fitted.members) == 2
+    assert len(fitted.best_epochs) == 2
     assert all(0 <= e < 5 for e in fitted.best_epochs)
     assert all(not m.training for m in fitted.members)
     p = fitted.predict(query)
     assert p.mean.shape == p.aleatoric_sd.shape == p.epistemic_sd.shape == (len(query),)
     assert p.member_mean.shape == p.member_var.shape == (2, len(query))
-    assert np.isfinite(p.mean).all() and (p.aleatoric_sd > 0).all() and (p.epistemic_sd > 0).all()
+    assert np.isfinite(p.mean).all()
+    assert (p.aleatoric_sd > 0).all()
+    assert (p.epistemic_sd > 0).all()
     # log1p back-transform: the mean is the members' lognormal mean, computed here from their log-space Gaussians
     lognormal = np.exp(p.member_loc + p.member_scale**2 / 2) - 1
     np.testing.assert_allclose(p.mean, lognormal.mean(0), rtol=1e-10)

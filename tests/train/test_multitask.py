@@ -47,7 +47,8 @@ def test_masked_nll_equals_scipy_over_present_entries_and_ignores_missing_ones()
         assert got[t].item() == pytest.approx(ref, rel=1e-10)
     got.sum().backward()
     missing = ~np.isfinite(y)
-    assert np.all(mean.grad.numpy()[missing] == 0) and np.all(var.grad.numpy()[missing] == 0)
+    assert np.all(mean.grad.numpy()[missing] == 0)
+    assert np.all(var.grad.numpy()[missing] == 0)
     assert np.all(mean.grad.numpy()[~missing] != 0)
 
 
@@ -84,7 +85,8 @@ def test_unknown_weighting_and_missing_log_vars_are_errors():
 
 def test_config_names_the_primary_and_checks_task_weights():
     c = Config.model_validate({"data": {"targets": ["soc_g_kg", "ph"]}})
-    assert c.data.target == "soc_g_kg" and c.data.aux_targets == ["ph"]
+    assert c.data.target == "soc_g_kg"
+    assert c.data.aux_targets == ["ph"]
     assert Config.model_validate({"data": {"targets": ["ph", "soc_g_kg"]}}).data.target == "ph"
     with pytest.raises(ValidationError, match="differs from the first of data.targets"):
         Config.model_validate({"data": {"target": "ph", "targets": ["soc_g_kg", "ph"]}})
@@ -118,9 +120,11 @@ def test_every_target_is_predicted_saved_reloaded_and_mapped(split, tmp_path):
     est = _estimator(targets=("soc_g_kg", "ph", "bd")).fit(train)
     soc, ph = est.predict_dist(test), est.predict_dist(test, target="ph")
     assert soc.mean.shape == ph.mean.shape == (len(test),)
-    assert np.all(np.isfinite(ph.sd)) and np.all(ph.sd > 0)
+    assert np.all(np.isfinite(ph.sd))
+    assert np.all(ph.sd > 0)
     # the pH head lives on the pH scale (training range 6-7.5), not SOC's g/kg
-    assert 5.0 < ph.mean.mean() < 8.0 and abs(ph.mean.mean() - soc.mean.mean()) > 1.0
+    assert 5.0 < ph.mean.mean() < 8.0
+    assert abs(ph.mean.mean() - soc.mean.mean()) > 1.0
     assert set(est.target_forecasts(test)) == {"ph", "bd"}
     with pytest.raises(ValueError, match="was not trained"):
         est.predict_dist(test, target="clay")
@@ -129,7 +133,8 @@ def test_every_target_is_predicted_saved_reloaded_and_mapped(split, tmp_path):
     assert run.targets == ["soc_g_kg", "ph", "bd"]
     values = {c: test.frame[c].to_numpy() for c in run.needed}
     bands = run.predict_arrays(values, test.xy(), test.frame[test.date_column])
-    assert list(bands) == run.map_bands and bands["ph_mean"].shape == (len(test),)
+    assert list(bands) == run.map_bands
+    assert bands["ph_mean"].shape == (len(test),)
     np.testing.assert_allclose(bands["ph_mean"], ph.mean, rtol=1e-5)
 
 
@@ -148,4 +153,5 @@ def test_cross_validation_scores_each_target_where_it_was_measured(samples):
     truth = data.frame.set_index("sample_id")["bd"]
     assert len(bd) == int(truth.notna().sum())  # scored only where bulk density was measured
     np.testing.assert_allclose(bd["y_true"], truth.loc[bd.index])
-    assert np.isfinite(result.metrics["sptgnn@ph"]["r2"]) and np.isfinite(result.metrics["sptgnn@bd"]["crps"])
+    assert np.isfinite(result.metrics["sptgnn@ph"]["r2"])
+    assert np.isfinite(result.metrics["sptgnn@bd"]["crps"])

@@ -55,7 +55,9 @@ def test_a_run_without_student_says_so(samples_factory, config_factory, tmp_path
     data.frame.drop(columns=["soc_g_kg"]).to_file(pts, driver="GPKG")
     out = tmp_path / "out.gpkg"
     res = CliRunner().invoke(app, ["predict", str(run.path), "--points", str(pts), "--out", str(out), "--student"])
-    assert res.exit_code == 2 and "has no student" in res.output and not out.exists()
+    assert res.exit_code == 2
+    assert "has no student" in res.output
+    assert not out.exists()
     assert len(res.output.strip().splitlines()) == 1
 
 

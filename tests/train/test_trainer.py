@@ -144,7 +144,8 @@ def test_scored_nodes_never_see_their_own_label(problem, config_factory, monkeyp
     assert len(eval_calls) >= 8
     masks = []
     for lv, y_scored in zip(train_calls, scored):
-        assert lv is not None and lv.shape == y_std.shape
+        assert lv is not None
+        assert lv.shape == y_std.shape
         assert torch.isnan(lv[n_lab:]).all(), "a query label was fed in training"
         hidden = torch.isnan(lv[:n_lab])
         assert 0 < int(hidden.sum()) < n_lab
@@ -222,8 +223,10 @@ def test_validation_score_kinds(config_factory):
 def test_spatial_holdout_holds_out_whole_blocks(samples, fraction, blocks, seed):
     coords = samples.metric_coords()
     held = spatial_holdout(coords, fraction, blocks, seed)
-    assert held.dtype == bool and held.shape == (60,)
-    assert held.sum() >= max(1, fraction * 60) and (~held).sum() >= 1
+    assert held.dtype == bool
+    assert held.shape == (60,)
+    assert held.sum() >= max(1, fraction * 60)
+    assert (~held).sum() >= 1
     labels = KMeans(n_clusters=min(blocks, 30), n_init=3, random_state=seed).fit_predict(coords)
     for b in np.unique(labels):
         assert held[labels == b].all() or not held[labels == b].any()

@@ -147,7 +147,8 @@ def test_blocked_out_of_fold_trend_matches_sklearn_on_the_same_spatial_parts(dat
     lab, _ = data
     z = np.random.default_rng(1).normal(size=len(lab))
     parts = trend_parts(lab.metric_coords(), "blocks", 4, 12, seed=2)
-    assert len(np.unique(parts)) == 4 and trend_parts(lab.metric_coords(), "random", 4, 12, seed=2) is None
+    assert len(np.unique(parts)) == 4
+    assert trend_parts(lab.metric_coords(), "random", 4, 12, seed=2) is None
     trend = CovariateTrend(trees=15, folds=4, seed=3).fit(lab, z, parts)
     x = lab.frame[lab.feature_columns].to_numpy()
     reference = cross_val_predict(RandomForestRegressor(15, random_state=3, n_jobs=1), x, z, cv=PredefinedSplit(parts))

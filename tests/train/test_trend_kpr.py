@@ -52,7 +52,8 @@ def test_a_run_with_the_kpr_teacher_saves_and_reloads(data, config_factory, tmp_
     run = fit_run(cfg, lab, aoa=False)
     run.save(tmp_path / "run")
     again = load_run(tmp_path / "run")
-    assert isinstance(again, Run) and again.ensemble.trend.kind == "kpr_random_forest"
+    assert isinstance(again, Run)
+    assert again.ensemble.trend.kind == "kpr_random_forest"
     np.testing.assert_allclose(again.predict(query).mean, run.predict(query).mean, rtol=1e-6)
 
 
@@ -84,4 +85,5 @@ def test_auto_keeps_the_teacher_with_the_best_out_of_fold_r2(data, config_factor
     ens = DeepEnsemble(cfg).fit(lab)
     z = ens.target_transform.transform(lab.target())
     rf = CovariateTrend(20, seed=cfg.train.seed).fit(lab, z)
-    assert ens.trend.kind == "kpr_random_forest" and ens.trend.oof_r2 > rf.oof_r2
+    assert ens.trend.kind == "kpr_random_forest"
+    assert ens.trend.oof_r2 > rf.oof_r2
