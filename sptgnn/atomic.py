@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from sptgnn.errors import UserError
 
-class OutputError(ValueError):
+
+class OutputError(UserError):
     """An output location that cannot be written (read-only, no permission, not a folder); the message names it."""
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sptgnn.errors import UserError
+
 RELATIONS = ("spatial", "spectral", "elevation")
 
 
@@ -805,7 +807,7 @@ class Config(_Section):
         return Config.model_validate(raw)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration file that cannot be read or validated; the message says what to change."""
 
 

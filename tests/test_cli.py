@@ -300,3 +300,19 @@ def test_progress_lines_when_stderr_is_not_a_terminal():
     assert any("fold 1: sptgnn" in line for line in lines)
     assert lines[-1].endswith("20/20 fold 2: xgboost")
     assert len(lines) <= 1 + 10 + 2  # a line per tenth and per new description, not one per update
+
+
+def test_help_and_argument_errors_import_no_learner():
+    """``sptgnn --help`` and a wrong argument answer without importing torch, PyG or the learners (issue 29: start-up
+    in a fraction of a second; the CPU time is measured by scripts/benchmark_startup.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom sptgnn.cli import app\n"
+            "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+            "assert CliRunner().invoke(app, ['evaluate', '--members', '0']).exit_code == 2\n"
+            "assert CliRunner().invoke(app, ['evaluate', 'missing.yaml']).exit_code == 2\n"
+            "heavy = ('torch', 'torch_geometric', 'sklearn', 'xgboost', 'scipy', 'geopandas', 'rasterio', 'pandas')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

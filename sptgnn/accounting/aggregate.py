@@ -25,6 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from sptgnn.errors import UserError
 from sptgnn.accounting.residual_field import ResidualField
 from sptgnn.geo.pixels import read_pixels
 from sptgnn.accounting.realisations import joint_realisations, soc_realisations
@@ -34,7 +35,7 @@ EARTH_RADIUS_M = 6_371_008.8
 Z90 = 1.6448536269514722
 
 
-class AggregateError(ValueError):
+class AggregateError(UserError):
     """Inputs that cannot be aggregated; the message says what to change."""
 
 

@@ -92,4 +92,13 @@ def read_zones(path: str | Path, make_valid: bool = False):
     return zones
 
 
-__all__ = ["BULK_DENSITY_RANGE", "BYTES_PER_DRAW", "check_plausible", "read_zones"]
+#: Columns that name a zone, in the order they are looked for (zone tables from GIS use any of them).
+ZONE_NAME_COLUMNS = ("name", "zone", "id", "field", "NAME")
+
+
+def zone_name_column(columns) -> str | None:
+    """The first of :data:`ZONE_NAME_COLUMNS` among ``columns``, or ``None`` (zones are then numbered)."""
+    return next((c for c in ZONE_NAME_COLUMNS if c in columns), None)
+
+
+__all__ = ["BULK_DENSITY_RANGE", "BYTES_PER_DRAW", "ZONE_NAME_COLUMNS", "check_plausible", "read_zones", "zone_name_column"]

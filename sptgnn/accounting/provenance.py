@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sptgnn.errors import UserError
 from sptgnn.data.samples import samples_fingerprint
 from sptgnn.splits import planar_coords
 
@@ -30,7 +31,7 @@ CONVERSIONS = {
 COORD_TOLERANCE_M = 1.0
 
 
-class ProvenanceError(ValueError):
+class ProvenanceError(UserError):
     """Inputs of a stock total that cannot be shown to belong together; the message says what to give instead."""
 
 

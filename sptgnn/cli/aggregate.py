@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli.common import USER_ERRORS, console, err_console, fail
+from sptgnn.cli.common import console, err_console, fail, user_errors
 from sptgnn.progress import counter, progress_display
 
 
@@ -119,9 +119,11 @@ def aggregate(
                 result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)
                 gpd.GeoDataFrame(pd.DataFrame({"key": list(record), "value": list(record.values())})).to_file(
                     tmp, driver="GPKG", layer="provenance")
-    except USER_ERRORS + (AggregateError, RunError, ProvenanceError) as exc:
+    except user_errors(AggregateError, RunError, ProvenanceError) as exc:
         fail(str(exc))
-    names = next((c for c in ("name", "zone", "id", "field", "NAME") if c in frame.columns), None)
+    from sptgnn.accounting.inputs import zone_name_column
+
+    names = zone_name_column(frame.columns)
     p = f"q{conservative_percentile:g}"
     for i, row in result.iterrows():
         label = "project total" if row.zone_kind == "project" else (

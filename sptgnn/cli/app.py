@@ -8,22 +8,21 @@ written to a temporary folder beside ``--out`` and renamed when complete.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from sptgnn.atomic import check_new_folder
-from sptgnn.cli.common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, USER_ERRORS, backend, console,
-                               err_console, fail)
+from sptgnn.cli.common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, backend, console, err_console, fail,
+                               user_errors)
 from sptgnn.cli.aggregate import aggregate
 from sptgnn.cli.blocks import check_blocks
 from sptgnn.cli.predict import predict
 from sptgnn.cli.pretrain import pretrain
-from sptgnn.config import EMBEDDED_CONFIG, Config, load_config
-from sptgnn.data.datasets import available_datasets
-from sptgnn.evaluate.reports import console_table
-from sptgnn.evaluate.runfolder import evaluate_dataset
 from sptgnn.progress import progress_display, starter, warnings_to
+
+if TYPE_CHECKING:
+    from sptgnn.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SpTGNN: soil organic carbon mapping with graph neural networks.")
 
@@ -34,11 +33,16 @@ def _main() -> None:
 
 
 def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
+    from sptgnn.config import EMBEDDED_CONFIG, load_config
+
     overrides = ({"data": {"dataset": dataset}} if dataset else {}) | ({"train": {"members": members}} if members else {})
     return load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
 
 
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):
+    from sptgnn.evaluate.reports import console_table
+    from sptgnn.evaluate.runfolder import evaluate_dataset
+
     with progress_display(err_console) as bar:
         def start(total: int):
             task = bar.add_task(f"{cfg.data.source}: folds × models", total=total)
@@ -65,7 +69,7 @@ def evaluate(
         cfg = _config(config, dataset, members)
         with backend(backend_, ray_address, cfg):
             _evaluate(cfg, out, "evaluate")
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
 
 
@@ -86,7 +90,7 @@ def train(
         check_new_folder(out)
         with progress_display(err_console) as bar, backend(backend_, ray_address, cfg):
             run = train_to_folder(cfg, out, start=starter(bar, "members", cfg.train.members))
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
     console.print(f"trained {cfg.train.members} members on {len(run.labelled)} samples in {run.fit_seconds:.1f} s; saved {out}")
 
@@ -94,6 +98,8 @@ def train(
 @app.command()
 def datasets() -> None:
     """List the named datasets `--dataset` accepts."""
+    from sptgnn.data.datasets import available_datasets
+
     for name in available_datasets():
         console.print(name, highlight=False)
 
@@ -120,7 +126,7 @@ def ablate(
         variants = ablation_variants(cfg, only.split(",") if only else None)
         with backend(backend_, ray_address, cfg):
             _evaluate(cfg, out, "ablate", variants)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
 
 
@@ -153,7 +159,7 @@ def benchmark(
                                  progress=lambda name, msg: bar.update(task, description=f"{name}: {msg}"),
                                  done=lambda name: bar.update(task, advance=1),
                                  warn=lambda msg: err_console.print(f"[yellow]{msg}[/]", soft_wrap=True))
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
     console.print(table, highlight=False)
     console.print(f"wrote {out / 'benchmark.md'} and {out / 'benchmark.json'}")
@@ -180,7 +186,7 @@ def report(
         page = render_report(folders, block_means or [], maps or [], totals or [])
         with atomic_file(out, ".html") as tmp:
             tmp.write_text(page)
-    except USER_ERRORS + (ReportError,) as exc:
+    except user_errors(ReportError) as exc:
         fail(str(exc))
     console.print(f"wrote {out}")
 

@@ -5,32 +5,32 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sptgnn.atomic import OutputError
-from sptgnn.config import Config, ConfigError
-from sptgnn.data.limesoda import DatasetError
-from sptgnn.geo.sources import RasterError
-from sptgnn.data.samples import SamplesError
-from sptgnn.distributions import CalibrationError
-from sptgnn.graph.features import StreamColumnsError
-from sptgnn.parallel import Executor, ExecutorError, make_executor, use_executor
-from sptgnn.pretrain.cells import PretrainError
-from sptgnn.splits import SplitError
+from sptgnn.errors import UserError
+
+if TYPE_CHECKING:
+    from sptgnn.config import Config
+    from sptgnn.parallel import Executor
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-USER_ERRORS = (ConfigError, DatasetError, SamplesError, SplitError, RasterError, FileExistsError, FileNotFoundError,
-               CalibrationError, ExecutorError, PretrainError, StreamColumnsError, OutputError)
 CONFIG = typer.Argument(None, help="YAML config; default: the embedded LimeSoDa BB.250 config.")
 MEMBERS = typer.Option(None, "--members", min=1, help="Override train.members (ensemble size M).")
 DATASET = typer.Option(None, "--dataset", help="Override data.dataset, e.g. limesoda:G.150.")
 BACKEND = typer.Option("local", "--backend", help="Where members, folds and map tiles run: 'local' (this process) or 'ray' (pip install 'sptgnn\\[ray]').")
 RAY_ADDRESS = typer.Option(None, "--ray-address", help="With --backend ray: head of an existing cluster, e.g. auto or ray://host:10001 (overrides ray.address; default: a local Ray instance).")
+
+
+def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The errors that mean a user mistake (a one-line message, exit 2): every :class:`~sptgnn.errors.UserError`, a
+    missing or existing file, and ``extra``. Nothing heavy is imported to recognise them, so that ``sptgnn --help``
+    and argument errors cost a fraction of a second."""
+    return (UserError, FileExistsError, FileNotFoundError, *extra)
 
 
 def fail(message: str) -> None:
@@ -43,9 +43,11 @@ def fail(message: str) -> None:
 def backend(name: str, address: Optional[str], config: Config) -> Iterator[Executor]:
     """The executor of ``--backend`` (``ray.address`` and ``ray.num_cpus`` from ``config`` unless ``--ray-address``)
     for the block, closed after it."""
+    from sptgnn.parallel import make_executor, use_executor
+
     with make_executor(name, address or config.ray.address, config.ray.num_cpus) as executor, use_executor(executor):
         yield executor
 
 
-__all__ = ["BACKEND", "CONFIG", "DATASET", "MEMBERS", "RAY_ADDRESS", "USER_ERRORS", "backend", "console",
-           "err_console", "fail"]
+__all__ = ["BACKEND", "CONFIG", "DATASET", "MEMBERS", "RAY_ADDRESS", "backend", "console",
+           "err_console", "fail", "user_errors"]

@@ -8,8 +8,7 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli.common import BACKEND, RAY_ADDRESS, USER_ERRORS, backend, console, err_console, fail
-from sptgnn.config import Config
+from sptgnn.cli.common import BACKEND, RAY_ADDRESS, backend, console, err_console, fail, user_errors
 from sptgnn.progress import counter, progress_display
 
 
@@ -35,6 +34,7 @@ def predict(
     total/aleatoric/epistemic sd, q05, q95 and the area-of-applicability flag."""
     import signal
 
+    from sptgnn.config import Config
     from sptgnn.estimator.run import RunError
     from sptgnn.estimator.aoa import AOAError
     from sptgnn.predict.outputs import predict_to_file
@@ -47,7 +47,7 @@ def predict(
         with progress_display(err_console) as bar, backend(backend_, ray_address, Config()):
             msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
                                   counter(bar, f"tiles of {window} px"), student=student, resume=resume)
-    except USER_ERRORS + (RunError, PredictError, AOAError, TileStoreError) as exc:
+    except user_errors(RunError, PredictError, AOAError, TileStoreError) as exc:
         fail(str(exc))
     console.print(msg, highlight=False)
 

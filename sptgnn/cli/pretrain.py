@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sptgnn.cli.common import USER_ERRORS, console, err_console, fail
+from sptgnn.cli.common import console, err_console, fail, user_errors
 from sptgnn.progress import counter, progress_display
 
 
@@ -32,7 +32,7 @@ def pretrain(
             cells = config_cells(cfg, counter(bar, "reading cells (windows)"))
             result = pretrain_cells(cells, cfg, counter(bar, f"pre-training on {len(cells):,} cells (epochs)"))
         save_pretrained(result, cfg, out)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         fail(str(exc))
     h = result.history[-1]
     console.print(f"{result.cells:,} cells, {len(result.history)} epochs in {result.seconds:.0f} s (peak RSS "

@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
+from sptgnn.errors import UserError
+
 
 CACHE_FORMAT = 1
 
 
-class ChipError(ValueError):
+class ChipError(UserError):
     """Chip sources or samples that cannot give chips; the message names the file, band or samples and the fix."""
 
 

@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from sptgnn.errors import UserError
 from sptgnn.geo.paths import data_dir
 from sptgnn.data.samples import SoilSamples
 
@@ -30,7 +31,7 @@ _MONTHS = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], 1)}
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be loaded; the message says which names are valid or what the dataset lacks."""
 
 

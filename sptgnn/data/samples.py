@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from sptgnn.errors import UserError
 from sptgnn.geo import metric_coords
 
 STREAMS = ("imagery", "environment")
@@ -29,7 +30,7 @@ def samples_fingerprint(sample_ids, values) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class SamplesError(ValueError):
+class SamplesError(UserError):
     """Samples that cannot be used as they are; the message names the rows or columns at fault."""
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 
+from sptgnn.errors import UserError
 from sptgnn.distributions.pit import calibration_scores
 
 METHODS = ("none", "auto", "variance", "isotonic", "isotonic_central", "conformal")
@@ -60,7 +61,7 @@ def chance_calibration_error(n: int, quantile: float = AUTO_EVIDENCE, draws: int
     return float(np.quantile([calibration_scores(row)[0] for row in u], quantile))
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError):
     """A calibration that cannot be fitted (too few calibration samples, unknown method); the message says what to do."""
 
 

@@ -29,12 +29,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from sptgnn.errors import UserError
 from sptgnn.splits.holdouts import kmeans_folds
 
 AOA_FORMAT = 1
 
 
-class AOAError(ValueError):
+class AOAError(UserError):
     """An AOA reference that cannot be fitted or read; the message says why."""
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from skops.io.exceptions import UntrustedTypesFoundException
 
+from sptgnn.errors import UserError
 from sptgnn._version import __version__
 from sptgnn.config import ConfigError, load_config
 from sptgnn.data.samples import SoilSamples
@@ -27,7 +28,7 @@ RUN_FORMAT = 3  # 3: manifest.json and a skops trend; 2: the builder's state und
 RUN_FILES = ("config.yaml", "ensemble.pt", "labelled.gpkg")
 
 
-class RunError(ValueError):
+class RunError(UserError):
     """A run folder that cannot be written or read back; the message says what is wrong and what to do."""
 
 

@@ -21,13 +21,15 @@ from typing import Sequence
 import pandas as pd
 import yaml
 
+from sptgnn.errors import UserError
+from sptgnn.accounting.inputs import zone_name_column
 from sptgnn.data.samples import samples_fingerprint
 
 FIGURES = ("calibration_curve.png", "picp.png", "pred_vs_obs.png", "residual_map.png", "sharpness.png")
 PACKAGES = ("torch", "torch-geometric", "scikit-learn", "xgboost", "gstools", "rasterio", "numpy")
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """An evaluation folder that cannot be reported; the message says what is missing."""
 
 
@@ -121,7 +123,7 @@ def read_totals(path: str | Path) -> dict:
         provenance = dict(gpd.read_file(path, layer="provenance")[["key", "value"]].to_numpy())
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, KeyError, ValueError):
         raise ReportError(f"{path} is not a GeoPackage of `sptgnn aggregate` (layers zone_totals and provenance)") from None
-    name_col = next((c for c in ("name", "zone", "id", "field", "NAME") if c in table.columns), None)
+    name_col = zone_name_column(table.columns)
     rows = []
     for i, r in table.drop(columns="geometry").iterrows():
         label = "project total" if r.get("zone_kind") == "project" else (str(r[name_col]) if name_col else f"zone {i + 1}")

@@ -8,10 +8,12 @@ import numpy as np
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
+from sptgnn.errors import UserError
+
 EARTH_RADIUS_M = 6_371_008.8
 
 
-class CRSTransformError(ValueError):
+class CRSTransformError(UserError):
     """No usable transformation between two CRSs; the message names both."""
 
 

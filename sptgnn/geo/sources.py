@@ -20,10 +20,11 @@ from typing import Sequence
 
 import rasterio
 
+from sptgnn.errors import UserError
 from sptgnn.geo.paths import data_dir, resolve_data_path
 
 
-class RasterError(ValueError):
+class RasterError(UserError):
     """A raster or covariate stack that cannot be used as it is; the message names the file or band and the fix."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sptgnn.errors import UserError
 from sptgnn.data.samples import STREAMS, SoilSamples
 
 TIME_FEATURES = 3  # (year - reference year) / 10, sin and cos of day of year
@@ -29,7 +30,7 @@ def time_features(dates: pd.Series | None, n: int, reference_year: float) -> np.
     return np.c_[(dates.dt.year.to_numpy() - reference_year) / 10.0, np.sin(doy), np.cos(doy)]
 
 
-class StreamColumnsError(ValueError):
+class StreamColumnsError(UserError):
     """A stream's columns differ from those its fixed standardisation (a pre-trained encoder's) was fitted on; the
     message names both lists."""
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
-class ExecutorError(RuntimeError):
+from sptgnn.errors import UserError
+
+
+class ExecutorError(UserError, RuntimeError):
     """An executor that cannot start or a task that failed for a reason outside sptgnn; the message says what to do."""
 
 

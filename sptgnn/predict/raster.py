@@ -29,6 +29,7 @@ import rasterio
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
+from sptgnn.errors import UserError
 from sptgnn.geo.sources import RasterError, RasterSource, match_sources
 from sptgnn.geo.context import open_covariates
 from sptgnn.atomic import atomic_file, check_writable
@@ -41,7 +42,7 @@ from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, Run
 BANDS = ("mean", "sd", "aleatoric_sd", "epistemic_sd", "q05", "q95", "aoa", "di")
 
 
-class PredictError(ValueError):
+class PredictError(UserError):
     """A prediction that cannot run with the given inputs; the message says what to change."""
 
 

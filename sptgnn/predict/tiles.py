@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 import rasterio
 
+from sptgnn.errors import UserError
 from sptgnn.geo.sources import RasterError, expand_paths
 from sptgnn.estimator.manifest import MANIFEST, sha256
 
@@ -31,7 +32,7 @@ GDAL_CACHE_MB = 64
 NODATA = -9999.0
 
 
-class TileStoreError(ValueError):
+class TileStoreError(UserError):
     """A tile store that cannot be used for this map; the message says what to do."""
 
 

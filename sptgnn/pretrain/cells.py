@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sptgnn.errors import UserError
 from sptgnn.data.africa import afgrid_cells
 from sptgnn.geo.context import open_covariates
 from sptgnn.geo.coords import metric_coords
@@ -24,7 +25,7 @@ from sptgnn.geo.pixels import pixel_blocks
 from sptgnn.geo.sources import RasterSource
 
 
-class PretrainError(ValueError):
+class PretrainError(UserError):
     """Pre-training input or a pre-trained checkpoint that cannot be used; the message says what to change."""
 
 

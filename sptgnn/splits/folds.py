@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from sptgnn.errors import UserError
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.geo import EARTH_RADIUS_M, equal_area_crs
 
 SPLITS = ("shipped", "random", "blocks")
 
 
-class SplitError(ValueError):
+class SplitError(UserError):
     """A split that cannot be made (too few samples or blocks for the folds, a buffer that empties a fold)."""
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from sptgnn.errors import UserError
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
 from sptgnn.distributions import CalibrationError, Calibrator, Prediction, check_levels
@@ -32,7 +33,7 @@ from sptgnn.train.member_tasks import MemberTasks, Twin, early_stopped, follow_u
 from sptgnn.train.trainer import predict_nodes, stream_dims
 from sptgnn.train.trend import CovariateTrend, fit_trend, trend_parts
 
-class EnsembleStateError(ValueError):
+class EnsembleStateError(UserError):
     """A saved ensemble state that does not fit its config (weights of another model); the message says which."""
 
 

@@ -106,7 +106,7 @@ def test_distributions_is_a_leaf():
     graph = import_graph()
     for m, deps in graph.items():
         if m.startswith("sptgnn.distributions"):
-            assert all(d.startswith("sptgnn.distributions") for d in deps), (m, deps)
+            assert all(d.startswith(("sptgnn.distributions", "sptgnn.errors")) for d in deps), (m, deps)
 
 
 def package_of(module: str) -> str:
@@ -139,7 +139,7 @@ def test_no_package_cycle():
 def test_scores_is_a_leaf_above_distributions():
     for m, deps in import_graph().items():
         if m.startswith("sptgnn.scores"):
-            assert all(d.startswith(("sptgnn.scores", "sptgnn.distributions")) for d in deps), (m, deps)
+            assert all(d.startswith(("sptgnn.scores", "sptgnn.distributions", "sptgnn.errors")) for d in deps), (m, deps)
 
 
 def test_evaluate_is_imported_only_from_the_top():
@@ -157,3 +157,7 @@ def test_no_private_name_is_imported_across_modules():
                 crossing += [f"{f.relative_to(PACKAGE)}: {a.name}" for a in node.names
                              if a.name.startswith("_") and not a.name.startswith("__")]
     assert crossing == []
+
+
+def test_errors_is_a_leaf():
+    assert import_graph()["sptgnn.errors"] == set()
