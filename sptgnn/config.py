@@ -42,6 +42,11 @@ class TableConfig(_Section):
         units: Unit of the target, kept in the run's metadata (e.g. ``"%"``, ``"g/kg"``).
         drop_missing: Drop rows whose target or a feature is missing (NaN, nodata at the point, off the rasters) and
             report how many; ``False`` makes such rows an error that names them.
+        site: Column of site (profile) ids when a site holds several layers: every split keeps a site's layers in one
+            fold (:func:`sptgnn.splits.make_folds`), and layers of one site are not duplicated locations.
+        top_cm: Column of each layer's top depth (cm below the surface); with ``bottom_cm``.
+        bottom_cm: Column of each layer's bottom depth (cm); list both in ``environment`` to give every model depth as
+            a covariate (the SoilGrids recipe).
     """
 
     path: str
@@ -56,11 +61,16 @@ class TableConfig(_Section):
     elevation: str | None = None
     units: str | None = None
     drop_missing: bool = False
+    site: str | None = None
+    top_cm: str | None = None
+    bottom_cm: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "TableConfig":
         if (self.x is None) != (self.y is None):
             raise ValueError("data.table: give both x and y columns, or neither to use the file's point geometry")
+        if (self.top_cm is None) != (self.bottom_cm is None):
+            raise ValueError("data.table: give both top_cm and bottom_cm columns (each layer's depths), or neither")
         return self
 
 

@@ -54,6 +54,9 @@ class SoilSamples:
         date_column: Column of sampling dates (``datetime64``), or ``None`` when unknown.
         folds: Shipped fold ids, shape ``(num_samples,)``, or ``None``.
         name: Dataset name, e.g. ``"limesoda:BB.250"``.
+        site: Column of site (profile) ids when a site holds several layers (every split keeps them together), or
+            ``None``: every sample its own site.
+        depth: Columns of each layer's top and bottom depth (cm), or ``None`` (one layer, recorded in the config).
 
     Raises:
         SamplesError: On construction, when a column is missing, the first target or a feature is NaN (the rows are
@@ -69,6 +72,8 @@ class SoilSamples:
     folds: np.ndarray | None = None
     name: str = "samples"
     metadata: dict = field(default_factory=dict)
+    site: str | None = None
+    depth: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.frame = self.frame.reset_index(drop=True)
@@ -104,6 +109,7 @@ class SoilSamples:
             raise SamplesError(f"{self.name}: missing column(s) {missing}; available: {list(f.columns)}")
         if self.date_column is not None and self.date_column not in f.columns:
             raise SamplesError(f"{self.name}: missing date column '{self.date_column}'")
+        self._validate_profiles()
         for col in needed:
             values = pd.to_numeric(f[col], errors="coerce")
             if np.isinf(values.to_numpy(dtype=np.float64)).any():
@@ -205,6 +211,31 @@ class SoilSamples:
         """Sampling dates as ``datetime64`` or ``None`` when unknown."""
         return None if self.date_column is None else pd.to_datetime(self.frame[self.date_column])
 
+    def _validate_profiles(self) -> None:
+        f = self.frame
+        if self.site is not None:
+            if self.site not in f.columns:
+                raise SamplesError(f"{self.name}: missing site column '{self.site}'")
+            if f[self.site].isna().any():
+                raise SamplesError(f"{self.name}: site column '{self.site}' is empty in sample_id(s) "
+                                   f"{_rows(f[self.site].isna().to_numpy(), f['sample_id'])}; fill it")
+        if self.depth is not None:
+            top, bottom = self.depth
+            missing = [c for c in (top, bottom) if c not in f.columns]
+            if missing:
+                raise SamplesError(f"{self.name}: missing depth column(s) {missing}")
+            u = pd.to_numeric(f[top], errors="coerce").to_numpy(dtype=np.float64)
+            v = pd.to_numeric(f[bottom], errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(u) | ~np.isfinite(v) | (u < 0) | (v <= u)
+            if bad.any():
+                raise SamplesError(f"{self.name}: layer depths '{top}'-'{bottom}' are missing, negative or inverted "
+                                   f"(bottom not below top) in sample_id(s) {_rows(bad, f['sample_id'])}")
+
+    def sites(self) -> np.ndarray:
+        """Site id of every sample ``(num_samples,)``: the ``site`` column, or the sample ids (each its own site)."""
+        column = self.site if self.site is not None else "sample_id"
+        return self.frame[column].astype(str).to_numpy()
+
     def subset(self, index: np.ndarray) -> "SoilSamples":
         """The samples at ``index`` (integer positions or a boolean mask), with their folds."""
         index = np.asarray(index)
@@ -219,4 +250,6 @@ class SoilSamples:
             folds=None if self.folds is None else self.folds[index],
             name=self.name,
             metadata=dict(self.metadata),
+            site=self.site,
+            depth=self.depth,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from typing import Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -177,6 +178,15 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         gdf[col] = _numeric(gdf, col, path, id_col, "target" if col == target else "feature")
         missing_rows[col] = gdf[col].isna().to_numpy()
 
+    # -- profiles: a site's layers and their depths ---------------------------------------------------------------
+    if table.site is not None:
+        _column(gdf, table.site, path, "site")
+    for key in ("top_cm", "bottom_cm"):
+        col = getattr(table, key)
+        if col is not None:
+            _column(gdf, col, path, key)
+            gdf[col] = _numeric(gdf, col, path, id_col, "layer depth")
+
     # -- date -----------------------------------------------------------------------------------------------------
     if table.date is not None:
         _column(gdf, table.date, path, "date")
@@ -238,7 +248,8 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         gdf = gdf.rename(columns={"sample_id": "sample_id_original"})
     gdf["sample_id"] = ids.to_numpy()
     gdf = gdf.drop(columns="__row").reset_index(drop=True)
-    gdf = _duplicate_locations(gdf, name or path.name, duplicates)
+    profile = [c for c in (table.site, table.top_cm, table.bottom_cm) if c is not None]
+    gdf = _duplicate_locations(gdf, name or path.name, duplicates, profile)
     return SoilSamples(
         frame=gdf,
         targets=[target],
@@ -249,14 +260,18 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         name=name or path.name,
         metadata={"source": str(path), "units": {target: table.units} if table.units else {}, "dropped": dropped,
                   "rasters": raster_paths},
+        site=table.site,
+        depth=None if table.top_cm is None else (table.top_cm, table.bottom_cm),
     )
 
 
-def _duplicate_locations(gdf, name: str, rule: str):
+def _duplicate_locations(gdf, name: str, rule: str, profile: Sequence[str] = ()):
     """Samples that share a location, by ``data.duplicates``: repeated samples of a plot sit in one spatial block, and
     different values at one point bound what any model can explain. ``keep`` warns, ``mean`` averages each group's
-    numeric columns into its first row (warns), ``error`` raises :class:`TableError` naming them."""
-    key = pd.Series(list(zip(gdf.geometry.x.round(6), gdf.geometry.y.round(6))), index=gdf.index)
+    numeric columns into its first row (warns), ``error`` raises :class:`TableError` naming them. The ``profile``
+    columns (site, layer top and bottom) join the location: the layers of one profile are not duplicates."""
+    key = pd.Series(list(zip(gdf.geometry.x.round(6), gdf.geometry.y.round(6), *(gdf[c] for c in profile))),
+                    index=gdf.index)
     dup = key.duplicated(keep=False).to_numpy()
     if not dup.any():
         return gdf

@@ -11,6 +11,10 @@ sample count (largest first, ties in shuffled order), and each goes to the fold 
 (the "longest processing time" rule of Graham 1969). Every sample of a block is in the same fold, so no test sample
 shares a block with a training sample.
 
+Samples that are layers of one site (``SoilSamples.site``: several depths of one profile) always fall in the same fold,
+for every split: random folds are drawn over sites, and shipped, block and kNNDM folds give each site the fold most of
+its layers have (rule 11 of docs/design.md: profiles stay whole).
+
 A buffer (``buffer_km > 0``) removes from each fold's training set the samples closer than the buffer to any test
 sample (buffered leave-block-out, Le Rest et al. 2014; Roberts et al. 2017), so spatial autocorrelation across block
 edges cannot reach the test fold.
@@ -176,6 +180,19 @@ class Fold:
     excluded: np.ndarray
 
 
+def site_folds(ids: np.ndarray, samples: SoilSamples) -> np.ndarray:
+    """Fold ids ``(num_samples,)`` with every site's layers in one fold: the fold most of its layers have (the
+    smallest id on a tie); unchanged when the samples have no ``site`` column."""
+    ids = np.asarray(ids)
+    if samples.site is None:
+        return ids
+    _, site = np.unique(samples.sites(), return_inverse=True)
+    folds, fold = np.unique(ids, return_inverse=True)
+    counts = np.zeros((site.max() + 1, len(folds)), dtype=int)
+    np.add.at(counts, (site, fold), 1)
+    return folds[counts.argmax(1)][site]  # argmax takes the first (smallest) fold on a tie
+
+
 def fold_ids(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, block_size_km: float = 100.0,
              seed: int = 0) -> np.ndarray:
     """Fold id of every sample for a split scheme.
@@ -202,9 +219,12 @@ def fold_ids(samples: SoilSamples, split: str = "shipped", n_folds: int = 5, blo
             )
         return np.asarray(samples.folds)
     if split == "random":
-        return random_folds(len(samples), n_folds, seed)
+        if samples.site is None:
+            return random_folds(len(samples), n_folds, seed)
+        sites, index = np.unique(samples.sites(), return_inverse=True)
+        return random_folds(len(sites), n_folds, seed)[index]
     if split == "blocks":
-        return block_folds(planar_coords(samples), block_size_km * 1000.0, n_folds, seed)
+        return site_folds(block_folds(planar_coords(samples), block_size_km * 1000.0, n_folds, seed), samples)
     raise SplitError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
 
 
@@ -226,6 +246,7 @@ def folds_from_ids(samples: SoilSamples, ids: np.ndarray, buffer_km: float = 0.0
     Raises:
         SplitError: A fold whose buffer leaves fewer than 2 training samples.
     """
+    ids = site_folds(np.asarray(ids), samples)
     coords = samples.metric_coords() if buffer_km > 0 else None
     buffer_m = buffer_km * 1000.0
     if coords is not None and samples.crs.is_geographic:  # metric_coords are chords on the sphere: same ordering
@@ -248,5 +269,5 @@ def _check_folds(num_samples: int, n_folds: int) -> None:
         raise SplitError(f"{num_samples} samples cannot fill {n_folds} folds; lower evaluate.n_folds")
 
 
-__all__ = ["SPLITS", "SplitError", "Fold", "planar_crs", "planar_coords", "block_ids", "random_folds", "assign_blocks", "block_folds",
+__all__ = ["SPLITS", "SplitError", "Fold", "site_folds", "planar_crs", "planar_coords", "block_ids", "random_folds", "assign_blocks", "block_folds",
            "buffer_exclusion", "fold_ids", "folds_from_ids", "make_folds"]

@@ -161,3 +161,33 @@ def test_duplicate_locations_follow_data_duplicates(tmp_path, rule):
         assert first["soc"] == pytest.approx(f.loc[[0, 1, 4], "soc"].mean())
         assert first["clay"] == pytest.approx(f.loc[[0, 1, 4], "clay"].mean())
         assert list(s.frame["sample_id"]) == ["100", "102", "103", "105", "106", "107"]
+
+
+def test_a_profile_table_keeps_sites_and_layer_depths(tmp_path):
+    """Three layers at each of four sites: not duplicates of each other (with data.duplicates: error), each layer's
+    depths kept, every split keeping a site whole."""
+    f = _frame(n=4).loc[np.repeat(np.arange(4), 3)].reset_index(drop=True)
+    f["pid"] = np.arange(len(f))
+    f["profile"] = np.repeat(["a", "b", "c", "d"], 3)
+    f["top"], f["bottom"] = np.tile([0, 10, 30], 4), np.tile([10, 30, 60], 4)
+    f.to_csv(tmp_path / "layers.csv", index=False)
+    data = _data(tmp_path / "layers.csv", site="profile", top_cm="top", bottom_cm="bottom",
+                 environment=["clay", "top", "bottom"]).model_copy(update={"duplicates": "error"})
+    s = load_samples(data)
+    assert s.site == "profile"
+    assert s.depth == ("top", "bottom")
+    assert s.sites().tolist() == list(np.repeat(["a", "b", "c", "d"], 3))
+    sub = s.subset(np.arange(3, 9))
+    assert sub.site == "profile"
+    assert sub.depth == ("top", "bottom")
+    f.loc[[0, 1], "profile"] = "x"  # two sites' layers at one point: a duplicate again
+    f.loc[[0, 1], "top"] = 0
+    f.loc[[0, 1], "bottom"] = 10
+    f.to_csv(tmp_path / "layers.csv", index=False)
+    with pytest.raises(TableError, match="2 samples share their location"):
+        load_samples(data)
+
+
+def test_layer_depths_come_in_pairs():
+    with pytest.raises(ConfigError, match="give both top_cm and bottom_cm"):
+        load_config(None, {"data": {"table": {"path": "x.csv", "top_cm": "top"}}})
