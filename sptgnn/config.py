@@ -44,6 +44,8 @@ class TableConfig(_Section):
             report how many; ``False`` makes such rows an error that names them.
         site: Column of site (profile) ids when a site holds several layers: every split keeps a site's layers in one
             fold (:func:`sptgnn.splits.make_folds`), and layers of one site are not duplicated locations.
+        sites: A table of sites (path, read as ``path`` is) joined to the layers on ``site``, for horizon tables whose
+            coordinates (and site covariates) are kept per site, as NatSoil, WoSIS and AfSP keep them.
         top_cm: Column of each layer's top depth (cm below the surface); with ``bottom_cm``.
         bottom_cm: Column of each layer's bottom depth (cm); list both in ``environment`` to give every model depth as
             a covariate (the SoilGrids recipe).
@@ -62,6 +64,7 @@ class TableConfig(_Section):
     units: str | None = None
     drop_missing: bool = False
     site: str | None = None
+    sites: str | None = None
     top_cm: str | None = None
     bottom_cm: str | None = None
 
@@ -71,6 +74,8 @@ class TableConfig(_Section):
             raise ValueError("data.table: give both x and y columns, or neither to use the file's point geometry")
         if (self.top_cm is None) != (self.bottom_cm is None):
             raise ValueError("data.table: give both top_cm and bottom_cm columns (each layer's depths), or neither")
+        if self.sites is not None and self.site is None:
+            raise ValueError("data.table.sites is joined on data.table.site: name the site column too")
         return self
 
 

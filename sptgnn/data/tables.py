@@ -98,6 +98,30 @@ def _id_text(ids: pd.Series) -> pd.Series:
     return ids.astype(str)
 
 
+def _join_sites(layers: pd.DataFrame, table, path: Path) -> pd.DataFrame:
+    """The layers with their site's columns (``data.table.sites`` joined on ``data.table.site``). Raises
+    :class:`TableError` naming a missing site column, duplicated site rows, or layers whose site is not in the table."""
+    sites_path = resolve_data_path(table.sites)
+    if not sites_path.is_file():
+        raise TableError(f"site table not found: {sites_path} (data.table.sites '{table.sites}')")
+    sites = read_table(sites_path, None)
+    for frame, where in ((layers, path), (sites, sites_path)):
+        _column(frame, table.site, where, "site")
+    dup = sites[table.site].duplicated(keep=False)
+    if dup.any():
+        raise TableError(f"{sites_path}: site(s) {sites[table.site][dup].astype(str).unique()[:3].tolist()} appear "
+                         "more than once; a site table holds one row per site")
+    unknown = ~layers[table.site].isin(sites[table.site])
+    if unknown.any():
+        raise TableError(f"{path}: {int(unknown.sum())} layer(s) have a site missing from {sites_path.name} (e.g. "
+                         f"{layers[table.site][unknown].astype(str).iloc[0]}); add the site or drop those layers")
+    extra = [c for c in sites.columns if c == table.site or c not in layers.columns]
+    joined = pd.DataFrame(layers).merge(pd.DataFrame(sites[extra]), on=table.site, how="left", validate="many_to_one")
+    if isinstance(sites, gpd.GeoDataFrame) and sites.geometry.name in extra:
+        joined = gpd.GeoDataFrame(joined, geometry=sites.geometry.name, crs=sites.crs)
+    return joined
+
+
 def load_table(table, target: str, rasters=(), name: str | None = None, duplicates: str = "keep") -> SoilSamples:
     """Read a point table described by a :class:`~sptgnn.config.TableConfig` as soil samples.
 
@@ -126,6 +150,8 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
     if len(frame) == 0:
         raise TableError(f"{path}: the table has no rows")
     frame = frame.reset_index(drop=True)
+    if table.sites is not None:
+        frame = _join_sites(frame, table, path)
     id_col = table.id
     if id_col is not None:
         _column(frame, id_col, path, "id")

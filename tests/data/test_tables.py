@@ -191,3 +191,26 @@ def test_a_profile_table_keeps_sites_and_layer_depths(tmp_path):
 def test_layer_depths_come_in_pairs():
     with pytest.raises(ConfigError, match="give both top_cm and bottom_cm"):
         load_config(None, {"data": {"table": {"path": "x.csv", "top_cm": "top"}}})
+
+
+def test_layers_take_their_coordinates_from_a_site_table(tmp_path):
+    sites = _frame(n=3)[["east", "north", "clay"]].assign(profile=["a", "b", "c"])
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    layers = pd.DataFrame({"profile": ["a", "a", "b", "c", "c"], "top": [0, 10, 0, 0, 20],
+                           "bottom": [10, 40, 15, 20, 50], "soc": [20.0, 9.0, 14.0, 30.0, 11.0]})
+    layers.to_csv(tmp_path / "layers.csv", index=False)
+    data = _data(tmp_path / "layers.csv", id=None, site="profile", sites=str(tmp_path / "sites.csv"), top_cm="top",
+                 bottom_cm="bottom")
+    s = load_samples(data)
+    assert len(s) == 5
+    np.testing.assert_allclose(s.xy()[:2, 0], sites.loc[0, "east"])  # both layers of site a at a's point
+    np.testing.assert_allclose(s.frame["clay"], sites.set_index("profile").loc[layers["profile"], "clay"])
+    layers.assign(profile=["a", "a", "b", "c", "z"]).to_csv(tmp_path / "layers.csv", index=False)
+    with pytest.raises(TableError, match="1 layer\\(s\\) have a site missing from sites.csv \\(e.g. z\\)"):
+        load_samples(data)
+    layers.to_csv(tmp_path / "layers.csv", index=False)
+    pd.concat([sites, sites.iloc[:1]]).to_csv(tmp_path / "sites.csv", index=False)
+    with pytest.raises(TableError, match=r"site\(s\) \['a'\] appear more than once"):
+        load_samples(data)
+    with pytest.raises(ConfigError, match="data.table.sites is joined on data.table.site"):
+        load_config(None, {"data": {"table": {"path": "x.csv", "sites": "s.csv"}}})
