@@ -211,6 +211,11 @@ class GraphConfig(_Section):
         spectral_features: A named subset of feature columns for the spectral relation instead (``None``: the streams).
         feature_clip: Clip standardised imagery and environment features to ``±feature_clip`` standard deviations
             (``null``: no clipping). Guards against rare one-hot categories and outliers outside the training range.
+        depth_scale_m: For profile layers (samples with depths, ``data.table.top_cm``/``bottom_cm``): metres of
+            horizontal distance that one cm of depth weighs in the spatial and elevation relations (each layer's mid
+            depth times this joins its coordinates), so a layer's neighbours are layers of nearby profiles at similar
+            depths; e.g. ``100``: 10 cm of depth weighs as 1 km. ``None``: depth is no coordinate. Whatever it is, a
+            layer is never the neighbour of a layer of its own site (``data.table.site``).
         spectral_eps: ``0``: exact spectral neighbours; ``> 0``: (1+eps)-approximate ones (scipy's k-d tree search,
             each returned distance within ``1 + eps`` of the true one), for very large graphs; ``0.5`` kept 97.0 % of
             the exact neighbours at 1M nodes in 5-D (``scripts/benchmark_scale.py``, part ``graph``).
@@ -227,6 +232,7 @@ class GraphConfig(_Section):
         description="Named subset of the streams' feature columns (e.g. imagery chip features 'rcf_000' or band columns) "
                     "spanning the spectral relation's space instead of whole streams; None uses graph.spectral_streams.",
     )
+    depth_scale_m: float | None = Field(None, gt=0.0)
     feature_clip: float | None = Field(None, gt=0.0)
     spectral_eps: float = Field(0.0, ge=0.0)
 

@@ -150,7 +150,7 @@ class EqualAreaSpline:
 
 
 def harmonise(frame, site: str, top: str, bottom: str, value: str,
-              intervals: Sequence[tuple[float, float]] = GSM_DEPTHS, lam: float = 0.1):
+              intervals: Sequence[tuple[float, float]] = GSM_DEPTHS, lam: float = 0.1, lower: float | None = 0.0):
     """Horizons of many profiles harmonised to standard depth intervals: one row per site, one column
     ``<value>_<top>_<bottom>cm`` per interval (NaN below a profile's deepest horizon). Horizons without a value are
     left out; a site without any is left out.
@@ -160,6 +160,8 @@ def harmonise(frame, site: str, top: str, bottom: str, value: str,
         site, top, bottom, value: Its columns: site id, horizon top and bottom (cm), the property.
         intervals: Standard intervals in cm (default GlobalSoilMap's six).
         lam: The spline's smoothing (see :meth:`EqualAreaSpline.fit`).
+        lower: Interval means below it are set to it (a spline can dip below zero between a rich and a poor
+            horizon; SOC cannot), ``None`` keeps them.
 
     Raises:
         SplineError: A missing column, or a profile with overlapping or inverted horizons (its site named).
@@ -176,7 +178,8 @@ def harmonise(frame, site: str, top: str, bottom: str, value: str,
             spline = EqualAreaSpline.fit(h[top], h[bottom], h[value], lam)
         except SplineError as exc:
             raise SplineError(f"site {sid}: {exc}") from None
-        rows.append(spline.interval_means(intervals))
+        means = spline.interval_means(intervals)
+        rows.append(means if lower is None else np.where(np.isnan(means), np.nan, np.maximum(means, lower)))
         sites.append(sid)
     return pd.DataFrame(np.array(rows).reshape(len(rows), len(names)), columns=names,
                         index=pd.Index(sites, name=site))

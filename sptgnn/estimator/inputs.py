@@ -72,10 +72,12 @@ def to_samples(X, y=None, *, target: str, coords=None, crs=None, imagery=None, e
         SamplesError: Bad coordinates or CRS, a missing column, a NaN feature, ``y`` of another length.
     """
     metadata: dict = {}
+    site, depth = None, None
     if isinstance(X, SoilSamples):  # the project's own loaders: their streams, elevation and dates are the defaults
         if imagery is None and environment is None:
             imagery, environment = X.feature_groups.get("imagery", []), X.feature_groups.get("environment", [])
         elevation, date = elevation or X.elevation, date or X.date_column
+        site, depth = X.site, X.depth  # profile layers stay layers of their sites
         name, metadata, X = X.name, dict(X.metadata), X.frame
     frame = as_frame(X, coords, crs).copy()
     if y is not None:
@@ -94,11 +96,12 @@ def to_samples(X, y=None, *, target: str, coords=None, crs=None, imagery=None, e
             raise SamplesError(f"date column '{date}' not in X; columns: {list(frame.columns)[:20]}")
         frame[date] = pd.to_datetime(frame[date])
     aux = [t for t in aux_targets if t in frame.columns and t != target]
-    exclude = [target, *aux, "sample_id", id_column, date, elevation]
+    exclude = [target, *aux, "sample_id", id_column, date, elevation, site]
     groups = streams(frame, imagery, environment, [c for c in exclude if c])
     targets = [target] if target in frame.columns else []
     return SoilSamples(frame=frame, targets=targets + aux if targets else [], feature_groups=groups,
-                       elevation=elevation, date_column=date, name=name, metadata=metadata)
+                       elevation=elevation, date_column=date, name=name, metadata=metadata, site=site,
+                       depth=None if depth is None else tuple(depth))
 
 
 __all__ = ["as_frame", "streams", "to_samples"]

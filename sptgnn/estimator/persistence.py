@@ -39,7 +39,8 @@ def write_run_folder(ens: DeepEnsemble, aoa: AreaOfApplicability | None, units: 
     state = {
         "format": RUN_FORMAT, "sptgnn_version": __version__, "target": ens.target, "units": units,
         "samples": {"targets": lab.targets, "feature_groups": lab.feature_groups, "elevation": lab.elevation,
-                    "date_column": lab.date_column, "name": lab.name},
+                    "date_column": lab.date_column, "name": lab.name, "site": lab.site,
+                    "depth": None if lab.depth is None else list(lab.depth)},
         **ens.state(),
         # what the weights were trained with, checked on loading even when a manifest was rewritten to match an edit
         "n_labelled": len(lab), "config_sha256": config_digest(ens.config),
@@ -126,8 +127,10 @@ def _read_state(path: Path, config, state: dict, version) -> tuple[DeepEnsemble,
                        f"{path / 'labelled.gpkg'} holds {len(frame)}; the folder mixes two runs: copy or retrain the run")
     if s["date_column"]:
         frame[s["date_column"]] = pd.to_datetime(frame[s["date_column"]])
+    depth = s.get("depth")
     labelled = SoilSamples(frame=frame, targets=s["targets"], feature_groups=s["feature_groups"],
-                           elevation=s["elevation"], date_column=s["date_column"], name=s["name"])
+                           elevation=s["elevation"], date_column=s["date_column"], name=s["name"], site=s.get("site"),
+                           depth=None if depth is None else tuple(depth))
     trend = None
     if state.get("trend", False):
         if (path / "trend.joblib").is_file() and not (path / TREND_FILE).is_file():

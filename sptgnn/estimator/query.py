@@ -96,7 +96,7 @@ class QueryPredictor:
         (``log1p(distance / distance_scale)``), from the builder's :class:`~sptgnn.graph.relations.RelationIndex`, the
         trees :meth:`GraphBuilder.build` attaches queries with."""
         scale = self.builder.distance_scale
-        found = self.builder.index.query(q.metric, q.spectral, q.elevation, workers=self.workers)
+        found = self.builder.index.query(q.metric, q.spectral, q.elevation, workers=self.workers, sites=q.sites)
         return {r: (idx, np.log1p(dist / scale[r])) for r, (idx, dist) in found.items()}
 
     # -- forward --------------------------------------------------------------------------------------------------

@@ -187,8 +187,11 @@ class GraphBuilder:
             teacher: The teacher's features ``(n, F)`` (:meth:`~sptgnn.train.trend.CovariateTrend.teacher`) or ``None``.
         """
         streams = {s: self.stream(samples, s) for s in STREAMS}
-        return self._inputs(streams, samples.metric_coords(), self.transform.time(samples), samples.elevation_m(),
-                            teacher)
+        metric = samples.metric_coords()
+        q = self._inputs(streams, metric, self.transform.time(samples), samples.elevation_m(), teacher,
+                         self.relation_coords(metric, self._sample_depths(samples)))
+        q.sites = None if samples.site is None else samples.sites()
+        return q
 
     def inputs(self, features: dict[str, np.ndarray], xy: np.ndarray, dates=None, elevation_column: str | None = None,
                teacher: np.ndarray | None = None) -> QueryInputs:
@@ -212,16 +215,47 @@ class GraphBuilder:
             streams[s] = self.clip((raw - t.mean[s]) / t.scale[s])
         has_dates = dates is not None and self.labelled.date_column is not None
         elevation = None if elevation_column is None else np.asarray(features[elevation_column], dtype=np.float64)
-        return self._inputs(streams, metric_coords(xy, self.labelled.crs),
-                            time_features(dates if has_dates else None, n, t.reference_year), elevation, teacher)
+        metric = metric_coords(xy, self.labelled.crs)
+        depths = None
+        if self.uses_depth:
+            top, bottom = self.labelled.depth
+            depths = (np.asarray(features[top], dtype=np.float64), np.asarray(features[bottom], dtype=np.float64))
+        return self._inputs(streams, metric, time_features(dates if has_dates else None, n, t.reference_year),
+                            elevation, teacher, self.relation_coords(metric, depths))
 
     def _inputs(self, streams: dict[str, np.ndarray], metric: np.ndarray, time: np.ndarray,
-                elevation: np.ndarray | None, teacher: np.ndarray | None) -> QueryInputs:
+                elevation: np.ndarray | None, teacher: np.ndarray | None, relation: np.ndarray) -> QueryInputs:
         t, n = self.transform, len(metric)
         return QueryInputs(
             imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
-            pos=(metric - t.centre_m) / t.spread_m, time=time, metric=metric, spectral=self.spectral_of(streams),
+            pos=(metric - t.centre_m) / t.spread_m, time=time, metric=relation, spectral=self.spectral_of(streams),
             elevation=elevation, trend=None if teacher is None else teacher[:, 0], teacher=teacher)
+
+    # -- profiles: depth as a coordinate, a site's layers never each other's neighbours ---------------------------
+    @property
+    def uses_depth(self) -> bool:
+        """Whether layer depth joins the relations' coordinates (``graph.depth_scale_m`` and samples with depths)."""
+        return self.config.depth_scale_m is not None and self.labelled.depth is not None
+
+    def _sample_depths(self, samples: SoilSamples) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self.uses_depth:
+            return None
+        if samples.depth is None:
+            raise ValueError(f"{samples.name}: the run's relations use layer depth (graph.depth_scale_m); give the "
+                             "query layers' top and bottom depths")
+        top, bottom = samples.depth
+        return (samples.frame[top].to_numpy(dtype=np.float64), samples.frame[bottom].to_numpy(dtype=np.float64))
+
+    def relation_coords(self, metric: np.ndarray, depths: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """The spatial and elevation relations' coordinates ``(n, d)`` or ``(n, d + 1)``: the metric coordinates (m),
+        and with ``graph.depth_scale_m`` each layer's mid depth (cm) times that many metres."""
+        if depths is None:
+            return metric
+        mid_cm = (depths[0] + depths[1]) / 2.0
+        return np.c_[metric, mid_cm * self.config.depth_scale_m]
+
+    def _sites(self, samples: SoilSamples) -> np.ndarray | None:
+        return None if samples.site is None else samples.sites()
 
     def _index(self, labelled: SoilSamples) -> RelationIndex:
         """The k-d trees of ``labelled`` for the fitted relations (built once, shared by graphs and the query path)."""
@@ -231,7 +265,8 @@ class GraphBuilder:
                               workers=tree_threads(),  # parallel k-d tree queries under the one thread policy
                               spectral_eps=cfg.spectral_eps)
         spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
-        return index.fit(labelled.metric_coords(), spectral, labelled.elevation_m())
+        metric = self.relation_coords(labelled.metric_coords(), self._sample_depths(labelled))
+        return index.fit(metric, spectral, labelled.elevation_m(), self._sites(labelled))
 
     def labelled_edges(self, relation: str) -> Edges:
         """Edges among the labelled nodes of ``relation`` (no self loops): ``(src, dst, distance)``; every relation's
@@ -243,7 +278,8 @@ class GraphBuilder:
 
     def _edges(self, targets: SoilSamples, exclude_self: bool) -> dict[str, Edges]:
         spectral = self.spectral_space(targets) if "spectral" in self.relations else None
-        return self.index.edges(targets.metric_coords(), spectral, targets.elevation_m(), exclude_self)
+        metric = self.relation_coords(targets.metric_coords(), self._sample_depths(targets))
+        return self.index.edges(metric, spectral, targets.elevation_m(), exclude_self, self._sites(targets))
 
     # -- building ---------------------------------------------------------------------------------------------------
     def build(self, query: SoilSamples | None = None, target: str | None = None) -> HeteroData:

@@ -19,12 +19,14 @@ class QueryInputs:
         environment: Standardised environment stream ``(n, F_env)``.
         pos: Position stream ``(n, d)`` (offsets from the labelled centroid in labelled-spread units).
         time: Time stream ``(n, 3)``.
-        metric: Metric coordinates ``(n, d)`` (m) for the spatial and elevation relations.
+        metric: Coordinates of the spatial and elevation relations ``(n, d)`` (m; with ``graph.depth_scale_m`` the
+            layer's scaled mid depth as one more).
         spectral: Spectral relation space ``(n, F_s)``.
         elevation: Elevation (m) ``(n,)`` or ``None``.
         trend: Covariate trend ``(n,)`` in standardised target units (``model.trend``), or ``None``.
         teacher: The teacher's features ``(n, F)`` (trend, then kriging prediction and sd for ``kpr_random_forest``;
             :meth:`~sptgnn.train.trend.CovariateTrend.teacher_features`), read by members with ``model.teacher_input``.
+        sites: Site ids ``(n,)`` of query layers (never attached to labelled layers of their own site), or ``None``.
     """
 
     imagery: np.ndarray
@@ -36,6 +38,7 @@ class QueryInputs:
     elevation: np.ndarray | None
     trend: np.ndarray | None = None
     teacher: np.ndarray | None = None
+    sites: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -44,7 +47,7 @@ class QueryInputs:
         """Rows ``sl`` of every array."""
         return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
                                                                      self.metric, self.spectral, self.elevation,
-                                                                     self.trend, self.teacher)))
+                                                                     self.trend, self.teacher, self.sites)))
 
 
 __all__ = ["QueryInputs"]

@@ -79,6 +79,16 @@ def _closest_in_elevation(cand: np.ndarray, elev_ref: np.ndarray, elev_tgt: np.n
     return np.take_along_axis(cand, order, 1), np.take_along_axis(diff, order, 1)
 
 
+def _drop_same_site(dist: np.ndarray, idx: np.ndarray, same, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` neighbours of each row that are not of the row's own site (``same(idx) -> bool (n, c)``)."""
+    keep = ~same(idx)
+    k = min(k, int(keep.sum(1).min()))
+    if k < 1:
+        raise ValueError("every labelled neighbour of a node lies in its own site: give more sites")
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+
 class RelationIndex:
     """The k-d trees of one labelled set for every relation, built once; graphs and new points search the same ones.
 
@@ -106,51 +116,76 @@ class RelationIndex:
         self.relations, self.k, self.candidates = list(relations), dict(k), int(candidates)
         self.geographic, self.workers, self.spectral_eps = geographic, workers, float(spectral_eps)
 
-    def fit(self, metric: np.ndarray, spectral: np.ndarray | None = None,
-            elevation: np.ndarray | None = None) -> "RelationIndex":
-        """Build the trees of the labelled nodes (the metric tree serves spatial and elevation candidates)."""
+    def fit(self, metric: np.ndarray, spectral: np.ndarray | None = None, elevation: np.ndarray | None = None,
+            sites: np.ndarray | None = None) -> "RelationIndex":
+        """Build the trees of the labelled nodes (the metric tree serves spatial and elevation candidates).
+
+        ``sites`` ``(N,)``: the site of each labelled node when sites hold several layers; a node is then never the
+        neighbour of a node of its own site (the same site's layers are never a layer's evidence: a query profile is
+        predicted from other sites only, and training sees the same)."""
         self.n = len(metric)
+        self.sites = None if sites is None else np.asarray(sites).astype(str)
+        self.max_site = 1 if sites is None else int(np.unique(self.sites, return_counts=True)[1].max())
         self.metric_tree = cKDTree(metric) if self.n else None
         self.spectral_tree = cKDTree(spectral) if "spectral" in self.relations and self.n else None
         self.elevation = None if elevation is None else np.asarray(elevation, dtype=np.float64)
         return self
 
+    def _same_site(self, sites, n: int, exclude_self: bool):
+        """A function of neighbour indices ``(n, c)`` telling which are of each point's own site, or ``None`` when
+        there is nothing to exclude beyond ``exclude_self``."""
+        if self.sites is None or (sites is None and not exclude_self):
+            return None
+        own = self.sites if (sites is None and exclude_self) else np.asarray(sites).astype(str)
+        if len(own) != n:
+            raise ValueError(f"{len(own)} site ids for {n} points")
+        return lambda idx: self.sites[idx] == own[:, None]
+
     def _spatial(self, dist: np.ndarray) -> np.ndarray:
         return chord_to_great_circle_m(dist) if self.geographic else dist
 
     def edges(self, metric: np.ndarray, spectral: np.ndarray | None = None, elevation: np.ndarray | None = None,
-              exclude_self: bool = False) -> dict[str, Edges]:
+              exclude_self: bool = False, sites: np.ndarray | None = None) -> dict[str, Edges]:
         """Edges of every relation from the labelled nodes to the targets (the labelled nodes themselves with
         ``exclude_self``): ``{relation: (src, dst, distance)}``, distance in m (spatial), standardised units
         (spectral) or m of elevation difference; the searches of :meth:`query`."""
         n = len(metric)
         if n == 0:
             return {r: (np.empty(0, int), np.empty(0, int), np.empty(0)) for r in self.relations}
-        nbr = self.query(metric, spectral, elevation, exclude_self=exclude_self)
+        nbr = self.query(metric, spectral, elevation, exclude_self=exclude_self, sites=sites)
         return {r: (idx.ravel(), np.repeat(np.arange(n), idx.shape[1]), dist.ravel()) for r, (idx, dist) in nbr.items()}
 
     def query(self, metric: np.ndarray, spectral: np.ndarray | None = None, elevation: np.ndarray | None = None,
-              workers: int | None = None, exclude_self: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+              workers: int | None = None, exclude_self: bool = False,
+              sites: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Labelled neighbours of new points (the labelled nodes themselves, never their own neighbour, with
         ``exclude_self``) per relation: indices and distances ``(n, k)``; one search of the metric tree serves the
-        spatial relation and the elevation candidates; ``workers`` threads for this call.
+        spatial relation and the elevation candidates; ``workers`` threads for this call. With sites fitted, a point
+        of site ``sites[i]`` gets no neighbour of that site (points of other or no site: ``None`` or unknown ids).
 
         Raises:
             ValueError: The elevation relation without the points' elevation.
         """
         out, w = {}, self.workers if workers is None else workers
         avail = self.n - (1 if exclude_self else 0)
+        same = self._same_site(sites, len(metric), exclude_self)
+        extra = 0 if same is None else self.max_site  # searched beyond k, then the same site's layers dropped
         k_metric = max(self.k["spatial"] if "spatial" in self.relations else 0,
                        max(self.candidates, self.k["elevation"]) if "elevation" in self.relations else 0)
         if k_metric:
-            m_dist, m_idx = _knn(self.metric_tree, self.n, metric, k_metric, exclude_self, w)
+            m_dist, m_idx = _knn(self.metric_tree, self.n, metric, k_metric + extra, exclude_self, w)
+            if same is not None:
+                m_dist, m_idx = _drop_same_site(m_dist, m_idx, same, k_metric)
+                avail = m_idx.shape[1]
         for r in self.relations:
             if r == "spatial":
                 k = min(self.k["spatial"], avail)
                 out[r] = (m_idx[:, :k], self._spatial(m_dist[:, :k]))
             elif r == "spectral":
-                dist, idx = _knn(self.spectral_tree, self.n, spectral, self.k["spectral"], exclude_self, w,
+                dist, idx = _knn(self.spectral_tree, self.n, spectral, self.k["spectral"] + extra, exclude_self, w,
                                  self.spectral_eps)
+                if same is not None:
+                    dist, idx = _drop_same_site(dist, idx, same, self.k["spectral"])
                 out[r] = (idx, dist)
             else:
                 if elevation is None:

@@ -101,3 +101,11 @@ def test_the_spline_equals_mpspline_at_every_centimetre(lam):
     reference = mpspline.spline_one(pd.DataFrame({"UD": tops, "LD": bottoms, "soc": y}), "soc", lam=lam)["est_1cm"]
     depths = np.arange(130.0)
     np.testing.assert_allclose(EqualAreaSpline.fit(tops, bottoms, y, lam)(depths), reference[:130], atol=1e-6)
+
+
+def test_harmonised_means_are_not_negative_unless_asked():
+    frame = pd.DataFrame({"site": ["a"] * 3, "top": [0, 5, 10], "bottom": [5, 10, 60], "soc": [60.0, 1.0, 0.2]})
+    raw = harmonise(frame, "site", "top", "bottom", "soc", [(10, 20), (20, 40)], lam=0.0, lower=None)
+    assert raw.to_numpy().min() < 0  # the spline dips below zero under the rich topsoil
+    clipped = harmonise(frame, "site", "top", "bottom", "soc", [(10, 20), (20, 40)], lam=0.0)
+    np.testing.assert_array_equal(clipped.to_numpy(), np.maximum(raw.to_numpy(), 0.0))

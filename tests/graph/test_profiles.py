@@ -1,0 +1,100 @@
+"""Profile layers in the graph: a layer is never the neighbour of a layer of its own site (the leakage rule of
+profiles: a query profile is predicted from other sites' labelled layers only, and training sees the same), and with
+``graph.depth_scale_m`` a layer's neighbours are layers of nearby profiles at similar depths."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+from sptgnn.graph.builder import GraphBuilder
+from sptgnn.graph.relations import RelationIndex
+from sptgnn.train.ensemble import DeepEnsemble
+
+
+def _profiles(samples_factory, sites: int = 20, layers: int = 4):
+    base = samples_factory(sites * layers, seed=7, folds=None)
+    frame = base.frame.copy()
+    first = np.repeat(np.arange(sites) * layers, layers)
+    frame = frame.set_geometry(gpd.points_from_xy(frame.geometry.x.to_numpy()[first],
+                                                  frame.geometry.y.to_numpy()[first]), crs=frame.crs)
+    frame["site"] = [f"p{i // layers}" for i in range(len(frame))]
+    frame["top"] = np.tile([0.0, 10.0, 30.0, 60.0][:layers], sites)
+    frame["bottom"] = np.tile([10.0, 30.0, 60.0, 100.0][:layers], sites)
+    frame["soc_g_kg"] = frame["soc_g_kg"] * np.exp(-frame["top"] / 40.0)  # SOC falls with depth
+    return replace(base, frame=frame, site="site", depth=("top", "bottom"))
+
+
+def test_no_edge_joins_two_layers_of_one_site():
+    rng = np.random.default_rng(0)
+    coords = np.repeat(rng.uniform(0, 1000, (10, 2)), 3, axis=0)  # 10 sites of 3 layers at one point each
+    sites = np.repeat(np.arange(10), 3)
+    index = RelationIndex(["spatial"], {"spatial": 4}, 4, geographic=False).fit(coords, sites=sites)
+    src, dst, dist = index.edges(coords, exclude_self=True)["spatial"]
+    assert np.bincount(dst, minlength=30).tolist() == [4] * 30
+    assert not np.any(sites[src] == sites[dst])
+    assert (dist > 0).all()  # the same site's layers (distance 0) are never chosen
+    plain = RelationIndex(["spatial"], {"spatial": 4}, 4, geographic=False).fit(coords)
+    src, dst, _ = plain.edges(coords, exclude_self=True)["spatial"]
+    assert np.any(sites[src] == sites[dst])  # without sites, a layer's nearest neighbours are its own profile's
+
+
+def test_a_query_of_a_labelled_site_is_not_attached_to_its_own_layers():
+    coords = np.repeat(np.array([[0.0, 0.0], [10.0, 0.0], [500.0, 0.0]]), 2, axis=0)
+    sites = np.repeat(["a", "b", "c"], 2)
+    index = RelationIndex(["spatial"], {"spatial": 2}, 2, geographic=False).fit(coords, sites=sites)
+    idx, _ = index.query(np.array([[0.0, 0.0]]), sites=np.array(["a"]))["spatial"]
+    assert sorted(idx[0].tolist()) == [2, 3]  # site b's layers, not a's
+    idx, _ = index.query(np.array([[0.0, 0.0]]))["spatial"]  # a map pixel belongs to no site
+    assert sorted(idx[0].tolist()) == [0, 1]
+
+
+def test_depth_joins_the_relation_coordinates(samples_factory, config_factory):
+    samples = _profiles(samples_factory)
+    graph = config_factory(graph={"depth_scale_m": 100.0, "relations": ["spatial"], "k_spatial": 4}).graph
+    builder = GraphBuilder(graph).fit(samples)
+    src, dst, _ = builder.labelled_edges("spatial")
+    top = samples.frame["top"].to_numpy()
+    site = samples.sites()
+    assert not np.any(site[src] == site[dst])
+    same_depth = np.mean(top[src] == top[dst])
+    flat = GraphBuilder(graph.model_copy(update={"depth_scale_m": None})).fit(samples)
+    s2, d2, _ = flat.labelled_edges("spatial")
+    assert same_depth > 0.9  # with depth as a coordinate, neighbours are layers of the same depth
+    assert same_depth > np.mean(top[s2] == top[d2]) + 0.3
+
+
+def test_perturbing_the_label_of_a_querys_own_site_leaves_its_prediction_unchanged(samples_factory, config_factory):
+    """The leakage rule, tested by perturbing a label: a query layer's prediction does not move when the labels of
+    its own site's labelled layers change (they are never its neighbours), and does move for a neighbour site's."""
+    samples = _profiles(samples_factory)
+    labelled = samples.subset(np.arange(len(samples)) % 4 != 3)  # the deepest layer of every site is the query
+    query = samples.subset(np.arange(len(samples)) % 4 == 3)
+    config = config_factory(model={"label_inputs": True}, train={"epochs": 3, "members": 1},
+                            graph={"relations": ["spatial"], "k_spatial": 4, "depth_scale_m": 10.0})
+    ens = DeepEnsemble(config).fit(labelled)
+    before = ens.predict(query).mean
+    frame = ens.builder.labelled.frame
+    own = np.flatnonzero(frame["site"].to_numpy() == "p0")
+    frame.loc[own, "soc_g_kg"] = frame.loc[own, "soc_g_kg"] * 50.0
+    after = ens.predict(query).mean
+    assert after[0] == pytest.approx(before[0], rel=1e-9)  # p0's deepest layer: its own labels unused
+    assert not np.allclose(after, before)  # some other site's query has p0's layers as neighbours
+
+
+def test_the_estimator_and_a_saved_run_keep_the_profiles(samples_factory, config_factory, tmp_path):
+    from sptgnn import SpTGNNRegressor, load_run
+
+    samples = _profiles(samples_factory, sites=12)
+    config = config_factory(train={"epochs": 2, "members": 1}, graph={"depth_scale_m": 10.0})
+    est = SpTGNNRegressor.from_config(config).fit(samples)
+    assert est.run_.labelled.site == "site"
+    assert est.run_.labelled.depth == ("top", "bottom")
+    assert est.run_.ensemble.builder.uses_depth
+    run = load_run(est.save(tmp_path / "run").path)
+    assert run.labelled.site == "site"
+    assert run.labelled.depth == ("top", "bottom")
+    np.testing.assert_array_equal(run.predict(samples).mean, est.run_.predict(samples).mean)
