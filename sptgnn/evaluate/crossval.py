@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.data.samples import SamplesError, SoilSamples
+from sptgnn.data.spline import GSM_DEPTHS
 from sptgnn.models.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
 from sptgnn.models.kriging import RegressionKriging
@@ -57,7 +58,8 @@ class CrossValidationResult:
         metrics: ``{model: {metric: value}}`` from :func:`sptgnn.scores.metrics.score` (of the mean), plus
             ``r2_median``, ``rmse_median``, ``mae_median`` (of the median), ``r2_log``, ``fit_seconds``,
             ``predict_seconds``, ``per_fold`` (``{fold: {n, r2, rmse, mae, mape, r2_log}}``) and, for models with
-            ``fit_choices()``, ``choices_per_fold`` (what each fold's fit chose from its training data alone).
+            ``fit_choices()``, ``choices_per_fold`` (what each fold's fit chose from its training data alone); for
+            profile layers, ``per_depth`` (:func:`per_depth`).
         folds: One dict per fold: ``fold, n_train, n_test, n_excluded`` (buffer).
         gates: MoE gate weights of the first model with ``diagnostics`` on each test sample, ``sample_id, fold,
             gate_0 …``.
@@ -154,6 +156,28 @@ def _pooled(predictions: pd.DataFrame, metric_xy: dict, fit_s: dict, pred_s: dic
     return metrics
 
 
+def per_depth(predictions: pd.DataFrame, samples: SoilSamples,
+              intervals: tuple[tuple[float, float], ...] = GSM_DEPTHS) -> dict[str, dict]:
+    """Scores of profile layers by standard depth interval: each layer goes to the interval holding its mid depth
+    (deeper ones to ``>200``), and every model gets ``{"0-5": {n, r2, rmse, mae, mape, r2_log}, ...}`` (target units)
+    of its out-of-fold predictions there, as SoilGrids reports accuracy per depth."""
+    top, bottom = samples.depth
+    mid = dict(zip(samples.sample_ids, (samples.frame[top].to_numpy(float) + samples.frame[bottom].to_numpy(float)) / 2))
+    labels = [f"{a:g}-{b:g}" for a, b in intervals]
+    edges = np.array([a for a, _ in intervals] + [intervals[-1][1]], dtype=float)
+    out = {}
+    for name, group in predictions.groupby("model", sort=False):
+        depth = np.array([mid[s] for s in group["sample_id"]])
+        k = np.clip(np.searchsorted(edges, depth, side="right") - 1, 0, len(labels))
+        scores = {}
+        for j, label in enumerate([*labels, f">{edges[-1]:g}"]):
+            g = group[k == j]
+            if len(g):
+                scores[label] = fold_scores(g["y_true"].to_numpy(), g["mean"].to_numpy(), g["mean_log"].to_numpy())
+        out[name] = scores
+    return out
+
+
 def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = None,
                    progress: Callable[[str], None] | None = None, moran_k: int = 8,
                    moran_permutations: int = 199) -> CrossValidationResult:
@@ -218,6 +242,9 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
     fold_info = [{"fold": f.fold, "n_train": int(len(f.train)), "n_test": int(len(f.test)),
                   "n_excluded": int(len(f.excluded))} for f in folds]
     metrics = _pooled(predictions, metric_xy, fit_s, pred_s, moran_k, moran_permutations)
+    if samples.depth is not None:
+        for name, scores in per_depth(predictions, samples).items():
+            metrics[name]["per_depth"] = scores
     for name, per_fold in choices.items():
         metrics[name]["choices_per_fold"] = per_fold
     return CrossValidationResult(
@@ -298,4 +325,4 @@ def cross_validate_config(samples: SoilSamples, config, progress: Callable[[str]
 
 
 __all__ = ["PREDICTION_COLUMNS", "CrossValidationResult", "check_target_varies", "config_folds", "config_models",
-           "config_split", "cross_validate", "cross_validate_config", "fold_scores", "make_baseline"]
+           "config_split", "cross_validate", "cross_validate_config", "fold_scores", "make_baseline", "per_depth"]
