@@ -17,26 +17,29 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 
 from sptgnn.distributions import MomentForecast
+from sptgnn.splits.holdouts import inner_folds
 
 
-def out_of_fold_residuals(model, x: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5) -> np.ndarray:
+def out_of_fold_residuals(model, x: np.ndarray, y: np.ndarray, seed: int = 0, folds: int = 5,
+                          sites: np.ndarray | None = None) -> np.ndarray:
     """Residuals ``y − ŷ`` of a fitted regressor where no prediction saw its own label.
 
-    A random forest fitted with ``oob_score=True`` gives its out-of-bag predictions; any other model is refitted
-    (a :func:`~sklearn.base.clone`) on ``folds`` shuffled folds (:func:`sklearn.model_selection.cross_val_predict`).
+    A random forest fitted with ``oob_score=True`` gives its out-of-bag predictions; any other model, and any model
+    of profile layers (``sites`` ``(n,)``: out-of-bag predictions saw the other layers of a profile), is refitted
+    (a :func:`~sklearn.base.clone`) on ``folds`` shuffled folds (:func:`sklearn.model_selection.cross_val_predict`;
+    with sites, :func:`sptgnn.splits.holdouts.inner_folds` over them).
 
     Shapes:
         ``x`` ``(n, num_features)``, ``y`` ``(n,)`` → ``(n,)``, in the units ``y`` is given in.
     """
     y = np.asarray(y, dtype=float)
     oob = getattr(model, "oob_prediction_", None)
-    if oob is not None and np.isfinite(oob).all():
+    if sites is None and oob is not None and np.isfinite(oob).all():
         return y - np.asarray(oob, dtype=float).reshape(-1)
-    cv = KFold(min(folds, len(y)), shuffle=True, random_state=seed)
-    return y - cross_val_predict(clone(model), x, y, cv=cv)
+    return y - cross_val_predict(clone(model), x, y, cv=inner_folds(len(y), folds, seed, sites))
 
 
 def duan_smearing(residuals_log: np.ndarray) -> float:

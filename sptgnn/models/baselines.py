@@ -102,7 +102,8 @@ class TreeBaseline(ModelHooks, BaseEstimator):
             self.model_.set_params(oob_score=True)  # out-of-bag residuals for the sd and the smearing, at no extra fit
         yt = np.log1p(y) if logged else y
         self.model_.fit(x, yt)
-        residuals = out_of_fold_residuals(self.model_, x, yt, self.seed) if (forest or logged) else None
+        sites = None if samples.site is None else samples.sites()
+        residuals = out_of_fold_residuals(self.model_, x, yt, self.seed, sites=sites) if (forest or logged) else None
         self.oob_mse_ = float(np.mean(residuals**2)) if forest else None
         self.smearing_ = duan_smearing(residuals) if logged else None
         if progress is not None:

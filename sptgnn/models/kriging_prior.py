@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from sklearn.model_selection import KFold
 
 from sptgnn.data.samples import SoilSamples
 from sptgnn.models.baselines import TreeBaseline, baseline_features
 from sptgnn.models.kriging import merge_duplicates
 from sptgnn.splits import planar_coords, planar_crs
+from sptgnn.splits.holdouts import inner_folds
 
 KRIGING_FEATURES = ("kriging_mean", "kriging_sd")
 
@@ -92,15 +92,16 @@ class OrdinaryKrigingFeatures:
 
 
 def cross_fitted_kriging_features(xy: np.ndarray, values: np.ndarray, folds: int = 10, neighbours: int = 64,
-                                  seed: int = 0) -> np.ndarray:
-    """Kriging features of labelled points, each from a system fitted without its own fold (so without its label).
+                                  seed: int = 0, sites: np.ndarray | None = None) -> np.ndarray:
+    """Kriging features of labelled points, each from a system fitted without its own fold (so without its label;
+    with ``sites`` ``(n,)``, without any layer of its profile: :func:`sptgnn.splits.holdouts.inner_folds`).
 
     Shapes:
         ``xy`` ``(n, 2)`` (m), ``values`` ``(n,)`` → ``(n, 2)``: prediction and sd.
     """
     xy, values = np.asarray(xy, dtype=float), np.asarray(values, dtype=float)
     out = np.empty((len(values), 2))
-    for train, test in KFold(min(folds, len(values)), shuffle=True, random_state=seed).split(xy):
+    for train, test in inner_folds(len(values), folds, seed, sites):
         out[test] = OrdinaryKrigingFeatures(neighbours, seed=seed).fit(xy[train], values[train]).predict(xy[test])
     return out
 
@@ -131,7 +132,8 @@ class KrigingPriorForest(TreeBaseline):
         yt = np.log1p(y) if self.transform == "log1p" else y
         self.crs_ = planar_crs(samples)
         xy = planar_coords(samples, self.crs_)
-        self.train_features_ = cross_fitted_kriging_features(xy, yt, self.folds, self.neighbours, self.seed)
+        sites = None if samples.site is None else samples.sites()
+        self.train_features_ = cross_fitted_kriging_features(xy, yt, self.folds, self.neighbours, self.seed, sites)
         self.kriging_ = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy, yt)
         return super().fit(samples, y, progress)
 

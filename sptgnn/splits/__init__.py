@@ -17,8 +17,8 @@ from sptgnn.splits.folds import (
     planar_crs,
     random_folds,
 )
-from sptgnn.splits.holdouts import calibration_parts, kmeans_folds, spatial_holdout, spatial_parts
+from sptgnn.splits.holdouts import calibration_parts, inner_folds, kmeans_folds, spatial_holdout, spatial_parts
 
 __all__ = ["SPLITS", "BlockKFold", "Fold", "SplitError", "assign_blocks", "block_folds", "block_ids", "buffer_exclusion",
-           "calibration_parts", "fold_ids", "folds_from_ids", "kmeans_folds", "make_folds", "planar_coords", "planar_crs", "random_folds",
+           "calibration_parts", "inner_folds", "fold_ids", "folds_from_ids", "kmeans_folds", "make_folds", "planar_coords", "planar_crs", "random_folds",
            "spatial_holdout", "spatial_parts"]

@@ -100,4 +100,19 @@ def kmeans_folds(coords: np.ndarray, n_folds: int = 5, seed: int = 0) -> np.ndar
     return KMeans(n_clusters=n_folds, n_init=4, random_state=seed).fit_predict(np.asarray(coords, dtype=np.float64))
 
 
-__all__ = ["calibration_parts", "kmeans_folds", "spatial_holdout", "spatial_parts"]
+def inner_folds(n: int, folds: int, seed: int, sites: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled K-fold positions ``[(train, test), ...]`` of ``n`` samples inside a training fold (teachers' out-of-fold
+    values, cross-fitted kriging features, out-of-fold residuals): scikit-learn's ``KFold(min(folds, n),
+    shuffle=True, random_state=seed)``, or with ``sites`` ``(n,)`` a shuffled K-fold of the sites, so that no layer's
+    out-of-fold value comes from a fit that saw another layer of its profile (rule 11)."""
+    if sites is None:
+        from sklearn.model_selection import KFold
+
+        return list(KFold(min(folds, n), shuffle=True, random_state=seed).split(np.zeros((n, 1))))
+    names, site = np.unique(np.asarray(sites), return_inverse=True)
+    k = min(folds, len(names))
+    fold = np.random.default_rng(seed).permutation(np.arange(len(names)) % k)[site]
+    return [(np.flatnonzero(fold != j), np.flatnonzero(fold == j)) for j in range(k)]
+
+
+__all__ = ["calibration_parts", "inner_folds", "kmeans_folds", "spatial_holdout", "spatial_parts"]

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import skops.io as sio
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.models.baselines import make_regressor
 from sptgnn.models.kriging_prior import OrdinaryKrigingFeatures, cross_fitted_kriging_features
 from sptgnn.geo import transform_xy
 from sptgnn.splits import planar_coords, planar_crs
-from sptgnn.splits.holdouts import spatial_parts
+from sptgnn.splits.holdouts import inner_folds, spatial_parts
 
 KINDS = ("random_forest", "kpr_random_forest", "xgboost")
 
@@ -102,8 +102,9 @@ class CovariateTrend:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
         z = np.asarray(z, dtype=np.float64)
+        sites = None if samples.site is None else samples.sites()
         if parts is None:
-            cv = list(KFold(self.folds, shuffle=True, random_state=self.seed).split(x))
+            cv = inner_folds(len(x), self.folds, self.seed, sites)
         else:
             cv = [(np.flatnonzero(parts != k), np.flatnonzero(parts == k)) for k in np.unique(parts)]
         if self.kind != "kpr_random_forest":
@@ -115,10 +116,11 @@ class CovariateTrend:
             self.oof = np.empty(len(z))
             for tr, te in cv:  # the kriging features of the held-out fold come from its training part only
                 fold_kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy[tr], z[tr])
-                forest = self._forest().fit(np.c_[x[tr], self._cross_fitted(xy[tr], z[tr])], z[tr])
+                inner = None if sites is None else sites[tr]
+                forest = self._forest().fit(np.c_[x[tr], self._cross_fitted(xy[tr], z[tr], inner)], z[tr])
                 self.oof[te] = forest.predict(np.c_[x[te], fold_kriging.predict(xy[te])])
             self.kriging = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy, z)
-            self.kriging_oof = self._cross_fitted(xy, z)
+            self.kriging_oof = self._cross_fitted(xy, z, sites)
             self.forest = self._forest().fit(np.c_[x, self.kriging_oof], z)
         self.oof_r2 = float(1.0 - np.sum((z - self.oof) ** 2) / np.sum((z - z.mean()) ** 2))
         return self
@@ -128,8 +130,8 @@ class CovariateTrend:
         have without the calibration part). Arguments as :meth:`fit`."""
         return CovariateTrend(self.trees, self.folds, self.seed, self.kind, self.neighbours).fit(samples, z, parts)
 
-    def _cross_fitted(self, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return cross_fitted_kriging_features(xy, z, neighbours=self.neighbours, seed=self.seed)
+    def _cross_fitted(self, xy: np.ndarray, z: np.ndarray, sites: np.ndarray | None = None) -> np.ndarray:
+        return cross_fitted_kriging_features(xy, z, neighbours=self.neighbours, seed=self.seed, sites=sites)
 
     def predict(self, samples: SoilSamples) -> np.ndarray:
         """Trend of query samples, ``(num_query,)``, standardised target units."""

@@ -80,3 +80,19 @@ def test_a_site_without_an_id_or_an_inverted_layer_is_named(samples_factory):
     frame.loc[1, "bottom"] = 5.0
     with pytest.raises(SamplesError, match="layer depths 'top'-'bottom' are missing, negative or inverted"):
         replace(samples, frame=frame)
+
+
+def test_inner_folds_are_kfold_without_sites_and_keep_sites_whole_with_them():
+    from sklearn.model_selection import KFold
+
+    from sptgnn.splits.holdouts import inner_folds
+
+    plain = inner_folds(23, 5, 3)
+    for (tr, te), (tr2, te2) in zip(plain, KFold(5, shuffle=True, random_state=3).split(np.zeros(23))):
+        np.testing.assert_array_equal(te, te2)
+    sites = np.repeat(np.arange(8), 3)
+    grouped = inner_folds(len(sites), 5, 3, sites)
+    assert len(grouped) == 5
+    assert sorted(np.concatenate([te for _, te in grouped]).tolist()) == list(range(24))
+    for tr, te in grouped:
+        assert not set(sites[tr]) & set(sites[te])
