@@ -17,6 +17,7 @@ from sptgnn.cli.common import (BACKEND, CONFIG, DATASET, MEMBERS, RAY_ADDRESS, b
                                user_errors)
 from sptgnn.cli.aggregate import aggregate
 from sptgnn.cli.blocks import check_blocks
+from sptgnn.cli.harmonise import harmonise_command
 from sptgnn.cli.predict import predict
 from sptgnn.cli.pretrain import pretrain
 from sptgnn.progress import progress_display, starter, warnings_to
@@ -195,3 +196,4 @@ app.command(name="predict")(predict)
 app.command(name="aggregate")(aggregate)
 app.command(name="check-blocks")(check_blocks)
 app.command(name="pretrain")(pretrain)
+app.command(name="harmonise")(harmonise_command)

@@ -109,3 +109,26 @@ def test_harmonised_means_are_not_negative_unless_asked():
     assert raw.to_numpy().min() < 0  # the spline dips below zero under the rich topsoil
     clipped = harmonise(frame, "site", "top", "bottom", "soc", [(10, 20), (20, 40)], lam=0.0)
     np.testing.assert_array_equal(clipped.to_numpy(), np.maximum(raw.to_numpy(), 0.0))
+
+
+def test_the_harmonise_command_writes_standard_depths_and_refuses_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from sptgnn.cli import app
+
+    pd.DataFrame({"site": ["a", "a", "b"], "top": [0, 10, 0], "bottom": [10, 30, 50],
+                  "soc": [10.0, 4.0, 7.0]}).to_csv(tmp_path / "h.csv", index=False)
+    args = ["harmonise", str(tmp_path / "h.csv"), "--site", "site", "--top", "top", "--bottom", "bottom",
+            "--value", "soc", "--lambda", "0", "--depths", "0-5,5-15,30-60"]
+    res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "std.csv")])
+    assert res.exit_code == 0, res.output
+    out = pd.read_csv(tmp_path / "std.csv", index_col="site")
+    assert out.loc["a", "soc_0_5cm"] == pytest.approx(10.75, rel=1e-12)  # the hand-worked profile
+    assert out.loc["b", "soc_5_15cm"] == pytest.approx(7.0, rel=1e-12)
+    assert np.isnan(out.loc["a", "soc_30_60cm"])
+    res = CliRunner().invoke(app, args + ["--out", str(tmp_path / "std.csv")])
+    assert res.exit_code == 2
+    assert "already exists" in res.output
+    res = CliRunner().invoke(app, args[:-1] + ["0-5,9-3", "--out", str(tmp_path / "x.csv")])
+    assert res.exit_code == 2
+    assert not (tmp_path / "x.csv").exists()
