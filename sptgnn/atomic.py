@@ -37,6 +37,21 @@ def check_writable(folder: str | Path) -> None:
     os.unlink(name)
 
 
+def check_new_file(out: str | Path, overwrite: bool = False) -> None:
+    """Fail before any work when the output file ``out`` cannot be written: it exists (without ``overwrite``), its
+    folder is missing, or the folder cannot be written.
+
+    Raises:
+        OutputError: Which of these, in one line.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} already exists; remove it, choose another --out or give --overwrite")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder {out.parent} does not exist; create it first")
+    check_writable(out.parent)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -124,4 +139,4 @@ def check_new_folder(out: Path) -> None:
             break
 
 
-__all__ = ["OutputError", "atomic_dir", "atomic_file", "check_new_folder", "check_writable"]
+__all__ = ["OutputError", "atomic_dir", "atomic_file", "check_new_file", "check_new_folder", "check_writable"]

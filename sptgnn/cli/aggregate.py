@@ -55,17 +55,13 @@ def aggregate(
     from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
                                               provenance_record, soc_conversion)
     from sptgnn.accounting.stocks import Property
-    from sptgnn.atomic import atomic_file, check_writable
+    from sptgnn.atomic import atomic_file, check_new_file
     from sptgnn.estimator.run import RunError, load_run
 
     try:
         if out.suffix.lower() != ".gpkg":
             raise AggregateError(f"--out {out.name}: zone totals are written as a GeoPackage; name it .gpkg")
-        if out.exists() and not overwrite:
-            raise AggregateError(f"{out} already exists; remove it, choose another --out or give --overwrite")
-        if not out.parent.is_dir():
-            raise AggregateError(f"output folder {out.parent} does not exist; create it first")
-        check_writable(out.parent)
+        check_new_file(out, overwrite)
         check_plausible(bulk_density, bulk_density_sd, coarse, coarse_sd, realisations, window)
         for name, value in (("--date", date), ("--baseline-date", baseline_date)):
             if value is not None:

@@ -28,18 +28,14 @@ def check_blocks(
     """Do the 90 % intervals of block means cover the observed block means? A spatially blocked CV of the evaluation's
     config: each fold's run gives realisations at the held-out blocks' samples (target: 85-95 % coverage)."""
     from sptgnn.accounting.block_means import check_block_means
-    from sptgnn.atomic import atomic_file, check_writable
+    from sptgnn.atomic import atomic_file, check_new_file
     from sptgnn.config import load_config
     from sptgnn.data.samples import samples_fingerprint
     from sptgnn.data.tables import load_samples
     from sptgnn.evaluate.html_report import ReportError, fingerprint, read_predictions
 
     try:
-        if out.exists() and not overwrite:
-            raise ReportError(f"{out} already exists; remove it, choose another --out or give --overwrite")
-        if not out.parent.is_dir():
-            raise ReportError(f"output folder {out.parent} does not exist; create it first")
-        check_writable(out.parent)
+        check_new_file(out, overwrite)
         if not (evaluation / "config.yaml").is_file():
             raise ReportError(f"{evaluation} is not an evaluation folder of `sptgnn evaluate` (no config.yaml)")
         cfg = load_config(evaluation / "config.yaml", {"train": {"members": members}} if members else None)

@@ -41,17 +41,13 @@ def harmonise_command(
 ) -> None:
     """Harmonise horizons to standard depth intervals with equal-area (mass-preserving) splines (Bishop et al. 1999):
     each interval's mean of each site's spline; NaN below a profile's deepest horizon, never extrapolated."""
-    from sptgnn.atomic import OutputError, atomic_file, check_writable
+    from sptgnn.atomic import atomic_file, check_new_file
     from sptgnn.data.spline import harmonise
     from sptgnn.data.tables import read_table
 
     intervals = parse_depths(depths)
     try:
-        if out.exists() and not overwrite:
-            raise OutputError(f"{out} already exists; remove it, choose another --out or give --overwrite")
-        if not out.parent.is_dir():
-            raise OutputError(f"--out {out}: its folder does not exist")
-        check_writable(out.parent)
+        check_new_file(out, overwrite)
         if not table.is_file():
             raise FileNotFoundError(f"horizon table not found: {table}")
         frame = read_table(table, None)
