@@ -80,7 +80,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         zones: GeoDataFrame of zone polygons (any CRS; its columns are kept).
         field: The residual field (:func:`~sptgnn.accounting.residuals.residual_field_from_evaluation`).
         realisations: Number of realisations ``R``.
-        thickness_cm: Layer thickness, cm.
+        thickness_cm: Layer thickness, cm; a run trained on profile layers (``data.table.site``, depths) predicts the
+            layer from the surface to ``thickness_cm`` itself.
         bulk_density, coarse: :class:`~sptgnn.accounting.stocks.Property` of bulk density (g/cm³) and coarse
             fragments (0–1).
         window: Window size in pixels (memory ``O(window² · R)``).
@@ -136,6 +137,9 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         if bulk_density_target[0] not in run.targets:
             raise AggregateError(f"target '{bulk_density_target[0]}' was not trained; the run's targets: {run.targets}; "
                                  "train the run with data.targets including it, or give a constant or raster")
+    # a run of profile layers predicts the stock's layer itself (0 to thickness_cm), a run of one layer its own
+    layer = (0.0, float(thickness_cm)) if run.depth is not None else None
+    layer0 = None if baseline is None or baseline[0].depth is None else (0.0, float(thickness_cm))
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
     with ExitStack() as files:
@@ -176,11 +180,11 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     xy_planar = xy if pcrs is None else transform_xy(xy, run.labelled.crs, pcrs)
                     vals = pixels.columns()
                     if bulk_density_target is None:
-                        pred = run.predict_distributions(vals, xy, dates)[run.target]
+                        pred = run.predict_distributions(vals, xy, dates, depth=layer)[run.target]
                         soc, bd_head = soc_realisations(pred, xy_planar, field, seeds, window_seed=k), None
                     else:  # SOC and bulk density drawn jointly from the run's multi-task heads
                         bd_name, rho, bd_scale = bulk_density_target
-                        preds = run.predict_distributions(vals, xy, dates, [run.target, bd_name])
+                        preds = run.predict_distributions(vals, xy, dates, [run.target, bd_name], depth=layer)
                         pred = preds[run.target]
                         soc, bd_head = joint_realisations(pred, preds[bd_name], xy_planar, field, seeds, k, rho,
                                                           bd_scale)
@@ -197,8 +201,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                         block[0][valid], block[1][valid] = soc.mean(0), stock.mean(0)
                     if baseline is not None:
                         run0, dates0 = baseline
-                        soc0 = soc_realisations(run0.predict_distributions(vals, xy, dates0)[run0.target],
-                                                xy_planar, field, seeds, window_seed=k)
+                        pred0 = run0.predict_distributions(vals, xy, dates0, depth=layer0)[run0.target]
+                        soc0 = soc_realisations(pred0, xy_planar, field, seeds, window_seed=k)
                         soc0 = soc0 * conversion
                         stock0 = stock_draws(soc0, bd, thickness_cm, cf)
                         for r in range(realisations):

@@ -178,11 +178,41 @@ class Run:
 
     @property
     def needed(self) -> list[str]:
-        """Columns a prediction reads: the covariates, elevation, the AOA's and the trend's features."""
+        """Columns a prediction reads from rasters or a point table: the covariates, elevation, the AOA's and the
+        trend's features; a profile run's layer depth columns are not among them (they come from the depth interval
+        asked for, :meth:`with_depth`)."""
         extra = [self.elevation] if self.elevation and self.elevation not in self.features else []
         trend = [] if self.ensemble.trend is None else self.ensemble.trend.columns
         aoa = self.area_of_applicability().features
-        return list(dict.fromkeys(self.features + extra + [f for f in [*aoa, *trend] if f not in self.features]))
+        columns = dict.fromkeys(self.features + extra + [f for f in [*aoa, *trend] if f not in self.features])
+        return [c for c in columns if c not in (self.depth or ())]
+
+    @property
+    def depth(self) -> tuple[str, str] | None:
+        """The layer depth columns (top, bottom; cm) of a run trained on profile layers, else ``None``."""
+        return self.labelled.depth
+
+    def with_depth(self, values: dict[str, np.ndarray], n: int, depth: tuple[float, float] | None) -> dict:
+        """``values`` with a profile run's depth columns: the interval ``depth`` (top, bottom cm) for every query, or
+        the queries' own columns when ``depth`` is ``None``; unchanged for a run of one layer.
+
+        Raises:
+            RunError: A depth for a run of one layer, an inverted interval, or a profile run without either.
+        """
+        if self.depth is None:
+            if depth is not None:
+                raise RunError("this run was trained on one sampled layer, not on profile layers: drop the depth "
+                                 "interval (its layer is in run.json's config, data.top_cm/bottom_cm)")
+            return values
+        top, bottom = self.depth
+        if depth is None:
+            if top in values and bottom in values:
+                return values
+            raise RunError(f"this run predicts profile layers: give the depth interval (e.g. --depth 0-30) or "
+                             f"columns '{top}' and '{bottom}' (cm)")
+        if not 0 <= depth[0] < depth[1]:
+            raise RunError(f"depth interval {depth[0]:g}-{depth[1]:g} cm: the bottom must lie below the top")
+        return values | {top: np.full(n, float(depth[0])), bottom: np.full(n, float(depth[1]))}
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def set_prediction_options(self, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1) -> "Run":
@@ -237,17 +267,21 @@ class Run:
         return pred
 
     def predict_distributions(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None,
-                              targets: list[str] | None = None, student: bool = False) -> dict[str, Prediction]:
+                              targets: list[str] | None = None, student: bool = False,
+                              depth: tuple[float, float] | None = None) -> dict[str, Prediction]:
         """Predictive distributions of queries given as raw covariates ``{name: (n,)}`` at ``xy`` ``(n, 2)`` in the
         training CRS (raster windows, point tables, zone pixels): one calibrated
         :class:`~sptgnn.distributions.Prediction` per target in ``targets`` (default: the primary), built from one set
         of inputs (:meth:`GraphBuilder.inputs <sptgnn.graph.builder.GraphBuilder.inputs>`, the path samples take too).
-        ``student``: the primary from the distilled fast student.
+        ``student``: the primary from the distilled fast student. ``depth``: the layer (top, bottom cm) a profile run
+        predicts (:meth:`with_depth`).
 
         Raises:
             KeyError: A fitted feature column is missing from ``values``.
             ValueError: A target the run was not trained on.
+            RunError: A depth interval missing or given in vain (:meth:`with_depth`).
         """
+        values = self.with_depth(values, len(xy), depth)
         targets = [self.target] if targets is None else list(targets)
         unknown = [t for t in targets if t not in self.targets]
         if unknown:
@@ -257,13 +291,15 @@ class Run:
                                                  student=student and t == self.target) for t in targets}
 
     def predict_arrays(self, values: dict[str, np.ndarray], xy: np.ndarray, dates=None,
-                       student: bool = False) -> dict[str, np.ndarray]:
+                       student: bool = False, depth: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
         """The map bands of queries given as raw covariates ``{name: (n,)}`` and coordinates ``(n, 2)`` in the training
         CRS (raster windows, point tables): ``mean``, ``sd``, ``aleatoric_sd``, ``epistemic_sd``, ``q05``, ``q95``
         (target units), ``aoa`` (0/1) and ``di`` (the dissimilarity index of CAST, Meyer & Pebesma 2021, whose
         threshold makes the AOA), each ``(n,)``; with auxiliary targets (``data.targets``) also
         ``{target}_mean``, ``{target}_sd``, ``{target}_q05`` and ``{target}_q95`` for each (see :attr:`map_bands`).
-        ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members')."""
+        ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members').
+        ``depth``: the layer (top, bottom cm) a profile run predicts (:meth:`with_depth`)."""
+        values = self.with_depth(values, len(xy), depth)
         preds = self.predict_distributions(values, xy, dates, self.targets, student)
         pred = preds[self.target]
         q05, q95 = pred.quantiles([0.05, 0.95]).T

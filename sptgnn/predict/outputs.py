@@ -17,7 +17,8 @@ from sptgnn.predict.raster import PredictError, predict_raster
 def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Path] = (), points: str | Path | None = None,
                     window: int = 512, date: str | None = None, x: str | None = None, y: str | None = None,
                     crs: str | None = None, overwrite: bool = False, threads: int = 1, compile: bool | None = None,
-                    progress: Callable[..., None] | None = None, student: bool = False, resume: bool = False) -> str:
+                    progress: Callable[..., None] | None = None, student: bool = False, resume: bool = False,
+                    depth: tuple[float, float] | None = None) -> str:
     """Predict a map (``rasters`` → GeoTIFF ``out``) or points (``points`` → ``out`` table) with a saved run.
 
     Args:
@@ -33,6 +34,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         progress: Called with ``(tiles done, tiles total, pixels predicted)`` while mapping.
         student: Predict with the run's distilled fast student (``student.enabled``) instead of the ensemble.
         resume: Finish an interrupted map from its tile store (:mod:`sptgnn.predict.tiles`).
+        depth: The layer (top, bottom cm) a run trained on profile layers predicts.
 
     Returns:
         A one-line summary of what was written.
@@ -54,7 +56,8 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
     if student and not model.has_student:
         raise PredictError(f"{run} has no student; train it with student.enabled: true, or drop --student")
     if points is not None:
-        result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date, student=student)
+        result, n_bad = predict_points(model, read_points(points, x, y, crs), rasters, date, student=student,
+                                       depth=depth)
         write_points(result, out, overwrite)
         msg = f"predicted {len(result) - n_bad} of {len(result)} points; wrote {out}"
         if n_bad:
@@ -66,7 +69,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
             raise PredictError("the run records no data.rasters: give --raster a.tif [--raster b.tif ...] for a map, "
                                "or --points in.gpkg for points")
     s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile,
-                       student=student, resume=resume)
+                       student=student, resume=resume, depth=depth)
     r = s["ranges"]
     resumed = f", {s['resumed_tiles']} of {s['tiles']} tiles from the interrupted run" if s["resumed_tiles"] else ""
     return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted{resumed}, "

@@ -21,7 +21,7 @@ from sptgnn.geo.paths import resolve_data_path
 from sptgnn.geo.sources import expand_paths, match_sources
 from sptgnn.geo.context import open_covariates
 from sptgnn.data.tables import TableError, read_table
-from sptgnn.estimator.run import Run
+from sptgnn.estimator.run import Run, RunError
 from sptgnn.predict.raster import PredictError, raster_sources
 
 
@@ -69,7 +69,8 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
 
 
 def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
-                   date_column: str | None = None, student: bool = False) -> tuple[gpd.GeoDataFrame, int]:
+                   date_column: str | None = None, student: bool = False,
+                   depth: tuple[float, float] | None = None) -> tuple[gpd.GeoDataFrame, int]:
     """Predictions at points.
 
     Args:
@@ -79,6 +80,8 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         dates: Sampling date for the time stream when the points have no date column.
         date_column: Column of the points' dates (default: the training date column if present).
         student: The primary target from the run's distilled fast student instead of the ensemble.
+        depth: The layer (top, bottom cm) a run trained on profile layers predicts at every point; ``None`` reads
+            each point's own depth columns (named as in training).
 
     Returns:
         The rows with prediction columns, and the number of rows that could not be predicted.
@@ -104,7 +107,15 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
             sampled, _ = stack.sample_points(xy, points.crs, missing)
         for j, f in enumerate(missing):
             values[f] = sampled[:, j]
-    for f in need:
+    if model.depth is not None and depth is None:  # each point's own layer
+        for f in model.depth:
+            if f in points.columns:
+                values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
+    try:
+        model.with_depth(values, n, depth)
+    except RunError as exc:
+        raise PredictError(str(exc)) from None
+    for f in values:
         ok &= np.isfinite(values[f])
     train_crs = model.labelled.crs
     g = points.geometry if points.crs == train_crs else points.geometry.to_crs(train_crs)
@@ -124,7 +135,8 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         out[c] = np.nan
     out["aoa"] = 0
     if ok.any():
-        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student)
+        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student,
+                                     depth=depth)
         for b, c in cols.items():
             out.loc[ok, c] = bands[b]
         out.loc[ok, "aoa"] = bands["aoa"].astype(int)

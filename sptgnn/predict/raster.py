@@ -33,7 +33,7 @@ from sptgnn.errors import UserError
 from sptgnn.geo.sources import RasterError, RasterSource, match_sources
 from sptgnn.geo.context import open_covariates
 from sptgnn.atomic import atomic_file, check_writable
-from sptgnn.estimator.run import Run
+from sptgnn.estimator.run import Run, RunError
 from sptgnn.geo import CRSTransformError, transform_xy, transformer
 from sptgnn.parallel import current_executor
 from sptgnn.predict.tiles import (GDAL_CACHE_MB, NODATA, TileJob, TileStore, RunRef, map_fingerprint, predict_tile,
@@ -76,7 +76,7 @@ def _check_out(out: Path) -> None:
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
                    progress: Callable[..., None] | None = None, quicklook: bool = True,
                    overwrite: bool = False, compile: bool | None = None, student: bool = False,
-                   resume: bool = False) -> dict:
+                   resume: bool = False, depth: tuple[float, float] | None = None) -> dict:
     """Predict a covariate stack tile by tile and write the multi-band map (see the module docstring).
 
     Each window is a task of the current executor (:mod:`sptgnn.parallel`: this process, or Ray workers that load the
@@ -99,6 +99,7 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
             compile once); ``None`` compiles for grids of more than 4 million pixels.
         student: Map the primary target with the run's distilled fast student instead of the ensemble.
         resume: Continue the unfinished map in the tile store (only the tiles it lacks are predicted).
+        depth: The layer (top, bottom cm) a run trained on profile layers maps; recorded in the map's tags.
 
     Returns:
         Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds`` (of which ``tile_seconds`` up to the
@@ -106,7 +107,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         band ``min``/``max`` of valid pixels.
 
     Raises:
-        PredictError: Output folder missing or output exists.
+        PredictError: Output folder missing or output exists, or a depth interval missing (profile run) or given in
+            vain.
         TileStoreError: An unfinished map exists without ``resume``, or it was made from other inputs.
         RasterError: Missing band, CRS without transformation, unreadable raster.
     """
@@ -118,6 +120,11 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         raise PredictError("this run has no student; train it with student.enabled: true, or drop --student")
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
+    if model.depth is not None or depth is not None:
+        try:
+            model.with_depth({}, 0, depth)
+        except RunError as exc:
+            raise PredictError(str(exc)) from None
     png = out.with_suffix(".png")
     sources = match_sources([str(p) for p in rasters], raster_sources(model))
     start = time.perf_counter()
@@ -135,8 +142,9 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     tr = _transformer(crs, dst_crs, (cx, cy))
     model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
     job = TileJob(RunRef(model, model.prediction_options), sources, names, dates, student,
-                  None if tr is None else (crs, dst_crs), windows)
-    store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names), resume)
+                  None if tr is None else (crs, dst_crs), windows, depth)
+    store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names, depth),
+                      resume)
     resumed, total = len(store.done), len(job.windows)
     todo = [k for k in range(total) if k not in store.done]
     pixels = sum(v for v, _ in store.done.values())
@@ -168,6 +176,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
             "di": "dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
                   "importance-weighted covariate space over the mean training distance; aoa = 1 where di <= di_threshold",
             "di_threshold": repr(float(model.area_of_applicability().threshold))}
+    if depth is not None:
+        tags["depth_cm"] = f"{depth[0]:g}-{depth[1]:g}"  # the layer every pixel was predicted for
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
         store.write_cog(tmp, job.windows, {"crs": crs, "transform": t, "width": w, "height": h}, names, band_units,
                         tags)

@@ -64,8 +64,9 @@ def _run(ref: RunRef):
 @dataclass
 class TileJob:
     """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.geo.sources.RasterSource`),
-    the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, and the windows of the tiles
-    (:meth:`CovariateStack.windows <sptgnn.geo.stack.CovariateStack.windows>`)."""
+    the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, the windows of the tiles
+    (:meth:`CovariateStack.windows <sptgnn.geo.stack.CovariateStack.windows>`) and a profile run's depth interval
+    (top, bottom cm)."""
 
     run: RunRef
     sources: list
@@ -74,6 +75,7 @@ class TileJob:
     student: bool = False
     crs_pair: tuple | None = None
     windows: list = field(default_factory=list)
+    depth: tuple | None = None
 
 
 def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
@@ -97,7 +99,7 @@ def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
     xy = np.c_[x, y]
     ok = np.isfinite(xy).all(1)
     vals = {f: v[ok] for f, v in pixels.columns().items()}
-    bands = model.predict_arrays(vals, xy[ok], job.dates, student=job.student)
+    bands = model.predict_arrays(vals, xy[ok], job.dates, student=job.student, depth=job.depth)
     rows, cols = np.nonzero(pixels.valid)
     rows, cols = rows[ok], cols[ok]
     for bi, b in enumerate(job.names):
@@ -255,10 +257,11 @@ def store_folder(out: Path) -> Path:
     return out.parent / f".{out.name}.tiles"
 
 
-def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, names: list[str]) -> dict:
+def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, names: list[str],
+                    depth: tuple | None = None) -> dict:
     """What a map is made from, for :class:`TileStore`, by content: the SHA-256 of the run folder's manifest (which
     holds the SHA-256 of every file of the run) and of every raster file each source names (a glob expanded), the
-    window, the date, ``student`` and the bands. A raster edited in place, even with its size and time kept, is
+    window, the date, ``student``, the bands and a profile run's depth interval. A raster edited in place, even with its size and time kept, is
     another input. Hashing reads each raster once (about a second per GB)."""
     def digest(p) -> list:
         try:
@@ -273,8 +276,9 @@ def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, n
         except RasterError:
             files.append([str(s.path), None])
     run_id = None if run.path is None else digest(Path(run.path) / MANIFEST)
-    return {"run": run_id, "rasters": files, "window": int(window),
-            "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
+    out = {"run": run_id, "rasters": files, "window": int(window),
+           "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
+    return out if depth is None else out | {"depth_cm": [float(depth[0]), float(depth[1])]}
 
 
 __all__ = ["TileJob", "TileStore", "TileStoreError", "map_fingerprint", "predict_tile", "store_folder"]

@@ -98,3 +98,30 @@ def test_the_estimator_and_a_saved_run_keep_the_profiles(samples_factory, config
     assert run.labelled.site == "site"
     assert run.labelled.depth == ("top", "bottom")
     np.testing.assert_array_equal(run.predict(samples).mean, est.run_.predict(samples).mean)
+
+
+def test_a_profile_run_predicts_the_layer_asked_for(samples_factory, config_factory):
+    from sptgnn import SpTGNNRegressor
+    from sptgnn.estimator.run import RunError
+    from sptgnn.predict.points import PredictError, predict_points
+
+    samples = _profiles(samples_factory, sites=16)
+    config = config_factory(train={"epochs": 3, "members": 1}, graph={"depth_scale_m": 10.0})
+    config = config.updated(data={"target": "soc_g_kg"})
+    samples.feature_groups["environment"] += ["top", "bottom"]  # depth as a covariate, as the profile configs do
+    run = SpTGNNRegressor.from_config(config).fit(samples).run_
+    assert "top" not in run.needed  # rasters and point tables need not hold the depth columns
+    points = samples.frame.iloc[::4].drop(columns=["top", "bottom"])
+    shallow, _ = predict_points(run, points, depth=(0, 10))
+    deep, _ = predict_points(run, points, depth=(60, 100))
+    assert not np.allclose(shallow["soc_mean"], deep["soc_mean"])
+    values = {f: points[f].to_numpy(float) for f in run.needed}
+    xy = np.c_[points.geometry.x, points.geometry.y]
+    dates = points[samples.date_column]
+    np.testing.assert_allclose(run.predict_arrays(values, xy, dates, depth=(0, 10))["mean"], shallow["soc_mean"])
+    own, _ = predict_points(run, samples.frame.iloc[::4])  # each point's own depth columns: the 0-10 cm layers
+    np.testing.assert_allclose(own["soc_mean"], shallow["soc_mean"], rtol=1e-12)
+    with pytest.raises(PredictError, match="this run predicts profile layers: give the depth interval"):
+        predict_points(run, points)
+    with pytest.raises(RunError, match="the bottom must lie below the top"):
+        run.predict_arrays(values, xy, depth=(30, 10))
