@@ -137,9 +137,11 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         if bulk_density_target[0] not in run.targets:
             raise AggregateError(f"target '{bulk_density_target[0]}' was not trained; the run's targets: {run.targets}; "
                                  "train the run with data.targets including it, or give a constant or raster")
-    # a run of profile layers predicts the stock's layer itself (0 to thickness_cm), a run of one layer its own
-    layer = (0.0, float(thickness_cm)) if run.depth is not None else None
-    layer0 = None if baseline is None or baseline[0].depth is None else (0.0, float(thickness_cm))
+    def stock_layer(r):  # a run of profile layers predicts the stock's layer (0 to thickness_cm), one of a layer its own
+        return (0.0, float(thickness_cm)) if r.depth is not None else None
+
+    layer = stock_layer(run)
+    layer0 = None if baseline is None else stock_layer(baseline[0])
     seeds = seed * 1_000_003 + np.arange(realisations)
     sources = match_sources([str(p) for p in rasters], raster_sources(run))
     with ExitStack() as files:

@@ -52,11 +52,11 @@ def aggregate(
     from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
     from sptgnn.accounting.inputs import check_plausible, read_zones
     from sptgnn.accounting.residuals import fit_residual_field, read_residuals
-    from sptgnn.accounting.provenance import (ProvenanceError, check_change, check_residuals, layer_thickness,
-                                              provenance_record, soc_conversion)
+    from sptgnn.accounting.provenance import (check_change, check_residuals, layer_thickness, provenance_record,
+                                              soc_conversion)
     from sptgnn.accounting.stocks import Property
     from sptgnn.atomic import atomic_file, check_new_file
-    from sptgnn.estimator.run import RunError, load_run
+    from sptgnn.estimator.run import load_run
 
     try:
         if out.suffix.lower() != ".gpkg":
@@ -115,7 +115,7 @@ def aggregate(
                 result.to_file(tmp, driver="GPKG", layer="zone_totals", layer_metadata=record)
                 gpd.GeoDataFrame(pd.DataFrame({"key": list(record), "value": list(record.values())})).to_file(
                     tmp, driver="GPKG", layer="provenance")
-    except user_errors(AggregateError, RunError, ProvenanceError) as exc:
+    except user_errors() as exc:
         fail(str(exc))
     from sptgnn.accounting.inputs import zone_name_column
 

@@ -187,7 +187,7 @@ def report(
         page = render_report(folders, block_means or [], maps or [], totals or [])
         with atomic_file(out, ".html") as tmp:
             tmp.write_text(page)
-    except user_errors(ReportError) as exc:
+    except user_errors() as exc:
         fail(str(exc))
     console.print(f"wrote {out}")
 

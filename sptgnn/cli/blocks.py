@@ -53,7 +53,7 @@ def check_blocks(
                              + (f" --members {members}" if members else "") + f" --realisations {realisations}")
         with atomic_file(out, ".json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
-    except user_errors(ReportError, ValueError) as exc:
+    except user_errors(ValueError) as exc:
         fail(str(exc))
     console.print(f"90 % intervals of block means cover {100 * result['coverage_90_realisations']:.0f} % of "
                   f"{result['blocks_scored']} blocks (naive independent points: {100 * result['coverage_90_naive']:.0f} %); "

@@ -33,6 +33,24 @@ def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
     return (UserError, FileExistsError, FileNotFoundError, *extra)
 
 
+def parse_depths(text: str) -> list[tuple[float, float]]:
+    """``"0-5,5-15,15-30"`` → ``[(0, 5), (5, 15), (15, 30)]`` (cm).
+
+    Raises:
+        typer.BadParameter: An interval that is not ``top-bottom`` with the bottom below the top.
+    """
+    out = []
+    for part in text.split(","):
+        try:
+            top, bottom = (float(v) for v in part.strip().split("-"))
+        except ValueError:
+            raise typer.BadParameter(f"'{part}' is no depth interval; write top-bottom in cm, e.g. 0-30") from None
+        if bottom <= top or top < 0:
+            raise typer.BadParameter(f"'{part}': the bottom must lie below the top, both in cm from the surface")
+        out.append((top, bottom))
+    return out
+
+
 def fail(message: str) -> None:
     """One line on stderr, exit code 2."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
@@ -50,4 +68,4 @@ def backend(name: str, address: Optional[str], config: Config) -> Iterator[Execu
 
 
 __all__ = ["BACKEND", "CONFIG", "DATASET", "MEMBERS", "RAY_ADDRESS", "backend", "console",
-           "err_console", "fail", "user_errors"]
+           "err_console", "fail", "parse_depths", "user_errors"]

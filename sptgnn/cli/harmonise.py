@@ -7,25 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sptgnn.cli.common import console, fail, user_errors
-
-
-def parse_depths(text: str) -> list[tuple[float, float]]:
-    """``"0-5,5-15,15-30"`` → ``[(0, 5), (5, 15), (15, 30)]`` (cm).
-
-    Raises:
-        typer.BadParameter: An interval that is not ``top-bottom`` with the bottom below the top.
-    """
-    out = []
-    for part in text.split(","):
-        try:
-            top, bottom = (float(v) for v in part.strip().split("-"))
-        except ValueError:
-            raise typer.BadParameter(f"'{part}' is no depth interval; write top-bottom in cm, e.g. 0-30") from None
-        if bottom <= top or top < 0:
-            raise typer.BadParameter(f"'{part}': the bottom must lie below the top, both in cm from the surface")
-        out.append((top, bottom))
-    return out
+from sptgnn.cli.common import console, fail, parse_depths, user_errors
 
 
 def harmonise_command(
@@ -61,4 +43,4 @@ def harmonise_command(
                   f"({', '.join(value)} at {len(intervals)} intervals)")
 
 
-__all__ = ["harmonise_command", "parse_depths"]
+__all__ = ["harmonise_command"]

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from sptgnn.cli.common import BACKEND, RAY_ADDRESS, backend, console, err_console, fail, user_errors
+from sptgnn.cli.common import (BACKEND, RAY_ADDRESS, backend, console, err_console, fail, parse_depths,
+                               user_errors)
 from sptgnn.progress import counter, progress_display
 
 
@@ -36,13 +37,7 @@ def predict(
     import signal
 
     from sptgnn.config import Config
-    from sptgnn.estimator.run import RunError
-    from sptgnn.estimator.aoa import AOAError
     from sptgnn.predict.outputs import predict_to_file
-    from sptgnn.predict.raster import PredictError
-    from sptgnn.predict.tiles import TileStoreError
-
-    from sptgnn.cli.harmonise import parse_depths
 
     interval = None
     if depth is not None:
@@ -57,7 +52,7 @@ def predict(
             msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
                                   counter(bar, f"tiles of {window} px"), student=student, resume=resume,
                                   depth=interval)
-    except user_errors(RunError, PredictError, AOAError, TileStoreError) as exc:
+    except user_errors() as exc:
         fail(str(exc))
     console.print(msg, highlight=False)
 

@@ -231,10 +231,10 @@ class SoilSamples:
                 raise SamplesError(f"{self.name}: layer depths '{top}'-'{bottom}' are missing, negative or inverted "
                                    f"(bottom not below top) in sample_id(s) {_rows(bad, f['sample_id'])}")
 
-    def sites(self) -> np.ndarray:
-        """Site id of every sample ``(num_samples,)``: the ``site`` column, or the sample ids (each its own site)."""
-        column = self.site if self.site is not None else "sample_id"
-        return self.frame[column].astype(str).to_numpy()
+    def sites(self) -> np.ndarray | None:
+        """Site id of every sample ``(num_samples,)`` when the samples are profile layers (the ``site`` column), else
+        ``None`` (every sample its own site)."""
+        return None if self.site is None else self.frame[self.site].astype(str).to_numpy()
 
     def subset(self, index: np.ndarray) -> "SoilSamples":
         """The samples at ``index`` (integer positions or a boolean mask), with their folds."""

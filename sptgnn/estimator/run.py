@@ -202,14 +202,14 @@ class Run:
         if self.depth is None:
             if depth is not None:
                 raise RunError("this run was trained on one sampled layer, not on profile layers: drop the depth "
-                                 "interval (its layer is in run.json's config, data.top_cm/bottom_cm)")
+                               "interval (its layer is in run.json's config, data.top_cm/bottom_cm)")
             return values
         top, bottom = self.depth
         if depth is None:
             if top in values and bottom in values:
                 return values
             raise RunError(f"this run predicts profile layers: give the depth interval (e.g. --depth 0-30) or "
-                             f"columns '{top}' and '{bottom}' (cm)")
+                           f"columns '{top}' and '{bottom}' (cm)")
         if not 0 <= depth[0] < depth[1]:
             raise RunError(f"depth interval {depth[0]:g}-{depth[1]:g} cm: the bottom must lie below the top")
         return values | {top: np.full(n, float(depth[0])), bottom: np.full(n, float(depth[1]))}
@@ -299,7 +299,7 @@ class Run:
         ``{target}_mean``, ``{target}_sd``, ``{target}_q05`` and ``{target}_q95`` for each (see :attr:`map_bands`).
         ``student``: the primary's bands from the distilled fast student (its auxiliary bands still the members').
         ``depth``: the layer (top, bottom cm) a profile run predicts (:meth:`with_depth`)."""
-        values = self.with_depth(values, len(xy), depth)
+        values = self.with_depth(values, len(xy), depth)  # filled once: the AOA reads the depth columns too
         preds = self.predict_distributions(values, xy, dates, self.targets, student)
         pred = preds[self.target]
         q05, q95 = pred.quantiles([0.05, 0.95]).T

@@ -190,7 +190,7 @@ class GraphBuilder:
         metric = samples.metric_coords()
         q = self._inputs(streams, metric, self.transform.time(samples), samples.elevation_m(), teacher,
                          self.relation_coords(metric, self._sample_depths(samples)))
-        q.sites = None if samples.site is None else samples.sites()
+        q.sites = samples.sites()
         return q
 
     def inputs(self, features: dict[str, np.ndarray], xy: np.ndarray, dates=None, elevation_column: str | None = None,
@@ -254,9 +254,6 @@ class GraphBuilder:
         mid_cm = (depths[0] + depths[1]) / 2.0
         return np.c_[metric, mid_cm * self.config.depth_scale_m]
 
-    def _sites(self, samples: SoilSamples) -> np.ndarray | None:
-        return None if samples.site is None else samples.sites()
-
     def _index(self, labelled: SoilSamples) -> RelationIndex:
         """The k-d trees of ``labelled`` for the fitted relations (built once, shared by graphs and the query path)."""
         cfg = self.config
@@ -266,7 +263,7 @@ class GraphBuilder:
                               spectral_eps=cfg.spectral_eps)
         spectral = self.spectral_space(labelled) if "spectral" in self.relations else None
         metric = self.relation_coords(labelled.metric_coords(), self._sample_depths(labelled))
-        return index.fit(metric, spectral, labelled.elevation_m(), self._sites(labelled))
+        return index.fit(metric, spectral, labelled.elevation_m(), labelled.sites())
 
     def labelled_edges(self, relation: str) -> Edges:
         """Edges among the labelled nodes of ``relation`` (no self loops): ``(src, dst, distance)``; every relation's
@@ -279,7 +276,7 @@ class GraphBuilder:
     def _edges(self, targets: SoilSamples, exclude_self: bool) -> dict[str, Edges]:
         spectral = self.spectral_space(targets) if "spectral" in self.relations else None
         metric = self.relation_coords(targets.metric_coords(), self._sample_depths(targets))
-        return self.index.edges(metric, spectral, targets.elevation_m(), exclude_self, self._sites(targets))
+        return self.index.edges(metric, spectral, targets.elevation_m(), exclude_self, targets.sites())
 
     # -- building ---------------------------------------------------------------------------------------------------
     def build(self, query: SoilSamples | None = None, target: str | None = None) -> HeteroData:

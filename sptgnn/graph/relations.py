@@ -61,13 +61,15 @@ def _knn(tree: cKDTree | None, n_ref: int, targets: np.ndarray, k: int, exclude_
     return _drop_self(dist, idx, k_eff) if exclude_self else (dist, idx)
 
 
-def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own index (rows are targets = references); duplicates in space may put self anywhere."""
-    rows = np.arange(len(idx))[:, None]
-    keep = idx != rows
-    # keep the first k non-self entries of each row
+def _first_kept(dist: np.ndarray, idx: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` neighbours of each row where ``keep`` ``(n, c)`` holds, in their order."""
     order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _drop_self(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index (rows are targets = references); duplicates in space may put self anywhere."""
+    return _first_kept(dist, idx, idx != np.arange(len(idx))[:, None], k)
 
 
 def _closest_in_elevation(cand: np.ndarray, elev_ref: np.ndarray, elev_tgt: np.ndarray,
@@ -85,8 +87,7 @@ def _drop_same_site(dist: np.ndarray, idx: np.ndarray, same, k: int) -> tuple[np
     k = min(k, int(keep.sum(1).min()))
     if k < 1:
         raise ValueError("every labelled neighbour of a node lies in its own site: give more sites")
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+    return _first_kept(dist, idx, keep, k)
 
 
 class RelationIndex:

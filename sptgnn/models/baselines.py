@@ -98,11 +98,11 @@ class TreeBaseline(ModelHooks, BaseEstimator):
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
         x = self.features(samples, fitting=True)
         logged, forest = self.transform == "log1p", isinstance(self.model_, RandomForestRegressor)
-        if forest:
-            self.model_.set_params(oob_score=True)  # out-of-bag residuals for the sd and the smearing, at no extra fit
+        sites = samples.sites()
+        if forest and sites is None:  # out-of-bag residuals for the sd and the smearing, at no extra fit (profile
+            self.model_.set_params(oob_score=True)  # layers: their out-of-bag predictions saw the same profile)
         yt = np.log1p(y) if logged else y
         self.model_.fit(x, yt)
-        sites = None if samples.site is None else samples.sites()
         residuals = out_of_fold_residuals(self.model_, x, yt, self.seed, sites=sites) if (forest or logged) else None
         self.oob_mse_ = float(np.mean(residuals**2)) if forest else None
         self.smearing_ = duan_smearing(residuals) if logged else None

@@ -132,7 +132,7 @@ class KrigingPriorForest(TreeBaseline):
         yt = np.log1p(y) if self.transform == "log1p" else y
         self.crs_ = planar_crs(samples)
         xy = planar_coords(samples, self.crs_)
-        sites = None if samples.site is None else samples.sites()
+        sites = samples.sites()
         self.train_features_ = cross_fitted_kriging_features(xy, yt, self.folds, self.neighbours, self.seed, sites)
         self.kriging_ = OrdinaryKrigingFeatures(self.neighbours, seed=self.seed).fit(xy, yt)
         return super().fit(samples, y, progress)

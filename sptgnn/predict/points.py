@@ -112,7 +112,7 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
             if f in points.columns:
                 values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
     try:
-        model.with_depth(values, n, depth)
+        values = model.with_depth(values, n, depth)  # the layer asked for, filled once for every point
     except RunError as exc:
         raise PredictError(str(exc)) from None
     for f in values:
@@ -135,8 +135,7 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         out[c] = np.nan
     out["aoa"] = 0
     if ok.any():
-        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student,
-                                     depth=depth)
+        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student)
         for b, c in cols.items():
             out.loc[ok, c] = bands[b]
         out.loc[ok, "aoa"] = bands["aoa"].astype(int)

@@ -102,7 +102,7 @@ class CovariateTrend:
             raise SamplesError(f"{samples.name}: {len(samples)} samples are too few for a {self.folds}-fold trend")
         x = _covariates(samples, self.columns)
         z = np.asarray(z, dtype=np.float64)
-        sites = None if samples.site is None else samples.sites()
+        sites = samples.sites()
         if parts is None:
             cv = inner_folds(len(x), self.folds, self.seed, sites)
         else:
