@@ -245,6 +245,22 @@ class GraphConfig(_Section):
         return self
 
 
+class LocationFMConfig(_Section):
+    """The location foundation-model stream (``location_fm`` in ``model.streams``; :mod:`sptgnn.imagery.location`).
+
+    Attributes:
+        encoder: ``geoclip``: GeoCLIP's pre-trained location encoder (Vivanco Cepeda et al. 2023), frozen; its weights
+            ship in the ``geoclip`` wheel (``pip install --no-deps geoclip==1.3.0``), so it runs offline.
+        dims: Principal components of the 512-d embeddings kept by ``projection: pca``.
+        projection: ``pca``: principal components fitted on the labelled samples' embeddings (label-free);
+            ``learned``: the whole embedding, projected by the stream's encoder MLP.
+    """
+
+    encoder: Literal["geoclip"] = "geoclip"
+    dims: int = Field(16, ge=1, le=512)
+    projection: Literal["pca", "learned"] = "pca"
+
+
 class ModelConfig(_Section):
     """Architecture of one ensemble member (see DESIGN.md, "Model").
 
@@ -256,7 +272,9 @@ class ModelConfig(_Section):
         num_layers: Number of relational attention layers ``L``.
         heads: Attention heads per relation.
         dropout: Dropout after each layer.
-        streams: Streams fed to the MoE (``imagery``, ``environment``, ``position``, ``time``).
+        streams: Streams fed to the MoE (``imagery``, ``environment``, ``position``, ``time``, and ``location_fm``: a
+            pre-trained location encoder's embedding of each node's coordinates, see ``location_fm``).
+        location_fm: The location foundation-model stream's encoder and projection.
         label_inputs: Feed neighbour labels as inputs (masked label prediction, DESIGN.md rule 2).
         label_mask_rate: Share of labelled nodes whose labels are hidden (and scored) each epoch.
         position_frequencies: Random Fourier frequencies of the positional encoding.
@@ -303,9 +321,10 @@ class ModelConfig(_Section):
     num_layers: int = Field(2, ge=0)
     heads: int = Field(4, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    streams: list[Literal["imagery", "environment", "position", "time"]] = Field(
+    streams: list[Literal["imagery", "environment", "position", "time", "location_fm"]] = Field(
         default_factory=lambda: ["imagery", "environment", "position", "time"]
     )
+    location_fm: LocationFMConfig = Field(default_factory=LocationFMConfig)
     label_inputs: bool = False
     label_mask_rate: float = Field(0.5, gt=0.0, lt=1.0)
     position_frequencies: int = Field(16, ge=1)
@@ -454,7 +473,10 @@ class EvaluateConfig(_Section):
         baselines: Baselines trained on the same folds and features; ``qrf`` (quantile regression forest) and
             ``xgboost_quantile`` (XGBoost, quantile loss) predict quantiles 0.025 … 0.975 and are scored as distributions;
             ``kpr_random_forest`` is a random forest on the covariates plus cross-fitted ordinary-kriging predictions of
-            the target (kriging-prior regression, Schmidinger et al. 2026).
+            the target (kriging-prior regression, Schmidinger et al. 2026); ``+fm`` variants add the location
+            foundation-model features (``model.location_fm``: GeoCLIP embeddings, PCA fitted on the training fold);
+            ``realmlp`` and ``tabm`` are the deep tabular learners RealMLP (Holzmüller et al. 2024) and TabM
+            (Gorishniy et al. 2025) with their default settings, through ``pytabkit`` (``pip install sptgnn[tabular]``).
         moran_k: Neighbours of the kNN weights used for Moran's I of residuals.
         moran_permutations: Permutations of the Moran's I p-value.
         split: Fold scheme: ``shipped`` (the dataset's own folds), ``random`` (random K-fold) or ``blocks`` (spatial
@@ -475,7 +497,9 @@ class EvaluateConfig(_Section):
     """
 
     baselines: list[Literal["xgboost", "random_forest", "xgboost+xy", "random_forest+xy", "regression_kriging", "qrf",
-                            "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy", "kpr_random_forest"]] = Field(
+                            "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy", "kpr_random_forest", "xgboost+fm",
+                            "random_forest+fm", "qrf+fm", "xgboost_quantile+fm", "realmlp", "tabm", "realmlp+fm",
+                            "tabm+fm"]] = Field(
         default_factory=lambda: ["xgboost", "random_forest", "xgboost+xy"]
     )
     moran_k: int = Field(8, ge=1)

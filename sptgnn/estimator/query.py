@@ -127,6 +127,8 @@ class QueryPredictor:
                        "time": f32(part.time)}
             if part.teacher is not None:
                 streams["teacher"] = f32(part.teacher)
+            if part.location_fm is not None and part.location_fm.shape[1]:
+                streams["location_fm"] = f32(part.location_fm)
             yield sl, part, {"streams": streams,
                              "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
 

@@ -17,6 +17,7 @@ config override so that every variant is trained on the same folds by :func:`~sp
 ``no_moran``              ``loss.moran_weight = 0``
 ``no_position``           the position stream left out of ``model.streams``
 ``no_time``               the time stream left out
+``no_location_fm``        the location foundation-model stream left out (when the configuration has it)
 ``no_label_inputs``       ``model.label_inputs = false`` (only when the configuration has label inputs)
 ``no_pretraining``        ``model.pretrained = null``: encoders initialised at random and standardised on the labelled
                           samples (only when the configuration has a pre-trained checkpoint)
@@ -66,7 +67,7 @@ def ablation_variants(config: Config, only: list[str] | None = None) -> dict[str
         variants["single_task"] = config.updated(data={"targets": None}, loss={"task_weights": None})
     if config.loss.moran_weight > 0:
         variants["no_moran"] = config.updated(loss={"moran_weight": 0.0})
-    for stream in ("position", "time"):
+    for stream in ("position", "time", "location_fm"):
         if stream in m.streams and len(m.streams) > 1:
             variants[f"no_{stream}"] = config.updated(model={"streams": [s for s in m.streams if s != stream]})
     if m.label_inputs:

@@ -31,7 +31,8 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.data.spline import GSM_DEPTHS
-from sptgnn.models.baselines import (BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
+from sptgnn.models.deep_tabular import DEEP_BASELINES, DeepTabularBaseline
+from sptgnn.models.baselines import (BASELINES, FM_BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
 from sptgnn.models.kriging import RegressionKriging
 from sptgnn.models.kriging_prior import KrigingPriorForest
@@ -254,25 +255,30 @@ def cross_validate(models: dict, samples: SoilSamples, cv, target: str | None = 
 
 
 def make_baseline(name: str, config):
-    """The baseline ``name`` (:data:`BASELINES`, :data:`QUANTILE_BASELINES`, :data:`SPATIAL_BASELINES`) set up from a
-    run :class:`~sptgnn.config.Config` (target, target transform, seed, forest size, kriging neighbours).
+    """The baseline ``name`` (:data:`BASELINES`, :data:`QUANTILE_BASELINES`, :data:`SPATIAL_BASELINES`,
+    :data:`FM_BASELINES`, :data:`DEEP_BASELINES`) set up from a run :class:`~sptgnn.config.Config` (target, target
+    transform, seed, forest size, kriging neighbours, location-FM components).
 
     Raises:
         ValueError: An unknown name.
     """
     ev, target, transform, seed = config.evaluate, config.data.target, config.data.target_transform, config.train.seed
-    if name in QUANTILE_BASELINES:
+    dims = config.model.location_fm.dims
+    if name in QUANTILE_BASELINES or name in FM_BASELINES[2:]:
         return QuantileBaseline(name, target, seed, transform=transform, trees=ev.forest_trees,
-                                max_features=ev.forest_max_features)
+                                max_features=ev.forest_max_features, fm_dims=dims)
+    if name in DEEP_BASELINES:
+        return DeepTabularBaseline(name, target, transform, seed, dims)
     if name == "kpr_random_forest":
         return KrigingPriorForest(target, transform, seed, ev.forest_trees, ev.forest_max_features,
                                   ev.regression_kriging_neighbours)
     if name in SPATIAL_BASELINES:
         return RegressionKriging(target, transform, seed, ev.regression_kriging_neighbours, ev.forest_trees,
                                  ev.forest_max_features)
-    if name in BASELINES:
-        return TreeBaseline(name, target, transform, seed, ev.forest_trees, ev.forest_max_features)
-    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES + QUANTILE_BASELINES + SPATIAL_BASELINES)}")
+    if name in BASELINES or name in FM_BASELINES:
+        return TreeBaseline(name, target, transform, seed, ev.forest_trees, ev.forest_max_features, dims)
+    valid = BASELINES + QUANTILE_BASELINES + SPATIAL_BASELINES + FM_BASELINES + DEEP_BASELINES
+    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(valid)}")
 
 
 def config_models(config, variants: dict | None = None) -> dict:

@@ -18,6 +18,7 @@ from torch_geometric.data import HeteroData
 from sptgnn.config import GraphConfig
 from sptgnn.data.samples import STREAMS, SoilSamples
 from sptgnn.geo import metric_coords
+from sptgnn.geo.coords import transform_xy
 from sptgnn.graph.features import NodeFeatureTransform, time_features
 from sptgnn.graph.inputs import QueryInputs
 from sptgnn.graph.relations import Edges, RelationIndex
@@ -38,6 +39,8 @@ class GraphBuilder:
         config: Relations and k per relation.
         imagery: The ``imagery`` config section; a chip encoder there makes the imagery stream the chip features,
             fitted on the labelled samples passed to :meth:`fit` (``None`` or ``encoder: columns``: the samples' columns).
+        location: The ``model.location_fm`` section when ``location_fm`` is one of the model's streams (its projection
+            fitted on the labelled samples' locations), else ``None``.
 
     Attributes:
         transform: Node feature transform fitted on the labelled samples.
@@ -46,7 +49,7 @@ class GraphBuilder:
             ``spectral``), used to scale edge attributes.
     """
 
-    def __init__(self, config: GraphConfig, imagery=None):
+    def __init__(self, config: GraphConfig, imagery=None, location=None):
         self.config = config
         self.imagery_config = imagery
         self.transform = NodeFeatureTransform()
@@ -54,6 +57,10 @@ class GraphBuilder:
             from sptgnn.imagery.stream import ImageryStream
 
             self.transform = NodeFeatureTransform(imagery=ImageryStream(imagery), keep_columns=imagery.keep_columns)
+        if location is not None:
+            from sptgnn.imagery.location import LocationFM
+
+            self.transform.location = LocationFM(location.dims, location.projection, location.encoder)
         self.relations: list[str] = []
         self.distance_scale: dict[str, float] = {}
         self.labelled: SoilSamples | None = None
@@ -110,12 +117,17 @@ class GraphBuilder:
                 "reference_year": t.reference_year,
                 "columns": t.columns,
                 "imagery": None if t.imagery is None else t.imagery.state(),
+                "location": None if t.location is None else t.location.state(),
             },
         }
 
     @classmethod
     def from_state(cls, config: GraphConfig, imagery, state: dict, labelled: SoilSamples) -> "GraphBuilder":
-        """A fitted builder from :meth:`state` and the labelled samples it was fitted on (no refitting)."""
+        """A fitted builder from :meth:`state` and the labelled samples it was fitted on (no refitting).
+
+        Raises:
+            LocationWeightsChanged: The installed GeoCLIP weights differ from those of the run's location stream.
+        """
         builder = cls(config, imagery)
         builder.labelled = labelled
         builder.relations = list(state["relations"])
@@ -127,6 +139,10 @@ class GraphBuilder:
             centre_m=tr["centre_m"].numpy(), spread_m=tr["spread_m"], reference_year=tr["reference_year"],
             columns=tr["columns"], imagery=imagery_stream, keep_columns=builder.transform.keep_columns,
         )
+        if tr.get("location") is not None:
+            from sptgnn.imagery.location import LocationFM
+
+            builder.transform.location = LocationFM.from_state(tr["location"])
         if imagery_stream is not None:
             imagery_stream.load_state(tr.get("imagery") or {})
         builder.index = builder._index(labelled)
@@ -189,7 +205,9 @@ class GraphBuilder:
         streams = {s: self.stream(samples, s) for s in STREAMS}
         metric = samples.metric_coords()
         q = self._inputs(streams, metric, self.transform.time(samples), samples.elevation_m(), teacher,
-                         self.relation_coords(metric, self._sample_depths(samples)))
+                         self.relation_coords(metric, self._sample_depths(samples)),
+                         np.zeros((len(samples), 0)) if self.transform.location is None
+                         else self.location_stream(samples.lonlat()))
         q.sites = samples.sites()
         return q
 
@@ -220,16 +238,25 @@ class GraphBuilder:
         if self.uses_depth:
             top, bottom = self.labelled.depth
             depths = (np.asarray(features[top], dtype=np.float64), np.asarray(features[bottom], dtype=np.float64))
+        location = (np.zeros((n, 0)) if t.location is None
+                    else self.location_stream(transform_xy(xy, self.labelled.crs, "EPSG:4326")))
         return self._inputs(streams, metric, time_features(dates if has_dates else None, n, t.reference_year),
-                            elevation, teacher, self.relation_coords(metric, depths))
+                            elevation, teacher, self.relation_coords(metric, depths), location)
+
+    def location_stream(self, lonlat: np.ndarray) -> np.ndarray:
+        """The ``location_fm`` stream ``(n, k)`` of locations ``(n, 2)`` (lon, lat in degrees), clipped as the
+        other streams."""
+        return self.clip(self.transform.location_fm(lonlat))
 
     def _inputs(self, streams: dict[str, np.ndarray], metric: np.ndarray, time: np.ndarray,
-                elevation: np.ndarray | None, teacher: np.ndarray | None, relation: np.ndarray) -> QueryInputs:
+                elevation: np.ndarray | None, teacher: np.ndarray | None, relation: np.ndarray,
+                location: np.ndarray) -> QueryInputs:
         t, n = self.transform, len(metric)
         return QueryInputs(
             imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
             pos=(metric - t.centre_m) / t.spread_m, time=time, metric=relation, spectral=self.spectral_of(streams),
-            elevation=elevation, trend=None if teacher is None else teacher[:, 0], teacher=teacher)
+            elevation=elevation, trend=None if teacher is None else teacher[:, 0], teacher=teacher,
+            location_fm=location)
 
     # -- profiles: depth as a coordinate, a site's layers never each other's neighbours ---------------------------
     @property
@@ -288,7 +315,8 @@ class GraphBuilder:
 
         Returns:
             HeteroData with node store ``"sample"``: ``x_imagery`` ``(N, F_img)``, ``x_environment`` ``(N, F_env)``,
-            ``pos`` ``(N, d)`` offsets from the labelled centroid in units of the labelled spread, ``time`` ``(N, 3)``, ``y`` ``(N,)``, ``labelled``
+            ``pos`` ``(N, d)`` offsets from the labelled centroid in units of the labelled spread, ``time`` ``(N, 3)``,
+            ``x_location_fm`` ``(N, k)`` (only with the ``location_fm`` stream), ``y`` ``(N,)``, ``labelled``
             ``(N,)`` bool; and per relation ``edge_index`` ``(2, E)`` and ``edge_attr`` ``(E, 1)`` =
             ``log1p(distance / distance_scale)``.
 
@@ -307,6 +335,8 @@ class GraphBuilder:
         store.x_environment = _cat([self.stream(p, "environment") for p in parts])
         store.pos = _cat([t.position(p) for p in parts])
         store.time = _cat([t.time(p) for p in parts])
+        if t.location is not None:
+            store.x_location_fm = _cat([self.location_stream(p.lonlat()) for p in parts])
         y = np.full(n_lab + n_q, np.nan)
         y[:n_lab] = lab.target(target)
         store.y = torch.tensor(y, dtype=torch.float32)

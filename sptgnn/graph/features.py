@@ -52,6 +52,8 @@ class NodeFeatureTransform:
         keep_columns: With ``imagery``: keep the samples' imagery columns before the chip features.
         fixed: Statistics that replace the fitted ones, ``{stream: {"columns", "mean", "scale"}}``: those of the
             unlabelled cells a pre-trained encoder was fitted on (``model.pretrained``; label-free, so rule 1 holds).
+        location: A :class:`~sptgnn.imagery.location.LocationFM` (the ``location_fm`` stream, fitted here on the
+            labelled samples' locations), or ``None`` without that stream.
     """
 
     mean: dict[str, np.ndarray] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class NodeFeatureTransform:
     imagery: Any = None
     keep_columns: bool = False
     fixed: dict = field(default_factory=dict)
+    location: Any = None
 
     def _raw(self, samples: SoilSamples, stream: str) -> np.ndarray:
         values = samples.stream(stream)
@@ -94,6 +97,8 @@ class NodeFeatureTransform:
                     f"the pre-trained {stream} encoder was fitted on columns {list(stats['columns'])}, but the samples' "
                     f"{stream} stream has {self.stream_names(stream)}; pre-train on rasters with the same bands")
             self.mean[stream], self.scale[stream] = np.asarray(stats["mean"]), np.asarray(stats["scale"])
+        if self.location is not None:
+            self.location.fit(labelled.lonlat())
         coords = labelled.metric_coords()
         self.centre_m = coords.mean(0)
         spread = float(np.sqrt(((coords - self.centre_m) ** 2).sum(1).mean()))
@@ -117,6 +122,13 @@ class NodeFeatureTransform:
     def position(self, samples: SoilSamples) -> np.ndarray:
         """Coordinates relative to the labelled centroid in units of :attr:`spread_m`, shape ``(num_samples, d)``."""
         return (samples.metric_coords() - self.centre_m) / self.spread_m
+
+    def location_fm(self, lonlat: np.ndarray) -> np.ndarray:
+        """The ``location_fm`` stream of locations ``(n, 2)`` (lon, lat in degrees), ``(n, k)``; ``(n, 0)`` without
+        that stream."""
+        if self.location is None:
+            return np.zeros((len(lonlat), 0))
+        return self.location.transform(lonlat)
 
     def time(self, samples: SoilSamples) -> np.ndarray:
         """Time stream, shape ``(num_samples, 3)``: decades since the reference year, sin and cos of the day of year.

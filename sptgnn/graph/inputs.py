@@ -27,6 +27,7 @@ class QueryInputs:
         teacher: The teacher's features ``(n, F)`` (trend, then kriging prediction and sd for ``kpr_random_forest``;
             :meth:`~sptgnn.train.trend.CovariateTrend.teacher_features`), read by members with ``model.teacher_input``.
         sites: Site ids ``(n,)`` of query layers (never attached to labelled layers of their own site), or ``None``.
+        location_fm: Location foundation-model stream ``(n, k)`` (``(n, 0)`` or ``None`` without it).
     """
 
     imagery: np.ndarray
@@ -39,6 +40,7 @@ class QueryInputs:
     trend: np.ndarray | None = None
     teacher: np.ndarray | None = None
     sites: np.ndarray | None = None
+    location_fm: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -47,7 +49,8 @@ class QueryInputs:
         """Rows ``sl`` of every array."""
         return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,
                                                                      self.metric, self.spectral, self.elevation,
-                                                                     self.trend, self.teacher, self.sites)))
+                                                                     self.trend, self.teacher, self.sites,
+                                                                     self.location_fm)))
 
 
 __all__ = ["QueryInputs"]

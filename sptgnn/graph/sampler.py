@@ -25,7 +25,7 @@ from torch_geometric.data import HeteroData
 
 from sptgnn.graph.builder import NODE
 
-NODE_ATTRS = ("x_imagery", "x_environment", "pos", "time", "y", "labelled", "teacher")
+NODE_ATTRS = ("x_imagery", "x_environment", "pos", "time", "x_location_fm", "y", "labelled", "teacher")
 
 
 class InNeighbourSampler:

@@ -2,7 +2,9 @@
 ``predict_dist(samples)``.
 
 XGBoost and random forest, each with a ``+xy`` variant that adds the coordinates as features (the usual "coordinates as
-covariates" trick of DSM, e.g. Hengl et al. 2018); the quantile baselines ``qrf`` (quantile regression forest) and
+covariates" trick of DSM, e.g. Hengl et al. 2018) and a ``+fm`` variant that adds the location foundation model's
+features (GeoCLIP embeddings of the coordinates, PCA fitted on the training fold; :mod:`sptgnn.imagery.location`), the
+same the ``location_fm`` stream gives SpTGNN; the quantile baselines ``qrf`` (quantile regression forest) and
 ``xgboost_quantile`` (XGBoost with the quantile loss), which give a distribution as quantiles at
 :data:`QUANTILE_LEVELS`; and ``regression_kriging`` (:mod:`sptgnn.models.kriging`). Each is a scikit-learn estimator
 (``clone`` gives a fresh one per fold) that reads the imagery and environment streams of
@@ -27,6 +29,9 @@ from sptgnn.models.backtransform import duan_smearing, out_of_fold_residuals, sm
 
 BASELINES = ("xgboost", "random_forest", "xgboost+xy", "random_forest+xy")
 QUANTILE_BASELINES = ("qrf", "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy")
+#: The ``+fm`` variants (they need the ``geoclip`` package): trees and quantile models plus location-FM features.
+FM_BASELINES = ("xgboost+fm", "random_forest+fm", "qrf+fm", "xgboost_quantile+fm")
+LOCATION_FM_DIMS = 16  #: Principal components of the ``+fm`` variants' GeoCLIP embeddings (``model.location_fm.dims``).
 QUANTILE_LEVELS = tuple(round(0.025 * i, 3) for i in range(1, 40))  # 0.025 … 0.975: holds every interval end point
 SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.models.kriging and .kriging_prior
 #: Boosting rounds and learning rate of ``xgboost_quantile``. Every round grows one tree per quantile level (39), so
@@ -46,6 +51,36 @@ def baseline_features(samples: SoilSamples, with_xy: bool) -> np.ndarray:
     return np.c_[x, samples.metric_coords()] if with_xy else x
 
 
+def base_name(name: str) -> str:
+    """A baseline's learner without its input suffixes (``+xy``, ``+fm``): ``random_forest+fm`` → ``random_forest``."""
+    return name.removesuffix("+fm").removesuffix("+xy")
+
+
+class BaselineInputs:
+    """The inputs of a baseline by its name: :func:`baseline_features`, plus with ``+fm`` the location foundation
+    model's features (:class:`~sptgnn.imagery.location.LocationFM`, fitted on the training samples' locations, never on
+    a label). Needs ``name`` and ``fm_dims`` attributes."""
+
+    name: str
+    fm_dims: int = LOCATION_FM_DIMS
+
+    def features(self, samples: SoilSamples, fitting: bool = False) -> np.ndarray:
+        """The model's inputs ``(n, num_features)`` (``fitting``: of the training samples, which fit the ``+fm``
+        projection).
+
+        Raises:
+            LocationEncoderMissing: A ``+fm`` variant without the ``geoclip`` package.
+        """
+        x = baseline_features(samples, "+xy" in self.name)
+        if not self.name.endswith("+fm"):
+            return x
+        if fitting:
+            from sptgnn.imagery.location import LocationFM
+
+            self.location_ = LocationFM(self.fm_dims).fit(samples.lonlat())
+        return np.c_[x, self.location_.transform(samples.lonlat())]
+
+
 def n_jobs() -> int:
     """Threads of the tree baselines: the project's one thread policy (:func:`sptgnn.threads.tree_threads`)."""
     return tree_threads()
@@ -54,7 +89,7 @@ def n_jobs() -> int:
 def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_features: float | None = None):
     """A fresh scikit-learn-compatible regressor for a baseline name (``+xy`` is handled by the features); ``trees``
     and ``max_features`` (share of features per split) set the random forest's, ``None`` keeping its default."""
-    base = name.removesuffix("+xy")
+    base = base_name(name)
     if base == "xgboost":
         return XGBRegressor(n_estimators=500, learning_rate=0.05, max_depth=4, subsample=0.8, colsample_bytree=0.8,
                             n_jobs=n_jobs(), random_state=seed)
@@ -65,10 +100,10 @@ def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_featu
         if max_features is not None:
             forest.set_params(max_features=max_features)
         return forest
-    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES)}")
+    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES + FM_BASELINES[:2])}")
 
 
-class TreeBaseline(ModelHooks, BaseEstimator):
+class TreeBaseline(BaselineInputs, ModelHooks, BaseEstimator):
     """XGBoost or random forest on the samples' covariates (``name`` ending in ``+xy``: plus the coordinates).
 
     The random forest's sd is ``sqrt(tree spread² + out-of-bag MSE)``: the spread of its trees' predictions (a common
@@ -80,17 +115,18 @@ class TreeBaseline(ModelHooks, BaseEstimator):
     ``mean_log`` the raw prediction.
 
     Args:
-        name: One of :data:`BASELINES`.
+        name: One of :data:`BASELINES` or the tree models of :data:`FM_BASELINES`.
         target: Target column (SOC in g/kg for ``soc_g_kg``).
         transform: ``"none"`` or ``"log1p"``.
         seed: Seed of the model.
         trees, max_features: Random forest size and share of features per split (``None``: defaults).
+        fm_dims: Principal components of the ``+fm`` features.
     """
 
     def __init__(self, name: str = "random_forest", target: str = "soc_g_kg", transform: str = "none", seed: int = 0,
-                 trees: int | None = None, max_features: float | None = None):
+                 trees: int | None = None, max_features: float | None = None, fm_dims: int = LOCATION_FM_DIMS):
         self.name, self.target, self.transform, self.seed = name, target, transform, seed
-        self.trees, self.max_features = trees, max_features
+        self.trees, self.max_features, self.fm_dims = trees, max_features, fm_dims
 
     def fit(self, samples: SoilSamples, y=None, progress: Callable[[str], None] | None = None) -> "TreeBaseline":
         """Fit on the training samples (their ``target`` column, or ``y`` ``(n,)`` in target units)."""
@@ -109,11 +145,6 @@ class TreeBaseline(ModelHooks, BaseEstimator):
         if progress is not None:
             progress("fitted")
         return self
-
-    def features(self, samples: SoilSamples, fitting: bool = False) -> np.ndarray:
-        """The model's inputs ``(n, num_features)``: :func:`baseline_features` (``fitting``: of the training
-        samples, for subclasses whose training inputs differ from their query inputs)."""
-        return baseline_features(samples, self.name.endswith("+xy"))
 
     def predict_dist(self, samples: SoilSamples) -> MomentForecast:
         """Mean (and the forest's tree sd) of each query sample, target units."""
@@ -134,7 +165,7 @@ def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, tr
     trees or ``trees``, all features per split or the share ``max_features``) or ``xgboost_quantile`` (one XGBoost model
     with the pinball loss at every level, ``reg:quantileerror``: :data:`XGB_QUANTILE_ROUNDS` rounds at learning rate
     :data:`XGB_QUANTILE_LR`, the ``xgboost`` baseline's depth and subsampling)."""
-    base = name.removesuffix("+xy")
+    base = base_name(name)
     if base == "qrf":
         from quantile_forest import RandomForestQuantileRegressor
 
@@ -144,10 +175,10 @@ def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, tr
         return XGBRegressor(objective="reg:quantileerror", quantile_alpha=np.asarray(levels),
                             n_estimators=XGB_QUANTILE_ROUNDS, learning_rate=XGB_QUANTILE_LR, max_depth=4, subsample=0.8, colsample_bytree=0.8, n_jobs=n_jobs(),
                             random_state=seed)
-    raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES)}")
+    raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES + FM_BASELINES[2:])}")
 
 
-class QuantileBaseline(ModelHooks, BaseEstimator):
+class QuantileBaseline(BaselineInputs, ModelHooks, BaseEstimator):
     """Quantile regression forest (``qrf``) or XGBoost quantile regression (``xgboost_quantile``), ``+xy`` variants too.
 
     :meth:`predict_dist` gives a :class:`~sptgnn.distributions.QuantileForecast` at ``levels`` (crossing quantiles
@@ -160,32 +191,33 @@ class QuantileBaseline(ModelHooks, BaseEstimator):
     median quantile).
 
     Args:
-        name: One of :data:`QUANTILE_BASELINES`.
+        name: One of :data:`QUANTILE_BASELINES` or the quantile models of :data:`FM_BASELINES`.
         target: Target column.
         seed: Seed of the model.
         levels: Quantile levels in (0, 1).
         transform: ``"none"`` or ``"log1p"``.
         trees, max_features: The quantile forest's size and share of features per split (``None``: 500, all).
+        fm_dims: Principal components of the ``+fm`` features.
     """
 
     def __init__(self, name: str = "qrf", target: str = "soc_g_kg", seed: int = 0, levels=QUANTILE_LEVELS,
-                 transform: str = "none", trees: int | None = None, max_features: float | None = None):
+                 transform: str = "none", trees: int | None = None, max_features: float | None = None,
+                 fm_dims: int = LOCATION_FM_DIMS):
         self.name, self.target, self.seed, self.levels = name, target, seed, levels
-        self.transform, self.trees, self.max_features = transform, trees, max_features
+        self.transform, self.trees, self.max_features, self.fm_dims = transform, trees, max_features, fm_dims
 
     def fit(self, samples: SoilSamples, y=None, progress: Callable[[str], None] | None = None) -> "QuantileBaseline":
         """Fit on the training samples (their ``target`` column, or ``y``)."""
         self.model_ = make_quantile_regressor(self.name, self.levels, self.seed, self.trees, self.max_features)
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
-        self.model_.fit(baseline_features(samples, self.name.endswith("+xy")),
-                        np.log1p(y) if self.transform == "log1p" else y)
+        self.model_.fit(self.features(samples, fitting=True), np.log1p(y) if self.transform == "log1p" else y)
         if progress is not None:
             progress("fitted")
         return self
 
     def predict_dist(self, samples: SoilSamples) -> QuantileForecast:
         """Quantiles ``(n, L)`` of each query sample, target units."""
-        x = baseline_features(samples, self.name.endswith("+xy"))
+        x = self.features(samples)
         levels, logged = list(self.levels), self.transform == "log1p"
         back = np.expm1 if logged else (lambda a: a)
         if self.name.startswith("qrf"):
@@ -200,5 +232,5 @@ class QuantileBaseline(ModelHooks, BaseEstimator):
         return QuantileForecast(levels, back(q), mean_log=median_log if logged else None)
 
 
-__all__ = ["BASELINES", "MEAN_GRID", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
+__all__ = ["BASELINES", "FM_BASELINES", "LOCATION_FM_DIMS", "BaselineInputs", "base_name", "MEAN_GRID", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
            "baseline_features", "make_quantile_regressor", "make_regressor", "n_jobs"]

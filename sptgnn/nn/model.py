@@ -18,7 +18,8 @@ from sptgnn.nn.mlp import MLP
 from sptgnn.nn.moe import SparseMoE
 from sptgnn.nn.relational_attention import RelationalAttentionLayer
 
-_STREAM_ATTR = {"imagery": "x_imagery", "environment": "x_environment", "position": "pos", "time": "time"}
+_STREAM_ATTR = {"imagery": "x_imagery", "environment": "x_environment", "position": "pos", "time": "time",
+                "location_fm": "x_location_fm"}
 
 
 @dataclass
@@ -46,12 +47,13 @@ class ModelOutput:
 
 def stream_encoder(stream: str, in_dim: int, config: ModelConfig, seed: int = 0) -> nn.Module:
     """The encoder of one stream, ``(N, in_dim)`` → ``(N, config.hidden)``: an MLP for ``imagery`` (point bands) and
-    ``environment``, random Fourier features for ``position``, the date encoder for ``time``. Pre-training
+    ``environment`` and ``location_fm`` (the frozen location encoder's projected embedding), random Fourier features for
+    ``position``, the date encoder for ``time``. Pre-training
     (:mod:`sptgnn.pretrain`) builds its encoders here too, so their weights load into a member key for key."""
     d = config.hidden
     if stream == "imagery":
         return PointBandEncoder(in_dim, d, config.dropout)
-    if stream == "environment":
+    if stream in ("environment", "location_fm"):
         return MLP(in_dim, d, d, layers=2, dropout=config.dropout)
     if stream == "position":
         return PositionalEncoder(in_dim, d, config.position_frequencies, config.position_scales, seed)

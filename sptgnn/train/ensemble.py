@@ -105,7 +105,9 @@ class DeepEnsemble:
         self.target_transform.fit(y)
         self.aux_transforms, aux_all = fit_aux_targets(samples, self.aux_targets)
         self.config = clip_neighbours(self.config, len(samples), samples.name)
-        self.builder = GraphBuilder(self.config.graph, self.config.imagery)
+        m = self.config.model
+        self.builder = GraphBuilder(self.config.graph, self.config.imagery,
+                                    m.location_fm if "location_fm" in m.streams else None)
         if self.config.model.pretrained:  # the encoders' inputs standardised as in pre-training
             self.builder.transform.fixed = load_pretrained(self.config.model.pretrained).normalisation
         self.builder.fit(samples)
@@ -353,6 +355,8 @@ class DeepEnsemble:
         b, t, f32 = self.builder, self.builder.transform, lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
         streams = {"imagery": f32(b.stream(query, "imagery")), "environment": f32(b.stream(query, "environment")),
                    "position": f32(t.position(query)), "time": f32(t.time(query))}
+        if t.location is not None:
+            streams["location_fm"] = f32(b.location_stream(query.lonlat()))
         return np.mean([m.eval().gate_weights(streams).numpy() for m in self.members], axis=0)
 
 

@@ -46,7 +46,8 @@ def stream_dims(graph: HeteroData) -> dict[str, int]:
     """Input width per stream of a built graph."""
     s = graph[NODE]
     return {"imagery": s.x_imagery.shape[1], "environment": s.x_environment.shape[1], "position": s.pos.shape[1],
-            "time": s.time.shape[1], "teacher": s.teacher.shape[1] if "teacher" in s else 0}
+            "time": s.time.shape[1], "teacher": s.teacher.shape[1] if "teacher" in s else 0,
+            "location_fm": s.x_location_fm.shape[1] if "x_location_fm" in s else 0}
 
 
 def _subgraph_edges(edge_index: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
