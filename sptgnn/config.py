@@ -254,11 +254,22 @@ class LocationFMConfig(_Section):
         dims: Principal components of the 512-d embeddings kept by ``projection: pca``.
         projection: ``pca``: principal components fitted on the labelled samples' embeddings (label-free);
             ``learned``: the whole embedding, projected by the stream's encoder MLP.
+        finetune_lr_scale: Learning rate of the location encoder as a share of ``train.lr``; ``0`` (default) keeps it
+            frozen, its embeddings computed once. Above 0 every member fine-tunes its own copy (9.4 M parameters, slow
+            on a CPU) from each node's latitude and longitude; needs ``projection: learned``.
     """
 
     encoder: Literal["geoclip"] = "geoclip"
     dims: int = Field(16, ge=1, le=512)
     projection: Literal["pca", "learned"] = "pca"
+    finetune_lr_scale: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LocationFMConfig":
+        if self.finetune_lr_scale > 0 and self.projection != "learned":
+            raise ValueError("model.location_fm.finetune_lr_scale > 0 fine-tunes the encoder, whose output a PCA "
+                             "fitted before training cannot follow: set model.location_fm.projection: learned")
+        return self
 
 
 class ModelConfig(_Section):

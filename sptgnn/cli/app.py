@@ -35,9 +35,12 @@ def _main() -> None:
 
 def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
     from sptgnn.config import EMBEDDED_CONFIG, load_config
+    from sptgnn.evaluate.crossval import require_extras
 
     overrides = ({"data": {"dataset": dataset}} if dataset else {}) | ({"train": {"members": members}} if members else {})
-    return load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
+    cfg = load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
+    require_extras(cfg)  # a missing optional package is named before any work starts
+    return cfg
 
 
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):

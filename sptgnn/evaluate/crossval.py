@@ -31,7 +31,8 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.data.spline import GSM_DEPTHS
-from sptgnn.models.deep_tabular import DEEP_BASELINES, DeepTabularBaseline
+from sptgnn.imagery.location import require_geoclip
+from sptgnn.models.deep_tabular import DEEP_BASELINES, DeepTabularBaseline, require_pytabkit
 from sptgnn.models.baselines import (BASELINES, FM_BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
                                        TreeBaseline)
 from sptgnn.models.kriging import RegressionKriging
@@ -281,12 +282,34 @@ def make_baseline(name: str, config):
     raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(valid)}")
 
 
+def require_extras(config) -> None:
+    """Check that the optional packages a run config needs are installed, before any work starts: ``geoclip`` for the
+    ``location_fm`` stream and ``+fm`` baselines, ``pytabkit`` for RealMLP and TabM (an ablation variant only ever
+    drops the stream, so the full config decides).
+
+    Raises:
+        LocationEncoderMissing: ``geoclip`` is needed and not installed.
+        DeepTabularMissing: ``pytabkit`` is needed and not installed.
+    """
+    if "location_fm" in config.model.streams or any(name.endswith("+fm") for name in config.evaluate.baselines):
+        require_geoclip()
+    for name in config.evaluate.baselines:
+        if name in DEEP_BASELINES:
+            require_pytabkit(name)
+
+
 def config_models(config, variants: dict | None = None) -> dict:
     """The models a run config cross-validates: SpTGNN (or each of ``variants``, ``{name: Config}``) and
-    ``evaluate.baselines``, in that order."""
+    ``evaluate.baselines``, in that order.
+
+    Raises:
+        LocationEncoderMissing: A model reads the location stream and ``geoclip`` is not installed.
+        DeepTabularMissing: A RealMLP or TabM baseline without ``pytabkit``.
+    """
     from sptgnn.estimator.regressor import SpTGNNRegressor
 
     variants = {"sptgnn": config} if variants is None else variants
+    require_extras(config)
     models = {name: SpTGNNRegressor.from_config(cfg, area_of_applicability=False) for name, cfg in variants.items()}
     return models | {name: make_baseline(name, config) for name in config.evaluate.baselines}
 
@@ -330,5 +353,5 @@ def cross_validate_config(samples: SoilSamples, config, progress: Callable[[str]
     return result
 
 
-__all__ = ["PREDICTION_COLUMNS", "CrossValidationResult", "check_target_varies", "config_folds", "config_models",
+__all__ = ["require_extras", "PREDICTION_COLUMNS", "CrossValidationResult", "check_target_varies", "config_folds", "config_models",
            "config_split", "cross_validate", "cross_validate_config", "fold_scores", "make_baseline", "per_depth"]

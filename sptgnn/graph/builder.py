@@ -60,7 +60,8 @@ class GraphBuilder:
         if location is not None:
             from sptgnn.imagery.location import LocationFM
 
-            self.transform.location = LocationFM(location.dims, location.projection, location.encoder)
+            self.transform.location = LocationFM(location.dims, location.projection, location.encoder,
+                                                 finetune=location.finetune_lr_scale > 0)
         self.relations: list[str] = []
         self.distance_scale: dict[str, float] = {}
         self.labelled: SoilSamples | None = None
@@ -245,8 +246,9 @@ class GraphBuilder:
 
     def location_stream(self, lonlat: np.ndarray) -> np.ndarray:
         """The ``location_fm`` stream ``(n, k)`` of locations ``(n, 2)`` (lon, lat in degrees), clipped as the
-        other streams."""
-        return self.clip(self.transform.location_fm(lonlat))
+        other streams (the fine-tuned encoder's input, latitude and longitude in degrees, is not clipped)."""
+        z = self.transform.location_fm(lonlat)
+        return z if self.transform.location.finetune else self.clip(z)
 
     def _inputs(self, streams: dict[str, np.ndarray], metric: np.ndarray, time: np.ndarray,
                 elevation: np.ndarray | None, teacher: np.ndarray | None, relation: np.ndarray,

@@ -48,6 +48,15 @@ class LocationWeightsChanged(UserError):
     """A saved run's location stream was fitted on other GeoCLIP weights than the installed ones."""
 
 
+def require_geoclip() -> None:
+    """Check, before any work starts, that the location encoder is installed.
+
+    Raises:
+        LocationEncoderMissing: ``geoclip`` (or its weights file) is not installed.
+    """
+    _package_dir()
+
+
 def _package_dir() -> Path:
     spec = importlib.util.find_spec("geoclip")  # locates the package without importing it
     root = None if spec is None or not spec.submodule_search_locations else Path(list(spec.submodule_search_locations)[0])
@@ -108,6 +117,13 @@ def geoclip_encoder() -> torch.nn.Module:
 _cache: dict[tuple[float, float], np.ndarray] = {}
 
 
+def clear_cache() -> None:
+    """Forget the loaded encoder, its weights' hash and every cached embedding (e.g. after installing ``geoclip``)."""
+    _cache.clear()
+    geoclip_encoder.cache_clear()
+    geoclip_weights_sha256.cache_clear()
+
+
 def geoclip_embeddings(lonlat: np.ndarray) -> np.ndarray:
     """GeoCLIP location embeddings of points, computed once per location and process (up to :data:`CACHE_LIMIT`).
 
@@ -151,15 +167,18 @@ class LocationFM:
         projection: ``pca`` (principal components of the labelled samples' embeddings) or ``learned`` (the whole
             512-d embedding; the stream encoder learns the projection).
         encoder: ``geoclip`` (the only location encoder with weights that ship in a wheel).
+        finetune: The members fine-tune the encoder themselves: the stream is each location's (latitude, longitude) in
+            degrees, the encoder's input (:class:`~sptgnn.nn.location.FineTunedLocationEncoder`).
 
     Shapes:
-        ``lonlat`` ``(n, 2)`` degrees → ``(n, dims)`` (``pca``) or ``(n, 512)`` (``learned``).
+        ``lonlat`` ``(n, 2)`` degrees → ``(n, dims)`` (``pca``), ``(n, 512)`` (``learned``) or ``(n, 2)``
+        (``finetune``).
     """
 
-    def __init__(self, dims: int = 16, projection: str = "pca", encoder: str = "geoclip"):
+    def __init__(self, dims: int = 16, projection: str = "pca", encoder: str = "geoclip", finetune: bool = False):
         if encoder != "geoclip":
             raise ValueError(f"unknown location encoder {encoder!r}; valid: geoclip")
-        self.dims, self.projection, self.encoder = dims, projection, encoder
+        self.dims, self.projection, self.encoder, self.finetune = dims, projection, encoder, finetune
         self.components: np.ndarray | None = None  # (k, 512) principal axes, or None for "learned"
         self.centre: np.ndarray | None = None  # (512,) mean embedding of the labelled samples
         self.mean: np.ndarray | None = None  # (k,) and scale (k,) of the projected labelled samples
@@ -169,6 +188,8 @@ class LocationFM:
     @property
     def feature_names(self) -> list[str]:
         """Names of the stream's features (``geoclip_000`` …)."""
+        if self.finetune:
+            return ["latitude", "longitude"]
         width = GEOCLIP_DIM if self.components is None else len(self.components)
         return [f"{self.encoder}_{i:03d}" for i in range(width)]
 
@@ -181,8 +202,11 @@ class LocationFM:
         """
         from sklearn.decomposition import PCA
 
-        e = geoclip_embeddings(lonlat).astype(np.float64)
         self.weights_sha256 = geoclip_weights_sha256()
+        if self.finetune:
+            self.mean = np.zeros(2)
+            return self
+        e = geoclip_embeddings(lonlat).astype(np.float64)
         self.centre = e.mean(0)
         if self.projection == "pca":
             k = max(1, min(self.dims, len(e) - 1, GEOCLIP_DIM))
@@ -203,12 +227,14 @@ class LocationFM:
         """
         if self.mean is None:
             raise RuntimeError("LocationFM.transform called before fit")
+        if self.finetune:
+            return np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)[:, ::-1].copy()
         return (self._project(geoclip_embeddings(lonlat).astype(np.float64)) - self.mean) / self.scale
 
     def state(self) -> dict:
         """The fitted projection as tensors and strings (for ``torch.save(weights_only=True)``)."""
         t = lambda a: None if a is None else torch.tensor(a)  # noqa: E731
-        return {"dims": self.dims, "projection": self.projection, "encoder": self.encoder,
+        return {"dims": self.dims, "projection": self.projection, "encoder": self.encoder, "finetune": self.finetune,
                 "components": t(self.components), "centre": t(self.centre), "mean": t(self.mean),
                 "scale": t(self.scale), "weights_sha256": self.weights_sha256}
 
@@ -220,7 +246,7 @@ class LocationFM:
             LocationEncoderMissing: ``geoclip`` is not installed.
             LocationWeightsChanged: The installed weights differ from those the run was fitted with.
         """
-        fm = cls(state["dims"], state["projection"], state["encoder"])
+        fm = cls(state["dims"], state["projection"], state["encoder"], bool(state.get("finetune", False)))
         a = lambda v: None if v is None else v.numpy()  # noqa: E731
         fm.components, fm.centre, fm.mean, fm.scale = (a(state[k]) for k in ("components", "centre", "mean", "scale"))
         fm.weights_sha256 = state["weights_sha256"]
@@ -231,5 +257,5 @@ class LocationFM:
         return fm
 
 
-__all__ = ["CACHE_LIMIT", "GEOCLIP_DIM", "GEOCLIP_PIN", "LocationEncoderMissing", "LocationFM", "LocationWeightsChanged",
+__all__ = ["CACHE_LIMIT", "clear_cache", "require_geoclip", "GEOCLIP_DIM", "GEOCLIP_PIN", "LocationEncoderMissing", "LocationFM", "LocationWeightsChanged",
            "geoclip_embeddings", "geoclip_encoder", "geoclip_location_encoder_class", "geoclip_weights_sha256"]

@@ -42,6 +42,19 @@ class DeepTabularMissing(UserError):
     """A deep tabular baseline was asked for without the ``pytabkit`` package."""
 
 
+def require_pytabkit(name: str) -> None:
+    """Check, before any work starts, that ``pytabkit`` is installed for the baseline ``name``.
+
+    Raises:
+        DeepTabularMissing: It is not.
+    """
+    try:
+        import pytabkit  # noqa: F401
+    except ImportError:
+        raise DeepTabularMissing(f"the '{name}' baseline needs pytabkit: pip install 'sptgnn[tabular]', or leave it "
+                                 "out of evaluate.baselines") from None
+
+
 def make_deep_regressor(name: str, seed: int = 0):
     """A fresh ``pytabkit`` regressor for ``realmlp`` or ``tabm`` (``+fm`` is handled by the features), on the CPU
     unless a GPU is present, with the project's thread count.
@@ -53,11 +66,9 @@ def make_deep_regressor(name: str, seed: int = 0):
     base = base_name(name)
     if base not in ("realmlp", "tabm"):
         raise ValueError(f"unknown deep tabular baseline '{name}'; valid: {', '.join(DEEP_BASELINES)}")
-    try:
-        from pytabkit import RealMLP_TD_Regressor, TabM_D_Regressor
-    except ImportError:
-        raise DeepTabularMissing(f"the '{name}' baseline needs pytabkit: pip install 'sptgnn[tabular]', or leave it "
-                                 "out of evaluate.baselines") from None
+    require_pytabkit(name)
+    from pytabkit import RealMLP_TD_Regressor, TabM_D_Regressor
+
     cls = RealMLP_TD_Regressor if base == "realmlp" else TabM_D_Regressor
     return cls(random_state=seed, n_threads=tree_threads(), verbosity=0)
 
@@ -107,4 +118,4 @@ class DeepTabularBaseline(BaselineInputs, ModelHooks, BaseEstimator):
         return MomentForecast(mean, None)
 
 
-__all__ = ["DEEP_BASELINES", "DeepTabularBaseline", "DeepTabularMissing", "make_deep_regressor"]
+__all__ = ["DEEP_BASELINES", "DeepTabularBaseline", "DeepTabularMissing", "make_deep_regressor", "require_pytabkit"]

@@ -14,6 +14,7 @@ from sptgnn.nn.positional import PositionalEncoder
 from sptgnn.nn.temporal import TemporalEncoder
 from sptgnn.graph.builder import NODE, edge_type
 from sptgnn.nn.heads import HeteroscedasticHead
+from sptgnn.nn.location import FineTunedLocationEncoder
 from sptgnn.nn.mlp import MLP
 from sptgnn.nn.moe import SparseMoE
 from sptgnn.nn.relational_attention import RelationalAttentionLayer
@@ -47,12 +48,15 @@ class ModelOutput:
 
 def stream_encoder(stream: str, in_dim: int, config: ModelConfig, seed: int = 0) -> nn.Module:
     """The encoder of one stream, ``(N, in_dim)`` → ``(N, config.hidden)``: an MLP for ``imagery`` (point bands) and
-    ``environment`` and ``location_fm`` (the frozen location encoder's projected embedding), random Fourier features for
-    ``position``, the date encoder for ``time``. Pre-training
+    ``environment`` and ``location_fm`` (the frozen location encoder's projected embedding; with
+    ``location_fm.finetune_lr_scale > 0`` the encoder itself, :class:`~sptgnn.nn.location.FineTunedLocationEncoder`),
+    random Fourier features for ``position``, the date encoder for ``time``. Pre-training
     (:mod:`sptgnn.pretrain`) builds its encoders here too, so their weights load into a member key for key."""
     d = config.hidden
     if stream == "imagery":
         return PointBandEncoder(in_dim, d, config.dropout)
+    if stream == "location_fm" and config.location_fm.finetune_lr_scale > 0:
+        return FineTunedLocationEncoder(d, config.dropout)
     if stream in ("environment", "location_fm"):
         return MLP(in_dim, d, d, layers=2, dropout=config.dropout)
     if stream == "position":
@@ -116,6 +120,14 @@ class SpTGNN(nn.Module):
         self.task_log_vars = nn.Parameter(torch.zeros(num_aux)) if num_aux else None
         tabular = stream_dims.get("imagery", 0) + stream_dims.get("environment", 0)
         self.linear_skip = nn.Linear(tabular, 1) if config.linear_skip and tabular else None
+
+    def finetuned_parameters(self) -> tuple[list[nn.Parameter], float] | None:
+        """The fine-tuned location encoder's pre-trained parameters and their share of the learning rate
+        (``model.location_fm.finetune_lr_scale``), or ``None`` without one."""
+        enc = self.encoders["location_fm"] if "location_fm" in self.encoders else None
+        if not isinstance(enc, FineTunedLocationEncoder):
+            return None
+        return enc.backbone_parameters(), self.config.location_fm.finetune_lr_scale
 
     def embed(self, data: HeteroData, label_value: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Fused node states before message passing ``(N, d)``, the balance loss and the gates ``(N, E)``."""

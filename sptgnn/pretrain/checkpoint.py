@@ -121,15 +121,20 @@ def apply_pretrained(model, checkpoint: Checkpoint) -> list[str]:
     return list(copies)
 
 
-def optimizer(model, lr: float, weight_decay: float, lr_scale: float = 1.0) -> torch.optim.AdamW:
+def optimizer(model, lr: float, weight_decay: float, lr_scale: float = 1.0,
+              scaled: tuple[list, float] | None = None) -> torch.optim.AdamW:
     """AdamW over a member's parameters; encoders of ``model.pretrained_streams`` get ``lr × lr_scale`` and are frozen
-    (``requires_grad = False``, left out) when ``lr_scale`` is 0."""
+    (``requires_grad = False``, left out) when ``lr_scale`` is 0; ``scaled`` ``(parameters, scale)`` (a fine-tuned
+    location encoder) get ``lr × scale``. Parameters that do not train are left out."""
     pre = [p for s in getattr(model, "pretrained_streams", []) for p in model.encoders[s].parameters()]
-    ids = {id(p) for p in pre}
-    rest = [p for p in model.parameters() if id(p) not in ids]
+    extra, extra_scale = scaled if scaled is not None else ([], 1.0)
+    ids = {id(p) for p in pre} | {id(p) for p in extra}
+    rest = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     groups = [{"params": rest, "lr": lr}]
     if pre and lr_scale > 0:
         groups.append({"params": pre, "lr": lr * lr_scale})
+    if extra:
+        groups.append({"params": list(extra), "lr": lr * extra_scale})
     for p in pre:
         p.requires_grad_(lr_scale > 0)
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)

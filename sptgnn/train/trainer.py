@@ -68,7 +68,8 @@ def _new_model(config: Config, graph: HeteroData, seed: int) -> SpTGNN:
 
 
 def _optimizer(model: SpTGNN, config: Config) -> torch.optim.Optimizer:
-    return optimizer(model, config.train.lr, config.train.weight_decay, config.model.pretrained_lr_scale)
+    return optimizer(model, config.train.lr, config.train.weight_decay, config.model.pretrained_lr_scale,
+                     model.finetuned_parameters())
 
 
 class _Stopper:

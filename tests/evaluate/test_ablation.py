@@ -39,6 +39,9 @@ def test_variants_change_one_thing_each(config_factory):
     assert "position" in v["no_time"].model.streams
     assert not v["no_label_inputs"].model.label_inputs
     assert "no_pretraining" not in v
+    assert "no_location_fm" not in v
+    located = ablation_variants(cfg.updated(model={"streams": ["imagery", "environment", "location_fm"]}))
+    assert located["no_location_fm"].model.streams == ["imagery", "environment"]
     pre = ablation_variants(cfg.updated(model={"pretrained": "pt"}))["no_pretraining"]
     assert pre.model.pretrained is None
     assert pre.model.fusion == cfg.model.fusion
