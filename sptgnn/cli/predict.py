@@ -28,7 +28,7 @@ def predict(
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads per task (torch and neighbour search)."),
     student: bool = typer.Option(False, "--student", help="Use the run's distilled fast student (student.enabled: true) instead of the ensemble: several times faster, nearly the same map."),
     compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="Fuse the attention step with torch.compile: about 3x faster per pixel, tens of seconds to compile first (default: on for maps over 4 Mpx)."),
-    depth: Optional[str] = typer.Option(None, "--depth", help="The layer a run trained on profile layers predicts, top-bottom in cm, e.g. 0-30 (points may instead hold their own depth columns)."),
+    depth: Optional[str] = typer.Option(None, "--depth", help="The layer(s) a run trained on profile layers predicts, top-bottom in cm, e.g. 0-30 or 0-5,5-15,15-30 (one band or column set each); default: the six GlobalSoilMap intervals, or the points' own depth columns."),
     backend_: str = BACKEND,
     ray_address: Optional[str] = RAY_ADDRESS,
 ) -> None:
@@ -39,19 +39,14 @@ def predict(
     from sptgnn.config import Config
     from sptgnn.predict.outputs import predict_to_file
 
-    interval = None
-    if depth is not None:
-        parsed = parse_depths(depth)
-        if len(parsed) != 1:
-            raise typer.BadParameter("--depth takes one interval, e.g. 0-30: predict each layer into its own file")
-        interval = parsed[0]
+    layers = None if depth is None else parse_depths(depth)
     # a terminated run unwinds like Ctrl-C, so nothing stays under --out (finished tiles stay for --resume)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         with progress_display(err_console) as bar, backend(backend_, ray_address, Config()):
             msg = predict_to_file(run, out, raster or [], points, window, date, x, y, crs, overwrite, threads, compile_,
                                   counter(bar, f"tiles of {window} px"), student=student, resume=resume,
-                                  depth=interval)
+                                  depth=layers)
     except user_errors() as exc:
         fail(str(exc))
     console.print(msg, highlight=False)

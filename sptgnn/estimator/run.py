@@ -23,6 +23,7 @@ import numpy as np
 from sptgnn.atomic import atomic_dir, check_new_folder
 from sptgnn.config import Config
 from sptgnn.data.samples import SoilSamples
+from sptgnn.data.spline import GSM_DEPTHS
 from sptgnn.distributions import Prediction, check_levels
 from sptgnn.estimator.inputs import to_samples
 from sptgnn.estimator.persistence import RUN_FORMAT, RunError, read_run_folder, write_run_folder
@@ -213,6 +214,26 @@ class Run:
         if not 0 <= depth[0] < depth[1]:
             raise RunError(f"depth interval {depth[0]:g}-{depth[1]:g} cm: the bottom must lie below the top")
         return values | {top: np.full(n, float(depth[0])), bottom: np.full(n, float(depth[1]))}
+
+    @staticmethod
+    def layer_label(layer: tuple[float, float]) -> str:
+        """The name of a depth interval in output bands and columns: ``(0, 5)`` → ``"0-5cm"``."""
+        return f"{layer[0]:g}-{layer[1]:g}cm"
+
+    def layers(self, depth=None) -> list[tuple[float, float] | None]:
+        """The layers a prediction is made for: ``[None]`` for a run of one sampled layer (``depth`` must be
+        ``None``); for a profile run the interval ``depth`` (top, bottom cm), each of a sequence of intervals, or, when
+        none is given, the six GlobalSoilMap intervals (0-5, 5-15, 15-30, 30-60, 60-100, 100-200 cm).
+
+        Raises:
+            RunError: A depth for a run of one layer, or an inverted interval.
+        """
+        if depth is None:
+            return [None] if self.depth is None else [tuple(map(float, d)) for d in GSM_DEPTHS]
+        layers = [tuple(map(float, depth))] if np.ndim(depth) == 1 else [tuple(map(float, d)) for d in depth]
+        for layer in layers:
+            self.with_depth({}, 0, layer)
+        return layers
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def set_prediction_options(self, chunk: int = PREDICT_CHUNK, compile: bool = False, workers: int = 1) -> "Run":

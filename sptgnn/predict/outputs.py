@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -18,7 +19,7 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
                     window: int = 512, date: str | None = None, x: str | None = None, y: str | None = None,
                     crs: str | None = None, overwrite: bool = False, threads: int = 1, compile: bool | None = None,
                     progress: Callable[..., None] | None = None, student: bool = False, resume: bool = False,
-                    depth: tuple[float, float] | None = None) -> str:
+                    depth=None) -> str:
     """Predict a map (``rasters`` → GeoTIFF ``out``) or points (``points`` → ``out`` table) with a saved run.
 
     Args:
@@ -34,7 +35,9 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
         progress: Called with ``(tiles done, tiles total, pixels predicted)`` while mapping.
         student: Predict with the run's distilled fast student (``student.enabled``) instead of the ensemble.
         resume: Finish an interrupted map from its tile store (:mod:`sptgnn.predict.tiles`).
-        depth: The layer (top, bottom cm) a run trained on profile layers predicts.
+        depth: The layer (top, bottom cm), or a sequence of layers, a run trained on profile layers predicts (``None``:
+            the points' own depth columns, else the six GlobalSoilMap intervals); several give one band or column set
+            each.
 
     Returns:
         A one-line summary of what was written.
@@ -70,11 +73,14 @@ def predict_to_file(run: str | Path, out: str | Path, rasters: Sequence[str | Pa
                                "or --points in.gpkg for points")
     s = predict_raster(model, rasters, out, window, date, progress=progress, overwrite=overwrite, compile=compile,
                        student=student, resume=resume, depth=depth)
-    r = s["ranges"]
+
+    def span(band: str) -> str:  # over every layer's band set: "mean", or "mean_0-5cm", "mean_5-15cm", ...
+        ranges = [r for b, r in s["ranges"].items() if r is not None and re.fullmatch(rf"{band}(_[\d.]+-[\d.]+cm)?", b)]
+        return f"{min(r[0] for r in ranges):.3g}-{max(r[1] for r in ranges):.3g}"
+
     resumed = f", {s['resumed_tiles']} of {s['tiles']} tiles from the interrupted run" if s["resumed_tiles"] else ""
     return (f"wrote {s['path']} ({s['shape'][0]} x {s['shape'][1]} px, {s['valid_pixels']} predicted{resumed}, "
-            f"{s['seconds']:.1f} s) and {s['png']}; mean {r['mean'][0]:.3g}-{r['mean'][1]:.3g} {model.units}, "
-            f"sd {r['sd'][0]:.3g}-{r['sd'][1]:.3g}")
+            f"{s['seconds']:.1f} s) and {s['png']}; mean {span('mean')} {model.units}, sd {span('sd')}")
 
 
 __all__ = ["predict_to_file"]

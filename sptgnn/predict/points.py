@@ -80,8 +80,9 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
         dates: Sampling date for the time stream when the points have no date column.
         date_column: Column of the points' dates (default: the training date column if present).
         student: The primary target from the run's distilled fast student instead of the ensemble.
-        depth: The layer (top, bottom cm) a run trained on profile layers predicts at every point; ``None`` reads
-            each point's own depth columns (named as in training).
+        depth: The layer (top, bottom cm), or a sequence of layers, a run trained on profile layers predicts at every
+            point (several: one set of columns per interval, suffixed ``_0-5cm`` …); ``None`` reads each point's own
+            depth columns (named as in training) or, without them, predicts the six GlobalSoilMap intervals.
 
     Returns:
         The rows with prediction columns, and the number of rows that could not be predicted.
@@ -107,14 +108,14 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
             sampled, _ = stack.sample_points(xy, points.crs, missing)
         for j, f in enumerate(missing):
             values[f] = sampled[:, j]
-    if model.depth is not None and depth is None:  # each point's own layer
-        for f in model.depth:
-            if f in points.columns:
-                values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
+    own = model.depth is not None and depth is None and all(f in points.columns for f in model.depth)
     try:
-        values = model.with_depth(values, n, depth)  # the layer asked for, filled once for every point
+        layers = [None] if own else model.layers(depth)
     except RunError as exc:
         raise PredictError(str(exc)) from None
+    if own:  # each point's own layer
+        for f in model.depth:
+            values[f] = pd.to_numeric(points[f], errors="coerce").to_numpy(dtype=np.float64)
     for f in values:
         ok &= np.isfinite(values[f])
     train_crs = model.labelled.crs
@@ -131,14 +132,17 @@ def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str |
     cols = {"mean": f"{p}_mean", "sd": f"{p}_sd", "aleatoric_sd": f"{p}_aleatoric_sd", "epistemic_sd": f"{p}_epistemic_sd",
             "q05": f"{p}_q05", "q95": f"{p}_q95"}
     cols |= {b: b for b in model.map_bands if b not in cols and b != "aoa"}  # auxiliary targets: ph_mean, ...
-    for c in list(cols.values()):
-        out[c] = np.nan
-    out["aoa"] = 0
-    if ok.any():
-        bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student)
-        for b, c in cols.items():
-            out.loc[ok, c] = bands[b]
-        out.loc[ok, "aoa"] = bands["aoa"].astype(int)
+    for layer in layers:  # one column set per depth interval when several are asked for
+        suffix = "" if len(layers) == 1 else "_" + model.layer_label(layer)
+        for c in list(cols.values()):
+            out[c + suffix] = np.nan
+        out["aoa" + suffix] = 0
+        if ok.any():
+            bands = model.predict_arrays({f: v[ok] for f, v in values.items()}, xy_train[ok], dates, student=student,
+                                         depth=layer)
+            for b, c in cols.items():
+                out.loc[ok, c + suffix] = bands[b]
+            out.loc[ok, "aoa" + suffix] = bands["aoa"].astype(int)
     return out, int((~ok).sum())
 
 

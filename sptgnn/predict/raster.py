@@ -76,7 +76,7 @@ def _check_out(out: Path) -> None:
 def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, window: int = 512, dates=None,
                    progress: Callable[..., None] | None = None, quicklook: bool = True,
                    overwrite: bool = False, compile: bool | None = None, student: bool = False,
-                   resume: bool = False, depth: tuple[float, float] | None = None) -> dict:
+                   resume: bool = False, depth=None) -> dict:
     """Predict a covariate stack tile by tile and write the multi-band map (see the module docstring).
 
     Each window is a task of the current executor (:mod:`sptgnn.parallel`: this process, or Ray workers that load the
@@ -99,7 +99,9 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
             compile once); ``None`` compiles for grids of more than 4 million pixels.
         student: Map the primary target with the run's distilled fast student instead of the ensemble.
         resume: Continue the unfinished map in the tile store (only the tiles it lacks are predicted).
-        depth: The layer (top, bottom cm) a run trained on profile layers maps; recorded in the map's tags.
+        depth: The layer (top, bottom cm), or a sequence of layers, a run trained on profile layers maps (``None``: the
+            six GlobalSoilMap intervals; :meth:`Run.layers <sptgnn.estimator.run.Run.layers>`): one band set per
+            layer, named with the interval (``mean_0-5cm`` …) when there are several; recorded in the map's tags.
 
     Returns:
         Summary: ``path``, ``png``, ``shape``, ``valid_pixels``, ``seconds`` (of which ``tile_seconds`` up to the
@@ -107,8 +109,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         band ``min``/``max`` of valid pixels.
 
     Raises:
-        PredictError: Output folder missing or output exists, or a depth interval missing (profile run) or given in
-            vain.
+        PredictError: Output folder missing or output exists, or a depth interval given to a run of one layer or with
+            its bottom above its top.
         TileStoreError: An unfinished map exists without ``resume``, or it was made from other inputs.
         RasterError: Missing band, CRS without transformation, unreadable raster.
     """
@@ -120,15 +122,15 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         raise PredictError("this run has no student; train it with student.enabled: true, or drop --student")
     if out.exists() and not overwrite:
         raise PredictError(f"{out} already exists; remove it or choose another --out")
-    if model.depth is not None or depth is not None:
-        try:
-            model.with_depth({}, 0, depth)
-        except RunError as exc:
-            raise PredictError(str(exc)) from None
+    try:
+        layers = model.layers(depth)
+    except RunError as exc:
+        raise PredictError(str(exc)) from None
     png = out.with_suffix(".png")
     sources = match_sources([str(p) for p in rasters], raster_sources(model))
     start = time.perf_counter()
-    names = model.map_bands  # BANDS, then four per auxiliary target (multi-task runs)
+    band_set = model.map_bands  # BANDS, then four per auxiliary target (multi-task runs), once per layer:
+    names = band_set if len(layers) == 1 else [f"{b}_{model.layer_label(layer)}" for layer in layers for b in band_set]
     # GDAL's block cache (default 5 % of RAM) would grow with the raster; a fixed cap keeps memory flat in its size
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_covariates(sources, model.config.data.context) as stack:
         stack.check_features(model.needed)
@@ -142,8 +144,8 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
     tr = _transformer(crs, dst_crs, (cx, cy))
     model.area_of_applicability()  # fitted once here when the run has none (a worker loads it from the run folder)
     job = TileJob(RunRef(model, model.prediction_options), sources, names, dates, student,
-                  None if tr is None else (crs, dst_crs), windows, depth)
-    store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names, depth),
+                  None if tr is None else (crs, dst_crs), windows, layers)
+    store = TileStore(store_folder(out), map_fingerprint(model, sources, window, dates, student, names, layers),
                       resume)
     resumed, total = len(store.done), len(job.windows)
     todo = [k for k in range(total) if k not in store.done]
@@ -170,14 +172,14 @@ def predict_raster(model: Run, rasters: Sequence[str | Path], out: str | Path, w
         raise RasterError(f"no pixel of the covariate rasters is valid in every needed band {model.needed}"
                           + (f"; band(s) {empty} hold no valid pixel at all" if empty else "")
                           + "; check the rasters' nodata")
-    band_units = [model.units] * 6 + [""] * (len(names) - 6)
+    band_units = ([model.units] * 6 + [""] * (len(band_set) - 6)) * len(layers)
     tags = {"target": model.target, "units": model.units, "bands": ",".join(names), "source": "sptgnn",
             "aoa": "1 inside the area of applicability (Meyer & Pebesma 2021), 0 outside",
             "di": "dissimilarity index (Meyer & Pebesma 2021, CAST): distance to the nearest training sample in the "
                   "importance-weighted covariate space over the mean training distance; aoa = 1 where di <= di_threshold",
             "di_threshold": repr(float(model.area_of_applicability().threshold))}
-    if depth is not None:
-        tags["depth_cm"] = f"{depth[0]:g}-{depth[1]:g}"  # the layer every pixel was predicted for
+    if layers != [None]:  # the layer(s) every pixel was predicted for, in band-set order
+        tags["depth_cm"] = ",".join(f"{a:g}-{b:g}" for a, b in layers)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_file(out, ".tif") as tmp:
         store.write_cog(tmp, job.windows, {"crs": crs, "transform": t, "width": w, "height": h}, names, band_units,
                         tags)

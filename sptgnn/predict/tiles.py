@@ -65,8 +65,9 @@ def _run(ref: RunRef):
 class TileJob:
     """What every tile task of one map reads: the run, the rasters (:class:`~sptgnn.geo.sources.RasterSource`),
     the bands, the date, ``student``, the CRS pair (rasters → training) when they differ, the windows of the tiles
-    (:meth:`CovariateStack.windows <sptgnn.geo.stack.CovariateStack.windows>`) and a profile run's depth interval
-    (top, bottom cm)."""
+    (:meth:`CovariateStack.windows <sptgnn.geo.stack.CovariateStack.windows>`) and the layers it maps
+    (:meth:`Run.layers <sptgnn.estimator.run.Run.layers>`: ``[None]``, or a profile run's intervals, top and bottom in cm;
+    ``names`` holds the run's band set once per layer)."""
 
     run: RunRef
     sources: list
@@ -75,7 +76,7 @@ class TileJob:
     student: bool = False
     crs_pair: tuple | None = None
     windows: list = field(default_factory=list)
-    depth: tuple | None = None
+    layers: list = field(default_factory=lambda: [None])
 
 
 def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
@@ -99,11 +100,12 @@ def predict_tile(job: TileJob, k: int) -> tuple[np.ndarray, int, dict]:
     xy = np.c_[x, y]
     ok = np.isfinite(xy).all(1)
     vals = {f: v[ok] for f, v in pixels.columns().items()}
-    bands = model.predict_arrays(vals, xy[ok], job.dates, student=job.student, depth=job.depth)
+    per_layer = [model.predict_arrays(vals, xy[ok], job.dates, student=job.student, depth=layer) for layer in job.layers]
+    values = [v for bands in per_layer for v in (bands[b] for b in model.map_bands)]  # the band sets in layer order
     rows, cols = np.nonzero(pixels.valid)
     rows, cols = rows[ok], cols[ok]
     for bi, b in enumerate(job.names):
-        v = bands[b].astype(np.float32)
+        v = values[bi].astype(np.float32)
         block[bi, rows, cols] = v
         if v.size:
             stats[b] = [float(np.nanmin(v)), float(np.nanmax(v))]
@@ -258,10 +260,10 @@ def store_folder(out: Path) -> Path:
 
 
 def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, names: list[str],
-                    depth: tuple | None = None) -> dict:
+                    layers: list | None = None) -> dict:
     """What a map is made from, for :class:`TileStore`, by content: the SHA-256 of the run folder's manifest (which
     holds the SHA-256 of every file of the run) and of every raster file each source names (a glob expanded), the
-    window, the date, ``student``, the bands and a profile run's depth interval. A raster edited in place, even with its size and time kept, is
+    window, the date, ``student``, the bands and a profile run's depth intervals. A raster edited in place, even with its size and time kept, is
     another input. Hashing reads each raster once (about a second per GB)."""
     def digest(p) -> list:
         try:
@@ -278,7 +280,8 @@ def map_fingerprint(run, sources: Sequence, window: int, dates, student: bool, n
     run_id = None if run.path is None else digest(Path(run.path) / MANIFEST)
     out = {"run": run_id, "rasters": files, "window": int(window),
            "date": None if dates is None else str(dates), "student": bool(student), "bands": list(names)}
-    return out if depth is None else out | {"depth_cm": [float(depth[0]), float(depth[1])]}
+    layers = [layer for layer in (layers or []) if layer is not None]
+    return out | {"depth_cm": [[float(a), float(b)] for a, b in layers]} if layers else out
 
 
 __all__ = ["TileJob", "TileStore", "TileStoreError", "map_fingerprint", "predict_tile", "store_folder"]

@@ -121,7 +121,50 @@ def test_a_profile_run_predicts_the_layer_asked_for(samples_factory, config_fact
     np.testing.assert_allclose(run.predict_arrays(values, xy, dates, depth=(0, 10))["mean"], shallow["soc_mean"])
     own, _ = predict_points(run, samples.frame.iloc[::4])  # each point's own depth columns: the 0-10 cm layers
     np.testing.assert_allclose(own["soc_mean"], shallow["soc_mean"], rtol=1e-12)
-    with pytest.raises(PredictError, match="this run predicts profile layers: give the depth interval"):
-        predict_points(run, points)
+    several, _ = predict_points(run, points, depth=[(0, 10), (60, 100)])  # one column set per layer
+    np.testing.assert_allclose(several["soc_mean_0-10cm"], shallow["soc_mean"], rtol=1e-12)
+    np.testing.assert_allclose(several["soc_sd_60-100cm"], deep["soc_sd"], rtol=1e-12)
+    assert "soc_mean" not in several and "aoa_60-100cm" in several
+    gsm, _ = predict_points(run, points)  # no depth columns, no interval: the six GlobalSoilMap layers
+    assert [c for c in gsm.columns if c.startswith("soc_mean_")] == [
+        "soc_mean_0-5cm", "soc_mean_5-15cm", "soc_mean_15-30cm", "soc_mean_30-60cm", "soc_mean_60-100cm",
+        "soc_mean_100-200cm"]
+    np.testing.assert_allclose(gsm["soc_mean_5-15cm"], predict_points(run, points, depth=(5, 15))[0]["soc_mean"])
+    with pytest.raises(PredictError, match="the bottom must lie below the top"):
+        predict_points(run, points, depth=[(0, 10), (30, 10)])
     with pytest.raises(RunError, match="the bottom must lie below the top"):
         run.predict_arrays(values, xy, depth=(30, 10))
+
+
+def test_a_profile_map_has_one_band_set_per_layer(samples_factory, config_factory, tmp_path):
+    import rasterio
+
+    from helpers import X0, Y0, write_tif
+    from sptgnn import SpTGNNRegressor
+    from sptgnn.predict.raster import predict_raster
+
+    samples = _profiles(samples_factory, sites=12)
+    samples.feature_groups["environment"] += ["top", "bottom"]
+    config = config_factory(train={"epochs": 2, "members": 1}, graph={"depth_scale_m": 10.0})
+    run = SpTGNNRegressor.from_config(config).fit(samples).run_
+    bands = ["B02", "B04", "NDVI", "Slope", "Altitude"]
+    rng = np.random.default_rng(0)
+    f = samples.frame
+    data = np.stack([np.full((6, 5), f[b].mean()) + rng.normal(0, f[b].std() / 4, (6, 5)) for b in bands])
+    tif = write_tif(tmp_path / "cov.tif", data, 400.0, descriptions=bands)
+    out = tmp_path / "map.tif"
+    predict_raster(run, [tif], out, quicklook=False, depth=[(0, 10), (30, 60)])
+    with rasterio.open(out) as src:
+        names = list(src.descriptions)
+        assert names[:8] == [f"{b}_0-10cm" for b in run.map_bands][:8]
+        assert names[len(run.map_bands)] == "mean_30-60cm" and len(names) == 2 * len(run.map_bands)
+        assert src.tags()["depth_cm"] == "0-10,30-60"
+        deep = src.read(names.index("mean_30-60cm") + 1)
+        shallow = src.read(1)
+    x = X0 + 400.0 * (np.arange(5) + 0.5)
+    y = Y0 - 400.0 * (np.arange(6) + 0.5)
+    xx, yy = np.meshgrid(x, y)
+    values = {b: data[i].ravel().astype(np.float32).astype(float) for i, b in enumerate(bands)}
+    expected = run.predict_arrays(values, np.c_[xx.ravel(), yy.ravel()], depth=(30, 60))["mean"]
+    np.testing.assert_allclose(deep.ravel(), expected, rtol=1e-5)
+    assert not np.allclose(deep, shallow)
