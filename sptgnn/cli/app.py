@@ -35,17 +35,17 @@ def _main() -> None:
 
 def _config(config: Optional[Path], dataset: Optional[str], members: Optional[int]) -> Config:
     from sptgnn.config import EMBEDDED_CONFIG, load_config
-    from sptgnn.evaluate.crossval import require_extras
 
     overrides = ({"data": {"dataset": dataset}} if dataset else {}) | ({"train": {"members": members}} if members else {})
-    cfg = load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
-    require_extras(cfg)  # a missing optional package is named before any work starts
-    return cfg
+    return load_config(config if config is not None else EMBEDDED_CONFIG, overrides)
 
 
 def _evaluate(cfg: Config, out: Optional[Path], command: str, variants: dict | None = None):
+    from sptgnn.evaluate.crossval import require_extras
     from sptgnn.evaluate.reports import console_table
     from sptgnn.evaluate.runfolder import evaluate_dataset
+
+    require_extras(cfg)  # a missing optional package is named before any work starts
 
     with progress_display(err_console) as bar:
         def start(total: int):
@@ -88,10 +88,12 @@ def train(
 ) -> None:
     """Train on every sample and save the run folder `sptgnn.load_run` reads (as `SpTGNNRegressor.save` does)."""
     from sptgnn.estimator.run import train_to_folder
+    from sptgnn.evaluate.crossval import require_extras
 
     try:
         cfg = _config(config, dataset, members)
         check_new_folder(out)
+        require_extras(cfg, baselines=False)
         with progress_display(err_console) as bar, backend(backend_, ray_address, cfg):
             run = train_to_folder(cfg, out, start=starter(bar, "members", cfg.train.members))
     except user_errors() as exc:
@@ -147,6 +149,7 @@ def benchmark(
 ) -> None:
     """SpTGNN and the baselines on every dataset of a suite (shipped folds): pooled R² and RMSE per dataset and model in
     benchmark.md/.json, all out-of-fold predictions; datasets too small for a calibration part run without it."""
+    from sptgnn.evaluate.crossval import require_extras
     from sptgnn.evaluate.suite import default_suite_folder, run_suite, suite_datasets
 
     try:
@@ -157,6 +160,7 @@ def benchmark(
                                 loss={"task_weights": None})
         out = out or default_suite_folder(suite)
         check_new_folder(out)
+        require_extras(base)
         with progress_display(err_console) as bar, backend(backend_, ray_address, base):
             task = bar.add_task(suite, total=len(names))
             table, _ = run_suite(base, suite, out, names,

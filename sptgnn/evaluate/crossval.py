@@ -282,18 +282,19 @@ def make_baseline(name: str, config):
     raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(valid)}")
 
 
-def require_extras(config) -> None:
+def require_extras(config, baselines: bool = True) -> None:
     """Check that the optional packages a run config needs are installed, before any work starts: ``geoclip`` for the
-    ``location_fm`` stream and ``+fm`` baselines, ``pytabkit`` for RealMLP and TabM (an ablation variant only ever
-    drops the stream, so the full config decides).
+    ``location_fm`` stream and (``baselines``) the ``+fm`` baselines, ``pytabkit`` for RealMLP and TabM (an ablation
+    variant only ever drops the stream, so the full config decides).
 
     Raises:
         LocationEncoderMissing: ``geoclip`` is needed and not installed.
         DeepTabularMissing: ``pytabkit`` is needed and not installed.
     """
-    if "location_fm" in config.model.streams or any(name.endswith("+fm") for name in config.evaluate.baselines):
+    names = config.evaluate.baselines if baselines else []
+    if "location_fm" in config.model.streams or any(name.endswith("+fm") for name in names):
         require_geoclip()
-    for name in config.evaluate.baselines:
+    for name in names:
         if name in DEEP_BASELINES:
             require_pytabkit(name)
 
