@@ -10,6 +10,9 @@ SOURCES = {"limesoda": "LimeSoDa field datasets (Schmidinger et al. 2025), 10 sh
 NAMED = {
     "afsp-africa": "Africa Soil Profiles + AfSIS topsoil SOC, 20 km afgrid20 covariates (data dir: afsp-africa/)",
     "wise-global": "WISE 3.1 global topsoil SOC, no covariates (data dir: wise-global/)",
+    "afsp-africa-profiles": "Africa Soil Profiles, every layer with SOC (sites, depths), afgrid20 covariates (data dir: "
+                            "afsp-africa/)",
+    "wise-layers": "WISE 3.1, every layer with SOC (sites, depths), no covariates (data dir: wise-global/)",
 }
 
 
@@ -30,9 +33,10 @@ def load_dataset(name: str) -> SoilSamples:
             missing from the data directory (the message says where to put them).
     """
     if name in NAMED:
-        from sptgnn.data.africa import load_afsp_africa, load_wise_global
+        from sptgnn.data.africa import load_afsp_africa, load_afsp_profiles, load_wise_global, load_wise_layers
 
-        return {"afsp-africa": load_afsp_africa, "wise-global": load_wise_global}[name]()
+        return {"afsp-africa": load_afsp_africa, "wise-global": load_wise_global,
+                "afsp-africa-profiles": load_afsp_profiles, "wise-layers": load_wise_layers}[name]()
     source, sep, rest = name.partition(":")
     if not sep or source not in SOURCES:
         raise DatasetError(

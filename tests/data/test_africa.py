@@ -1,4 +1,4 @@
-"""Named datasets afsp-africa and wise-global: covariates sampled at the points, drops counted, clear errors."""
+"""Named datasets afsp-africa, wise-global and their profile layers: covariates sampled at the points, drops counted, clear errors."""
 
 from __future__ import annotations
 
@@ -166,3 +166,63 @@ def test_secondary_soil_properties_are_targets_missing_where_not_measured(tmp_pa
     bad = _rows([20.05, 19.5], [4.95, 5.5]) | {"clay_pct": [30.0, "<5"]}
     with pytest.raises(DatasetError, match=r"column 'clay_pct' holds text \('<5'\) on line\(s\) \[3\]"):
         load_afsp_africa(_folder(tmp_path / "b", bad))
+
+
+def _profile_folder(tmp_path):
+    root = _folder(tmp_path, _rows([20.05], [4.95]))
+    folder = root / "afsp-africa"
+    pd.DataFrame({"SOURCEID": ["a", "b"], "SOURCEDB": ["A", "A"], "LONWGS84": [20.05, 19.5], "LATWGS84": [4.95, 5.5],
+                  "date": ["2010-06-01", ""]}).to_csv(folder / "afsp_sites.csv.gz", index=False)
+    pd.DataFrame({"SOURCEID": ["a", "a", "a", "a", "b", "b", "c"],
+                  "UHDICM": [-5.0, 0.0, 20.0, 20.0, 0.0, 10.0, 0.0],
+                  "LHDICM": [0.0, 20.0, 50.0, 50.0, 10.0, 30.0, 10.0],
+                  "ORCDRC": [80.0, 12.0, 6.0, 6.5, 20.0, None, 9.0],
+                  "BLD": [None, 1.3, 1.45, None, 1.1, 1.2, 1.0],
+                  "CRFVOL": [None, 5.0, 10.0, None, None, None, None]}).to_csv(folder / "afsp_horizons.csv.gz",
+                                                                                index=False)
+    return root
+
+
+def test_profiles_are_layers_of_their_sites_with_depths_and_units(tmp_path, caplog):
+    from sptgnn.data.africa import load_afsp_profiles
+
+    with caplog.at_level(logging.WARNING):
+        s = load_afsp_profiles(_profile_folder(tmp_path))
+    # a's organic layer above the surface and b's layer without SOC are dropped; site c has no site row
+    assert "dropped 2 of 6 layers" in caplog.text
+    assert list(s.frame["sample_id"]) == ["a@0-20", "a@20-50", "a@20-50#1", "b@0-10"]
+    assert s.site == "SOURCEID" and s.depth == ("top_cm", "bottom_cm")
+    np.testing.assert_array_equal(s.sites(), ["a", "a", "a", "b"])
+    np.testing.assert_array_equal(s.frame["top_cm"], [0, 20, 20, 0])
+    assert {"top_cm", "bottom_cm"} <= set(s.feature_groups["environment"])  # depth as a covariate
+    np.testing.assert_allclose(s.target("bulk_density_kg_m3"), [1300.0, 1450.0, np.nan, 1100.0])  # t/m3 -> kg/m3
+    np.testing.assert_allclose(s.target("coarse_frag_vol_pct"), [5.0, 10.0, np.nan, np.nan])
+    assert s.metadata["units"]["top_cm"] == "cm"
+    # the layers of one site share its cell's covariates; a's cell is index 10, b's index 5 (see _grid)
+    np.testing.assert_array_equal(s.frame["DEMSRE0a"], [10.0, 10.0, 10.0, 5.0])
+
+
+def test_wise_layers(tmp_path):
+    from sptgnn.data.africa import load_wise_layers
+
+    folder = tmp_path / "data" / "wise-global"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"SOURCEID": ["w1", "w1", "w2"], "UHDICM": [0, 15, 0], "LHDICM": [15, 60, 20],
+                  "ORCDRC": [7.6, 2.3, None], "LONWGS84": [69.2, 69.2, 10.0], "LATWGS84": [34.5, 34.5, 50.0],
+                  "BLD": [1400, None, 1200], "CRFVOL": [20, None, None], "SOURCEDB": ["WISE"] * 3}).to_csv(
+        folder / "wise_layers.csv.gz", index=False)
+    s = load_wise_layers(tmp_path / "data")
+    assert list(s.frame["sample_id"]) == ["w1@0-15", "w1@15-60"]
+    assert s.depth == ("top_cm", "bottom_cm") and s.feature_groups["environment"] == ["top_cm", "bottom_cm"]
+    np.testing.assert_allclose(s.target("bulk_density_kg_m3"), [1400.0, np.nan])
+
+
+@pytest.mark.skipif(not REAL, reason="afsp-africa data folder not present")
+def test_real_afsp_profiles():
+    s = load_dataset("afsp-africa-profiles")
+    frame = s.frame
+    assert (frame["bottom_cm"] > frame["top_cm"]).all() and (frame["top_cm"] >= 0).all()
+    assert frame["sample_id"].is_unique
+    per_site = frame.groupby("SOURCEID")[["DEMSRE0a", "lon", "lat"]].nunique()
+    assert (per_site == 1).all().all()  # every layer of a profile has its site's covariates
+    assert len(set(s.sites())) < len(s)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sptgnn.data.datasets import available_datasets, load_dataset
+from sptgnn.data.datasets import NAMED, available_datasets, load_dataset
 from sptgnn.data.limesoda import DatasetError, _parse_month, limesoda_names, load_limesoda, sampling_date
 from sptgnn.geo.paths import data_dir
 
@@ -137,8 +137,8 @@ def test_available_datasets_and_load_dataset():
     names = available_datasets()
     assert "limesoda:BB.250" in names
     assert "limesoda:CV.98" not in names
-    assert all(n.startswith("limesoda:") for n in names if n not in ("afsp-africa", "wise-global"))
-    assert {"afsp-africa", "wise-global"} <= set(names)
+    assert all(n.startswith("limesoda:") for n in names if n not in NAMED)
+    assert {"afsp-africa", "wise-global", "afsp-africa-profiles", "wise-layers"} <= set(names)
     small = load_dataset("limesoda:BB.30_2")
     assert len(small) == 30
     assert small.name == "limesoda:BB.30_2"
