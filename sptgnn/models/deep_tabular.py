@@ -55,9 +55,10 @@ def require_pytabkit(name: str) -> None:
                                  "out of evaluate.baselines") from None
 
 
-def make_deep_regressor(name: str, seed: int = 0):
+def make_deep_regressor(name: str, seed: int = 0, params: dict | None = None):
     """A fresh ``pytabkit`` regressor for ``realmlp`` or ``tabm`` (``+fm`` is handled by the features), on the CPU
-    unless a GPU is present, with the project's thread count.
+    unless a GPU is present, with the project's thread count; ``params`` override its defaults (``pytabkit``'s own
+    names, e.g. ``{"tabm_k": 8, "d_block": 256}``).
 
     Raises:
         DeepTabularMissing: ``pytabkit`` is not installed.
@@ -70,7 +71,7 @@ def make_deep_regressor(name: str, seed: int = 0):
     from pytabkit import RealMLP_TD_Regressor, TabM_D_Regressor
 
     cls = RealMLP_TD_Regressor if base == "realmlp" else TabM_D_Regressor
-    return cls(random_state=seed, n_threads=tree_threads(), verbosity=0)
+    return cls(**({"random_state": seed, "n_threads": tree_threads(), "verbosity": 0} | (params or {})))
 
 
 class DeepTabularBaseline(BaselineInputs, ModelHooks, BaseEstimator):
@@ -82,11 +83,13 @@ class DeepTabularBaseline(BaselineInputs, ModelHooks, BaseEstimator):
         transform: ``"none"`` or ``"log1p"`` (fitted on ``log1p(target)``, back-transformed by Duan's smearing).
         seed: Seed of the model and of its early-stopping part.
         fm_dims: Principal components of the ``+fm`` features.
+        params: Settings that replace the learner's defaults, in ``pytabkit``'s names (``None``: its defaults).
     """
 
     def __init__(self, name: str = "realmlp", target: str = "soc_g_kg", transform: str = "none", seed: int = 0,
-                 fm_dims: int = LOCATION_FM_DIMS):
+                 fm_dims: int = LOCATION_FM_DIMS, params: dict | None = None):
         self.name, self.target, self.transform, self.seed, self.fm_dims = name, target, transform, seed, fm_dims
+        self.params = params
 
     def fit(self, samples: SoilSamples, y=None, progress: Callable[[str], None] | None = None) -> "DeepTabularBaseline":
         """Fit on the training samples (their ``target`` column, or ``y`` ``(n,)`` in target units).
@@ -94,7 +97,7 @@ class DeepTabularBaseline(BaselineInputs, ModelHooks, BaseEstimator):
         Raises:
             DeepTabularMissing: ``pytabkit`` is not installed.
         """
-        self.model_ = make_deep_regressor(self.name, self.seed)
+        self.model_ = make_deep_regressor(self.name, self.seed, self.params)
         y = samples.target(self.target) if y is None else np.asarray(y, dtype=float)
         x = self.features(samples, fitting=True)
         logged = self.transform == "log1p"

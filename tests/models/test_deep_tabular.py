@@ -41,3 +41,9 @@ def test_missing_pytabkit_is_one_clear_error(samples, monkeypatch):
 def test_unknown_name_lists_the_valid_ones(samples):
     with pytest.raises(ValueError, match="realmlp, tabm"):
         DeepTabularBaseline("mlp").fit(samples)
+
+
+def test_params_replace_the_learners_defaults(samples):
+    model = DeepTabularBaseline("tabm", seed=2, params={"tabm_k": 4, "d_block": 16, "n_epochs": 3}).fit(samples)
+    assert model.model_.tabm_k == 4 and model.model_.d_block == 16
+    assert model.model_.random_state == 2
