@@ -123,13 +123,7 @@ class QueryPredictor:
             sl = slice(start, min(len(q), start + self.chunk))
             part = q.take(sl)
             nb = self.neighbours(part)
-            streams = {"imagery": f32(part.imagery), "environment": f32(part.environment), "position": f32(part.pos),
-                       "time": f32(part.time)}
-            if part.teacher is not None:
-                streams["teacher"] = f32(part.teacher)
-            if part.location_fm is not None and part.location_fm.shape[1]:
-                streams["location_fm"] = f32(part.location_fm)
-            yield sl, part, {"streams": streams,
+            yield sl, part, {"streams": {s: f32(a) for s, a in part.streams().items()},
                              "nbr": {r: (torch.from_numpy(i.astype(np.int64)), f32(a)) for r, (i, a) in nb.items()}}
 
     @torch.no_grad()

@@ -33,8 +33,8 @@ from sptgnn.data.samples import SamplesError, SoilSamples
 from sptgnn.data.spline import GSM_DEPTHS
 from sptgnn.imagery.location import require_geoclip
 from sptgnn.models.deep_tabular import DEEP_BASELINES, DeepTabularBaseline, require_pytabkit
-from sptgnn.models.baselines import (BASELINES, FM_BASELINES, QUANTILE_BASELINES, SPATIAL_BASELINES, QuantileBaseline,
-                                       TreeBaseline)
+from sptgnn.models.baselines import (BASELINES, FM_BASELINES, QUANTILE_BASELINES, QUANTILE_FM_BASELINES,
+                                     SPATIAL_BASELINES, TREE_FM_BASELINES, QuantileBaseline, TreeBaseline)
 from sptgnn.models.kriging import RegressionKriging
 from sptgnn.models.kriging_prior import KrigingPriorForest
 from sptgnn.models.protocol import fold_model
@@ -265,7 +265,7 @@ def make_baseline(name: str, config):
     """
     ev, target, transform, seed = config.evaluate, config.data.target, config.data.target_transform, config.train.seed
     dims = config.model.location_fm.dims
-    if name in QUANTILE_BASELINES or name in FM_BASELINES[2:]:
+    if name in QUANTILE_BASELINES or name in QUANTILE_FM_BASELINES:
         return QuantileBaseline(name, target, seed, transform=transform, trees=ev.forest_trees,
                                 max_features=ev.forest_max_features, fm_dims=dims)
     if name in DEEP_BASELINES:
@@ -276,7 +276,7 @@ def make_baseline(name: str, config):
     if name in SPATIAL_BASELINES:
         return RegressionKriging(target, transform, seed, ev.regression_kriging_neighbours, ev.forest_trees,
                                  ev.forest_max_features)
-    if name in BASELINES or name in FM_BASELINES:
+    if name in BASELINES or name in TREE_FM_BASELINES:
         return TreeBaseline(name, target, transform, seed, ev.forest_trees, ev.forest_max_features, dims)
     valid = BASELINES + QUANTILE_BASELINES + SPATIAL_BASELINES + FM_BASELINES + DEEP_BASELINES
     raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(valid)}")

@@ -206,9 +206,7 @@ class GraphBuilder:
         streams = {s: self.stream(samples, s) for s in STREAMS}
         metric = samples.metric_coords()
         q = self._inputs(streams, metric, self.transform.time(samples), samples.elevation_m(), teacher,
-                         self.relation_coords(metric, self._sample_depths(samples)),
-                         np.zeros((len(samples), 0)) if self.transform.location is None
-                         else self.location_stream(samples.lonlat()))
+                         self.relation_coords(metric, self._sample_depths(samples)), samples.lonlat)
         q.sites = samples.sites()
         return q
 
@@ -239,10 +237,9 @@ class GraphBuilder:
         if self.uses_depth:
             top, bottom = self.labelled.depth
             depths = (np.asarray(features[top], dtype=np.float64), np.asarray(features[bottom], dtype=np.float64))
-        location = (np.zeros((n, 0)) if t.location is None
-                    else self.location_stream(transform_xy(xy, self.labelled.crs, "EPSG:4326")))
         return self._inputs(streams, metric, time_features(dates if has_dates else None, n, t.reference_year),
-                            elevation, teacher, self.relation_coords(metric, depths), location)
+                            elevation, teacher, self.relation_coords(metric, depths),
+                            lambda: transform_xy(xy, self.labelled.crs, "EPSG:4326"))
 
     def location_stream(self, lonlat: np.ndarray) -> np.ndarray:
         """The ``location_fm`` stream ``(n, k)`` of locations ``(n, 2)`` (lon, lat in degrees), clipped as the
@@ -252,8 +249,10 @@ class GraphBuilder:
 
     def _inputs(self, streams: dict[str, np.ndarray], metric: np.ndarray, time: np.ndarray,
                 elevation: np.ndarray | None, teacher: np.ndarray | None, relation: np.ndarray,
-                location: np.ndarray) -> QueryInputs:
+                lonlat) -> QueryInputs:
+        """``lonlat()`` gives the queries' lon/lat (degrees), read only for the ``location_fm`` stream."""
         t, n = self.transform, len(metric)
+        location = np.zeros((n, 0)) if t.location is None else self.location_stream(lonlat())
         return QueryInputs(
             imagery=streams.get("imagery", np.zeros((n, 0))), environment=streams.get("environment", np.zeros((n, 0))),
             pos=(metric - t.centre_m) / t.spread_m, time=time, metric=relation, spectral=self.spectral_of(streams),

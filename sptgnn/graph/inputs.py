@@ -45,6 +45,17 @@ class QueryInputs:
     def __len__(self) -> int:
         return len(self.metric)
 
+    def streams(self) -> dict[str, np.ndarray]:
+        """The stream inputs by the model's stream names (:meth:`SpTGNN.embed_streams
+        <sptgnn.nn.model.SpTGNN.embed_streams>`): ``imagery``, ``environment``, ``position``, ``time``, and ``teacher``
+        and ``location_fm`` where the queries have them."""
+        out = {"imagery": self.imagery, "environment": self.environment, "position": self.pos, "time": self.time}
+        if self.teacher is not None:
+            out["teacher"] = self.teacher
+        if self.location_fm is not None and self.location_fm.shape[1]:
+            out["location_fm"] = self.location_fm
+        return out
+
     def take(self, sl: slice) -> "QueryInputs":
         """Rows ``sl`` of every array."""
         return QueryInputs(*(None if a is None else a[sl] for a in (self.imagery, self.environment, self.pos, self.time,

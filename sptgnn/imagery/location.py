@@ -202,9 +202,8 @@ class LocationFM:
         """
         from sklearn.decomposition import PCA
 
-        self.weights_sha256 = geoclip_weights_sha256()
-        if self.finetune:
-            self.mean = np.zeros(2)
+        if self.finetune:  # the members embed the locations themselves
+            self.weights_sha256 = geoclip_weights_sha256()
             return self
         e = geoclip_embeddings(lonlat).astype(np.float64)
         self.centre = e.mean(0)
@@ -214,6 +213,7 @@ class LocationFM:
         z = self._project(e)
         sd = z.std(0)
         self.mean, self.scale = z.mean(0), np.where(sd > 0, sd, 1.0)
+        self.weights_sha256 = geoclip_weights_sha256()  # also marks the projection fitted
         return self
 
     def _project(self, e: np.ndarray) -> np.ndarray:
@@ -225,7 +225,7 @@ class LocationFM:
         Raises:
             RuntimeError: Called before :meth:`fit`.
         """
-        if self.mean is None:
+        if self.weights_sha256 is None:
             raise RuntimeError("LocationFM.transform called before fit")
         if self.finetune:
             return np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)[:, ::-1].copy()

@@ -30,7 +30,9 @@ from sptgnn.models.backtransform import duan_smearing, out_of_fold_residuals, sm
 BASELINES = ("xgboost", "random_forest", "xgboost+xy", "random_forest+xy")
 QUANTILE_BASELINES = ("qrf", "xgboost_quantile", "qrf+xy", "xgboost_quantile+xy")
 #: The ``+fm`` variants (they need the ``geoclip`` package): trees and quantile models plus location-FM features.
-FM_BASELINES = ("xgboost+fm", "random_forest+fm", "qrf+fm", "xgboost_quantile+fm")
+TREE_FM_BASELINES = ("xgboost+fm", "random_forest+fm")
+QUANTILE_FM_BASELINES = ("qrf+fm", "xgboost_quantile+fm")
+FM_BASELINES = TREE_FM_BASELINES + QUANTILE_FM_BASELINES
 LOCATION_FM_DIMS = 16  #: Principal components of the ``+fm`` variants' GeoCLIP embeddings (``model.location_fm.dims``).
 QUANTILE_LEVELS = tuple(round(0.025 * i, 3) for i in range(1, 40))  # 0.025 … 0.975: holds every interval end point
 SPATIAL_BASELINES = ("regression_kriging", "kpr_random_forest")  # in sptgnn.models.kriging and .kriging_prior
@@ -100,7 +102,7 @@ def make_regressor(name: str, seed: int = 0, trees: int | None = None, max_featu
         if max_features is not None:
             forest.set_params(max_features=max_features)
         return forest
-    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES + FM_BASELINES[:2])}")
+    raise ValueError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES + TREE_FM_BASELINES)}")
 
 
 class TreeBaseline(BaselineInputs, ModelHooks, BaseEstimator):
@@ -115,7 +117,7 @@ class TreeBaseline(BaselineInputs, ModelHooks, BaseEstimator):
     ``mean_log`` the raw prediction.
 
     Args:
-        name: One of :data:`BASELINES` or the tree models of :data:`FM_BASELINES`.
+        name: One of :data:`BASELINES` or :data:`TREE_FM_BASELINES`.
         target: Target column (SOC in g/kg for ``soc_g_kg``).
         transform: ``"none"`` or ``"log1p"``.
         seed: Seed of the model.
@@ -175,7 +177,7 @@ def make_quantile_regressor(name: str, levels=QUANTILE_LEVELS, seed: int = 0, tr
         return XGBRegressor(objective="reg:quantileerror", quantile_alpha=np.asarray(levels),
                             n_estimators=XGB_QUANTILE_ROUNDS, learning_rate=XGB_QUANTILE_LR, max_depth=4, subsample=0.8, colsample_bytree=0.8, n_jobs=n_jobs(),
                             random_state=seed)
-    raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES + FM_BASELINES[2:])}")
+    raise ValueError(f"unknown quantile baseline '{name}'; valid: {', '.join(QUANTILE_BASELINES + QUANTILE_FM_BASELINES)}")
 
 
 class QuantileBaseline(BaselineInputs, ModelHooks, BaseEstimator):
@@ -191,7 +193,7 @@ class QuantileBaseline(BaselineInputs, ModelHooks, BaseEstimator):
     median quantile).
 
     Args:
-        name: One of :data:`QUANTILE_BASELINES` or the quantile models of :data:`FM_BASELINES`.
+        name: One of :data:`QUANTILE_BASELINES` or :data:`QUANTILE_FM_BASELINES`.
         target: Target column.
         seed: Seed of the model.
         levels: Quantile levels in (0, 1).
@@ -232,5 +234,5 @@ class QuantileBaseline(BaselineInputs, ModelHooks, BaseEstimator):
         return QuantileForecast(levels, back(q), mean_log=median_log if logged else None)
 
 
-__all__ = ["BASELINES", "FM_BASELINES", "LOCATION_FM_DIMS", "BaselineInputs", "base_name", "MEAN_GRID", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
+__all__ = ["BASELINES", "FM_BASELINES", "QUANTILE_FM_BASELINES", "TREE_FM_BASELINES", "LOCATION_FM_DIMS", "BaselineInputs", "base_name", "MEAN_GRID", "QUANTILE_BASELINES", "QUANTILE_LEVELS", "SPATIAL_BASELINES", "QuantileBaseline", "TreeBaseline",
            "baseline_features", "make_quantile_regressor", "make_regressor", "n_jobs"]

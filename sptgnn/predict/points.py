@@ -70,7 +70,7 @@ def read_points(path: str | Path, x: str | None = None, y: str | None = None, cr
 
 def predict_points(model: Run, points: gpd.GeoDataFrame, rasters: Sequence[str | Path] = (), dates=None,
                    date_column: str | None = None, student: bool = False,
-                   depth: tuple[float, float] | None = None) -> tuple[gpd.GeoDataFrame, int]:
+                   depth=None) -> tuple[gpd.GeoDataFrame, int]:
     """Predictions at points.
 
     Args:

@@ -352,11 +352,8 @@ class DeepEnsemble:
     def gates(self, query: SoilSamples) -> np.ndarray:
         """MoE gate weights of the query nodes averaged over members, ``(num_query, E)``, from their streams alone
         (the router sees no graph, so none is built)."""
-        b, t, f32 = self.builder, self.builder.transform, lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        streams = {"imagery": f32(b.stream(query, "imagery")), "environment": f32(b.stream(query, "environment")),
-                   "position": f32(t.position(query)), "time": f32(t.time(query))}
-        if t.location is not None:
-            streams["location_fm"] = f32(b.location_stream(query.lonlat()))
+        streams = {s: torch.as_tensor(a, dtype=torch.float32)
+                   for s, a in self.builder.sample_inputs(query).streams().items()}
         return np.mean([m.eval().gate_weights(streams).numpy() for m in self.members], axis=0)
 
 
