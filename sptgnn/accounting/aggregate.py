@@ -28,8 +28,8 @@ import pandas as pd
 from sptgnn.errors import UserError
 from sptgnn.accounting.residual_field import ResidualField
 from sptgnn.geo.pixels import read_pixels
-from sptgnn.accounting.realisations import joint_realisations, soc_realisations
-from sptgnn.accounting.stocks import CO2_PER_C, Property, stock_draws
+from sptgnn.accounting.realisations import joint_realisations, profile_realisations, soc_realisations
+from sptgnn.accounting.stocks import CO2_PER_C, Property, profile_stock_t_ha, standard_layers, stock_draws
 
 EARTH_RADIUS_M = 6_371_008.8
 Z90 = 1.6448536269514722
@@ -71,7 +71,8 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     baseline: tuple | None = None, progress: Callable[[int, int], None] | None = None,
                     bulk_density_raster: str | Path | None = None, bulk_density_target: tuple | None = None,
                     conversion: float = 1.0, conservative_percentile: float = 5.0,
-                    mean_raster: str | Path | None = None):
+                    mean_raster: str | Path | None = None, depths: tuple[float, float] | None = None,
+                    coarse_target: tuple | None = None):
     """Zone means and totals of SOC (g/kg) and stock (t C/ha, t C, t CO₂e) with 5/50/95 % quantiles.
 
     Args:
@@ -106,6 +107,14 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         mean_raster: A GeoTIFF to write on the covariate grid: the mean over realisations of SOC (g/kg, band 1) and of
             the stock (t C/ha, band 2) at every zone pixel, the conditioned surface whose zone means the table gives
             (nodata outside the zones).
+        depths: ``(top_cm, bottom_cm)``: the stock of this interval integrated over its standard layers
+            (:func:`~sptgnn.accounting.stocks.standard_layers`; 0–30 cm: 0–5, 5–15, 15–30), each predicted by a run
+            of profile layers with its own bulk density and coarse fragments
+            (:func:`~sptgnn.accounting.stocks.profile_stock_t_ha`), from realisations correlated along depth as well
+            as in space (:func:`~sptgnn.accounting.realisations.profile_realisations`; ``field`` fitted with depths).
+            SOC columns are then thickness-weighted means over the interval. Replaces ``thickness_cm``.
+        coarse_target: With ``depths``: ``(target, correlation, scale)`` as ``bulk_density_target``, for the coarse
+            fragments (``scale`` to a volume share: 0.01 for %); draws are clipped to [0, 1]; replaces ``coarse``.
 
     Returns:
         GeoDataFrame: the zones and a last project row (column ``zone_kind``: ``zone`` or ``project``; the project's
@@ -115,8 +124,9 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         holds the total stock of each realisation ``(R, Z + 1)``, the project's last.
 
     Raises:
-        AggregateError: No zone overlaps a valid pixel, a bulk-density raster off the covariate grid, or a
-            ``bulk_density_target`` the run does not predict.
+        AggregateError: No zone overlaps a valid pixel, a bulk-density raster off the covariate grid, a
+            ``bulk_density_target`` or ``coarse_target`` the run does not predict, ``depths`` for a run of one layer
+            or with a residual field fitted without depths, or a ``coarse_target`` without ``depths``.
     """
     import rasterio
     from rasterio.features import rasterize
@@ -128,15 +138,32 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     from sptgnn.predict.raster import raster_sources
     from sptgnn.splits import planar_crs
 
-    if bulk_density_target is not None:
-        if not -1 <= bulk_density_target[1] <= 1:
-            raise AggregateError(f"the correlation of SOC and bulk density residuals must lie in [-1, 1], got "
-                                 f"{bulk_density_target[1]}")
-        if bulk_density_target[0] == run.target:
-            raise AggregateError(f"'{bulk_density_target[0]}' is the primary target (SOC); name the bulk-density target")
-        if bulk_density_target[0] not in run.targets:
-            raise AggregateError(f"target '{bulk_density_target[0]}' was not trained; the run's targets: {run.targets}; "
+    if coarse_target is not None and depths is None:
+        raise AggregateError("coarse fragments from a head are integrated by depth: give the depth interval too")
+    for what, head in (("bulk density", bulk_density_target), ("coarse fragments", coarse_target)):
+        if head is None:
+            continue
+        if not -1 <= head[1] <= 1:
+            raise AggregateError(f"the correlation of SOC and {what} residuals must lie in [-1, 1], got {head[1]}")
+        if head[0] == run.target:
+            raise AggregateError(f"'{head[0]}' is the primary target (SOC); name the {what} target")
+        if head[0] not in run.targets:
+            raise AggregateError(f"target '{head[0]}' was not trained; the run's targets: {run.targets}; "
                                  "train the run with data.targets including it, or give a constant or raster")
+    layers = None
+    if depths is not None:
+        if run.depth is None or (baseline is not None and baseline[0].depth is None):
+            raise AggregateError(f"stocks of {depths[0]:g}-{depths[1]:g} cm integrated by depth need a run of profile "
+                                 "layers (data.table.site and top_cm/bottom_cm); this run predicts one sampled layer: "
+                                 "give its thickness instead")
+        if field.vertical_range_cm is None:
+            raise AggregateError("stocks integrated by depth need a residual field of profile layers (fitted with the "
+                                 "layers' depths and sites) for realisations correlated along depth")
+        try:
+            layers = standard_layers(*depths)
+        except ValueError as exc:
+            raise AggregateError(str(exc)) from None
+        thickness_cm = depths[1] - depths[0]
     def stock_layer(r):  # a run of profile layers predicts the stock's layer (0 to thickness_cm), one of a layer its own
         return (0.0, float(thickness_cm)) if r.depth is not None else None
 
@@ -181,42 +208,37 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
                     xy = transform_xy(pixels.xy, stack.crs, run.labelled.crs)
                     xy_planar = xy if pcrs is None else transform_xy(xy, run.labelled.crs, pcrs)
                     vals = pixels.columns()
-                    if bulk_density_target is None:
-                        pred = run.predict_distributions(vals, xy, dates, depth=layer)[run.target]
-                        soc, bd_head = soc_realisations(pred, xy_planar, field, seeds, window_seed=k), None
-                    else:  # SOC and bulk density drawn jointly from the run's multi-task heads
-                        bd_name, rho, bd_scale = bulk_density_target
-                        preds = run.predict_distributions(vals, xy, dates, [run.target, bd_name], depth=layer)
-                        pred = preds[run.target]
-                        soc, bd_head = joint_realisations(pred, preds[bd_name], xy_planar, field, seeds, k, rho,
-                                                          bd_scale)
-                    soc = soc * conversion
                     area = pixel_area_ha(stack.transform, stack.crs, np.nonzero(valid)[0] + win.row_off)
-                    bd_prop = bulk_density if bd_src is None else Property(
+                    idx = zone[valid] - 1
+                    bd_fixed = bulk_density if bd_src is None else Property(
                         np.ma.getdata(bd_values)[valid].astype(float), bulk_density.sd, bulk_density.low,
                         bulk_density.high)
-                    bd = bd_prop.draws(soc.shape, rng) if bd_head is None else np.maximum(bd_head, 0.0)
-                    cf = None if coarse is None else coarse.draws(soc.shape, rng)
-                    stock = stock_draws(soc, bd, thickness_cm, cf)  # t C/ha, (R, n)
-                    idx = zone[valid] - 1
-                    if block is not None:
-                        block[0][valid], block[1][valid] = soc.mean(0), stock.mean(0)
-                    if baseline is not None:
+                    if layers is None:
+                        soc, stock, pmean, pvar, shared = layer_draws(
+                            run, vals, xy, dates, layer, xy_planar, field, seeds, k, conversion, thickness_cm,
+                            bd_fixed, coarse, bulk_density_target, rng)
+                    else:  # a depth interval: the sum over its standard layers
+                        soc, stock, pmean, pvar, shared = profile_draws(
+                            run, vals, xy, dates, xy_planar, field, seeds, k, layers, conversion, bd_fixed, coarse,
+                            bulk_density_target, coarse_target, rng)
+                    if baseline is not None:  # the same members, residual field, bulk density and coarse draws
                         run0, dates0 = baseline
-                        pred0 = run0.predict_distributions(vals, xy, dates0, depth=layer0)[run0.target]
-                        soc0 = soc_realisations(pred0, xy_planar, field, seeds, window_seed=k)
-                        soc0 = soc0 * conversion
-                        stock0 = stock_draws(soc0, bd, thickness_cm, cf)
+                        soc0, stock0 = (layer_draws(run0, vals, xy, dates0, layer0, xy_planar, field, seeds, k,
+                                                    conversion, thickness_cm, shared=shared) if layers is None
+                                        else profile_draws(run0, vals, xy, dates0, xy_planar, field, seeds, k, layers,
+                                                           conversion, shared=shared))[:2]
                         for r in range(realisations):
                             soc0_sum[r] += np.bincount(idx, soc0[r], Z)
                             stock0_sum[r] += np.bincount(idx, stock0[r] * area, Z)
+                    if block is not None:
+                        block[0][valid], block[1][valid] = soc.mean(0), stock.mean(0)
                     for r in range(realisations):
                         soc_sum[r] += np.bincount(idx, soc[r], Z)
                         stock_sum[r] += np.bincount(idx, stock[r] * area, Z)
                     area_sum += np.bincount(idx, area, Z)
                     n_px += np.bincount(idx, minlength=Z)
-                    mean_sum += np.bincount(idx, conversion * pred.mean, Z)
-                    var_sum += np.bincount(idx, (conversion * pred.sd) ** 2, Z)
+                    mean_sum += np.bincount(idx, pmean, Z)
+                    var_sum += np.bincount(idx, pvar, Z)
             if block is not None:
                 surface.write(block, window=win)
             if progress is not None:
@@ -258,4 +280,52 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
     return out
 
 
-__all__ = ["AggregateError", "aggregate_zones", "pixel_area_ha"]
+def layer_draws(run, vals, xy, dates, layer, xy_planar, field, seeds, window_seed, conversion, thickness_cm,
+                bulk_density=None, coarse=None, bulk_density_target=None, rng=None, shared=None):
+    """Draws of one layer at ``n`` pixels: SOC (g/kg) and stock (t C/ha), each ``(R, n)``, the predicted SOC mean and
+    variance per pixel (the naive interval's), and the bulk-density and coarse draws ``shared`` with a change's
+    earlier state (given as ``shared`` they are used instead of new draws)."""
+    if bulk_density_target is None:
+        pred = run.predict_distributions(vals, xy, dates, depth=layer)[run.target]
+        soc, bd = soc_realisations(pred, xy_planar, field, seeds, window_seed=window_seed), None
+    else:  # SOC and bulk density drawn jointly from the run's multi-task heads
+        name, rho, scale = bulk_density_target
+        preds = run.predict_distributions(vals, xy, dates, [run.target, name], depth=layer)
+        pred = preds[run.target]
+        soc, bd = joint_realisations(pred, preds[name], xy_planar, field, seeds, window_seed, rho, scale)
+        bd = np.maximum(bd, 0.0)
+    soc = soc * conversion
+    if shared is None:
+        bd = bulk_density.draws(soc.shape, rng) if bd is None else bd
+        shared = (bd, None if coarse is None else coarse.draws(soc.shape, rng))
+    stock = stock_draws(soc, shared[0], thickness_cm, shared[1])  # t C/ha, (R, n)
+    return soc, stock, conversion * pred.mean, (conversion * pred.sd) ** 2, shared
+
+
+def profile_draws(run, vals, xy, dates, xy_planar, field, seeds, window_seed, layers, conversion, bulk_density=None,
+                  coarse=None, bulk_density_target=None, coarse_target=None, rng=None, shared=None):
+    """Draws of a depth interval at ``n`` pixels from its standard ``layers``: the thickness-weighted mean SOC
+    (g/kg) and the stock summed over the layers (t C/ha), each ``(R, n)``, from realisations correlated along depth
+    (:func:`~sptgnn.accounting.realisations.profile_realisations`); the naive mean and variance of the interval's mean
+    SOC per pixel (layers and pixels independent); the bulk-density and coarse draws ``(L, R, n)`` ``shared`` with a
+    change's earlier state (as for :func:`layer_draws`). Heads' bulk density is clipped at 0, coarse shares to [0, 1]."""
+    heads = {} if shared is not None else {
+        t[0]: (t[1], t[2]) for t in (bulk_density_target, coarse_target) if t is not None}
+    preds = [run.predict_distributions(vals, xy, dates, [run.target, *heads], depth=lay) for lay in layers]
+    draws = profile_realisations(preds, run.target, xy_planar, layers, field, seeds, window_seed, heads)
+    soc = draws[run.target] * conversion  # (L, R, n)
+    if shared is None:
+        bd = (np.maximum(draws[bulk_density_target[0]], 0.0) if bulk_density_target is not None
+              else bulk_density.draws(soc.shape, rng))
+        cf = (np.clip(draws[coarse_target[0]], 0.0, 1.0) if coarse_target is not None
+              else None if coarse is None else coarse.draws(soc.shape, rng))
+        shared = (bd, cf)
+    weights = np.array([b - a for a, b in layers], float)
+    weights /= weights.sum()
+    mean = conversion * sum(w * np.asarray(p[run.target].mean) for w, p in zip(weights, preds))
+    var = conversion**2 * sum((w * np.asarray(p[run.target].sd)) ** 2 for w, p in zip(weights, preds))
+    return (np.tensordot(weights, soc, axes=1), profile_stock_t_ha(soc, shared[0], layers, shared[1]), mean, var,
+            shared)
+
+
+__all__ = ["AggregateError", "aggregate_zones", "layer_draws", "pixel_area_ha", "profile_draws"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sptgnn.accounting.stocks import standard_layers
 from sptgnn.errors import UserError
 from sptgnn.data.samples import samples_fingerprint
 from sptgnn.splits import planar_coords
@@ -131,12 +132,42 @@ def check_change(run, baseline_run, date: str | None, baseline_date: str | None)
             "date": date}
 
 
-def layer_thickness(run, depth_cm: float | None) -> tuple[float, str]:
-    """Thickness (cm) of the stock's layer and where it comes from.
+def depth_interval(text: str, depth_cm: float | None = None) -> tuple[float, float]:
+    """The depth interval ``TOP-BOTTOM`` (cm) of ``--depths``, e.g. ``"0-30"`` → ``(0.0, 30.0)``.
 
     Raises:
-        ProvenanceError: Neither ``depth_cm`` nor the run's sampled layer (``data.top_cm``/``bottom_cm``) is known.
+        ProvenanceError: Text that is not two numbers joined by ``-``, an inverted interval, or ``depth_cm`` given
+            too (the interval is the layer).
     """
+    if depth_cm is not None:
+        raise ProvenanceError("give either --depths (an interval integrated over standard layers) or --depth-cm, "
+                              "not both")
+    try:
+        top, bottom = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise ProvenanceError(f"--depths '{text}': give the interval as TOP-BOTTOM in cm, e.g. 0-30") from None
+    if not 0 <= top < bottom:
+        raise ProvenanceError(f"--depths '{text}': the bottom must lie below the top, both >= 0 cm")
+    return top, bottom
+
+
+def layer_thickness(run, depth_cm: float | None, interval: tuple[float, float] | None = None) -> tuple[float, str]:
+    """Thickness (cm) of the stock's layer and where it comes from; with ``interval`` (``--depths``, a run of profile
+    layers), the interval's thickness and its standard layers.
+
+    Raises:
+        ProvenanceError: Neither ``depth_cm`` nor the run's sampled layer (``data.top_cm``/``bottom_cm``) is known,
+            or an ``interval`` for a run that was not trained on profile layers.
+    """
+    if interval is not None:
+        if run.depth is None:
+            raise ProvenanceError(f"--depths {interval[0]:g}-{interval[1]:g} integrates predictions of profile layers; "
+                                  "this run was trained on one sampled layer: give --depth-cm, or train on profile "
+                                  "layers (data.table.site, top_cm, bottom_cm)")
+        parts = ", ".join(f"{a:g}-{b:g}" for a, b in standard_layers(*interval))
+        return interval[1] - interval[0], (f"{interval[0]:g}-{interval[1]:g} cm, the sum over the standard layers "
+                                           f"{parts} cm, each predicted by the run of profile layers; realisations "
+                                           "correlated along depth")
     data = run.config.data
     recorded = None if data.top_cm is None else (float(data.top_cm), float(data.bottom_cm))
     if depth_cm is not None:
@@ -203,5 +234,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["CONVERSIONS", "ProvenanceError", "VAN_BEMMELEN", "check_change", "check_residuals", "layer_thickness",
-           "provenance_record", "run_fingerprint", "run_manifest_hash", "soc_conversion", "target_quantity", "versions"]
+__all__ = ["CONVERSIONS", "ProvenanceError", "VAN_BEMMELEN", "check_change", "check_residuals", "depth_interval",
+           "layer_thickness", "provenance_record", "run_fingerprint", "run_manifest_hash", "soc_conversion",
+           "target_quantity", "versions"]

@@ -71,4 +71,46 @@ def joint_realisations(pred, aux, xy_planar: np.ndarray, field: ResidualField, s
     return member_draws(pred, members, z), scale * member_draws(aux, members, e)
 
 
-__all__ = ["joint_realisations", "member_draws", "realisation_members", "soc_realisations"]
+def profile_realisations(preds: list[dict], target: str, xy_planar: np.ndarray, layers, field: ResidualField,
+                         seeds: np.ndarray, window_seed: int, aux: dict | None = None) -> dict[str, np.ndarray]:
+    """Realisations of the layers of a pixel's profile, correlated along depth as well as in space: realisation ``r``
+    takes one member ``m_r`` for every layer and target, and the residual field of profile layers
+    (:class:`~sptgnn.accounting.residual_field.ResidualField` fitted with depths) is drawn at every layer's mid depth in
+    one call, so the layers of a pixel share one conditioned three-dimensional field.
+
+    Args:
+        preds: Per layer, the run's :class:`~sptgnn.distributions.Prediction` of each target at the ``n`` locations
+            (``[{target: Prediction}]``, ``L`` entries).
+        target: The primary target (SOC) among them.
+        xy_planar: The locations on the residuals' plane (m), ``(n, 2)``.
+        layers: The ``L`` layers ``(top_cm, bottom_cm)``.
+        field: A residual field of profile layers.
+        seeds, window_seed: As for :func:`soc_realisations`.
+        aux: Auxiliary targets of the same run to draw jointly, ``{name: (correlation, scale)}``: standardised residual
+            ``ρ Z_r + √(1 − ρ²) ε`` at each layer (``ε`` white noise, ``ρ`` the correlation), times ``scale`` for
+            its units (as :func:`joint_realisations`).
+
+    Returns:
+        ``{name: draws (L, R, n)}`` for ``target`` and every auxiliary target, in target units.
+
+    Raises:
+        ValueError: A correlation outside [-1, 1], or a residual field fitted without depths.
+    """
+    aux = aux or {}
+    for name, (rho, _) in aux.items():
+        if not -1.0 <= rho <= 1.0:
+            raise ValueError(f"the residual correlation of SOC and '{name}' must lie in [-1, 1], got {rho}")
+    xy_planar = np.asarray(xy_planar, float)
+    n, L = len(xy_planar), len(layers)
+    mids = np.repeat([(a + b) / 2 for a, b in layers], n)
+    members = realisation_members(len(preds[0][target].member_loc), seeds)
+    z = field.realisations(np.tile(xy_planar, (L, 1)), seeds, window_seed, depth_cm=mids).reshape(len(seeds), L, n)
+    out = {target: np.stack([member_draws(preds[i][target], members, z[:, i]) for i in range(L)])}
+    for j, (name, (rho, scale)) in enumerate(aux.items()):
+        white = np.random.default_rng([window_seed, 11 + j]).standard_normal(z.shape)
+        e = rho * z + np.sqrt(1.0 - rho**2) * white
+        out[name] = scale * np.stack([member_draws(preds[i][name], members, e[:, i]) for i in range(L)])
+    return out
+
+
+__all__ = ["joint_realisations", "member_draws", "profile_realisations", "realisation_members", "soc_realisations"]

@@ -14,6 +14,17 @@ structured part by GSTools' randomisation method, seeded by ``r``, so that it is
 treated as measurement error. This is what GSTools' ``CondSRF`` computes; it is assembled here from GSTools' ``SRF``
 and ``Krige`` so that the nugget at the conditioning points is drawn once per realisation and the field agrees
 across windows.
+
+**Profiles** (layers at several depths, ``depth_cm`` and ``sites`` given to :meth:`ResidualField.fit`): the field is
+three-dimensional, with depth as the third coordinate under a geometric anisotropy (one exponential model whose range is
+``len_scale_m`` horizontally and ``vertical_range_cm`` along depth; Goovaerts 1997, *Geostatistics for Natural
+Resources Evaluation*, sec. 4.2.2; the 3D soil-property fields of Veronesi et al. 2012, Geoderma 189–190, and Poggio &
+Gimona 2014, Geoderma 232–234). The horizontal range and nugget come from pairs of layers of different sites in the
+same depth interval (:data:`~sptgnn.data.spline.GSM_DEPTHS` by mid depth), the vertical range from pairs of layers of
+one profile, with the nugget and sill of the horizontal fit. Depth then enters the coordinates as
+``mid depth (cm) × vertical_scale`` (m per cm, ``len_scale_m / vertical_range_cm``), so the isotropic model in those
+coordinates is the anisotropic one, and the realisations of a pixel's layers are correlated along depth as the
+residuals of one profile are.
 """
 
 from __future__ import annotations
@@ -41,15 +52,41 @@ class ResidualField:
         z: Standardised residuals there, ``(n,)``.
         nugget: Share of the unit variance without spatial structure.
         len_scale_m: Range parameter of the exponential model, m (practical range ≈ 3 × len_scale_m).
+        depth_cm: Mid depth of each conditioning layer, cm, ``(n,)``, for a field of profile layers; ``None`` for a
+            field in the plane.
+        vertical_range_cm: Range parameter along depth, cm (``None`` in the plane).
     """
 
     xy: np.ndarray
     z: np.ndarray
     nugget: float
     len_scale_m: float
+    depth_cm: np.ndarray | None = None
+    vertical_range_cm: float | None = None
+
+    @property
+    def vertical_scale(self) -> float | None:
+        """Metres of horizontal distance that weigh as 1 cm of depth (``len_scale_m / vertical_range_cm``), or ``None``
+        for a field in the plane."""
+        return None if self.vertical_range_cm is None else self.len_scale_m / self.vertical_range_cm
+
+    def coordinates(self, xy: np.ndarray, depth_cm: np.ndarray | None = None) -> np.ndarray:
+        """The field's coordinates of points ``xy`` ``(n, 2)`` (planar m) at mid depths ``depth_cm`` ``(n,)``:
+        ``(n, 2)`` in the plane, ``(n, 3)`` with the scaled depth for a field of profile layers.
+
+        Raises:
+            ValueError: Depths for a field in the plane, or none for a field of profile layers.
+        """
+        xy = np.asarray(xy, float)
+        if depth_cm is None and self.vertical_range_cm is not None:
+            raise ValueError("this residual field is of profile layers: give the mid depths (cm) of the points")
+        if depth_cm is not None and self.vertical_range_cm is None:
+            raise ValueError("this residual field is in the plane (fitted without depths): it has no values at depths")
+        return xy if depth_cm is None else np.c_[xy, np.asarray(depth_cm, float) * self.vertical_scale]
 
     @classmethod
-    def fit(cls, xy: np.ndarray, z: np.ndarray, bins: int = 15, max_lag_share: float = 0.5) -> "ResidualField":
+    def fit(cls, xy: np.ndarray, z: np.ndarray, bins: int = 15, max_lag_share: float = 0.5,
+            depth_cm: np.ndarray | None = None, sites: np.ndarray | None = None) -> "ResidualField":
         """Fit the variogram of standardised residuals ``z`` ``(n,)`` at ``xy`` ``(n, 2)`` (planar m): empirical
         semivariances (``gstools.vario_estimate``) in a first lag class up to the median nearest-neighbour distance
         and ``bins`` geometrically widening classes from there to ``max_lag_share`` of the largest distance; an
@@ -60,8 +97,15 @@ class ResidualField:
         of five folds and the conditioned realisations were too sure near training samples (90 % intervals of 100 km
         block means covered 0.808 of blocks, 0.852 with these classes; RESULTS.md, "Carbon accounting and kNNDM").
 
+        With ``depth_cm`` (mid depths of profile layers, cm, ``(n,)``) and ``sites`` (their site ids ``(n,)``) the
+        field is three-dimensional (see the module docstring): the horizontal semivariances are those of pairs within
+        each GlobalSoilMap depth interval, pooled by pair count (pairs at one location, the layers of one site, are
+        left out), and the vertical range is fitted to the semivariances of pairs of layers of one site in depth-lag
+        classes, with the horizontal fit's nugget and unit sill.
+
         Raises:
-            ValueError: Fewer than 10 residuals, or residuals that are not finite.
+            ValueError: Fewer than 10 residuals, residuals that are not finite, depths without sites (or the reverse),
+                or, for profiles, fewer than 10 pairs of layers of one site.
         """
         import gstools as gs
         from scipy.spatial import cKDTree
@@ -69,41 +113,62 @@ class ResidualField:
         xy, z = np.asarray(xy, float), np.asarray(z, float)
         if len(z) < 10 or not np.isfinite(z).all() or not np.isfinite(xy).all():
             raise ValueError("the residual variogram needs at least 10 finite standardised residuals with coordinates")
+        if (depth_cm is None) != (sites is None):
+            raise ValueError("a residual field of profile layers needs both the layers' mid depths and their sites")
         span = float(np.hypot(*(xy.max(0) - xy.min(0))))
-        nn = cKDTree(xy).query(xy, k=2)[0][:, 1]
+        distinct = np.unique(xy, axis=0)
+        nn = cKDTree(distinct).query(distinct, k=2)[0][:, 1] if len(distinct) > 1 else np.zeros(1)
         first = max(float(np.median(nn)), span * 1e-4)
-        edges = np.r_[0.0, np.geomspace(first, max(max_lag_share * span, 2 * first), bins + 1)]
-        centres, gamma = gs.vario_estimate(xy.T, z, edges)
+        # profiles: pairs at one location (layers of one site) are the vertical part, not a horizontal lag of 0
+        edges = np.r_[0.0 if depth_cm is None else first * 1e-3,
+                      np.geomspace(first, max(max_lag_share * span, 2 * first), bins + 1)]
+        if depth_cm is None:
+            centres, gamma = gs.vario_estimate(xy.T, z, edges)
+        else:
+            depth_cm = np.asarray(depth_cm, float)
+            centres, gamma = pooled_by_depth(xy, z, depth_cm, edges)
         model = gs.Exponential(dim=2, var=0.5, len_scale=span / 10, nugget=0.5)
         # a range beyond 10× the samples' span is a constant offset already; unbounded fits ran off to 10⁹ m
         model.set_arg_bounds(len_scale=[span / 1000, 10 * span])
         keep = np.isfinite(gamma)
         model.fit_variogram(centres[keep], gamma[keep], nugget=True, sill=1.0)
-        return cls(xy, z, float(model.nugget), float(model.len_scale))
+        if depth_cm is None:
+            return cls(xy, z, float(model.nugget), float(model.len_scale))
+        vertical = vertical_range_cm(z, depth_cm, np.asarray(sites), float(model.nugget))
+        return cls(xy, z, float(model.nugget), float(model.len_scale), depth_cm, vertical)
 
     def model(self):
         """The fitted covariance model (``gstools.Exponential``, unit sill on the normal-score scale, with its nugget)."""
         import gstools as gs
 
-        return gs.Exponential(dim=2, var=max(1.0 - self.nugget, 1e-9), len_scale=self.len_scale_m, nugget=self.nugget)
+        return gs.Exponential(dim=2 if self.depth_cm is None else 3, var=max(1.0 - self.nugget, 1e-9),
+                              len_scale=self.len_scale_m, nugget=self.nugget)
 
     def realisations(self, xy: np.ndarray, seeds: np.ndarray, window_seed: int = 0,
-                     max_conditioning: int = 500) -> np.ndarray:
+                     max_conditioning: int = 500, depth_cm: np.ndarray | None = None) -> np.ndarray:
         """Realisations ``(R, n)`` of the conditioned standardised residual field at ``xy`` ``(n, 2)`` (planar m), one
         per seed; the structured part of realisation ``r`` is the same function in every call (window), the nugget
         at ``xy`` is drawn from ``window_seed``. With more than ``max_conditioning`` residuals, the ones nearest to
         ``xy`` condition the call (a moving neighbourhood, as in local kriging: GSTools solves the kriging system
-        afresh for every realisation, which costs the cube of the residuals)."""
+        afresh for every realisation, which costs the cube of the residuals). A field of profile layers needs the
+        points' mid depths ``depth_cm`` ``(n,)`` (cm); one pixel's layers are then points of one call.
+
+        Raises:
+            ValueError: Depths for a field in the plane, or none for a field of profile layers.
+        """
         import gstools as gs
         from scipy.spatial import cKDTree
 
+        xy = self.coordinates(xy, depth_cm)
+        own = self.coordinates(self.xy, self.depth_cm)
         use = np.arange(len(self.z))
         if len(use) > max_conditioning:
-            nearest = cKDTree(xy).query(self.xy, k=1)[0]
+            nearest = cKDTree(xy).query(own, k=1)[0]
             use = np.sort(np.argsort(nearest, kind="stable")[:max_conditioning])
-        cond_xy, cond_z = self.xy[use], self.z[use]
+        cond_xy, cond_z = own[use], self.z[use]
         model = self.model()
-        structured = gs.Exponential(dim=2, var=model.var, len_scale=self.len_scale_m)  # no nugget: same in every window
+        # no nugget: the same function in every window
+        structured = gs.Exponential(dim=model.dim, var=model.var, len_scale=self.len_scale_m)
         weights = kriging_weights(model, cond_xy, xy)  # once per call: the kriging system does not change with r
         out = np.empty((len(seeds), len(xy)))
         nug_sd = np.sqrt(self.nugget)
@@ -114,6 +179,59 @@ class ResidualField:
             y_cond = srf(cond_xy.T) + nug_sd * nugget_at
             out[i] = srf(xy.T) + nug_sd * white[i] + weights @ (cond_z - y_cond)
         return out
+
+
+def pooled_by_depth(xy: np.ndarray, z: np.ndarray, depth_cm: np.ndarray, edges: np.ndarray):
+    """Horizontal empirical semivariances of profile layers: ``gstools.vario_estimate`` within each GlobalSoilMap
+    interval (layers by mid depth ``depth_cm``; below 200 cm one more class), pooled over the intervals weighted by
+    their pair counts. Returns the lag-class centres ``(bins,)`` and semivariances ``(bins,)`` (NaN where no pair)."""
+    import gstools as gs
+
+    from sptgnn.data.spline import GSM_DEPTHS
+
+    bounds = np.r_[[top for top, _ in GSM_DEPTHS], GSM_DEPTHS[-1][1], np.inf]
+    cls = np.digitize(depth_cm, bounds[1:-1])
+    total, pairs, centres = np.zeros(len(edges) - 1), np.zeros(len(edges) - 1), None
+    for c in np.unique(cls):
+        inside = cls == c
+        if inside.sum() < 2:
+            continue
+        centres, gamma, counts = gs.vario_estimate(xy[inside].T, z[inside], edges, return_counts=True)
+        total += np.where(counts > 0, gamma * counts, 0.0)
+        pairs += counts
+    if centres is None:
+        centres = (edges[:-1] + edges[1:]) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centres, np.where(pairs > 0, total / pairs, np.nan)
+
+
+#: Depth-lag classes (cm) of the vertical variogram of profile layers: adjacent thin layers fall in the first.
+VERTICAL_LAG_EDGES_CM = (0.5, 7.5, 15.0, 25.0, 40.0, 60.0, 90.0, 130.0, 200.0)
+
+
+def vertical_range_cm(z: np.ndarray, depth_cm: np.ndarray, sites: np.ndarray, nugget: float) -> float:
+    """Range parameter (cm) of the exponential model along depth, fitted to the empirical semivariances of pairs of
+    layers of one site (``gstools.vario_estimate`` on each site's mid depths, sites set far apart so that no pair joins
+    two of them) in :data:`VERTICAL_LAG_EDGES_CM`, with ``nugget`` and the unit sill fixed; bounded to [1, 10⁴] cm.
+
+    Raises:
+        ValueError: Fewer than 10 pairs of layers of one site.
+    """
+    import gstools as gs
+
+    codes = np.unique(sites, return_inverse=True)[1]
+    separation = 10.0 * (float(np.max(depth_cm)) + VERTICAL_LAG_EDGES_CM[-1])  # no pair of two sites reaches a class
+    pos = codes * separation + depth_cm
+    edges = np.asarray(VERTICAL_LAG_EDGES_CM)
+    centres, gamma, counts = gs.vario_estimate(pos, z, edges, return_counts=True)
+    if counts.sum() < 10:
+        raise ValueError(f"only {int(counts.sum())} pairs of layers of one site have residuals: the correlation of the "
+                         "residuals along depth cannot be fitted; give profiles with several layers per site")
+    model = gs.Exponential(dim=1, var=max(1.0 - nugget, 1e-9), len_scale=30.0, nugget=nugget)
+    model.set_arg_bounds(len_scale=[1.0, 1e4])
+    keep = (counts > 0) & np.isfinite(gamma)
+    model.fit_variogram(centres[keep], gamma[keep], nugget=False, var=False)
+    return float(model.len_scale)
 
 
 def kriging_weights(model, cond_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -134,4 +252,5 @@ def kriging_weights(model, cond_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
         return (pinvh(system) @ rhs).T
 
 
-__all__ = ["PIT_EPS", "ResidualField", "kriging_weights", "normal_scores"]
+__all__ = ["PIT_EPS", "ResidualField", "VERTICAL_LAG_EDGES_CM", "kriging_weights", "normal_scores",
+           "pooled_by_depth", "vertical_range_cm"]

@@ -49,14 +49,32 @@ def residual_field_from_evaluation(predictions_csv: str | Path, model: str = "sp
     return fit_residual_field(rows, path)
 
 
-def fit_residual_field(rows: pd.DataFrame, source: str | Path) -> ResidualField:
+def fit_residual_field(rows: pd.DataFrame, source: str | Path, run=None) -> ResidualField:
     """The residual field of :func:`read_residuals`' rows: normal scores of their PIT values at ``x``, ``y`` (m).
+    With ``run``, a run of profile layers whose samples the rows are (checked by
+    :func:`~sptgnn.accounting.provenance.check_residuals`), the field is three-dimensional: each row's layer depth and
+    site are the run's for its ``sample_id`` (mid depth, cm), and realisations are correlated along depth.
 
     Raises:
-        AggregateError: The variogram cannot be fitted (the message names ``source``).
+        AggregateError: The variogram cannot be fitted, or a row's sample is not the run's (the message names
+            ``source``).
     """
+    depth, sites = None, None
+    if run is not None and run.depth is not None:
+        lab = run.labelled
+        top, bottom = lab.depth
+        frame = pd.DataFrame({"mid": (lab.frame[top].to_numpy(float) + lab.frame[bottom].to_numpy(float)) / 2,
+                              "site": lab.sites() if lab.site else lab.sample_ids.astype(str)},
+                             index=lab.sample_ids.astype(str))
+        ids = rows["sample_id"].astype(str)
+        missing = ~ids.isin(frame.index)
+        if missing.any():
+            raise AggregateError(f"{source}: sample {ids[missing].iloc[0]} is not a layer of the run; give the "
+                                 "predictions.csv of `sptgnn evaluate` of the run's own config")
+        depth, sites = frame.loc[ids, "mid"].to_numpy(), frame.loc[ids, "site"].to_numpy()
     try:
-        return ResidualField.fit(rows[["x", "y"]].to_numpy(float), normal_scores(rows["pit"].to_numpy()))
+        return ResidualField.fit(rows[["x", "y"]].to_numpy(float), normal_scores(rows["pit"].to_numpy()),
+                                 depth_cm=depth, sites=sites)
     except ValueError as exc:
         raise AggregateError(f"{source}: {exc}") from None
 

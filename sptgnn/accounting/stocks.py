@@ -7,6 +7,12 @@ VT0014 v1.0). ``t CO₂e = t C × 44/12`` (the molar masses of CO₂ and C).
 
 Bulk density and coarse fragments come from a raster, a constant with its sd, or (bulk density) a multi-task head of
 the run; their draws are joint with the SOC draws (:func:`stock_draws`), so a zone's stock uncertainty carries both.
+
+Over a depth interval of profile predictions (``sptgnn aggregate --depths 0-30``) the stock is the sum over the
+standard layers inside it (:func:`standard_layers`: the GlobalSoilMap intervals, cut at the interval's ends), each with
+its own SOC, bulk density and coarse fragments (:func:`profile_stock_t_ha`): ``Σ_l SOC_l × BD_l × t_l × (1 − CF_l) ×
+0.1`` (the layer-wise sum of FAO 2020, eq. 1, and of GlobalSoilMap's stock specification, Arrouays et al. 2014, Adv.
+Agron. 125).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from sptgnn.data.spline import GSM_DEPTHS
 
 #: t CO₂ per t C (molar masses 44.01 / 12.011, rounded as in IPCC practice).
 CO2_PER_C = 44.0 / 12.0
@@ -37,6 +45,52 @@ def soc_stock_t_ha(soc_g_kg, bulk_density_g_cm3, thickness_cm: float, coarse_fra
     if np.any((cf < 0) | (cf > 1)):
         raise ValueError("coarse fragments are a volume share in [0, 1]; give 0.15 for 15 %")
     return np.asarray(soc_g_kg, float) * np.asarray(bulk_density_g_cm3, float) * thickness_cm * (1.0 - cf) * 0.1
+
+
+def standard_layers(top_cm: float, bottom_cm: float,
+                    intervals: tuple[tuple[float, float], ...] | None = None) -> list[tuple[float, float]]:
+    """The standard layers (cm) that make up the interval ``top_cm``–``bottom_cm``: the ``intervals`` (default the
+    GlobalSoilMap six, 0–5 … 100–200 cm) that overlap it, cut at its ends; below the last interval one layer to
+    ``bottom_cm``. ``standard_layers(0, 30)`` is ``[(0, 5), (5, 15), (15, 30)]``, ``standard_layers(0, 20)`` ends in
+    ``(15, 20)``.
+
+    Raises:
+        ValueError: ``top_cm`` negative or not above ``bottom_cm``.
+    """
+    top_cm, bottom_cm = float(top_cm), float(bottom_cm)
+    if not 0 <= top_cm < bottom_cm:
+        raise ValueError(f"a depth interval runs from a top >= 0 to a deeper bottom (cm), got {top_cm:g}-{bottom_cm:g}")
+    intervals = GSM_DEPTHS if intervals is None else intervals
+    layers = [(max(float(a), top_cm), min(float(b), bottom_cm)) for a, b in intervals if a < bottom_cm and b > top_cm]
+    last = max(float(intervals[-1][1]), top_cm)
+    if bottom_cm > last:
+        layers.append((last, bottom_cm))
+    return layers
+
+
+def profile_stock_t_ha(soc_g_kg, bulk_density_g_cm3, layers, coarse_fraction=None):
+    """SOC stock (t C/ha) of a depth interval from its standard layers: ``Σ_l SOC_l × BD_l × t_l × (1 − CF_l) × 0.1``.
+
+    Args:
+        soc_g_kg: SOC of each layer, g/kg, ``(L, ...)`` (e.g. ``(L, R, n)`` draws).
+        bulk_density_g_cm3: Bulk density of each layer, g/cm³, ``(L, ...)`` or broadcastable (one value for all).
+        layers: The ``L`` layers ``(top_cm, bottom_cm)`` (:func:`standard_layers`).
+        coarse_fraction: Volume share of coarse fragments of each layer (0–1), as bulk density; ``None``: 0.
+
+    Returns:
+        The stock, t C/ha, the shape of one layer's SOC (``soc_g_kg.shape[1:]``).
+
+    Raises:
+        ValueError: A layer that is not positive in thickness, a coarse share outside [0, 1], or ``L`` that differs
+            from the number of layers.
+    """
+    soc = np.asarray(soc_g_kg, float)
+    if len(soc) != len(layers):
+        raise ValueError(f"{len(soc)} layers of SOC for {len(layers)} depth layers")
+    bd = np.broadcast_to(np.asarray(bulk_density_g_cm3, float), soc.shape)
+    cf = np.zeros_like(soc) if coarse_fraction is None else np.broadcast_to(np.asarray(coarse_fraction, float),
+                                                                            soc.shape)
+    return sum(soc_stock_t_ha(soc[i], bd[i], b - a, cf[i]) for i, (a, b) in enumerate(layers))
 
 
 def co2e_t(stock_t_c):
@@ -90,4 +144,5 @@ def stock_moments_delta(soc_mean, soc_sd, bd_mean, bd_sd, thickness_cm: float, c
     return mean, sd
 
 
-__all__ = ["CO2_PER_C", "Property", "co2e_t", "soc_stock_t_ha", "stock_draws", "stock_moments_delta"]
+__all__ = ["CO2_PER_C", "Property", "co2e_t", "profile_stock_t_ha", "soc_stock_t_ha", "standard_layers", "stock_draws",
+           "stock_moments_delta"]

@@ -20,6 +20,7 @@ def aggregate(
     out: Path = typer.Option(..., "--out", help="GeoPackage to write: the zones with SOC, stock and total columns; its folder must exist."),
     realisations: int = typer.Option(100, "--realisations", min=10, help="Spatially correlated realisations (quantiles need about 100)."),
     depth_cm: Optional[float] = typer.Option(None, "--depth-cm", help="Layer thickness in cm (0-30 cm topsoil: 30); default: the run's sampled layer (data.top_cm/bottom_cm), else an error."),
+    depths: Optional[str] = typer.Option(None, "--depths", help="TOP-BOTTOM in cm, e.g. 0-30: with a run of profile layers, the stock of this interval summed over its standard layers (0-5, 5-15, 15-30 cm), each with its own SOC, bulk density and coarse fragments, from realisations correlated along depth; replaces --depth-cm."),
     conversion: Optional[str] = typer.Option(None, "--conversion", help="The run's target to SOC g/kg when it is not: soc_percent (x10), som_percent (x10 x 0.58, van Bemmelen) or som_g_kg (x0.58); stated in the output."),
     conservative_percentile: float = typer.Option(5.0, "--conservative-percentile", min=0.0, max=50.0, help="Percentile of the realisations reported as the conservative stock and change (VM0042 / VT0014 deduction); stated in the output."),
     bulk_density: float = typer.Option(1.3, "--bulk-density", help="Bulk density of the fine earth, g/cm3."),
@@ -30,6 +31,9 @@ def aggregate(
     bulk_density_scale: float = typer.Option(1.0, "--bulk-density-scale", help="With --bulk-density-target: factor to g/cm3 (0.001 for kg/m3)."),
     coarse: float = typer.Option(0.0, "--coarse", help="Volume share of coarse fragments (0-1)."),
     coarse_sd: float = typer.Option(0.0, "--coarse-sd", help="Its sd."),
+    coarse_target: str = typer.Option(None, "--coarse-target", help="With --depths: coarse fragments from the run's multi-task head for this target of data.targets, drawn jointly with SOC; replaces --coarse."),
+    coarse_correlation: float = typer.Option(0.0, "--coarse-correlation", help="With --coarse-target: correlation of the SOC and coarse-fragment residuals, in [-1, 1]."),
+    coarse_scale: float = typer.Option(0.01, "--coarse-scale", help="With --coarse-target: factor to a volume share (0.01 for %)."),
     window: int = typer.Option(256, "--window", min=16, help="Window size in pixels (memory is window^2 x realisations)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the realisations."),
     date: str = typer.Option(None, "--date", help="Sampling date YYYY-MM-DD of the map (time stream; default: the training mean year)."),
@@ -52,8 +56,8 @@ def aggregate(
     from sptgnn.accounting.aggregate import AggregateError, aggregate_zones
     from sptgnn.accounting.inputs import check_plausible, read_zones
     from sptgnn.accounting.residuals import fit_residual_field, read_residuals
-    from sptgnn.accounting.provenance import (check_change, check_residuals, layer_thickness, provenance_record,
-                                              soc_conversion)
+    from sptgnn.accounting.provenance import (check_change, check_residuals, depth_interval, layer_thickness,
+                                              provenance_record, soc_conversion)
     from sptgnn.accounting.stocks import Property
     from sptgnn.atomic import atomic_file, check_new_file
     from sptgnn.estimator.run import load_run
@@ -78,10 +82,11 @@ def aggregate(
             raise AggregateError(f"--mean-raster {mean_raster}: give a new .tif in an existing folder (or --overwrite)")
         model = load_run(run)  # every check before any progress output: a refusal is one line on stderr
         factor, conversion_note = conversion_used = soc_conversion(model, conversion)
-        thickness, depth_note = layer = layer_thickness(model, depth_cm)
+        interval = None if depths is None else depth_interval(depths, depth_cm)
+        thickness, depth_note = layer = layer_thickness(model, depth_cm, interval)
         rows, residual_path = read_residuals(residuals)
         residual_fp = check_residuals(rows, model, residual_path)
-        field = fit_residual_field(rows, residual_path)
+        field = fit_residual_field(rows, residual_path, model if interval is not None else None)
         baseline, change = None, None
         if baseline_run is not None or baseline_date is not None:
             base = model if baseline_run is None else load_run(baseline_run)
@@ -102,12 +107,19 @@ def aggregate(
                                          bulk_density_target=None if bulk_density_target is None else
                                          (bulk_density_target, bulk_density_correlation, bulk_density_scale),
                                          conversion=factor, conservative_percentile=conservative_percentile,
-                                         mean_raster=surface)
+                                         mean_raster=surface, depths=interval,
+                                         coarse_target=None if coarse_target is None else
+                                         (coarse_target, coarse_correlation, coarse_scale))
             record = provenance_record(
                 model, run, residual_fp, residual_path, len(rows), conversion_used, layer, change,
                 bulk_density_g_cm3=bulk_density_raster or (f"head {bulk_density_target}" if bulk_density_target
                                                            else bulk_density),
-                bulk_density_sd_g_cm3=bulk_density_sd, coarse_fraction=coarse, coarse_fraction_sd=coarse_sd,
+                bulk_density_sd_g_cm3=bulk_density_sd,
+                coarse_fraction=f"head {coarse_target} x {coarse_scale:g}" if coarse_target else coarse,
+                coarse_fraction_sd=coarse_sd,
+                residual_field=(f"exponential, nugget {field.nugget:.3f}, range {field.len_scale_m:,.0f} m"
+                                + ("" if field.vertical_range_cm is None else
+                                   f", along depth {field.vertical_range_cm:.1f} cm")),
                 realisations=realisations, seed=seed, conservative_percentile=conservative_percentile, date=date,
                 rasters=", ".join(str(r) for r in rasters), mean_raster=mean_raster)
             with atomic_file(out, ".gpkg") as tmp:
