@@ -82,7 +82,8 @@ def fit_residual_field(rows: pd.DataFrame, source: str | Path, run=None) -> Resi
 def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> ResidualField:
     """The residual field of a just-fitted ensemble's calibration part: the normal scores of its calibrated PIT values
     there (predicted by twins that never saw them) at the training samples' planar coordinates ``xy_planar``
-    ``(num_train, 2)``, m, in training-sample order. Kept in memory only, so for fits in this process.
+    ``(num_train, 2)``, m, in training-sample order; for profile layers with their mid depths and sites (a field
+    correlated along depth). Kept in memory only, so for fits in this process.
 
     Raises:
         AggregateError: The ensemble has no calibration part (``calibration.method: none``) or was loaded from disk.
@@ -91,9 +92,17 @@ def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> Residual
         raise AggregateError("the ensemble has no calibration part in memory; fit it with calibration.method other "
                              "than none, or fit the residual field on `sptgnn evaluate` predictions")
     raw, y_cal = ensemble.calibration_data
-    pos = {s: i for i, s in enumerate(ensemble.builder.labelled.sample_ids)}
-    xy = np.asarray(xy_planar, float)[[pos[s] for s in ensemble.calibration_ids]]
-    return ResidualField.fit(xy, normal_scores(ensemble.calibrator.apply(raw).cdf(y_cal)))
+    lab = ensemble.builder.labelled
+    pos = {s: i for i, s in enumerate(lab.sample_ids)}
+    rows = [pos[s] for s in ensemble.calibration_ids]
+    xy = np.asarray(xy_planar, float)[rows]
+    depth, sites = None, None
+    if lab.depth is not None:  # profile layers: a field correlated along depth too
+        top, bottom = lab.depth
+        depth = (lab.frame[top].to_numpy(float) + lab.frame[bottom].to_numpy(float))[rows] / 2
+        sites = (lab.sites() if lab.site else lab.sample_ids.astype(str))[rows]
+    return ResidualField.fit(xy, normal_scores(ensemble.calibrator.apply(raw).cdf(y_cal)), depth_cm=depth,
+                             sites=sites)
 
 
 __all__ = ["fit_residual_field", "read_residuals", "residual_field_from_calibration", "residual_field_from_evaluation"]

@@ -23,11 +23,13 @@ def check_blocks(
     realisations: int = typer.Option(200, "--realisations", min=20, max=5000, help="Realisations per block."),
     min_samples: int = typer.Option(3, "--min-samples", min=1, help="Blocks with fewer test samples are not scored."),
     seed: int = typer.Option(0, "--seed", help="Seed of the blocks' folds and the realisations."),
+    depths: Optional[str] = typer.Option(None, "--depths", help="TOP-BOTTOM in cm, e.g. 0-30, for profile layers: block means of the interval's thickness-weighted mean SOC (sites' equal-area splines against realisations correlated along depth); --block-samples and --min-samples then count sites."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Do the 90 % intervals of block means cover the observed block means? A spatially blocked CV of the evaluation's
     config: each fold's run gives realisations at the held-out blocks' samples (target: 85-95 % coverage)."""
-    from sptgnn.accounting.block_means import check_block_means
+    from sptgnn.accounting.block_means import check_block_means, check_profile_block_means
+    from sptgnn.accounting.provenance import depth_interval
     from sptgnn.atomic import atomic_file, check_new_file
     from sptgnn.config import load_config
     from sptgnn.data.samples import samples_fingerprint
@@ -44,13 +46,19 @@ def check_blocks(
         if samples_fingerprint(samples.sample_ids, samples.target(cfg.data.target)) != expected:
             raise ReportError(f"the samples of {evaluation / 'config.yaml'} are no longer those the evaluation scored "
                               f"(fingerprint differs); evaluate again")
+        interval = None if depths is None else depth_interval(depths)
         with progress_display(err_console) as bar:
-            result = check_block_means(cfg, samples, folds, block_samples, block_km, realisations, min_samples, seed,
-                                       progress=counter(bar, "outer folds"))
+            if interval is None:
+                result = check_block_means(cfg, samples, folds, block_samples, block_km, realisations, min_samples,
+                                           seed, progress=counter(bar, "outer folds"))
+            else:
+                result = check_profile_block_means(cfg, samples, interval, folds, block_samples, block_km,
+                                                   realisations, min_samples, seed, progress=counter(bar, "outer folds"))
         result["evaluation"], result["evaluation_fingerprint"] = str(evaluation), expected
         result["command"] = (f"sptgnn check-blocks {evaluation} --out {out} --folds {folds} --seed {seed}"
                              + (f" --block-km {block_km:g}" if block_km else f" --block-samples {block_samples:g}")
-                             + (f" --members {members}" if members else "") + f" --realisations {realisations}")
+                             + (f" --members {members}" if members else "") + f" --realisations {realisations}"
+                             + (f" --depths {depths}" if depths else ""))
         with atomic_file(out, ".json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
     except user_errors(ValueError) as exc:

@@ -4,6 +4,8 @@ and ``sptgnn aggregate --depths`` end to end on a run of profile layers, with it
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -166,3 +168,29 @@ def test_cli_states_the_interval_and_refuses_what_it_cannot_integrate(profile_ru
         assert res.exit_code == 2, (extra, res.output)
         assert words in res.output
         assert not (tmp_path / "r.gpkg").exists()
+
+
+def test_block_means_of_a_depth_interval_score_sites_against_their_splines(profile_run):
+    from sptgnn.accounting.block_means import check_profile_block_means, site_interval_means
+    from sptgnn.data.spline import EqualAreaSpline
+
+    run, d, residuals, zones = profile_run
+    samples = run.labelled
+    sites, observed = site_interval_means(samples, run.target, (0, 30))
+    f = samples.frame.assign(y=samples.target(run.target))
+    one = f[f["site"] == sites[0]]
+    spline = EqualAreaSpline.fit(one["top"], one["bottom"], one["y"])
+    assert observed[0] == pytest.approx(spline.mean(0, 30))  # the thickness-weighted mean of the spline
+    assert len(sites) == len(set(f["site"]))  # every site reaches 30 cm from the surface
+    assert len(site_interval_means(samples, run.target, (0, 100))[0]) == 0  # none reaches 100 cm
+    out = check_profile_block_means(run.config.updated(train={"members": 1, "epochs": 2}), samples, (0, 30), folds=2,
+                                    block_samples=4, realisations=20, min_samples=2)
+    rows = out["blocks"]
+    assert out["blocks_scored"] == len(rows) > 0
+    assert out["coverage_90_realisations"] == pytest.approx(np.mean([r["low"] <= r["observed"] <= r["high"]
+                                                                      for r in rows]))
+    assert sum(r["n"] for r in rows) <= out["sites"] == len(sites)  # blocks count sites, not layers
+    assert all(r["vertical_range_cm"] > 0 and r["low"] < r["high"] for r in rows)
+    single = replace(samples, site=None, depth=None)
+    with pytest.raises(ValueError, match="profile layers"):
+        site_interval_means(single, run.target, (0, 30))
