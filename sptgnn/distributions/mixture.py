@@ -20,6 +20,10 @@ from sptgnn.distributions.base import check_levels, crps_from_quantiles
 CRPS_GRID = 199  # midpoint levels of the quantile-grid CRPS of a recalibrated (non-Gaussian-mixture) prediction
 
 
+#: Member × query × knot cells of one chunk of :meth:`Prediction.mapped_mean` (about 160 MB per float64 array).
+MAPPED_MEAN_CELLS = 20_000_000
+
+
 @dataclass
 class Prediction:
     """Ensemble prediction in target units (g/kg for SOC): the equally weighted mixture of the members' Gaussians.
@@ -175,7 +179,15 @@ class Prediction:
         are closed forms: ``E[X 1{a<X<b}] = μ (Φ(β) − Φ(α)) − σ (φ(β) − φ(α))`` and ``E[e^X 1{a<X<b}] =
         e^{μ+σ²/2} (Φ(β − σ) − Φ(α − σ))`` with ``α = (a − μ)/σ``, ``β = (b − μ)/σ``. A knot where ``u`` stays and
         ``p`` jumps is a point mass ``(p_{j+1} − p_j) h(q_j)``.
+
+        Queries are taken in chunks of at most :data:`MAPPED_MEAN_CELLS` member × query × knot cells: an isotonic map
+        has about as many knots as its calibration part has samples, so one pass over 10,000 queries and knots held
+        ``(M, n, K)`` arrays of 4 GB each (61,512 Africa profile layers ran out of 24 GiB).
         """
+        rows = max(1, MAPPED_MEAN_CELLS // max(1, self.member_loc.shape[0] * np.size(pit_map.x) * 2))
+        if len(self) > rows:
+            return np.concatenate([self.subset(np.arange(i, min(i + rows, len(self)))).mapped_mean(pit_map)
+                                   for i in range(0, len(self), rows)])
         u, p = pit_map.x, pit_map.y
         if pit_map.symmetric:  # half-width ↦ central coverage, mirrored about the median
             u, p = np.r_[0.5 - u[::-1], 0.5 + u], np.r_[0.5 - p[::-1] / 2, 0.5 + p / 2]

@@ -146,3 +146,16 @@ def test_chance_calibration_error_shrinks_like_one_over_root_n():
 
     small, large = chance_calibration_error(50, 0.5), chance_calibration_error(800, 0.5)
     assert small / large == pytest.approx(4.0, rel=0.15)  # sqrt(800 / 50)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "conformal"])
+def test_the_mapped_mean_in_chunks_of_queries_is_the_mean_in_one_pass(method, monkeypatch):
+    """Chunking bounds memory (an isotonic map has about as many knots as calibration samples); it changes nothing."""
+    import sptgnn.distributions.mixture as mixture
+
+    pred_cal, y_cal = _skewed(0, 300, True)
+    pit_map = Calibrator.fit(method, pred_cal, y_cal).pit_map
+    raw, _ = _skewed(2, 50, True)
+    whole = raw.mapped_mean(pit_map)
+    monkeypatch.setattr(mixture, "MAPPED_MEAN_CELLS", 3 * np.size(pit_map.x) * 2 * 7)  # chunks of 7 queries
+    np.testing.assert_array_equal(raw.mapped_mean(pit_map), whole)
