@@ -122,7 +122,8 @@ def _join_sites(layers: pd.DataFrame, table, path: Path) -> pd.DataFrame:
     return joined
 
 
-def load_table(table, target: str, rasters=(), name: str | None = None, duplicates: str = "keep") -> SoilSamples:
+def load_table(table, target: str, rasters=(), name: str | None = None, duplicates: str = "keep",
+               aux_targets: Sequence[str] = ()) -> SoilSamples:
     """Read a point table described by a :class:`~sptgnn.config.TableConfig` as soil samples.
 
     Args:
@@ -132,6 +133,8 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
             are sampled at the points and added as feature columns of their stream.
         name: Dataset name of the samples (default: the file name).
         duplicates: Samples sharing a location: ``keep`` (warn), ``mean`` (average them, warn) or ``error``.
+        aux_targets: Columns of the auxiliary targets of multi-task learning (``data.targets`` after the first),
+            numeric; missing values are kept (NaN: a head is trained where its target is measured).
 
     Returns:
         :class:`SoilSamples` in the CRS of the coordinates, ``metadata`` with ``source``, ``units``, ``dropped``
@@ -204,6 +207,10 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         gdf[col] = _numeric(gdf, col, path, id_col, "target" if col == target else "feature")
         missing_rows[col] = gdf[col].isna().to_numpy()
 
+    for col in aux_targets:
+        _column(gdf, col, path, "auxiliary target (data.targets)")
+        gdf[col] = _numeric(gdf, col, path, id_col, "target")
+
     # -- profiles: a site's layers and their depths ---------------------------------------------------------------
     if table.site is not None:
         _column(gdf, table.site, path, "site")
@@ -212,6 +219,10 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
         if col is not None:
             _column(gdf, col, path, key)
             gdf[col] = _numeric(gdf, col, path, id_col, "layer depth")
+    if table.top_cm is not None:  # organic layers above the mineral surface (negative depths) or inverted records
+        top, bottom = gdf[table.top_cm], gdf[table.bottom_cm]
+        missing_rows["layer depths (missing, negative or bottom not below top)"] = ~(
+            (top >= 0) & (bottom > top)).to_numpy()
 
     # -- date -----------------------------------------------------------------------------------------------------
     if table.date is not None:
@@ -278,7 +289,7 @@ def load_table(table, target: str, rasters=(), name: str | None = None, duplicat
     gdf = _duplicate_locations(gdf, name or path.name, duplicates, profile)
     return SoilSamples(
         frame=gdf,
-        targets=[target],
+        targets=[target, *aux_targets],
         feature_groups=columns,
         elevation=table.elevation,
         date_column=table.date,
@@ -330,7 +341,8 @@ def load_samples(data) -> SoilSamples:
     if data.table is None and data.rasters:
         raise TableError("data.rasters is only read together with data.table (covariates sampled at the table's "
                          "points); add a data.table section or remove data.rasters")
-    samples = (load_table(data.table, data.target, data.rasters, duplicates=data.duplicates) if data.table is not None
+    samples = (load_table(data.table, data.target, data.rasters, duplicates=data.duplicates,
+                          aux_targets=data.aux_targets) if data.table is not None
                else load_dataset(data.dataset))
     if data.context is None:
         return samples

@@ -214,3 +214,22 @@ def test_layers_take_their_coordinates_from_a_site_table(tmp_path):
         load_samples(data)
     with pytest.raises(ConfigError, match="data.table.sites is joined on data.table.site"):
         load_config(None, {"data": {"table": {"path": "x.csv", "sites": "s.csv"}}})
+
+
+def test_auxiliary_targets_and_invalid_layer_depths_of_a_profile_table(tmp_path):
+    """data.targets read from the table (missing values kept for a masked head), and layers with negative or
+    inverted depths dropped and counted with drop_missing, an error without."""
+    layers = _frame(n=6).assign(profile=list("aabbcc"), top=[0, 10, 0, -5, 0, 20], bottom=[10, 40, 15, 0, 20, 20],
+                                bd=[1.2, np.nan, 1.4, 1.1, np.nan, 1.5])
+    layers.to_csv(tmp_path / "layers.csv", index=False)
+    base = {"path": str(tmp_path / "layers.csv"), "x": "east", "y": "north", "crs": "EPSG:32633", "id": "pid",
+            "site": "profile", "top_cm": "top", "bottom_cm": "bottom", "drop_missing": True}
+    data = DataConfig.model_validate({"targets": ["soc", "bd"], "table": base})
+    with pytest.warns(UserWarning, match="dropped 2 of 6 rows"):
+        s = load_samples(data)
+    assert s.targets == ["soc", "bd"]
+    assert s.metadata["dropped"] == {"layer depths (missing, negative or bottom not below top)": 2}
+    np.testing.assert_array_equal(s.target("bd"), [1.2, np.nan, 1.4, np.nan])  # pid 103 (-5 cm) and 105 (20-20) out
+    strict = DataConfig.model_validate({"targets": ["soc", "bd"], "table": {**base, "drop_missing": False}})
+    with pytest.raises(TableError, match="layer depths"):
+        load_samples(strict)
