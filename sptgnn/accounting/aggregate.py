@@ -164,6 +164,10 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
         except ValueError as exc:
             raise AggregateError(str(exc)) from None
         thickness_cm = depths[1] - depths[0]
+    elif field.vertical_range_cm is not None:
+        raise AggregateError("the residual field is of profile layers (fitted with depths): give the depth interval "
+                             "it is drawn over (depths), or fit the field without depths for one layer")
+
     def stock_layer(r):  # a run of profile layers predicts the stock's layer (0 to thickness_cm), one of a layer its own
         return (0.0, float(thickness_cm)) if r.depth is not None else None
 
