@@ -27,7 +27,7 @@ def multitask(tmp_path_factory, config_factory):
     d = tmp_path_factory.mktemp("bd_head")
     table = soc_stack_and_points(d, H, W, RES, corner=(2, 2), n=40, seed=5, first_row=2)
     cfg = config_factory(**stack_sections(d, table, targets=["soc_g_kg", "bd_g_cm3"]), train={"members": 3, "epochs": 4})
-    samples = load_samples(cfg.data)
+    samples = load_samples(cfg.data.model_copy(update={"targets": None}))  # SOC alone: bulk density added below
     frame = samples.frame.copy()
     frame["bd_g_cm3"] = 1.1 + 0.01 * (frame["elev"] - 50) + np.random.default_rng(0).normal(0, 0.02, len(frame))
     samples = replace(samples, frame=frame, targets=["soc_g_kg", "bd_g_cm3"])
