@@ -47,7 +47,8 @@ def measure(run_dir: str, field_json: str, raster: str, zone_km: float, realisat
 
     f = json.loads(Path(field_json).read_text())
     field = ResidualField(np.array(f["xy"]), np.array(f["z"]), f["nugget"], f["len_scale_m"],
-                          None if f.get("depth_cm") is None else np.array(f["depth_cm"]), f.get("vertical_range_cm"))
+                          None if f.get("depth_cm") is None else np.array(f["depth_cm"]), f.get("vertical_range_cm"),
+                          f.get("site_var", 0.0), None if f.get("sites") is None else np.array(f["sites"]))
     heads = json.loads(heads_json)
     depths = None if heads.get("depths") is None else tuple(heads["depths"])
     run = load_run(run_dir)
@@ -137,7 +138,8 @@ def main() -> None:
         (Path(tmp) / "field.json").write_text(json.dumps({
             "xy": field.xy.tolist(), "z": field.z.tolist(), "nugget": field.nugget, "len_scale_m": field.len_scale_m,
             "depth_cm": None if field.depth_cm is None else field.depth_cm.tolist(),
-            "vertical_range_cm": field.vertical_range_cm}))
+            "vertical_range_cm": field.vertical_range_cm, "site_var": field.site_var,
+            "sites": None if field.sites is None else field.sites.tolist()}))
         depths = None if args.depths is None else [float(v) for v in args.depths.split("-")]
         heads = json.dumps({"depths": depths, "bulk_density_target": args.bulk_density_target,
                             "coarse_target": args.coarse_target})
@@ -154,7 +156,7 @@ def main() -> None:
     result |= {"fit_seconds": round(fit_s, 1), "subsample": args.subsample, "members": args.members,
                "config": str(Path(args.config).resolve().relative_to(ROOT)), "layers": len(samples),
                "field": {"nugget": field.nugget, "len_scale_m": field.len_scale_m, "residuals": len(field.z),
-                         "vertical_range_cm": field.vertical_range_cm},
+                         "vertical_range_cm": field.vertical_range_cm, "site_var": field.site_var},
                "zone_km": args.zone_km, "command": command}
     name = "aggregate_africa.json" if args.depths is None else f"aggregate_africa_{args.depths}cm.json"
     out = ROOT / "benchmarks" / "results" / name

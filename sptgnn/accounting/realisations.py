@@ -76,7 +76,8 @@ def profile_realisations(preds: list[dict], target: str, xy_planar: np.ndarray, 
     """Realisations of the layers of a pixel's profile, correlated along depth as well as in space: realisation ``r``
     takes one member ``m_r`` for every layer and target, and the residual field of profile layers
     (:class:`~sptgnn.accounting.residual_field.ResidualField` fitted with depths) is drawn at every layer's mid depth in
-    one call, so the layers of a pixel share one conditioned three-dimensional field.
+    one call (:meth:`~sptgnn.accounting.residual_field.ResidualField.profile_realisations`), so the layers of a pixel
+    share one conditioned three-dimensional field and one site part.
 
     Args:
         preds: Per layer, the run's :class:`~sptgnn.distributions.Prediction` of each target at the ``n`` locations
@@ -102,9 +103,8 @@ def profile_realisations(preds: list[dict], target: str, xy_planar: np.ndarray, 
             raise ValueError(f"the residual correlation of SOC and '{name}' must lie in [-1, 1], got {rho}")
     xy_planar = np.asarray(xy_planar, float)
     n, L = len(xy_planar), len(layers)
-    mids = np.repeat([(a + b) / 2 for a, b in layers], n)
     members = realisation_members(len(preds[0][target].member_loc), seeds)
-    z = field.realisations(np.tile(xy_planar, (L, 1)), seeds, window_seed, depth_cm=mids).reshape(len(seeds), L, n)
+    z = field.profile_realisations(xy_planar, [(a + b) / 2 for a, b in layers], seeds, window_seed)  # (R, L, n)
     out = {target: np.stack([member_draws(preds[i][target], members, z[:, i]) for i in range(L)])}
     for j, (name, (rho, scale)) in enumerate(aux.items()):
         white = np.random.default_rng([window_seed, 11 + j]).standard_normal(z.shape)

@@ -119,7 +119,8 @@ def aggregate(
                 coarse_fraction_sd=coarse_sd,
                 residual_field=(f"exponential, nugget {field.nugget:.3f}, range {field.len_scale_m:,.0f} m"
                                 + ("" if field.vertical_range_cm is None else
-                                   f", along depth {field.vertical_range_cm:.1f} cm")),
+                                   f", along depth {field.vertical_range_cm:.1f} cm, site part "
+                                   f"{field.site_var:.3f} of the nugget shared by a profile's layers")),
                 realisations=realisations, seed=seed, conservative_percentile=conservative_percentile, date=date,
                 rasters=", ".join(str(r) for r in rasters), mean_raster=mean_raster)
             with atomic_file(out, ".gpkg") as tmp:

@@ -42,15 +42,20 @@ def test_a_stock_integral_by_hand_over_three_layers():
         profile_stock_t_ha([1.0, 2.0], 1.0, standard_layers(0, 30))
 
 
-def _layered_field(seed=0, sites=300, len_xy=15_000.0, len_z=40.0, nugget=0.2):
+def _layered_field(seed=0, sites=300, len_xy=15_000.0, len_z=40.0, nugget=0.2, site_var=0.0):
+    """Residuals of 5 layers at each of ``sites`` profiles: a 3D exponential field (variance ``1 − nugget − site_var``,
+    geometric anisotropy), a site part (variance ``site_var``, exponential along depth, independent between sites)
+    and white noise (``nugget``)."""
     import gstools as gs
 
     rng = np.random.default_rng(seed)
     mids = np.array([5.0, 20.0, 45.0, 80.0, 125.0])
     xy = np.repeat(rng.uniform(0, 100_000, (sites, 2)), len(mids), 0)
     depth, site = np.tile(mids, sites), np.repeat(np.arange(sites), len(mids))
-    srf = gs.SRF(gs.Exponential(dim=3, var=1 - nugget, len_scale=len_xy), seed=seed + 3)
+    srf = gs.SRF(gs.Exponential(dim=3, var=1 - nugget - site_var, len_scale=len_xy), seed=seed + 3)
     z = srf(np.c_[xy, depth * len_xy / len_z].T) + np.sqrt(nugget) * rng.standard_normal(len(depth))
+    chol = np.linalg.cholesky(site_var * np.exp(-np.abs(mids[:, None] - mids) / len_z) + 1e-12 * np.eye(len(mids)))
+    z += (rng.standard_normal((sites, len(mids))) @ chol.T).ravel()
     return xy, z, depth, site
 
 
@@ -61,6 +66,7 @@ def test_a_residual_field_of_profile_layers_recovers_its_anisotropy():
     # distance per cm of depth) is what the realisations use, and it is recovered: simulated 15,000 / 40 = 375
     assert field.vertical_scale == pytest.approx(375.0, rel=0.35)
     assert 0.05 < field.nugget < 0.45
+    assert field.site_var < 0.1  # no site part simulated
     planar = ResidualField.fit(xy, z)
     assert planar.vertical_range_cm is None
     with pytest.raises(ValueError, match="in the plane"):
@@ -71,6 +77,15 @@ def test_a_residual_field_of_profile_layers_recovers_its_anisotropy():
         ResidualField.fit(xy, z, depth_cm=depth)
 
 
+def test_the_site_part_of_the_nugget_is_told_from_white_noise():
+    """A site effect shared by a profile's layers looks like nugget between sites; the pairs within profiles reveal it
+    (simulated: 0.4 of the variance a site part, 0.1 white)."""
+    xy, z, depth, site = _layered_field(seed=1, nugget=0.1, site_var=0.4)
+    field = ResidualField.fit(xy, z, depth_cm=depth, sites=site)
+    assert field.nugget == pytest.approx(0.5, abs=0.15)
+    assert field.site_var == pytest.approx(0.4, abs=0.15)
+
+
 class _Pred:
     """The member moments of a Prediction (log1p False): every member ``loc``, scale 1."""
 
@@ -78,17 +93,19 @@ class _Pred:
         self.member_loc, self.member_scale, self.log1p = np.full((3, n), loc), np.ones((3, n)), False
 
 
-def test_the_layers_of_a_pixel_are_correlated_along_depth_as_the_field_says():
+@pytest.mark.parametrize("site_var", [0.0, 0.5])
+def test_the_layers_of_a_pixel_are_correlated_along_depth_as_the_field_says(site_var):
     rng = np.random.default_rng(0)  # conditioning residuals far away: the draws follow the model alone
-    field = ResidualField(rng.uniform(-1e6, -9e5, (20, 2)), rng.normal(size=20), 0.2, 15_000.0,
-                          np.full(20, 10.0), 40.0)
+    field = ResidualField(rng.uniform(-1e6, -9e5, (20, 2)), rng.normal(size=20), 0.6, 15_000.0,
+                          np.full(20, 10.0), 40.0, site_var, np.arange(20).astype(str))
     far = np.c_[np.arange(50) * 1e6 + 1e7, np.full(50, 1e7)]  # 50 pixels 1,000 km apart: independent profiles
     layers = [(0.0, 5.0), (5.0, 15.0), (15.0, 30.0), (100.0, 200.0)]
     preds = [{"soc": _Pred(50), "bd": _Pred(50, 1.3)} for _ in layers]
     draws = profile_realisations(preds, "soc", far, layers, field, np.arange(100), 0, {"bd": (1.0, 1.0)})
     corr = np.corrcoef(draws["soc"].reshape(4, -1))  # (L, R x n): 5,000 profiles
     mids = np.array([2.5, 10.0, 22.5, 150.0])
-    expected = (1 - field.nugget) * np.exp(-np.abs(mids[:, None] - mids) / field.vertical_range_cm)
+    # the structured part and the site part share the range along depth; white noise is not shared
+    expected = (1 - field.nugget + site_var) * np.exp(-np.abs(mids[:, None] - mids) / field.vertical_range_cm)
     np.testing.assert_allclose(corr[np.triu_indices(4, 1)], expected[np.triu_indices(4, 1)], atol=0.08)
     # a residual correlation of 1 makes the bulk-density draws the SOC draws shifted by their mean (same member, z)
     np.testing.assert_allclose(draws["bd"] - 1.3, draws["soc"], atol=1e-12)
