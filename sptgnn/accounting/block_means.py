@@ -41,6 +41,36 @@ def block_side_m(xy: np.ndarray, block_samples: float) -> float:
     return float(np.sqrt(max(span[0] * span[1], 1.0) * block_samples / len(xy)))
 
 
+def outer_fits(cfg, samples, fold_of_block: np.ndarray, xy: np.ndarray):
+    """For each outer fold ``f`` of ``fold_of_block`` ``(num_samples,)``: ``(k, f, test mask, run fitted on the other
+    folds, its residual field from the cross-fitted calibration part at planar ``xy``)``."""
+    from sptgnn.estimator.run import fit_run
+
+    for k, f in enumerate(np.unique(fold_of_block)):
+        test = fold_of_block == f
+        run = fit_run(cfg, samples.subset(~test), aoa=False)
+        yield k, f, test, run, residual_field_from_calibration(run.ensemble, xy[~test])
+
+
+def block_interval(draws: np.ndarray, mean: np.ndarray, var: np.ndarray, observed: np.ndarray) -> dict:
+    """One block's row: its ``n`` members (samples or sites), observed mean, the 90 % interval of its mean from
+    realisations ``draws`` ``(R, n)``, and the naive interval from independent predictions (``mean`` and ``var``,
+    ``(n,)``): ``mean ± 1.645 · sqrt(Σ var) / n``."""
+    lo, hi = np.quantile(draws.mean(1), [0.05, 0.95])
+    m, sd = mean.mean(), np.sqrt(var.sum()) / len(mean)
+    return {"n": int(len(mean)), "observed": float(observed.mean()), "low": float(lo), "high": float(hi),
+            "naive_low": float(m - Z90 * sd), "naive_high": float(m + Z90 * sd)}
+
+
+def coverage(rows: list[dict]) -> dict:
+    """Shares of blocks whose interval covers the observed mean (realisations, naive) and mean widths."""
+    return {"blocks_scored": len(rows),
+            "coverage_90_realisations": float(np.mean([r["low"] <= r["observed"] <= r["high"] for r in rows])),
+            "coverage_90_naive": float(np.mean([r["naive_low"] <= r["observed"] <= r["naive_high"] for r in rows])),
+            "mean_width_realisations": float(np.mean([r["high"] - r["low"] for r in rows])),
+            "mean_width_naive": float(np.mean([r["naive_high"] - r["naive_low"] for r in rows]))}
+
+
 def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.0, block_km: float | None = None,
                       realisations: int = 200, min_samples: int = 3, seed: int = 0,
                       progress: Callable[[int, int], None] | None = None) -> dict:
@@ -65,7 +95,6 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
     Raises:
         ValueError: Fewer than two blocks, or no block with ``min_samples`` test samples.
     """
-    from sptgnn.estimator.run import fit_run
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
     cfg = config.updated(calibration={"method": "variance", "folds": 5})
@@ -79,10 +108,7 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
     y = samples.target(target)
     seeds = seed * 1_000_003 + np.arange(realisations)
     rows, start, fold_ids = [], time.perf_counter(), np.unique(fold_of_block)
-    for k, f in enumerate(fold_ids):
-        test = fold_of_block == f
-        run = fit_run(cfg, samples.subset(~test), aoa=False)
-        field = residual_field_from_calibration(run.ensemble, xy[~test])
+    for k, f, test, run, field in outer_fits(cfg, samples, fold_of_block, xy):
         pred = run.predict(samples.subset(test))
         draws = soc_realisations(pred, xy[test], field, seeds, window_seed=int(f))
         tb, ty = blocks[test], y[test]
@@ -92,13 +118,10 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
             inb = tb == b
             if inb.sum() < min_samples:
                 continue
-            lo, hi = np.quantile(draws[:, inb].mean(1), [0.05, 0.95])
-            m, sd = pred.mean[inb].mean(), np.sqrt((pred.sd[inb] ** 2).sum()) / inb.sum()
             d = cdist(xy[test][inb], xy[test][inb])
-            rows.append({"fold": int(f), "block": int(b), "n": int(inb.sum()), "observed": float(ty[inb].mean()),
-                         "low": float(lo), "high": float(hi), "naive_low": float(m - Z90 * sd),
-                         "naive_high": float(m + Z90 * sd), "nugget": field.nugget, "len_scale_m": field.len_scale_m,
-                         "z_mean": float(z_test[inb].mean()),
+            rows.append({"fold": int(f), "block": int(b),
+                         **block_interval(draws[:, inb], pred.mean[inb], pred.sd[inb] ** 2, ty[inb]),
+                         "nugget": field.nugget, "len_scale_m": field.len_scale_m, "z_mean": float(z_test[inb].mean()),
                          "z_var_model": float((model.covariance(d) + model.nugget * (d == 0)).mean()),
                          "point_coverage": float(np.mean(np.abs(z_test[inb]) <= Z90))})
         if progress is not None:
@@ -106,15 +129,10 @@ def check_block_means(config, samples, folds: int = 5, block_samples: float = 5.
     if not rows:
         raise ValueError(f"no test block holds {min_samples} samples; give larger blocks (--block-samples, --block-km) "
                          f"or a lower --min-samples")
-    inside = [r["low"] <= r["observed"] <= r["high"] for r in rows]
-    naive = [r["naive_low"] <= r["observed"] <= r["naive_high"] for r in rows]
     return {
         "dataset": config.data.source, "target": target, "samples": len(samples),
         "samples_fingerprint": samples_fingerprint(samples.sample_ids, y), "block_side_m": side, "folds": folds,
-        "members": config.train.members, "realisations": realisations, "blocks_scored": len(rows),
-        "coverage_90_realisations": float(np.mean(inside)), "coverage_90_naive": float(np.mean(naive)),
-        "mean_width_realisations": float(np.mean([r["high"] - r["low"] for r in rows])),
-        "mean_width_naive": float(np.mean([r["naive_high"] - r["naive_low"] for r in rows])),
+        "members": config.train.members, "realisations": realisations, **coverage(rows),
         "point_coverage_90": float(np.average([r["point_coverage"] for r in rows], weights=[r["n"] for r in rows])),
         "block_z_variance_ratio": float(np.mean([r["z_mean"] ** 2 for r in rows])
                                         / np.mean([r["z_var_model"] for r in rows])),
@@ -166,7 +184,6 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
         ValueError: Samples that are not profile layers, fewer than two blocks, or no block with ``min_samples`` test
             sites.
     """
-    from sptgnn.estimator.run import fit_run
     from sptgnn.splits import assign_blocks, block_ids, planar_coords
 
     cfg = config.updated(calibration={"method": "variance", "folds": 5})
@@ -188,10 +205,7 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
     top, bottom = samples.depth
     seeds = seed * 1_000_003 + np.arange(realisations)
     rows, start, fold_ids = [], time.perf_counter(), np.unique(fold_of_block)
-    for k, f in enumerate(fold_ids):
-        test = fold_of_block == f
-        run = fit_run(cfg, samples.subset(~test), aoa=False)
-        field = residual_field_from_calibration(run.ensemble, xy[~test])
+    for k, f, test, run, field in outer_fits(cfg, samples, fold_of_block, xy):
         at = rep[test[rep]]  # the test sites' first layers
         if len(at):
             query = samples.subset(at)
@@ -206,19 +220,15 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
                 inb = tb == b
                 if inb.sum() < min_samples:
                     continue
-                lo, hi = np.quantile(draws[:, inb].mean(1), [0.05, 0.95])
-                m, sd = mean[inb].mean(), np.sqrt(var[inb].sum()) / inb.sum()
-                rows.append({"fold": int(f), "block": int(b), "n": int(inb.sum()), "observed": float(ty[inb].mean()),
-                             "low": float(lo), "high": float(hi), "naive_low": float(m - Z90 * sd),
-                             "naive_high": float(m + Z90 * sd), "nugget": field.nugget,
-                             "len_scale_m": field.len_scale_m, "vertical_range_cm": field.vertical_range_cm})
+                rows.append({"fold": int(f), "block": int(b), **block_interval(draws[:, inb], mean[inb], var[inb],
+                                                                               ty[inb]),
+                             "nugget": field.nugget, "len_scale_m": field.len_scale_m,
+                             "vertical_range_cm": field.vertical_range_cm})
         if progress is not None:
             progress(k + 1, len(fold_ids))
     if not rows:
         raise ValueError(f"no test block holds {min_samples} sites with layers from {depths[0]:g} to {depths[1]:g} cm; "
                          f"give larger blocks (--block-samples, --block-km) or a lower --min-samples")
-    inside = [r["low"] <= r["observed"] <= r["high"] for r in rows]
-    naive = [r["naive_low"] <= r["observed"] <= r["naive_high"] for r in rows]
     y = samples.target(target)
     return {
         "dataset": config.data.source, "target": target, "depths_cm": list(map(float, depths)),
@@ -226,12 +236,10 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
                     "layers); block means of a stock at one bulk density cover as these do",
         "samples": len(samples), "sites": len(site_ids),
         "samples_fingerprint": samples_fingerprint(samples.sample_ids, y), "block_side_m": side, "folds": folds,
-        "members": config.train.members, "realisations": realisations, "blocks_scored": len(rows),
-        "coverage_90_realisations": float(np.mean(inside)), "coverage_90_naive": float(np.mean(naive)),
-        "mean_width_realisations": float(np.mean([r["high"] - r["low"] for r in rows])),
-        "mean_width_naive": float(np.mean([r["naive_high"] - r["naive_low"] for r in rows])),
+        "members": config.train.members, "realisations": realisations, **coverage(rows),
         "seconds": round(time.perf_counter() - start, 1), "blocks": rows,
     }
 
 
-__all__ = ["block_side_m", "check_block_means", "check_profile_block_means", "site_interval_means"]
+__all__ = ["block_interval", "outer_fits", "block_side_m", "check_block_means", "check_profile_block_means", "coverage",
+           "site_interval_means"]
