@@ -28,7 +28,7 @@ import pandas as pd
 from sptgnn.errors import UserError
 from sptgnn.accounting.residual_field import ResidualField
 from sptgnn.geo.pixels import read_pixels
-from sptgnn.accounting.realisations import joint_realisations, profile_realisations, soc_realisations
+from sptgnn.accounting.realisations import interval_mean, joint_realisations, profile_realisations, soc_realisations
 from sptgnn.accounting.stocks import CO2_PER_C, Property, profile_stock_t_ha, standard_layers, stock_draws
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -163,7 +163,6 @@ def aggregate_zones(run, rasters: Sequence[str | Path], zones, field: ResidualFi
             layers = standard_layers(*depths)
         except ValueError as exc:
             raise AggregateError(str(exc)) from None
-        thickness_cm = depths[1] - depths[0]
     elif field.vertical_range_cm is not None:
         raise AggregateError("the residual field is of profile layers (fitted with depths): give the depth interval "
                              "it is drawn over (depths), or fit the field without depths for one layer")
@@ -324,12 +323,8 @@ def profile_draws(run, vals, xy, dates, xy_planar, field, seeds, window_seed, la
         cf = (np.clip(draws[coarse_target[0]], 0.0, 1.0) if coarse_target is not None
               else None if coarse is None else coarse.draws(soc.shape, rng))
         shared = (bd, cf)
-    weights = np.array([b - a for a, b in layers], float)
-    weights /= weights.sum()
-    mean = conversion * sum(w * np.asarray(p[run.target].mean) for w, p in zip(weights, preds))
-    var = conversion**2 * sum((w * np.asarray(p[run.target].sd)) ** 2 for w, p in zip(weights, preds))
-    return (np.tensordot(weights, soc, axes=1), profile_stock_t_ha(soc, shared[0], layers, shared[1]), mean, var,
-            shared)
+    soc_mean, mean, var = interval_mean(soc, preds, run.target, layers, conversion)
+    return soc_mean, profile_stock_t_ha(soc, shared[0], layers, shared[1]), mean, var, shared
 
 
 __all__ = ["AggregateError", "aggregate_zones", "layer_draws", "pixel_area_ha", "profile_draws"]

@@ -30,9 +30,9 @@ from scipy.spatial.distance import cdist
 
 from sptgnn.accounting.aggregate import Z90
 from sptgnn.accounting.residuals import residual_field_from_calibration
-from sptgnn.accounting.realisations import profile_realisations, soc_realisations
+from sptgnn.accounting.realisations import interval_mean, profile_realisations, soc_realisations
 from sptgnn.accounting.residual_field import normal_scores
-from sptgnn.accounting.stocks import standard_layers
+from sptgnn.accounting.stocks import layer_weights, standard_layers
 from sptgnn.data.samples import samples_fingerprint
 
 def block_side_m(xy: np.ndarray, block_samples: float) -> float:
@@ -158,8 +158,7 @@ def site_interval_means(samples, target: str, depths: tuple[float, float]):
     wide = harmonise(frame, samples.site, top, bottom, "value", layers)
     shallowest = frame.groupby(samples.site)[top].min().reindex(wide.index)
     keep = wide.notna().all(1).to_numpy() & (shallowest.to_numpy() <= depths[0])
-    weights = np.array([b - a for a, b in layers]) / (depths[1] - depths[0])
-    return wide.index.to_numpy()[keep].astype(str), wide.to_numpy()[keep] @ weights
+    return wide.index.to_numpy()[keep].astype(str), wide.to_numpy()[keep] @ layer_weights(layers)
 
 
 def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.0, 30.0), folds: int = 5,
@@ -201,7 +200,6 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
         raise ValueError(f"blocks of {side / 1000:.3g} km leave fewer than two blocks; give a smaller --block-km")
     fold_of_block = assign_blocks(blocks, folds, seed)  # per layer; a site's layers share its location and block
     layers = standard_layers(*depths)
-    weights = np.array([b - a for a, b in layers]) / (depths[1] - depths[0])
     top, bottom = samples.depth
     seeds = seed * 1_000_003 + np.arange(realisations)
     rows, start, fold_ids = [], time.perf_counter(), np.unique(fold_of_block)
@@ -211,10 +209,8 @@ def check_profile_block_means(config, samples, depths: tuple[float, float] = (0.
             query = samples.subset(at)
             preds = [{target: run.predict(replace(query, frame=query.frame.assign(**{top: a, bottom: b})))}
                      for a, b in layers]
-            draws = profile_realisations(preds, target, xy[at], layers, field, seeds, int(f))[target]
-            draws = np.tensordot(weights, draws, axes=1)  # (R, sites)
-            mean = sum(w * p[target].mean for w, p in zip(weights, preds))
-            var = sum((w * p[target].sd) ** 2 for w, p in zip(weights, preds))
+            layer_draws = profile_realisations(preds, target, xy[at], layers, field, seeds, int(f))[target]
+            draws, mean, var = interval_mean(layer_draws, preds, target, layers)  # (R, sites), (sites,), (sites,)
             tb, ty = blocks[at], observed[test[rep]]
             for b in np.unique(tb):
                 inb = tb == b

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from sptgnn.accounting.residual_field import ResidualField
+from sptgnn.accounting.stocks import layer_weights
 
 
 def realisation_members(num_members: int, seeds: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def profile_realisations(preds: list[dict], target: str, xy_planar: np.ndarray, 
         if not -1.0 <= rho <= 1.0:
             raise ValueError(f"the residual correlation of SOC and '{name}' must lie in [-1, 1], got {rho}")
     xy_planar = np.asarray(xy_planar, float)
-    n, L = len(xy_planar), len(layers)
+    L = len(layers)
     members = realisation_members(len(preds[0][target].member_loc), seeds)
     z = field.profile_realisations(xy_planar, [(a + b) / 2 for a, b in layers], seeds, window_seed)  # (R, L, n)
     out = {target: np.stack([member_draws(preds[i][target], members, z[:, i]) for i in range(L)])}
@@ -113,4 +114,15 @@ def profile_realisations(preds: list[dict], target: str, xy_planar: np.ndarray, 
     return out
 
 
-__all__ = ["joint_realisations", "member_draws", "profile_realisations", "realisation_members", "soc_realisations"]
+def interval_mean(draws: np.ndarray, preds: list[dict], target: str, layers, scale: float = 1.0):
+    """The thickness-weighted mean over an interval's ``layers`` of per-layer draws ``(L, R, n)`` (``(R, n)``), and
+    the naive mean and variance of that mean per location (``(n,)`` each, layers independent) from the per-layer
+    predictions ``preds`` of ``target``, times ``scale`` (and ``scale²``) for its units."""
+    weights = layer_weights(layers)
+    mean = scale * sum(w * np.asarray(p[target].mean) for w, p in zip(weights, preds))
+    var = scale**2 * sum((w * np.asarray(p[target].sd)) ** 2 for w, p in zip(weights, preds))
+    return np.tensordot(weights, draws, axes=1), mean, var
+
+
+__all__ = ["interval_mean", "joint_realisations", "member_draws", "profile_realisations", "realisation_members",
+           "soc_realisations"]

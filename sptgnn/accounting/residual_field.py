@@ -41,9 +41,12 @@ layers far too sure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import ndtri
+
+from sptgnn.data.spline import GSM_DEPTHS
 
 #: PIT values are clipped to [PIT_EPS, 1 − PIT_EPS] before the normal score (a PIT of 0 or 1 has none).
 PIT_EPS = 1e-4
@@ -184,7 +187,7 @@ class ResidualField:
             nearest = cKDTree(xy).query(own, k=1)[0]
             use = np.sort(np.argsort(nearest, kind="stable")[:max_conditioning])
         cond_xy, cond_z = own[use], self.z[use]
-        site_cov = None if not self.site_var else self.site_covariance()[np.ix_(use, use)]
+        site_cov = None if not self.site_var else self.site_covariance(self.depth_cm[use], self.sites[use])
         model = self.model()
         # no nugget: the same function in every window
         structured = gs.Exponential(dim=model.dim, var=model.var, len_scale=self.len_scale_m)
@@ -193,7 +196,7 @@ class ResidualField:
         out = np.empty((len(seeds), len(xy)))
         nug_sd = np.sqrt(self.nugget - self.site_var)
         white = np.random.default_rng([window_seed, 7]).standard_normal(out.shape)
-        site_factor = None if site_cov is None else self.site_factor()
+        site_factor = None if site_cov is None else self.site_factor
         for i, seed in enumerate(seeds):
             srf = gs.SRF(structured, seed=int(seed))
             nugget_at = np.random.default_rng([int(seed), 1]).standard_normal(len(self.z))[use]  # fixed per residual
@@ -205,25 +208,25 @@ class ResidualField:
             out += site_noise
         return out
 
-    def site_covariance(self, depth_cm: np.ndarray | None = None, sites: np.ndarray | None = None) -> np.ndarray:
-        """Covariance of the site part ``V`` between layers ``(n, n)``: ``site_var · e^{−|Δd| / vertical_range_cm}``
-        for two layers of one site, 0 otherwise (default: the conditioning layers)."""
-        depth = self.depth_cm if depth_cm is None else np.asarray(depth_cm, float)
-        sites = self.sites if sites is None else np.asarray(sites)
+    def site_covariance(self, depth_cm: np.ndarray, sites: np.ndarray) -> np.ndarray:
+        """Covariance ``(n, n)`` of the site part ``V`` between layers at mid depths ``depth_cm`` ``(n,)`` (cm) of
+        ``sites`` ``(n,)``: ``site_var · e^{−|Δd| / vertical_range_cm}`` for two layers of one site, else 0."""
+        depth, sites = np.asarray(depth_cm, float), np.asarray(sites)
         same = sites[:, None] == sites[None, :]
         return np.where(same, self.site_var * np.exp(-np.abs(depth[:, None] - depth[None, :]) / self.vertical_range_cm),
                         0.0)
 
+    @cached_property
     def site_factor(self):
         """A sparse ``F`` with ``F Fᵀ`` = :meth:`site_covariance` of the conditioning layers (block by site,
-        Cholesky per block), so that ``F w`` with white ``w`` draws the sites' parts."""
+        Cholesky per block), so that ``F w`` with white ``w`` draws the sites' parts; built once per field, not per
+        window."""
         from scipy.sparse import lil_matrix
 
         factor = lil_matrix((len(self.z), len(self.z)))
         for site in np.unique(self.sites):
             idx = np.flatnonzero(self.sites == site)
-            d = self.depth_cm[idx]
-            cov = self.site_var * np.exp(-np.abs(d[:, None] - d[None, :]) / self.vertical_range_cm)
+            cov = self.site_covariance(self.depth_cm[idx], self.sites[idx])
             factor[np.ix_(idx, idx)] = np.linalg.cholesky(cov + 1e-12 * np.eye(len(idx)))
         return factor.tocsr()
 
@@ -253,8 +256,6 @@ def pooled_by_depth(xy: np.ndarray, z: np.ndarray, depth_cm: np.ndarray, edges: 
     interval (layers by mid depth ``depth_cm``; below 200 cm one more class), pooled over the intervals weighted by
     their pair counts. Returns the lag-class centres ``(bins,)`` and semivariances ``(bins,)`` (NaN where no pair)."""
     import gstools as gs
-
-    from sptgnn.data.spline import GSM_DEPTHS
 
     bounds = np.r_[[top for top, _ in GSM_DEPTHS], GSM_DEPTHS[-1][1], np.inf]
     cls = np.digitize(depth_cm, bounds[1:-1])

@@ -62,21 +62,25 @@ def fit_residual_field(rows: pd.DataFrame, source: str | Path, run=None) -> Resi
     depth, sites = None, None
     if run is not None and run.depth is not None:
         lab = run.labelled
-        top, bottom = lab.depth
-        frame = pd.DataFrame({"mid": (lab.frame[top].to_numpy(float) + lab.frame[bottom].to_numpy(float)) / 2,
-                              "site": lab.sites() if lab.site else lab.sample_ids.astype(str)},
-                             index=lab.sample_ids.astype(str))
+        pos = pd.Series(np.arange(len(lab)), index=lab.sample_ids.astype(str))
         ids = rows["sample_id"].astype(str)
-        missing = ~ids.isin(frame.index)
+        missing = ~ids.isin(pos.index)
         if missing.any():
             raise AggregateError(f"{source}: sample {ids[missing].iloc[0]} is not a layer of the run; give the "
                                  "predictions.csv of `sptgnn evaluate` of the run's own config")
-        depth, sites = frame.loc[ids, "mid"].to_numpy(), frame.loc[ids, "site"].to_numpy()
+        depth, sites = layer_depths_and_sites(lab, pos.loc[ids].to_numpy())
     try:
         return ResidualField.fit(rows[["x", "y"]].to_numpy(float), normal_scores(rows["pit"].to_numpy()),
                                  depth_cm=depth, sites=sites)
     except ValueError as exc:
         raise AggregateError(f"{source}: {exc}") from None
+
+
+def layer_depths_and_sites(samples, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Mid depths (cm) and sites of the profile layers at positions ``rows`` of ``samples``, each ``(len(rows),)``
+    (a layer without a site column is its own site): the coordinates a residual field of profile layers is fitted on."""
+    sites = samples.sites() if samples.site else samples.sample_ids.astype(str)
+    return samples.mid_depth_cm()[rows], sites[rows]
 
 
 def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> ResidualField:
@@ -96,13 +100,10 @@ def residual_field_from_calibration(ensemble, xy_planar: np.ndarray) -> Residual
     pos = {s: i for i, s in enumerate(lab.sample_ids)}
     rows = [pos[s] for s in ensemble.calibration_ids]
     xy = np.asarray(xy_planar, float)[rows]
-    depth, sites = None, None
-    if lab.depth is not None:  # profile layers: a field correlated along depth too
-        top, bottom = lab.depth
-        depth = (lab.frame[top].to_numpy(float) + lab.frame[bottom].to_numpy(float))[rows] / 2
-        sites = (lab.sites() if lab.site else lab.sample_ids.astype(str))[rows]
+    depth, sites = (None, None) if lab.depth is None else layer_depths_and_sites(lab, rows)
     return ResidualField.fit(xy, normal_scores(ensemble.calibrator.apply(raw).cdf(y_cal)), depth_cm=depth,
                              sites=sites)
 
 
-__all__ = ["fit_residual_field", "read_residuals", "residual_field_from_calibration", "residual_field_from_evaluation"]
+__all__ = ["fit_residual_field", "layer_depths_and_sites", "read_residuals", "residual_field_from_calibration",
+           "residual_field_from_evaluation"]

@@ -68,6 +68,13 @@ def standard_layers(top_cm: float, bottom_cm: float,
     return layers
 
 
+def layer_weights(layers) -> np.ndarray:
+    """Thickness shares ``(L,)`` of the layers ``(top_cm, bottom_cm)`` in their sum: the weights of an interval's
+    thickness-weighted mean (0–5, 5–15, 15–30 cm: 1/6, 1/3, 1/2)."""
+    thickness = np.array([b - a for a, b in layers], dtype=float)
+    return thickness / thickness.sum()
+
+
 def profile_stock_t_ha(soc_g_kg, bulk_density_g_cm3, layers, coarse_fraction=None):
     """SOC stock (t C/ha) of a depth interval from its standard layers: ``Σ_l SOC_l × BD_l × t_l × (1 − CF_l) × 0.1``.
 
@@ -144,5 +151,5 @@ def stock_moments_delta(soc_mean, soc_sd, bd_mean, bd_sd, thickness_cm: float, c
     return mean, sd
 
 
-__all__ = ["CO2_PER_C", "Property", "co2e_t", "profile_stock_t_ha", "soc_stock_t_ha", "standard_layers", "stock_draws",
-           "stock_moments_delta"]
+__all__ = ["CO2_PER_C", "Property", "co2e_t", "layer_weights", "profile_stock_t_ha", "soc_stock_t_ha", "standard_layers",
+           "stock_draws", "stock_moments_delta"]

@@ -231,6 +231,14 @@ class SoilSamples:
                 raise SamplesError(f"{self.name}: layer depths '{top}'-'{bottom}' are missing, negative or inverted "
                                    f"(bottom not below top) in sample_id(s) {_rows(bad, f['sample_id'])}")
 
+    def mid_depth_cm(self) -> np.ndarray | None:
+        """Mid depth of every layer, cm, ``(num_samples,)`` (halfway between its top and bottom), or ``None`` for
+        samples without layer depths."""
+        if self.depth is None:
+            return None
+        top, bottom = self.depth
+        return (self.frame[top].to_numpy(dtype=np.float64) + self.frame[bottom].to_numpy(dtype=np.float64)) / 2
+
     def sites(self) -> np.ndarray | None:
         """Site id of every sample ``(num_samples,)`` when the samples are profile layers (the ``site`` column), else
         ``None`` (every sample its own site)."""

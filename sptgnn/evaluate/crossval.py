@@ -163,8 +163,7 @@ def per_depth(predictions: pd.DataFrame, samples: SoilSamples,
     """Scores of profile layers by standard depth interval: each layer goes to the interval holding its mid depth
     (deeper ones to ``>200``), and every model gets ``{"0-5": {n, r2, rmse, mae, mape, r2_log}, ...}`` (target units)
     of its out-of-fold predictions there, as SoilGrids reports accuracy per depth."""
-    top, bottom = samples.depth
-    mid = dict(zip(samples.sample_ids, (samples.frame[top].to_numpy(float) + samples.frame[bottom].to_numpy(float)) / 2))
+    mid = dict(zip(samples.sample_ids, samples.mid_depth_cm()))
     labels = [f"{a:g}-{b:g}" for a, b in intervals]
     edges = np.array([a for a, _ in intervals] + [intervals[-1][1]], dtype=float)
     out = {}
